@@ -1,0 +1,166 @@
+"""The plan: a plain, serialisable value that the optimizer returns and every emitter reads.
+
+Emitters (``stacks/``, ``serving/``) read a :class:`Plan` (from ``plan.yaml``) and never call back into the
+optimizer; anything they need (batching, replica bounds, security posture, model I/O) is decided here, once.
+
+``Plan.model_dump(mode="json")`` is what ``recommend --json`` prints per plan and what ``plan.yaml`` stores.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from planner.specs import ModelKind, TensorSpec
+
+PlacementKind = Literal["cloud", "on-prem", "edge", "hybrid"]
+Runtime = Literal["ray", "triton", "vllm", "tensorrt-llm", "firmware"]
+
+
+class Value(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Predicted(Value):
+    """Predicted figures for one replica set of the plan, as served (network RTT included in latency)."""
+
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+    throughput_tokens_per_s: float | None = None
+    latency_s: float | None = Field(default=None, description="end-to-end per request (non-LLM)")
+    throughput_rps: float = Field(description="requests/s the whole plan sustains")
+    max_batch: int | None = None
+    network_rtt_s: float = 0.0
+    memory_per_gpu_bytes: int
+    memory_capacity_per_gpu_bytes: int
+    memory_headroom: float = Field(description="1 - used/capacity per GPU")
+    energy_j_per_request: float | None = None
+    training_time_s: float | None = None
+
+
+class CostLine(Value):
+    item: str
+    usd_per_month: float
+
+
+class Cost(Value):
+    monthly_usd: float
+    lines: tuple[CostLine, ...]
+    assumptions: dict[str, float | str]
+
+
+class ModelRef(Value):
+    """What the emitters need to know about the model (from the spec, resolved)."""
+
+    name: str
+    kind: ModelKind
+    family: str
+    params: int
+    artifact: str | None = Field(default=None, description="path or s3:// URI of the weights / ONNX file")
+    inputs: tuple[TensorSpec, ...] | None = None
+    outputs: tuple[TensorSpec, ...] | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    max_context: int | None = None
+
+
+class Serving(Value):
+    """Serving settings decided by the planner, applied verbatim by the Ray Serve / KubeRay / Triton builders."""
+
+    runtime: Runtime
+    max_batch_size: int = Field(ge=1)
+    preferred_batch_sizes: tuple[int, ...]
+    max_queue_delay_us: int = Field(ge=0, description="dynamic batcher wait, from the latency SLO")
+    max_ongoing_requests: int = Field(ge=1, description="per replica")
+    min_replicas: int = Field(ge=1)
+    max_replicas: int = Field(ge=1)
+    target_ongoing_requests: float = Field(gt=0)
+    route_prefix: str = "/"
+
+
+class Security(Value):
+    privacy: str
+    allowed_regions: tuple[str, ...] | None
+    encryption_at_rest: bool
+    private_networking: bool
+    dedicated_tenancy: bool
+    deny_by_default_network: bool
+
+
+class Training(Value):
+    data_parallel: int
+    zero_stage: int
+    activation_checkpointing: bool
+    model_states_bytes_per_gpu: int
+    time_s: float
+    federated: bool = False
+
+
+class Part(Value):
+    """One side of a plan. A non-hybrid plan has exactly one part; a hybrid plan has two or more."""
+
+    role: str = Field(description="primary, burst, fallback, sensitive, training, inference ...")
+    placement: Literal["cloud", "on-prem", "edge"]
+    provider: str = Field(description="aws, gcp, azure, onprem, edge")
+    region: str | None = Field(description="cloud region, on-prem site, or None for an edge fleet")
+    instance: str = Field(description="instance type, server SKU, or edge device id")
+    accelerator: str
+    accelerator_count: int = Field(description="accelerators per replica")
+    gpus_per_node: int
+    nodes: int = Field(description="nodes in this part, all replicas together")
+    tensor_parallel: int
+    pipeline_parallel: int
+    replicas: int
+    dtype: str
+    purchase: Literal["on-demand", "spot", "owned", "buy"]
+    traffic_fraction: float = Field(ge=0, le=1)
+    runtime: Runtime
+    monthly_cost_usd: float
+
+
+class Plan(Value):
+    rank: int = Field(ge=1)
+    id: str = Field(description="stable id, e.g. cloud-aws-eu-west-1-g6e.xlarge-l40s-fp8-tp1")
+    workload: Literal["inference", "training"]
+    placement: PlacementKind
+    provider: str
+    region: str | None
+    instance: str
+    accelerator: str
+    accelerator_count: int
+    gpus_per_node: int
+    nodes: int
+    tensor_parallel: int
+    pipeline_parallel: int
+    replicas: int
+    dtype: str
+    purchase: Literal["on-demand", "spot", "owned", "buy"]
+    monthly_cost_usd: float
+    cost: Cost
+    predicted: Predicted
+    rationale: str
+    pareto: bool = False
+    parts: tuple[Part, ...]
+    model: ModelRef
+    serving: Serving
+    security: Security
+    training: Training | None = None
+    notes: tuple[str, ...] = ()
+
+
+class Rejected(Value):
+    """One rejected option class and why, e.g. ``l4: weights 140 GB > 24 GB even at int4``."""
+
+    option: str
+    constraint: Literal["memory", "latency", "throughput", "privacy", "residency", "budget", "placement",
+                        "precision", "provider", "hardware", "capacity", "training-time"]
+    reason: str
+
+
+class Recommendation(Value):
+    spec_name: str
+    catalog_version: str
+    candidates_searched: int
+    plans: tuple[Plan, ...]
+    rejected: tuple[Rejected, ...]

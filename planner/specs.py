@@ -1,0 +1,302 @@
+"""User-facing specs: what model, what workload, what constraints.
+
+Every spec object is immutable (``frozen``) and validated at construction (``extra="forbid"``), as SkyPilot's
+resources are. One YAML file holds all three sections plus optional cost ``assumptions``::
+
+    model: {preset: llama-3-8b}             # or {hf_config: path/config.json} or {params: 13e9} or a custom model
+    workload: {kind: inference, requests_per_s: 5, input_tokens: 512, output_tokens: 256}
+    constraints: {ttft_s: 1.0, tpot_s: 0.05, privacy: confidential, allowed_regions: [eu], budget_usd_per_month: 20000}
+
+:func:`load_spec` turns a file into a :class:`Spec` or raises :class:`~planner.errors.SpecError` with one line that
+names the field, the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from planner.errors import SpecError
+
+Dtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4"]
+SERVING_DTYPES: tuple[str, ...] = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
+Placement = Literal["cloud", "on-prem", "edge", "hybrid"]
+Privacy = Literal["public", "internal", "confidential", "restricted", "air-gapped"]
+PRIVACY_ORDER: tuple[str, ...] = ("public", "internal", "confidential", "restricted", "air-gapped")
+ModelKind = Literal["llm", "encoder", "vision", "audio", "other"]
+Optimizer = Literal["adamw", "adam", "sgd", "sgd-momentum"]
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, str_strip_whitespace=True)
+
+
+# --------------------------------------------------------------------------------------------------- model
+
+
+class TensorSpec(Frozen):
+    """One input or output of a non-LLM model (for Triton / ONNX serving). ``-1`` marks a dynamic dimension."""
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
+    dtype: Literal["fp32", "fp16", "int64", "int32", "int8", "uint8", "bool", "string"] = "fp32"
+    shape: tuple[int, ...] = Field(description="shape without the batch dimension")
+
+    @field_validator("shape")
+    @classmethod
+    def _dims(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(d == 0 or d < -1 for d in v):
+            raise ValueError("dimensions must be positive, or -1 for a dynamic dimension")
+        return v
+
+
+class ModelSpec(Frozen):
+    """How the user names a model: exactly one of ``preset``, ``hf_config`` or ``params``.
+
+    - ``preset``: a name from the embedded presets (``mlplan catalog --models`` lists them).
+    - ``hf_config``: a Hugging Face ``config.json`` read offline.
+    - ``params`` alone: a decoder LLM of that size, with a standard shape derived from the size.
+    - ``params`` with ``flops_per_inference`` and ``input_shape``: a vision / other model.
+    """
+
+    preset: str | None = None
+    hf_config: str | None = None
+    params: PositiveFloat | None = None
+    kind: ModelKind | None = None
+    name: str | None = Field(default=None, max_length=64, pattern=r"^[a-z0-9][a-z0-9.-]*$")
+    flops_per_inference: PositiveFloat | None = None
+    input_shape: tuple[PositiveInt, ...] | None = None
+    layers: PositiveInt | None = None
+    hidden_size: PositiveInt | None = None
+    artifact: str | None = Field(default=None, description="where the weights live: a path or s3://bucket/key")
+    inputs: tuple[TensorSpec, ...] | None = None
+    outputs: tuple[TensorSpec, ...] | None = None
+    max_context: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> ModelSpec:
+        given = [k for k in ("preset", "hf_config", "params") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of preset, hf_config or params (got {', '.join(given) or 'none'})"
+            )
+        if self.flops_per_inference is not None and self.params is None:
+            raise ValueError("flops_per_inference only goes with params (a custom model)")
+        return self
+
+
+# ------------------------------------------------------------------------------------------------ workload
+
+
+class InferenceWorkload(Frozen):
+    kind: Literal["inference"] = "inference"
+    requests_per_s: PositiveFloat = 1.0
+    input_tokens: PositiveInt = 512
+    output_tokens: PositiveInt = 256
+    concurrency: PositiveInt | None = Field(default=None, description="in-flight requests; default from Little's law")
+    batch_size: PositiveInt | None = Field(default=None, description="fixed batch for non-LLM models")
+    peak_to_average: float = Field(default=1.0, ge=1.0, le=100.0, allow_inf_nan=False)
+    hours_per_month: float = Field(default=730.0, gt=0, le=744, allow_inf_nan=False)
+    local_traffic_fraction: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="share of traffic that is sensitive/local (hybrid plans)"
+    )
+    sensitive_traffic_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class TrainingWorkload(Frozen):
+    kind: Literal["training"] = "training"
+    tokens: PositiveFloat | None = Field(default=None, description="training tokens per epoch (LLMs)")
+    samples: PositiveFloat | None = Field(default=None, description="samples per epoch (non-LLM)")
+    epochs: PositiveFloat = 1.0
+    sequence_length: PositiveInt = 2048
+    micro_batch_size: PositiveInt = 1
+    optimizer: Optimizer = "adamw"
+    mixed_precision: Literal["bf16", "fp16", "fp32"] = "bf16"
+    activation_checkpointing: bool = True
+    zero_stage: Literal[0, 1, 2, 3] | None = Field(default=None, description="fix the ZeRO/FSDP stage; default: search")
+    target_wall_time_h: PositiveFloat | None = None
+    method: Literal["full", "lora"] = "full"
+
+    @model_validator(mode="after")
+    def _amount(self) -> TrainingWorkload:
+        if self.tokens is None and self.samples is None:
+            raise ValueError("a training workload needs tokens (LLMs) or samples (other models)")
+        return self
+
+
+Workload = Annotated[InferenceWorkload | TrainingWorkload, Field(discriminator="kind")]
+
+
+# --------------------------------------------------------------------------------------------- constraints
+
+
+class Constraints(Frozen):
+    ttft_s: PositiveFloat | None = Field(default=None, description="time to first token SLO (LLM)")
+    tpot_s: PositiveFloat | None = Field(default=None, description="time per output token SLO (LLM)")
+    latency_s: PositiveFloat | None = Field(default=None, description="end-to-end latency SLO (non-LLM)")
+    min_throughput_rps: PositiveFloat | None = None
+    privacy: Privacy = "internal"
+    allowed_regions: tuple[str, ...] | None = Field(
+        default=None, description="region ids or geographies (us, eu, apac, ...); None = anywhere"
+    )
+    dedicated_tenancy: bool = Field(default=False, description="restricted data: dedicated hosts are acceptable")
+    budget_usd_per_month: PositiveFloat | None = None
+    placements: tuple[Placement, ...] = ("cloud", "on-prem", "edge", "hybrid")
+    precisions: tuple[Dtype, ...] = ("bf16", "fp16", "fp8", "int8", "int4")
+    providers: tuple[str, ...] | None = None
+    allow_spot: bool = False
+    users_location: str | None = Field(default=None, description="where users are, for network RTT (e.g. eu-west)")
+    memory_headroom: float = Field(default=0.10, ge=0.0, lt=0.9, allow_inf_nan=False)
+    max_accuracy_loss: Literal["none", "small", "moderate"] = Field(
+        default="small", description="none: fp16/bf16 only; small: fp8/int8 too; moderate: int4 too"
+    )
+
+    @field_validator("placements", "precisions")
+    @classmethod
+    def _non_empty(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("must list at least one value")
+        return v
+
+
+class Assumptions(Frozen):
+    """Cost assumptions; all visible in the output and overridable in the spec."""
+
+    hours_per_month: float = Field(default=730.0, gt=0, le=744, allow_inf_nan=False)
+    onprem_amortization_years: PositiveFloat = 4.0
+    power_usd_per_kwh: NonNegFloat = 0.12
+    pue: float = Field(default=1.4, ge=1.0, le=3.0, allow_inf_nan=False)
+    onprem_ops_usd_per_server_month: NonNegFloat = 400.0
+    edge_amortization_years: PositiveFloat = 3.0
+    edge_connectivity_usd_per_device_month: NonNegFloat = 5.0
+    edge_average_utilization: float = Field(default=0.5, gt=0, le=1, allow_inf_nan=False)
+    gpu_average_utilization: float = Field(default=0.6, gt=0, le=1, allow_inf_nan=False)
+    training_mfu: float = Field(default=0.40, gt=0, le=1, allow_inf_nan=False)
+
+
+class Spec(Frozen):
+    name: str = Field(default="mlplan", max_length=40, pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+    model: ModelSpec
+    workload: Workload = Field(default_factory=InferenceWorkload)
+    constraints: Constraints = Field(default_factory=Constraints)
+    assumptions: Assumptions = Field(default_factory=Assumptions)
+    catalog_overlay: str | None = Field(default=None, description="path to a catalog overlay file")
+
+
+# ------------------------------------------------------------------------------------------------- loading
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line: the first failing field, its bad value and what was expected."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in {"inference", "training"}))
+    value = first.get("input")
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    msg = first["msg"].removeprefix("Value error, ")
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    where = f"field '{loc}'" if loc else "the document"
+    return f"{source}: {where} = {shown}: {msg}{more}"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys and alias bombs."""
+
+    max_aliases = 100
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > self.max_aliases:
+                raise yaml.YAMLError(f"more than {self.max_aliases} YAML aliases (an alias bomb?)")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                dup = key in seen
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "unhashable mapping key", key_node.start_mark
+                ) from None
+            if dup:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+MAX_SPEC_BYTES = 1_000_000
+
+
+def read_yaml(path: Path, *, what: str = "spec") -> Any:
+    """Read a YAML file safely (size cap, no duplicate keys, alias cap) or raise SpecError in one line."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(f"{what} file not found: {path}", fix="check the path") from None
+    except IsADirectoryError:
+        raise SpecError(f"{what} path is a directory, not a file: {path}", fix="pass a YAML file") from None
+    except OSError as e:
+        raise SpecError(f"cannot read {what} file {path}: {e.strerror}", fix="check its permissions") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"{what} file {path} is {len(raw)} bytes, over the {MAX_SPEC_BYTES} byte limit")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{what} file {path} is not UTF-8 text", fix="save it as UTF-8 YAML") from None
+    if "\x00" in text:
+        raise SpecError(f"{what} file {path} is binary, not YAML", fix="pass a YAML text file")
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise SpecError(f"{what} file {path} is nested too deeply", fix="flatten the YAML") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(f"{what} file {path} is not valid YAML{where}: {problem}", fix="correct the YAML") from None
+
+
+def spec_from_data(data: Any, *, source: str = "spec") -> Spec:
+    if data is None:
+        raise SpecError(f"{source} is empty", fix="give at least a 'model:' section")
+    if not isinstance(data, dict):
+        raise SpecError(f"{source} must be a mapping with model/workload/constraints, got {type(data).__name__}")
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(format_validation_error(e, source), fix="see examples/ for valid specs") from None
+    except RecursionError:
+        raise SpecError(f"{source} is nested too deeply") from None
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Load and validate a spec YAML file."""
+    p = Path(path)
+    spec = spec_from_data(read_yaml(p), source=str(p))
+    if spec.model.hf_config and not Path(spec.model.hf_config).is_absolute():
+        spec = spec.model_copy(update={"model": spec.model.model_copy(
+            update={"hf_config": str((p.parent / spec.model.hf_config))})})
+    if spec.catalog_overlay and not Path(spec.catalog_overlay).is_absolute():
+        spec = spec.model_copy(update={"catalog_overlay": str(p.parent / spec.catalog_overlay)})
+    return spec
+
+
+def finite(x: float) -> bool:
+    return not (math.isnan(x) or math.isinf(x))
