@@ -1,0 +1,68 @@
+"""The thin ``mlplan`` CLI. Each command group lives in its own module with a ``register(app)`` function.
+
+Heavy libraries (ray, pulumi, boto3, kubernetes, tritonclient) are imported inside the command that needs them,
+so ``mlplan --help`` stays fast. Every :class:`~planner.errors.MlplanError` becomes one line on stderr and the
+exit code of its class (see :data:`planner.errors.EXIT_CODES`); nothing prints a traceback unless
+``MLPLAN_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import import_module
+
+import typer
+
+from planner.errors import EXIT_CODES, MlplanError
+
+COMMAND_MODULES = ("estimate", "recommend", "catalog", "plan", "deploy", "explain")
+
+app = typer.Typer(
+    name="mlplan",
+    help="Where and how should this model run, and what infrastructure does that take?\n\n"
+    "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            mod = import_module(f"planner.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"planner.cli.{name}":
+                continue  # command group not built yet
+            raise
+        mod.register(app)
+
+
+_register()
+
+
+def fail(err: MlplanError) -> None:
+    """Print one clear line for an mlplan error and exit with its code."""
+    print(f"mlplan: error: {err.one_line()}", file=sys.stderr)
+    raise SystemExit(err.exit_code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, prog_name="mlplan", standalone_mode=True)
+    except MlplanError as err:
+        if os.environ.get("MLPLAN_DEBUG"):
+            raise
+        fail(err)
+    except KeyboardInterrupt:
+        print("mlplan: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except SystemExit:
+        raise
+    except Exception as err:  # a bug: still one line, with a way to see more
+        if os.environ.get("MLPLAN_DEBUG"):
+            raise
+        print(f"mlplan: internal error: {type(err).__name__}: {err} (rerun with MLPLAN_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        raise SystemExit(1) from None
