@@ -1,0 +1,211 @@
+"""Hand-built, valid :class:`planner.plan.Plan` values for every placement.
+
+Emitter and deploy tests use these so they do not depend on the optimizer's choices; the optimizer's own tests
+check that real recommendations have the same shape. Each factory takes keyword overrides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from planner.plan import (
+    Cost,
+    CostLine,
+    ModelRef,
+    Part,
+    Plan,
+    Predicted,
+    Security,
+    Serving,
+    Training,
+)
+from planner.specs import TensorSpec
+
+MLP_INPUTS = (TensorSpec(name="input", dtype="fp32", shape=(64,)),)
+MLP_OUTPUTS = (TensorSpec(name="logits", dtype="fp32", shape=(10,)),)
+
+
+def _cost(total: float, *lines: tuple[str, float]) -> Cost:
+    return Cost(
+        monthly_usd=total,
+        lines=tuple(CostLine(item=i, usd_per_month=v) for i, v in (lines or (("compute", total),))),
+        assumptions={"hours_per_month": 730.0},
+    )
+
+
+def _security(privacy: str = "internal", regions: tuple[str, ...] | None = None) -> Security:
+    strict = privacy in ("confidential", "restricted", "air-gapped")
+    return Security(
+        privacy=privacy,
+        allowed_regions=regions,
+        encryption_at_rest=True,
+        private_networking=strict,
+        dedicated_tenancy=privacy == "restricted",
+        deny_by_default_network=strict,
+    )
+
+
+def _llm_model(name: str = "llama-3-8b", params: int = 8_030_261_248) -> ModelRef:
+    return ModelRef(name=name, kind="llm", family="llama", params=params, artifact=f"s3://models/{name}",
+                    input_tokens=512, output_tokens=256, max_context=8192)
+
+
+def _part(**kw: Any) -> Part:
+    base: dict[str, Any] = dict(
+        role="primary", placement="cloud", provider="aws", region="us-east-1", instance="g6e.xlarge",
+        accelerator="l40s", accelerator_count=1, gpus_per_node=1, nodes=2, tensor_parallel=1,
+        pipeline_parallel=1, replicas=2, dtype="fp8", purchase="on-demand", traffic_fraction=1.0, runtime="vllm",
+        monthly_cost_usd=2717.06,
+    )
+    base.update(kw)
+    return Part(**base)
+
+
+def _plan(part: Part, **kw: Any) -> Plan:
+    base: dict[str, Any] = dict(
+        rank=1,
+        id=f"{part.placement}-{part.provider}-{part.region or 'fleet'}-{part.instance}-{part.dtype}"
+           f"-tp{part.tensor_parallel}pp{part.pipeline_parallel}",
+        workload="inference",
+        placement=part.placement,
+        provider=part.provider,
+        region=part.region,
+        instance=part.instance,
+        accelerator=part.accelerator,
+        accelerator_count=part.accelerator_count,
+        gpus_per_node=part.gpus_per_node,
+        nodes=part.nodes,
+        tensor_parallel=part.tensor_parallel,
+        pipeline_parallel=part.pipeline_parallel,
+        replicas=part.replicas,
+        dtype=part.dtype,
+        purchase=part.purchase,
+        monthly_cost_usd=part.monthly_cost_usd,
+        cost=_cost(part.monthly_cost_usd),
+        predicted=Predicted(
+            ttft_s=0.12, tpot_s=0.021, throughput_tokens_per_s=5200.0, throughput_rps=20.0, max_batch=64,
+            network_rtt_s=0.004, memory_per_gpu_bytes=40_000_000_000, memory_capacity_per_gpu_bytes=51_539_607_552,
+            memory_headroom=0.22, energy_j_per_request=120.0,
+        ),
+        rationale="cheapest option meeting TTFT 1 s and TPOT 50 ms",
+        pareto=True,
+        parts=(part,),
+        model=_llm_model(),
+        serving=Serving(runtime=part.runtime, max_batch_size=64, preferred_batch_sizes=(16, 32, 64),
+                        max_queue_delay_us=5000, max_ongoing_requests=64, min_replicas=part.replicas,
+                        max_replicas=part.replicas * 2, target_ongoing_requests=32.0),
+        security=_security(),
+    )
+    base.update(kw)
+    return Plan(**base)
+
+
+def cloud_llm_single_gpu(**kw: Any) -> Plan:
+    """Llama-3-8B fp8 on 2 x g6e.xlarge (1 x L40S each), vLLM, us-east-1."""
+    return _plan(_part(), **kw)
+
+
+def cloud_llm_tensor_parallel(**kw: Any) -> Plan:
+    """Llama-3-70B bf16 on p5.48xlarge, TP 4, 2 replicas on one node."""
+    part = _part(instance="p5.48xlarge", accelerator="h100-sxm", accelerator_count=4, gpus_per_node=8, nodes=1,
+                 tensor_parallel=4, replicas=2, dtype="bf16", monthly_cost_usd=40179.2)
+    return _plan(part, model=_llm_model("llama-3-70b", 70_553_706_496), **kw)
+
+
+def cloud_llm_pipeline_parallel(**kw: Any) -> Plan:
+    """Llama-3.1-405B bf16 across 2 x p5.48xlarge: TP 8 x PP 2, one replica, EU region, confidential."""
+    part = _part(instance="p5.48xlarge", region="eu-west-1", accelerator="h100-sxm", accelerator_count=16,
+                 gpus_per_node=8, nodes=2, tensor_parallel=8, pipeline_parallel=2, replicas=1, dtype="bf16",
+                 monthly_cost_usd=88000.0)
+    return _plan(part, model=_llm_model("llama-3.1-405b", 405_853_388_800),
+                 security=_security("confidential", ("eu",)), **kw)
+
+
+def onprem_llm(**kw: Any) -> Plan:
+    """Mistral-7B int8 on owned 4 x L40S servers, 3 replicas, restricted data, Triton."""
+    part = _part(placement="on-prem", provider="onprem", region="datacenter", instance="l40s-4gpu-server",
+                 accelerator="l40s", accelerator_count=1, gpus_per_node=4, nodes=1, replicas=3, dtype="int8",
+                 purchase="owned", runtime="ray", monthly_cost_usd=1900.0)
+    return _plan(part, model=_llm_model("mistral-7b", 7_241_732_096), security=_security("restricted"), **kw)
+
+
+def edge_vision(**kw: Any) -> Plan:
+    """yolov8n int8 on a fleet of 12 Jetson Orin Nano devices (k3s), Triton."""
+    part = _part(placement="edge", provider="edge", region=None, instance="jetson-orin-nano",
+                 accelerator="jetson-orin-nano", accelerator_count=1, gpus_per_node=1, nodes=12, replicas=12,
+                 dtype="int8", purchase="buy", runtime="triton", monthly_cost_usd=210.0)
+    model = ModelRef(name="yolov8n", kind="vision", family="cnn", params=3_200_000,
+                     inputs=(TensorSpec(name="images", dtype="fp32", shape=(3, 640, 640)),),
+                     outputs=(TensorSpec(name="output0", dtype="fp32", shape=(84, 8400)),))
+    predicted = Predicted(latency_s=0.011, throughput_rps=30.0 * 12, memory_per_gpu_bytes=200_000_000,
+                          memory_capacity_per_gpu_bytes=8 * 2**30, memory_headroom=0.97)
+    serving = Serving(runtime="triton", max_batch_size=4, preferred_batch_sizes=(2, 4), max_queue_delay_us=2000,
+                      max_ongoing_requests=8, min_replicas=1, max_replicas=1, target_ongoing_requests=2.0)
+    return _plan(part, model=model, predicted=predicted, serving=serving, **kw)
+
+
+def microcontroller(**kw: Any) -> Plan:
+    """A keyword-spotting DS-CNN int8 on STM32H7 boards: a firmware plan, not IaC."""
+    part = _part(placement="edge", provider="edge", region=None, instance="stm32h7", accelerator="stm32h7",
+                 accelerator_count=1, gpus_per_node=1, nodes=500, replicas=500, dtype="int8", purchase="buy",
+                 runtime="firmware", monthly_cost_usd=450.0)
+    model = ModelRef(name="kws-ds-cnn", kind="audio", family="cnn", params=38_604,
+                     inputs=(TensorSpec(name="mfcc", dtype="int8", shape=(49, 10, 1)),),
+                     outputs=(TensorSpec(name="scores", dtype="int8", shape=(12,)),))
+    predicted = Predicted(latency_s=0.009, throughput_rps=500 / 1.0, memory_per_gpu_bytes=70_000,
+                          memory_capacity_per_gpu_bytes=1 * 2**20, memory_headroom=0.93)
+    serving = Serving(runtime="firmware", max_batch_size=1, preferred_batch_sizes=(1,), max_queue_delay_us=0,
+                      max_ongoing_requests=1, min_replicas=1, max_replicas=1, target_ongoing_requests=1.0)
+    return _plan(part, model=model, predicted=predicted, serving=serving, **kw)
+
+
+def hybrid_onprem_cloud_burst(**kw: Any) -> Plan:
+    """Llama-3-8B: sensitive traffic on-prem (L4 server), cloud burst on AWS eu-central-1."""
+    onprem = _part(role="sensitive", placement="on-prem", provider="onprem", region="datacenter",
+                   instance="l4-8gpu-server", accelerator="l4", gpus_per_node=8, nodes=1, replicas=2,
+                   dtype="int8", purchase="owned", traffic_fraction=0.4, runtime="ray", monthly_cost_usd=700.0)
+    burst = _part(role="burst", region="eu-central-1", instance="g6.xlarge", accelerator="l4", nodes=3,
+                  replicas=3, dtype="int8", traffic_fraction=0.6, monthly_cost_usd=2100.0)
+    return _plan(onprem, placement="hybrid", parts=(onprem, burst), monthly_cost_usd=2800.0,
+                 cost=_cost(2800.0, ("on-prem sensitive", 700.0), ("cloud burst", 2100.0)),
+                 id="hybrid-onprem-datacenter+aws-eu-central-1-l4-int8",
+                 security=_security("confidential", ("eu",)), **kw)
+
+
+def local_demo(runtime: str = "ray", **kw: Any) -> Plan:
+    """The small ONNX MLP the project ships, served on this machine's CPU."""
+    part = _part(placement="on-prem", provider="onprem", region="local", instance="localhost",
+                 accelerator="cpu-x86", accelerator_count=1, gpus_per_node=0, nodes=1, replicas=1, dtype="fp32",
+                 purchase="owned", runtime=runtime, monthly_cost_usd=0.0)
+    model = ModelRef(name="mlp-demo", kind="other", family="mlp", params=85_002,
+                     artifact="builtin://mlp-demo", inputs=MLP_INPUTS, outputs=MLP_OUTPUTS)
+    predicted = Predicted(latency_s=0.004, throughput_rps=200.0, memory_per_gpu_bytes=2_000_000,
+                          memory_capacity_per_gpu_bytes=8 * 2**30, memory_headroom=0.99)
+    serving = Serving(runtime=runtime, max_batch_size=8, preferred_batch_sizes=(4, 8),  # type: ignore[arg-type]
+                      max_queue_delay_us=2000, max_ongoing_requests=16, min_replicas=1, max_replicas=1,
+                      target_ongoing_requests=4.0)
+    return _plan(part, model=model, predicted=predicted, serving=serving, id="local-cpu-mlp-demo", **kw)
+
+
+def training_zero(**kw: Any) -> Plan:
+    """Fine-tune Llama-3-8B with ZeRO-3 on 2 x p4d.24xlarge (16 x A100 40GB)."""
+    part = _part(instance="p4d.24xlarge", accelerator="a100-40gb", accelerator_count=16, gpus_per_node=8,
+                 nodes=2, replicas=1, dtype="bf16", runtime="ray", monthly_cost_usd=3300.0)
+    training = Training(data_parallel=16, zero_stage=3, activation_checkpointing=True,
+                        model_states_bytes_per_gpu=8_030_261_248, time_s=36000.0)
+    predicted = Predicted(throughput_rps=0.0, memory_per_gpu_bytes=30_000_000_000,
+                          memory_capacity_per_gpu_bytes=40 * 2**30, memory_headroom=0.30, training_time_s=36000.0)
+    return _plan(part, workload="training", training=training, predicted=predicted, **kw)
+
+
+ALL_PLANS = {
+    "cloud_llm_single_gpu": cloud_llm_single_gpu,
+    "cloud_llm_tensor_parallel": cloud_llm_tensor_parallel,
+    "cloud_llm_pipeline_parallel": cloud_llm_pipeline_parallel,
+    "onprem_llm": onprem_llm,
+    "edge_vision": edge_vision,
+    "microcontroller": microcontroller,
+    "hybrid_onprem_cloud_burst": hybrid_onprem_cloud_burst,
+    "local_demo": local_demo,
+    "training_zero": training_zero,
+}
