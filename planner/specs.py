@@ -108,6 +108,9 @@ class InferenceWorkload(Frozen):
         default=0.0, ge=0.0, le=1.0, description="share of traffic that is sensitive/local (hybrid plans)"
     )
     sensitive_traffic_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    fleet_size: PositiveInt | None = Field(
+        default=None, description="edge: sites that each need their own device (cameras, stores, sensors)"
+    )
 
 
 class TrainingWorkload(Frozen):
@@ -154,6 +157,10 @@ class Constraints(Frozen):
     allow_spot: bool = False
     users_location: str | None = Field(default=None, description="where users are, for network RTT (e.g. eu-west)")
     memory_headroom: float = Field(default=0.10, ge=0.0, lt=0.9, allow_inf_nan=False)
+    runtime: Literal["ray", "triton", "vllm", "tensorrt-llm"] | None = Field(
+        default=None, description="serving runtime preference; default: chosen per model kind and hardware"
+    )
+    max_training_days: PositiveFloat = Field(default=30.0, description="training: longest acceptable run")
     max_accuracy_loss: Literal["none", "small", "moderate"] = Field(
         default="small", description="none: fp16/bf16 only; small: fp8/int8 too; moderate: int4 too"
     )
@@ -179,6 +186,11 @@ class Assumptions(Frozen):
     edge_average_utilization: float = Field(default=0.5, gt=0, le=1, allow_inf_nan=False)
     gpu_average_utilization: float = Field(default=0.6, gt=0, le=1, allow_inf_nan=False)
     training_mfu: float = Field(default=0.40, gt=0, le=1, allow_inf_nan=False)
+    dedicated_tenancy_premium: float = Field(default=0.10, ge=0, le=2, allow_inf_nan=False)
+    planning_utilization: float = Field(
+        default=0.8, gt=0, le=1, allow_inf_nan=False,
+        description="plan replicas to run at this fraction of their saturated throughput",
+    )
 
 
 class Spec(Frozen):
@@ -263,7 +275,7 @@ def read_yaml(path: Path, *, what: str = "spec") -> Any:
     if "\x00" in text:
         raise SpecError(f"{what} file {path} is binary, not YAML", fix="pass a YAML text file")
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except RecursionError:
         raise SpecError(f"{what} file {path} is nested too deeply", fix="flatten the YAML") from None
     except yaml.YAMLError as e:
@@ -292,7 +304,7 @@ def load_spec(path: str | Path) -> Spec:
     spec = spec_from_data(read_yaml(p), source=str(p))
     if spec.model.hf_config and not Path(spec.model.hf_config).is_absolute():
         spec = spec.model_copy(update={"model": spec.model.model_copy(
-            update={"hf_config": str((p.parent / spec.model.hf_config))})})
+            update={"hf_config": str(p.parent / spec.model.hf_config)})})
     if spec.catalog_overlay and not Path(spec.catalog_overlay).is_absolute():
         spec = spec.model_copy(update={"catalog_overlay": str(p.parent / spec.catalog_overlay)})
     return spec

@@ -1,0 +1,85 @@
+"""``mlplan recommend SPEC``: the cheapest plans that meet every constraint, and why the rest lost."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from planner.errors import InfeasibleError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("recommend")(recommend_cmd)
+
+
+def recommend_cmd(
+    spec: Annotated[Path, typer.Argument(help="spec YAML (model, workload, constraints)")],
+    json_out: Annotated[bool, typer.Option("--json", help="print {plans, rejected} as JSON")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="print a PR comment in Markdown")] = False,
+    top: Annotated[int, typer.Option(min=1, max=100, help="plans to list (plus the Pareto front)")] = 10,
+    catalog: Annotated[Path | None, typer.Option(help="catalog overlay YAML (inventory, prices)")] = None,
+) -> None:
+    """Recommend where and how to run the model: placement, sharding, precision and cost.
+
+    Exit code 3 when no plan meets every constraint; the binding constraints are printed with their closest miss.
+    """
+    from planner.catalog import Catalog
+    from planner.optimizer import recommend
+    from planner.report import to_json, to_markdown
+    from planner.specs import load_spec
+
+    s = load_spec(spec)
+    cat = Catalog.load(catalog or s.catalog_overlay)
+    t0 = time.perf_counter()
+    try:
+        rec = recommend(s, cat, top=top)
+    except InfeasibleError as err:
+        if json_out:
+            import json
+
+            print(json.dumps({"plans": [], "rejected": [], "infeasible": err.binding, "fix": err.fix}, indent=2))
+        raise
+    elapsed = time.perf_counter() - t0
+    if json_out:
+        print(to_json(rec))
+    elif markdown:
+        print(to_markdown(rec), end="")
+    else:
+        _table(rec, elapsed)
+
+
+def _table(rec: object, elapsed: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from planner.plan import Recommendation
+    from planner.report import fmt_s, fmt_usd, shape, where
+
+    assert isinstance(rec, Recommendation)
+    console = Console(file=sys.stdout, width=max(120, Console().width))
+    t = Table(title=f"mlplan: {rec.spec_name}", title_justify="left")
+    for col in ("#", "where", "shape", "dtype", "TTFT / latency", "TPOT", "tput", "headroom", "$/month", "P"):
+        t.add_column(col, justify="right" if col in ("$/month", "#", "headroom") else "left")
+    for p in rec.plans:
+        pr = p.predicted
+        lat = fmt_s(pr.ttft_s if pr.ttft_s is not None else pr.latency_s or pr.training_time_s)
+        tput = (f"{pr.throughput_tokens_per_s:,.0f} tok/s" if pr.throughput_tokens_per_s
+                else f"{pr.throughput_rps:,.1f} req/s" if pr.throughput_rps else "-")
+        t.add_row(str(p.rank), where(p), shape(p), p.dtype, lat, fmt_s(pr.tpot_s), tput,
+                  f"{pr.memory_headroom:.0%}", fmt_usd(p.monthly_cost_usd), "*" if p.pareto else "")
+    console.print(t)
+    best = rec.plans[0]
+    console.print(f"[bold]Chosen:[/bold] {best.rationale}")
+    console.print("Cost: " + "; ".join(f"{c.item} = {fmt_usd(c.usd_per_month)}" for c in best.cost.lines))
+    by: dict[str, int] = {}
+    for r in rec.rejected:
+        by[r.constraint] = by.get(r.constraint, 0) + 1
+    if rec.rejected:
+        console.print("Rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items()))
+                      + " (see --json or --markdown for every reason)")
+    console.print(f"[dim]{rec.candidates_searched} candidates searched in {elapsed * 1e3:.0f} ms; "
+                  f"catalog {rec.catalog_version}; * = cost/latency Pareto front[/dim]")

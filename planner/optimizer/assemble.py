@@ -1,0 +1,193 @@
+"""Turn costed candidates into :class:`~planner.plan.Plan` values: serving settings, security, rationale."""
+
+from __future__ import annotations
+
+import math
+
+from planner.models.arch import ModelArch
+from planner.optimizer.privacy import needs_private_networking
+from planner.optimizer.search import Candidate, Hybrid
+from planner.optimizer.training import TrainCandidate
+from planner.plan import Cost, CostLine, ModelRef, Part, Plan, Predicted, Security, Serving, Training
+from planner.specs import Spec
+
+
+def _r(x: float | None, nd: int = 6) -> float | None:
+    """Round floats so plan.yaml diffs stay readable and stable."""
+    return None if x is None else float(f"{x:.{nd}g}")
+
+
+def model_ref(spec: Spec, arch: ModelArch) -> ModelRef:
+    w = spec.workload
+    llm = arch.is_llm and w.kind == "inference"
+    return ModelRef(
+        name=arch.name, kind=arch.kind, family=arch.family, params=arch.params, artifact=spec.model.artifact,
+        inputs=arch.inputs, outputs=arch.outputs,
+        input_tokens=w.input_tokens if llm and w.kind == "inference" else None,
+        output_tokens=w.output_tokens if llm and w.kind == "inference" else None,
+        max_context=arch.max_context,
+    )
+
+
+def security(spec: Spec) -> Security:
+    c = spec.constraints
+    return Security(
+        privacy=c.privacy,
+        allowed_regions=c.allowed_regions,
+        encryption_at_rest=True,  # always on: costs nothing on any provider we emit for
+        private_networking=needs_private_networking(c),
+        dedicated_tenancy=c.privacy == "restricted",
+        deny_by_default_network=needs_private_networking(c),
+    )
+
+
+def serving(spec: Spec, cand: Candidate, runtime: str, replicas: int) -> Serving:
+    """Batching and autoscaling from the SLO-bound batch the estimator found.
+
+    - LLMs (continuous batching): max batch = the largest batch meeting TPOT; requests queue up to 10% of TTFT.
+    - Others (dynamic batching, Triton semantics): preferred sizes are powers of two up to the batch; the queue
+      delay is what the latency SLO leaves after twice the batch latency, capped at 10 ms.
+    """
+    opt, c, w = cand.option, spec.constraints, spec.workload
+    b = max(1, opt.batch)
+    preferred = tuple(sorted({min(b, 2**k) for k in range(int(math.log2(b)) + 1) if 2**k >= max(1, b // 4)} | {b}))
+    if opt.ttft_s is not None:
+        delay = int(min(0.1 * (c.ttft_s or 1.0), 0.01) * 1e6)
+    else:
+        slack = (c.latency_s or 0.1) - 2 * (opt.latency_s or 0.0)
+        delay = int(max(0.0, min(slack, 0.01)) * 1e6)
+    peak = w.peak_to_average if w.kind == "inference" else 1.0
+    min_rep = max(1, math.ceil(replicas / peak))
+    return Serving(
+        runtime=runtime,  # type: ignore[arg-type]
+        max_batch_size=b,
+        preferred_batch_sizes=preferred,
+        max_queue_delay_us=delay,
+        max_ongoing_requests=max(1, b * 2 if opt.ttft_s is None else b),
+        min_replicas=min_rep,
+        max_replicas=max(replicas, min_rep),
+        target_ongoing_requests=float(max(1.0, round(b * spec.assumptions.planning_utilization, 2))),
+    )
+
+
+def _part(c: Candidate, runtime: str) -> Part:
+    return Part(
+        role=c.role, placement=c.placement, provider=c.provider, region=c.region,  # type: ignore[arg-type]
+        instance=c.instance, accelerator=c.accelerator, accelerator_count=c.option.gpus,
+        gpus_per_node=c.gpus_per_node, nodes=c.nodes, tensor_parallel=c.option.tp, pipeline_parallel=c.option.pp,
+        replicas=c.replicas, dtype=c.option.dtype, purchase=c.purchase,  # type: ignore[arg-type]
+        traffic_fraction=c.traffic_fraction, runtime=runtime,  # type: ignore[arg-type]
+        monthly_cost_usd=round(c.monthly, 2),
+    )
+
+
+def _cost(spec: Spec, lines: list[tuple[str, float]]) -> Cost:
+    a = spec.assumptions.model_dump()
+    return Cost(
+        monthly_usd=round(sum(v for _, v in lines), 2),
+        lines=tuple(CostLine(item=i, usd_per_month=round(v, 2)) for i, v in lines),
+        assumptions={k: (float(v) if isinstance(v, int | float) else str(v)) for k, v in sorted(a.items())},
+    )
+
+
+def plan_id(parts: list[Part]) -> str:
+    bits = []
+    for p in parts:
+        where = p.region or "fleet"
+        bits.append(f"{p.placement}-{p.provider}-{where}-{p.instance}-{p.dtype}-tp{p.tensor_parallel}"
+                    f"pp{p.pipeline_parallel}" + ("-spot" if p.purchase == "spot" else ""))
+    return "+".join(bits)
+
+
+def predicted(spec: Spec, c: Candidate, rps_total: float) -> Predicted:
+    o = c.option
+    return Predicted(
+        ttft_s=_r(o.ttft_s), tpot_s=_r(o.tpot_s),
+        throughput_tokens_per_s=_r(o.tokens_per_s * c.replicas if o.tokens_per_s is not None else None),
+        latency_s=_r(o.latency_s), throughput_rps=_r(rps_total) or 0.0,
+        max_batch=o.max_batch, network_rtt_s=_r(c.rtt_s) or 0.0,
+        memory_per_gpu_bytes=int(o.memory_bytes_per_gpu), memory_capacity_per_gpu_bytes=int(o.capacity_bytes_per_gpu),
+        memory_headroom=_r(o.headroom, 4) or 0.0, energy_j_per_request=_r(o.energy_j_per_request),
+    )
+
+
+def rationale(spec: Spec, c: Candidate, rank: int, cheapest_other: float | None) -> str:
+    o, k = c.option, spec.constraints
+    slo = []
+    if o.ttft_s is not None:
+        slo.append(f"TTFT {o.ttft_s * 1e3:.0f} ms" + (f" <= {k.ttft_s * 1e3:.0f}" if k.ttft_s else ""))
+    if o.tpot_s is not None:
+        slo.append(f"TPOT {o.tpot_s * 1e3:.1f} ms" + (f" <= {k.tpot_s * 1e3:.0f}" if k.tpot_s else ""))
+    if o.latency_s is not None:
+        slo.append(f"latency {o.latency_s * 1e3:.1f} ms" + (f" <= {k.latency_s * 1e3:.0f}" if k.latency_s else ""))
+    shape = f"{c.replicas} x {o.gpus} {c.accelerator} ({o.dtype}, TP{o.tp}" + (f" PP{o.pp}" if o.pp > 1 else "") + ")"
+    head = "cheapest plan meeting every constraint" if rank == 1 else f"rank {rank}"
+    tail = f"; next different option costs ${cheapest_other:,.0f}/month" if cheapest_other is not None else ""
+    return f"{head}: {shape}, batch {o.batch}, {', '.join(slo) or 'no latency SLO'}{tail}"
+
+
+def inference_plan(spec: Spec, arch: ModelArch, cand: Candidate | Hybrid, rank: int, runtimes: dict[str, str],
+                   pareto: bool, next_cost: float | None) -> Plan:
+    cands = list(cand.parts) if isinstance(cand, Hybrid) else [cand]
+    parts = [_part(c, runtimes[c.accelerator]) for c in cands]
+    primary = cands[0]
+    lines: list[tuple[str, float]] = []
+    for c in cands:
+        prefix = f"{c.role} {c.placement}: " if isinstance(cand, Hybrid) else ""
+        lines.extend((prefix + item, v) for item, v in c.cost.lines)
+    rps_total = sum(c.option.rps * c.replicas * spec.assumptions.planning_utilization for c in cands)
+    notes = []
+    if isinstance(cand, Hybrid):
+        notes.append(" + ".join(f"{p.role}: {p.traffic_fraction:.0%} of traffic on {p.placement} {p.instance}"
+                                for p in parts))
+    p0 = parts[0]
+    return Plan(
+        rank=rank, id=plan_id(parts), workload="inference",
+        placement="hybrid" if isinstance(cand, Hybrid) else p0.placement,
+        provider=p0.provider, region=p0.region, instance=p0.instance, accelerator=p0.accelerator,
+        accelerator_count=p0.accelerator_count, gpus_per_node=p0.gpus_per_node, nodes=p0.nodes,
+        tensor_parallel=p0.tensor_parallel, pipeline_parallel=p0.pipeline_parallel, replicas=p0.replicas,
+        dtype=p0.dtype, purchase=p0.purchase, monthly_cost_usd=round(cand.monthly, 2), cost=_cost(spec, lines),
+        predicted=predicted(spec, primary, rps_total), rationale=rationale(spec, primary, rank, next_cost),
+        pareto=pareto, parts=tuple(parts), model=model_ref(spec, arch),
+        serving=serving(spec, primary, p0.runtime, p0.replicas), security=security(spec), notes=tuple(notes),
+    )
+
+
+def training_plan(spec: Spec, arch: ModelArch, t: TrainCandidate, rank: int, pareto: bool,
+                  next_cost: float | None) -> Plan:
+    gpus = t.tp * t.pp
+    part = Part(
+        role="training", placement=t.placement, provider=t.provider, region=t.region,  # type: ignore[arg-type]
+        instance=t.instance, accelerator=t.accelerator, accelerator_count=gpus, gpus_per_node=t.gpus_per_node,
+        nodes=t.nodes, tensor_parallel=t.tp, pipeline_parallel=t.pp, replicas=t.dp, dtype=t.dtype,
+        purchase=t.purchase, traffic_fraction=1.0, runtime="ray", monthly_cost_usd=round(t.monthly, 2),  # type: ignore[arg-type]
+    )
+    notes = ["monthly_cost_usd is the cost of one training run"]
+    if spec.constraints.privacy in ("restricted", "air-gapped") and t.placement == "on-prem":
+        notes.append("training data may not leave its sites: consider federated training across sites "
+                     "(e.g. Flower / NVIDIA FLARE) if the data is split over several locations")
+    tail = f"; next option ${next_cost:,.0f}" if next_cost is not None else ""
+    rat = (f"{'cheapest run meeting every constraint' if rank == 1 else f'rank {rank}'}: {t.nodes} x {t.instance} "
+           f"({t.nodes * t.gpus_per_node} {t.accelerator}), DP{t.dp} TP{t.tp} PP{t.pp} ZeRO-{t.zero}, "
+           f"{t.time_s / 3600:.1f} h{tail}")
+    return Plan(
+        rank=rank, id=plan_id([part]) + f"-zero{t.zero}-n{t.nodes}", workload="training", placement=t.placement,  # type: ignore[arg-type]
+        provider=t.provider, region=t.region, instance=t.instance, accelerator=t.accelerator,
+        accelerator_count=gpus, gpus_per_node=t.gpus_per_node, nodes=t.nodes, tensor_parallel=t.tp,
+        pipeline_parallel=t.pp, replicas=t.dp, dtype=t.dtype, purchase=t.purchase,  # type: ignore[arg-type]
+        monthly_cost_usd=round(t.monthly, 2), cost=_cost(spec, list(t.cost.lines)),
+        predicted=Predicted(
+            throughput_rps=0.0, memory_per_gpu_bytes=t.total_bytes_per_gpu,
+            memory_capacity_per_gpu_bytes=t.capacity_bytes_per_gpu,
+            memory_headroom=_r(1 - t.total_bytes_per_gpu / t.capacity_bytes_per_gpu, 4) or 0.0,
+            training_time_s=_r(t.time_s),
+        ),
+        rationale=rat, pareto=pareto, parts=(part,), model=model_ref(spec, arch),
+        serving=Serving(runtime="ray", max_batch_size=1, preferred_batch_sizes=(1,), max_queue_delay_us=0,
+                        max_ongoing_requests=1, min_replicas=1, max_replicas=1, target_ongoing_requests=1.0),
+        security=security(spec),
+        training=Training(data_parallel=t.dp, zero_stage=t.zero, activation_checkpointing=t.checkpointing,
+                          model_states_bytes_per_gpu=t.model_states_bytes_per_gpu, time_s=_r(t.time_s) or 0.0),
+        notes=tuple(notes),
+    )

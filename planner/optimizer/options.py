@@ -1,0 +1,212 @@
+"""Replica options: how one model replica performs on one accelerator shape, memoized.
+
+A replica shape is (accelerator, dtype, tensor parallel, pipeline parallel). Its physics does not depend on the
+region or the price, so the search evaluates each shape once and reuses it for every instance row that carries
+that accelerator. An option either meets the per-replica SLOs (with the batch that maximises throughput under
+them) or carries the reason and the closest miss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from planner.catalog.schema import Accelerator, EdgeDevice
+from planner.estimator import HardwareProfile, estimate_edge, estimate_inference, profile
+from planner.models.arch import ModelArch
+from planner.specs import Constraints, InferenceWorkload
+
+GB = 1e9
+
+# Dtypes by accuracy tolerance: int4 weight-only quantization loses more quality than fp8/int8
+# (Dettmers & Zettlemoyer 2023, "The case for 4-bit precision"; Frantar et al. 2023, GPTQ).
+ACCURACY_DTYPES = {
+    "none": ("fp32", "fp16", "bf16"),
+    "small": ("fp32", "fp16", "bf16", "fp8", "int8"),
+    "moderate": ("fp32", "fp16", "bf16", "fp8", "int8", "int4"),
+}
+# Preference when costs tie: higher precision first.
+DTYPE_ORDER = ("bf16", "fp16", "fp32", "fp8", "int8", "int4")
+
+
+def dtype_supported(hw: Accelerator | EdgeDevice, dtype: str) -> bool:
+    """A dtype runs if the chip has it natively; int8/int4 weight-only quantization also runs on any chip with
+    fp16 math (weights are dequantized to fp16 on the fly, as AWQ/GPTQ kernels do)."""
+    table = hw.tflops if isinstance(hw, Accelerator) else hw.tops
+    if isinstance(hw, EdgeDevice) and hw.int8_only:
+        return dtype == "int8"
+    if dtype in table:
+        return True
+    return dtype in ("int8", "int4") and "fp16" in table
+
+
+def allowed_dtypes(c: Constraints, hw: Accelerator | EdgeDevice) -> list[str]:
+    ok = set(ACCURACY_DTYPES[c.max_accuracy_loss]) & set(c.precisions)
+    return [d for d in DTYPE_ORDER if d in ok and dtype_supported(hw, d)]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaOption:
+    accelerator: str
+    dtype: str
+    tp: int
+    pp: int
+    batch: int
+    ttft_s: float | None
+    tpot_s: float | None
+    latency_s: float | None
+    rps: float  # saturated requests/s of one replica at ``batch`` under the SLOs
+    tokens_per_s: float | None
+    memory_bytes_per_gpu: int
+    capacity_bytes_per_gpu: int
+    max_batch: int | None
+    energy_j_per_request: float | None
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp
+
+    @property
+    def headroom(self) -> float:
+        return 1.0 - self.memory_bytes_per_gpu / self.capacity_bytes_per_gpu
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    """Why a shape failed, and by how much (``value`` vs ``limit``, in the constraint's unit)."""
+
+    constraint: str
+    reason: str
+    value: float = math.nan
+    limit: float = math.nan
+
+
+def _largest(lo: int, hi: int, ok: object) -> int:
+    """Largest n in [lo, hi] with ok(n) true, given ok is monotone (true then false); lo must satisfy ok."""
+    assert callable(ok)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+class OptionEvaluator:
+    """Evaluates replica shapes for one spec, memoized by shape."""
+
+    def __init__(self, arch: ModelArch, w: InferenceWorkload, c: Constraints, rtt_s: float = 0.0) -> None:
+        self.arch = arch
+        self.w = w
+        self.c = c
+        self._memo: dict[tuple[str, str, int, int, float], ReplicaOption | Miss] = {}
+        self._profiles: dict[str, HardwareProfile] = {}
+        self.evaluations = 0
+
+    def profile_of(self, hw: Accelerator | EdgeDevice) -> HardwareProfile:
+        p = self._profiles.get(hw.id)
+        if p is None:
+            p = self._profiles[hw.id] = profile(hw)
+        return p
+
+    def gpu(self, hw: Accelerator | EdgeDevice, dtype: str, tp: int, pp: int, rtt_s: float) -> ReplicaOption | Miss:
+        key = (hw.id, dtype, tp, pp, round(rtt_s, 4))
+        hit = self._memo.get(key)
+        if hit is None:
+            self.evaluations += 1
+            hit = self._memo[key] = (
+                self._llm(hw, dtype, tp, pp, rtt_s) if self.arch.is_llm else self._dense(hw, dtype, rtt_s)
+            )
+        return hit
+
+    # ------------------------------------------------------------------------------------------------ LLMs
+    def _llm(self, hw: Accelerator | EdgeDevice, dtype: str, tp: int, pp: int, rtt_s: float) -> ReplicaOption | Miss:
+        a, w, c = self.arch, self.w, self.c
+        prof = self.profile_of(hw)
+
+        def est(b: int):  # type: ignore[no-untyped-def]
+            return estimate_inference(a, prof, dtype, tp=tp, pp=pp, input_tokens=w.input_tokens,
+                                      output_tokens=w.output_tokens, batch=b, memory_headroom=c.memory_headroom)
+
+        base = est(1)
+        shape = f"{hw.id} {dtype} tp{tp}" + (f" pp{pp}" if pp > 1 else "")
+        if not base.fits or base.max_batch < 1:
+            need = base.memory.total_bytes_per_gpu
+            cap = prof.memory_bytes * (1 - c.memory_headroom)
+            return Miss("memory", f"{shape}: needs {need / GB:.1f} GB per GPU > {cap / GB:.1f} GB usable "
+                        f"(weights {base.memory.weights_bytes / GB:.1f} GB in all)", need, cap)
+        ttft = base.ttft_s + rtt_s
+        if c.ttft_s is not None and ttft > c.ttft_s:
+            return Miss("latency", f"{shape}: TTFT {ttft * 1e3:.0f} ms > SLO {c.ttft_s * 1e3:.0f} ms"
+                        + (f" (incl. {rtt_s * 1e3:.0f} ms network)" if rtt_s else ""), ttft, c.ttft_s)
+        if c.tpot_s is not None and base.tpot_s > c.tpot_s:
+            return Miss("latency", f"{shape}: TPOT {base.tpot_s * 1e3:.1f} ms > SLO {c.tpot_s * 1e3:.1f} ms at batch 1",
+                        base.tpot_s, c.tpot_s)
+        max_b = base.max_batch
+        tpot_slo = c.tpot_s
+
+        def ok(b: int) -> bool:
+            return tpot_slo is None or est(b).tpot_s <= tpot_slo
+
+        b = _largest(1, max_b, ok)
+        e = est(b)
+        # b sequences decode together; each also needs its own prefill (Orca/vLLM continuous batching):
+        # per b requests the replica spends b x prefill + output_tokens x TPOT(b).
+        prefill = base.ttft_s
+        rps = b / (b * prefill + w.output_tokens * e.tpot_s)
+        return ReplicaOption(
+            accelerator=hw.id, dtype=dtype, tp=tp, pp=pp, batch=b, ttft_s=ttft, tpot_s=e.tpot_s, latency_s=None,
+            rps=rps, tokens_per_s=rps * w.output_tokens, memory_bytes_per_gpu=e.memory.total_bytes_per_gpu,
+            capacity_bytes_per_gpu=prof.memory_bytes, max_batch=max_b,
+            energy_j_per_request=(e.energy_j_per_token * w.output_tokens if e.energy_j_per_token else None),
+        )
+
+    # ------------------------------------------------------------------------------ vision / encoder / other
+    def _dense(self, hw: Accelerator | EdgeDevice, dtype: str, rtt_s: float) -> ReplicaOption | Miss:
+        a, w, c = self.arch, self.w, self.c
+        prof = self.profile_of(hw)
+        shape = f"{hw.id} {dtype}"
+        if isinstance(hw, EdgeDevice):
+            one = estimate_edge(a, hw, dtype, batch=1)
+            if not (one.fits_ram and one.fits_storage):
+                return Miss("memory", f"{shape}: {one.reason}", float(one.memory_bytes), float(hw.ram_bytes))
+            lat = one.latency_s + rtt_s
+            if c.latency_s is not None and lat > c.latency_s:
+                return Miss("latency", f"{shape}: latency {lat * 1e3:.1f} ms > SLO {c.latency_s * 1e3:.1f} ms",
+                            lat, c.latency_s)
+            return ReplicaOption(
+                accelerator=hw.id, dtype=dtype, tp=1, pp=1, batch=1, ttft_s=None, tpot_s=None, latency_s=lat,
+                rps=1.0 / one.latency_s, tokens_per_s=None, memory_bytes_per_gpu=one.memory_bytes,
+                capacity_bytes_per_gpu=hw.ram_bytes, max_batch=1, energy_j_per_request=one.energy_j_per_inference,
+            )
+
+        def est(b: int):  # type: ignore[no-untyped-def]
+            return estimate_inference(a, prof, dtype, tp=1, pp=1, input_tokens=w.input_tokens,
+                                      output_tokens=w.output_tokens, batch=b, memory_headroom=c.memory_headroom)
+
+        base = est(1)
+        if not base.fits:
+            need = base.memory.total_bytes_per_gpu
+            return Miss("memory", f"{shape}: needs {need / GB:.2f} GB > {prof.memory_bytes / GB:.1f} GB",
+                        need, prof.memory_bytes)
+        lat1 = base.latency_s + rtt_s
+        if c.latency_s is not None and lat1 > c.latency_s:
+            return Miss("latency", f"{shape}: latency {lat1 * 1e3:.1f} ms > SLO {c.latency_s * 1e3:.1f} ms",
+                        lat1, c.latency_s)
+        cap_b = w.batch_size or 256
+        slo = c.latency_s
+
+        def ok(b: int) -> bool:
+            e = est(b)
+            # a request waits up to one batch-forming delay, then the batch runs: budget 2 x batch latency
+            return e.fits and (slo is None or 2 * e.latency_s + rtt_s <= slo)
+
+        b = w.batch_size or (_largest(1, cap_b, ok) if ok(1) else 1)
+        e = est(b)
+        return ReplicaOption(
+            accelerator=hw.id, dtype=dtype, tp=1, pp=1, batch=b, ttft_s=None, tpot_s=None,
+            latency_s=e.latency_s + rtt_s, rps=b / e.latency_s, tokens_per_s=None,
+            memory_bytes_per_gpu=e.memory.total_bytes_per_gpu, capacity_bytes_per_gpu=prof.memory_bytes,
+            max_batch=b, energy_j_per_request=e.energy_j_per_request,
+        )

@@ -1,0 +1,154 @@
+"""Training search: data parallel with a ZeRO/FSDP stage, plus tensor/pipeline parallel when the model states
+do not fit (Rajbhandari et al. 2020; Narayanan et al. 2021). Cost is one run: node-hours x price."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from planner.catalog import Catalog
+from planner.catalog.schema import Accelerator
+from planner.estimator import estimate_training
+from planner.optimizer import costs
+from planner.optimizer.options import OptionEvaluator, dtype_supported
+from planner.optimizer.privacy import cloud_privacy_reason, onprem_privacy_reason
+from planner.optimizer.search import Rejections, shapes
+from planner.specs import Spec, TrainingWorkload
+
+NODE_COUNTS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainCandidate:
+    placement: str
+    provider: str
+    region: str | None
+    instance: str
+    accelerator: str
+    gpus_per_node: int
+    nodes: int
+    tp: int
+    pp: int
+    dp: int
+    zero: int
+    dtype: str
+    time_s: float
+    model_states_bytes_per_gpu: int
+    total_bytes_per_gpu: int
+    capacity_bytes_per_gpu: int
+    purchase: str
+    cost: costs.CostBreakdown
+    checkpointing: bool
+
+    @property
+    def monthly(self) -> float:
+        return self.cost.total
+
+
+def training_tokens(w: TrainingWorkload, seq_len: int) -> float:
+    """Tokens to process: tokens x epochs, or samples x epochs x sequence length."""
+    per_epoch = w.tokens if w.tokens is not None else (w.samples or 0.0) * seq_len
+    return per_epoch * w.epochs
+
+
+def search_training(spec: Spec, cat: Catalog, ev: OptionEvaluator) -> tuple[list[TrainCandidate], Rejections, int]:
+    w = spec.workload
+    assert isinstance(w, TrainingWorkload)
+    c, a = spec.constraints, spec.assumptions
+    rej = Rejections()
+    out: list[TrainCandidate] = []
+    searched = 0
+    limit_s = (w.target_wall_time_h * 3600.0) if w.target_wall_time_h else c.max_training_days * 86400.0
+    tokens = training_tokens(w, w.sequence_length)
+    zeros = (w.zero_stage,) if w.zero_stage is not None else (0, 1, 2, 3)
+    dtype = w.mixed_precision
+    memo: dict[tuple[str, int, int, int, int], tuple[float, int, int, bool]] = {}
+
+    def evaluate(acc: Accelerator, gpus: int, zero: int, tp: int, pp: int) -> tuple[float, int, int, bool]:
+        key = (acc.id, gpus, zero, tp, pp)
+        if key not in memo:
+            e = estimate_training(ev.arch, ev.profile_of(acc), gpus=gpus, dtype=dtype, optimizer=w.optimizer,
+                                  zero_stage=zero, tp=tp, pp=pp, micro_batch_size=w.micro_batch_size,
+                                  sequence_length=w.sequence_length,
+                                  activation_checkpointing=w.activation_checkpointing, tokens=tokens,
+                                  mfu=a.training_mfu)
+            memo[key] = (e.time_s, e.model_states_bytes_per_gpu, e.total_bytes_per_gpu, e.fits)
+        return memo[key]
+
+    sites: list[tuple[str, str, str | None, str, Accelerator, int, list[tuple[str, float]], int | None, bool]] = []
+    if "cloud" in c.placements:
+        for inst in cat.instances:
+            region = cat.region(inst.provider, inst.region)
+            label = f"{inst.instance} {inst.provider}/{inst.region}"
+            why = cloud_privacy_reason(inst, region, c)
+            if why is not None:
+                rej.add(label, "residency" if "residency" in why else "privacy", why)
+                continue
+            if c.providers is not None and inst.provider not in c.providers:
+                continue
+            prices = [("on-demand", inst.on_demand_usd_per_h)]
+            if c.allow_spot and inst.spot_usd_per_h is not None and c.privacy != "restricted":
+                prices.append(("spot", inst.spot_usd_per_h))
+            sites.append(("cloud", inst.provider, inst.region, inst.instance, cat.accelerator(inst.accelerator),
+                          inst.accelerator_count, prices, None, c.privacy == "restricted"))
+    if "on-prem" in c.placements:
+        for srv in cat.onprem_servers:
+            if onprem_privacy_reason(srv, c) is not None:
+                continue
+            # on-prem cost of a run: the TCO of the servers for the run's duration (hourly TCO rate)
+            tco_h = costs.onprem_monthly(srv.capex_usd, srv.power_w, 1, a).total / a.hours_per_month
+            sites.append(("on-prem", "onprem", srv.site, srv.sku, cat.accelerator(srv.accelerator),
+                          srv.accelerator_count, [("owned" if srv.available is not None else "buy", tco_h)],
+                          srv.available, False))
+
+    for placement, provider, region, name, acc, g, prices, cap, dedicated in sites:
+        label = f"{name} {provider}/{region}"
+        if not dtype_supported(acc, dtype):
+            rej.add(acc.id, "precision", f"{acc.id}: no {dtype} support for mixed-precision training")
+            continue
+        best_miss: str | None = None
+        for nodes in NODE_COUNTS:
+            if cap is not None and nodes > cap:
+                break
+            gpus = nodes * g
+            for tp, pp1 in shapes(g, acc):
+                if pp1 != 1:
+                    continue
+                for pp in (1, 2, 4, 8):
+                    if pp > nodes or (gpus % (tp * pp)) != 0:
+                        continue
+                    for zero in zeros:
+                        searched += 1
+                        t, states, total, fits = evaluate(acc, gpus, zero, tp, pp)
+                        if not fits:
+                            best_miss = best_miss or (f"{acc.id}: model states {states / 1e9:.1f} GB + activations "
+                                                      f"do not fit {acc.memory_gib:g} GiB even at {gpus} GPUs")
+                            continue
+                        if t > limit_s:
+                            best_miss = f"{label}: {t / 3600:.0f} h at {gpus} GPUs > limit {limit_s / 3600:.0f} h"
+                            continue
+                        for purchase, price in prices:
+                            hours = t / 3600.0
+                            cost = costs.cloud_run(price, nodes, hours,
+                                                   dedicated_premium=a.dedicated_tenancy_premium if dedicated else 0)
+                            out.append(TrainCandidate(placement, provider, region, name, acc.id, g, nodes, tp, pp,
+                                                      gpus // (tp * pp), zero, dtype, t, states, total,
+                                                      acc.memory_bytes, purchase, cost, w.activation_checkpointing))
+        if best_miss and not any(x.instance == name and x.region == region for x in out):
+            rej.add(label, "training-time" if "limit" in best_miss else "memory", best_miss)
+    b = c.budget_usd_per_month
+    if b is not None:
+        over = [x for x in out if x.monthly > b]
+        for x in over:
+            rej.add(f"{x.instance} {x.provider}/{x.region}", "budget",
+                    f"{x.instance}: run costs ${x.monthly:,.0f} > budget ${b:,.0f}")
+        out = [x for x in out if x.monthly <= b]
+    return out, rej, searched
+
+
+def gpu_hours(c: TrainCandidate) -> float:
+    return c.nodes * c.gpus_per_node * c.time_s / 3600.0
+
+
+def ceil_div(a: int, b: int) -> int:
+    return math.ceil(a / b)
