@@ -222,7 +222,7 @@ def format_validation_error(err: ValidationError, source: str) -> str:
 class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate keys and alias bombs."""
 
-    max_aliases = 100
+    max_aliases = 32
 
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
