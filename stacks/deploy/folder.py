@@ -1,0 +1,121 @@
+"""Read the plan folder that ``mlplan plan SPEC --out DIR`` writes: the only input of deploy.
+
+Layout (the contract between the emitters and deploy)::
+
+    DIR/plan.yaml                          {mlplan_version, catalog_version, spec, plan, runners_up, rejected}
+    DIR/infra/                             Pulumi project (Pulumi.yaml, __main__.py, Pulumi.<stack>.yaml)
+    DIR/serving/ray/serve_config.yaml      Ray Serve config
+    DIR/serving/kuberay/rayservice.yaml    RayService (Kubernetes + Ray)
+    DIR/serving/triton/model_repository/   Triton model repository
+    DIR/k8s/*.yaml                         Kubernetes manifests
+    DIR/firmware/                          microcontroller plans
+    DIR/.mlplan/                           deploy state (written by deploy only)
+
+A missing or corrupt folder raises :class:`~planner.errors.ArtifactError` with the command that makes one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import ValidationError
+
+from planner.errors import ArtifactError, InputError
+from planner.plan import Plan
+from planner.specs import format_validation_error
+
+Target = Literal["local", "kubernetes", "pulumi"]
+TARGETS: tuple[Target, ...] = ("local", "kubernetes", "pulumi")
+REMAKE = "run `mlplan plan SPEC --out DIR` to (re)write the plan folder"
+
+
+@dataclass(frozen=True)
+class PlanFolder:
+    root: Path
+    plan: Plan
+    data: dict[str, Any]
+
+    # ---------------------------------------------------------------------------------------- paths
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".mlplan"
+
+    @property
+    def infra_dir(self) -> Path:
+        return self.root / "infra"
+
+    @property
+    def serve_config(self) -> Path:
+        return self.root / "serving" / "ray" / "serve_config.yaml"
+
+    @property
+    def rayservice(self) -> Path:
+        return self.root / "serving" / "kuberay" / "rayservice.yaml"
+
+    @property
+    def triton_repository(self) -> Path:
+        return self.root / "serving" / "triton" / "model_repository"
+
+    @property
+    def k8s_dir(self) -> Path:
+        return self.root / "k8s"
+
+    def kubernetes_manifests(self) -> list[Path]:
+        """``k8s/*.yaml`` in name order, then the RayService if the plan has one."""
+        files = sorted(p for p in self.k8s_dir.glob("*.y*ml") if p.is_file()) if self.k8s_dir.is_dir() else []
+        if self.rayservice.is_file():
+            files.append(self.rayservice)
+        return files
+
+    def require(self, path: Path, what: str) -> Path:
+        if not path.exists():
+            rel = path.relative_to(self.root)
+            raise ArtifactError(f"{self.root}: {what} is missing ({rel})",
+                                fix=f"{REMAKE}; this plan's placement is {self.plan.placement}")
+        return path
+
+    # ------------------------------------------------------------------------------------- targets
+    def default_target(self) -> Target:
+        """local for a plan on this machine; kubernetes for on-prem / edge; pulumi for cloud."""
+        plan = self.plan
+        if plan.serving.runtime == "firmware" or plan.parts[0].runtime == "firmware":
+            raise InputError(f"plan {plan.id} is a microcontroller firmware plan: it has no deploy target",
+                             fix=f"build and flash it from {self.root / 'firmware'}")
+        if plan.instance == "localhost":
+            return "local"
+        if plan.placement == "cloud":
+            return "pulumi"
+        if plan.placement in ("on-prem", "edge"):
+            return "kubernetes"
+        raise InputError(
+            f"plan {plan.id} is hybrid: its on-prem part deploys with --target kubernetes and its cloud part "
+            "with --target pulumi",
+            fix="run `mlplan deploy DIR --target kubernetes` and `mlplan deploy DIR --target pulumi`",
+        )
+
+
+def load_folder(path: str | Path) -> PlanFolder:
+    """Load and validate ``DIR/plan.yaml``; raise ArtifactError (one line, with a fix) if it is not usable."""
+    root = Path(path)
+    if not root.exists():
+        raise ArtifactError(f"plan folder not found: {root}", fix=REMAKE)
+    if not root.is_dir():
+        raise ArtifactError(f"not a plan folder (it is a file): {root}", fix=REMAKE)
+    plan_file = root / "plan.yaml"
+    if not plan_file.is_file():
+        raise ArtifactError(f"{root} has no plan.yaml, so it is not a plan folder", fix=REMAKE)
+    try:
+        data = yaml.safe_load(plan_file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ArtifactError(f"{plan_file} is not valid YAML: {first}", fix=REMAKE) from None
+    if not isinstance(data, dict) or not isinstance(data.get("plan"), dict):
+        raise ArtifactError(f"{plan_file} has no 'plan' mapping", fix=REMAKE)
+    try:
+        plan = Plan.model_validate(data["plan"])
+    except ValidationError as e:
+        raise ArtifactError(format_validation_error(e, f"{plan_file}: plan"), fix=REMAKE) from None
+    return PlanFolder(root=root.resolve(), plan=plan, data=data)
