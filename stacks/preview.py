@@ -1,0 +1,193 @@
+"""Offline preview: run the Pulumi program under Pulumi's own mocks and record every resource it would create.
+
+No CLI, no cloud credentials, no network: ``pulumi.runtime.set_mocks`` replaces the engine, and a
+:class:`RecordingMocks` answers each ``new_resource`` with plausible outputs (ARNs, the EKS OIDC issuer, ...)
+while recording type, name, provider region and inputs. This is what ``PLAN.md`` lists as "resources the
+stack will create", and what the tests assert on.
+
+Pulumi's mock state is process-global, so :func:`preview_folder` runs the generated ``infra/__main__.py`` in a
+subprocess of the current Python (``python -m stacks.preview INFRA_DIR``), which prints the records as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from planner.errors import ArtifactError, MissingDependency
+
+#: Stand-in values for secret config during an offline preview (never written anywhere).
+MOCK_SECRETS = {"mlplan:kubeconfig": "mock-kubeconfig", "mlplan:edgeKubeconfig": "mock-kubeconfig"}
+ACCOUNT = "123456789012"
+
+
+def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[str, Any]:
+    """Outputs a real create would return, enough for dependent resources to resolve."""
+    out = dict(inputs)
+    service = typ.split(":")[1].split("/")[0] if typ.count(":") >= 2 else "mock"
+    out.setdefault("arn", f"arn:aws:{service}:{region}:{ACCOUNT}:{name}")
+    out.setdefault("name", inputs.get("name", name))
+    if typ == "aws:s3/bucket:Bucket":
+        out["bucket"] = inputs.get("bucket", name)
+        out["arn"] = f"arn:aws:s3:::{out['bucket']}"
+    elif typ == "aws:iam/role:Role":
+        out["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{inputs.get('name', name)}"
+    elif typ == "aws:eks/cluster:Cluster":
+        out["endpoint"] = f"https://{name}.mock.{region}.eks.amazonaws.com"
+        out["certificateAuthority"] = {"data": "TU9DSy1DQQ=="}
+        out["identities"] = [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/MOCK{name}"}]}]
+    elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
+        out["latestVersion"] = 1
+    elif typ == "aws:kms/key:Key":
+        out["keyId"] = f"mock-key-{name}"
+    elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        out["arn"] = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{str(inputs.get('url', '')).removeprefix('https://')}"
+    elif typ == "aws:ec2/instance:Instance":
+        out["privateIp"] = "10.40.0.10"
+    elif typ == "kubernetes:helm.sh/v3:Release":
+        out["status"] = {"status": "deployed"}
+    return out
+
+
+def _recording_mocks() -> Any:
+    import pulumi
+
+    class RecordingMocks(pulumi.runtime.Mocks):
+        def __init__(self) -> None:
+            self.resources: list[dict[str, Any]] = []
+            self.provider_region: dict[str, str] = {}
+
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+            rid = f"{args.name}-id"
+            region = ""
+            if args.typ == "pulumi:providers:aws":
+                region = str(args.inputs.get("region", ""))
+                self.provider_region[rid] = region
+            elif args.provider:
+                region = self.provider_region.get(args.provider.rsplit("::", 1)[-1], "")
+            self.resources.append({"type": args.typ, "name": args.name, "region": region,
+                                   "custom": bool(args.custom), "inputs": args.inputs})
+            return rid, fake_outputs(args.typ, args.name, dict(args.inputs), region)
+
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+            if args.token == "aws:ssm/getParameter:getParameter":
+                return {"name": args.args.get("name"), "value": "ami-0123456789abcdef0", "type": "String",
+                        "arn": "arn:aws:ssm:::parameter/mock", "id": "mock", "version": 1,
+                        "insecureValue": "ami-0123456789abcdef0", "withDecryption": True}, None
+            if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+                return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/mock", "userId": "mock",
+                        "id": ACCOUNT}, None
+            return {}, None
+
+    return RecordingMocks()
+
+
+def run_under_mocks(program: Any, *, config: dict[str, str] | None = None, project: str = "mlplan",
+                    stack: str = "preview") -> list[dict[str, Any]]:
+    """Run ``program()`` (which declares resources) under fresh mocks; return the recorded resources."""
+    try:
+        import pulumi
+    except ImportError:  # pragma: no cover - pulumi is a core extra of the stack emitter
+        raise MissingDependency("the offline preview needs the pulumi SDK",
+                                fix="pip install 'mlplan[aws,k8s]'") from None
+    cfg = {**MOCK_SECRETS, **(config or {})}
+    pulumi.runtime.set_all_config(cfg, secret_keys=sorted(MOCK_SECRETS))
+    mocks = _recording_mocks()
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
+
+    @pulumi.runtime.test  # type: ignore[misc]
+    def _run() -> None:
+        program()
+
+    _run()
+    return list(mocks.resources)
+
+
+def _stack_config(infra: Path) -> tuple[str, str, dict[str, str]]:
+    import yaml
+
+    project = yaml.safe_load((infra / "Pulumi.yaml").read_text())["name"]
+    files = sorted(infra.glob("Pulumi.*.yaml"))
+    if not files:
+        return project, "preview", {}
+    stack = files[0].name.removeprefix("Pulumi.").removesuffix(".yaml")
+    data = yaml.safe_load(files[0].read_text()) or {}
+    config = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (data.get("config") or {}).items()
+              if not (isinstance(v, dict) and "secure" in v)}
+    return project, stack, config
+
+
+def preview_in_process(infra: Path) -> list[dict[str, Any]]:
+    """Execute ``infra/__main__.py`` under mocks in this process (use from a fresh process)."""
+    project, stack, config = _stack_config(infra)
+    main = infra / "__main__.py"
+    cwd = Path.cwd()
+    os.chdir(infra)  # pulumi runs a program from its project directory
+    try:
+        return run_under_mocks(lambda: runpy.run_path(str(main), run_name="__main__"), config=config,
+                               project=project, stack=stack)
+    finally:
+        os.chdir(cwd)
+
+
+def preview_folder(infra: Path, *, timeout_s: float = 120.0) -> list[dict[str, Any]]:
+    """Run the generated program under mocks in a subprocess; return the recorded resources."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(_repo_root()),
+                                                                  os.environ.get("PYTHONPATH", "")] if p)}
+    env.pop("PULUMI_CONFIG", None)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "stacks.preview", str(infra)], capture_output=True,
+                              text=True, timeout=timeout_s, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        raise ArtifactError(f"offline preview of {infra} did not finish in {timeout_s:.0f} s",
+                            fix="rerun with MLPLAN_DEBUG=1 to see where it hangs") from None
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ArtifactError(f"offline preview of the generated Pulumi program failed: {tail}",
+                            fix="this is a bug in mlplan's stacks/; rerun with MLPLAN_DEBUG=1 and report it")
+    data: list[dict[str, Any]] = json.loads(proc.stdout)
+    return data
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def summarize(resources: list[dict[str, Any]]) -> list[str]:
+    """One sorted line per resource: ``type name`` (+ region / chart / Kubernetes objects of a ConfigGroup)."""
+    lines: set[str] = set()
+    for r in resources:
+        typ, name = r["type"], r["name"]
+        if typ == "pulumi:pulumi:Stack":
+            continue
+        extra = ""
+        if r.get("region"):
+            extra = f" ({r['region']})"
+        if typ == "kubernetes:helm.sh/v3:Release":
+            extra = f" (chart {r['inputs'].get('chart')} {r['inputs'].get('version')})"
+        lines.add(f"{typ} {name}{extra}")
+        if typ == "kubernetes:yaml/v2:ConfigGroup":
+            for o in r["inputs"].get("objs") or []:
+                md = o.get("metadata", {})
+                ns = f"{md['namespace']}/" if md.get("namespace") else ""
+                lines.add(f"  {typ} {name} -> {o.get('apiVersion')} {o.get('kind')} {ns}{md.get('name')}")
+    return sorted(lines, key=lambda s: (s.lstrip().split(" -> ")[0], s))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m stacks.preview INFRA_DIR", file=sys.stderr)
+        return 2
+    resources = preview_in_process(Path(args[0]).resolve())
+    json.dump(resources, sys.stdout, sort_keys=True, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
