@@ -1,0 +1,61 @@
+"""Answer "why not X?" for any catalog option: the binding constraint and the numbers behind it.
+
+The answer reuses the optimizer: it searches a catalog narrowed to the option (an instance type, an accelerator,
+an on-prem SKU or an edge device) and compares the best it can do with the overall winner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from planner.catalog import Catalog
+from planner.errors import CatalogError, InfeasibleError
+from planner.optimizer import recommend
+from planner.plan import Plan, Recommendation
+from planner.specs import Spec
+
+
+@dataclass(frozen=True)
+class Explanation:
+    option: str
+    feasible: bool
+    verdict: str
+    reasons: tuple[str, ...]
+    best_for_option: Plan | None
+    winner: Plan | None
+
+
+def narrow(cat: Catalog, option: str) -> Catalog:
+    """The catalog restricted to one option; CatalogError if the option names nothing."""
+    o = option.lower()
+    inst = tuple(i for i in cat.instances if o in (i.instance.lower(), i.accelerator))
+    srv = tuple(s for s in cat.onprem_servers if o in (s.sku, s.accelerator))
+    edge = {k: v for k, v in cat.edge_devices.items() if k == o}
+    if not (inst or srv or edge):
+        raise CatalogError(f"option {option!r} is not an instance type, accelerator, on-prem SKU or edge device "
+                           "in the catalog",
+                           fix="list them with `mlplan catalog --kind instances|accelerators|onprem|edge`")
+    return replace(cat, instances=inst, onprem_servers=srv, edge_devices=edge, version=f"{cat.version}/{option}")
+
+
+def explain(spec: Spec, option: str, catalog: Catalog | None = None) -> Explanation:
+    cat = catalog if catalog is not None else Catalog.load(spec.catalog_overlay)
+    only = narrow(cat, option)
+    winner: Plan | None
+    try:
+        overall: Recommendation | None = recommend(spec, cat, top=1)
+        winner = overall.plans[0] if overall else None
+    except InfeasibleError:
+        winner = None
+    try:
+        mine = recommend(spec, only, top=1).plans[0]
+    except InfeasibleError as e:
+        return Explanation(option, False, f"{option} cannot meet the spec", tuple(e.binding), None, winner)
+    if winner is None or winner.id == mine.id or mine.monthly_cost_usd <= winner.monthly_cost_usd:
+        return Explanation(option, True, f"{option} is the recommended option", (mine.rationale,), mine, winner)
+    delta = mine.monthly_cost_usd - winner.monthly_cost_usd
+    reason = (f"cost: its best plan ({mine.replicas} x {mine.accelerator_count} {mine.accelerator}, {mine.dtype}, "
+              f"{mine.nodes} node(s)) costs ${mine.monthly_cost_usd:,.0f}/month; the winner {winner.instance} "
+              f"({winner.accelerator}, {winner.dtype}) costs ${winner.monthly_cost_usd:,.0f}/month "
+              f"(${delta:,.0f} less, {delta / mine.monthly_cost_usd:.0%})")
+    return Explanation(option, True, f"{option} is feasible but not the cheapest", (reason,), mine, winner)

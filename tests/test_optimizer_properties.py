@@ -1,0 +1,285 @@
+"""Planner invariants, checked with hypothesis on random catalogs and specs.
+
+1. Optimal: the top plan's cost equals the minimum found by a brute-force search written independently here
+   (linear scans instead of binary search, replicas counted up one by one, no memoization, no de-duplication).
+2. Every returned plan satisfies every constraint of its spec.
+3. Privacy and residency can never be broken, whatever the input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner.catalog import Catalog
+from planner.catalog.schema import Accelerator, Instance, Interconnect, OnPremServer, Region
+from planner.errors import InfeasibleError
+from planner.estimator import estimate_inference, profile
+from planner.models import resolve
+from planner.optimizer import recommend
+from planner.plan import Plan
+from planner.specs import Assumptions, Constraints, InferenceWorkload, ModelSpec, Spec
+
+GEOS = ("us", "eu", "apac")
+ZONE = {"us": "us-east", "eu": "eu-west", "apac": "apac-se"}
+PRESETS = ("llama-2-7b", "mistral-7b", "llama-2-13b", "qwen2-7b")
+
+ACCURACY = {"none": {"fp32", "fp16", "bf16"}, "small": {"fp32", "fp16", "bf16", "fp8", "int8"},
+            "moderate": {"fp32", "fp16", "bf16", "fp8", "int8", "int4"}}
+
+
+@st.composite
+def accelerators(draw: st.DrawFn, i: int) -> Accelerator:
+    bf16 = draw(st.floats(60, 1000))
+    dtypes = {"fp16": bf16, "bf16": bf16, "int8": bf16 * 2}
+    if draw(st.booleans()):
+        dtypes["fp8"] = bf16 * 2
+    per_node = draw(st.sampled_from((1, 2, 4, 8)))
+    return Accelerator(
+        id=f"gpu{i}", vendor="nvidia", name=f"GPU {i}", memory_gib=draw(st.sampled_from((16, 24, 40, 48, 80))),
+        bandwidth_gbps=draw(st.floats(300, 3500)), tflops=dtypes, tdp_w=draw(st.floats(70, 700)),
+        interconnect=Interconnect(kind=draw(st.sampled_from(("nvlink", "pcie"))),
+                                  bandwidth_gbps=draw(st.floats(16, 450)), gpus_per_domain=per_node),
+        source="synthetic",
+    )
+
+
+@st.composite
+def catalogs(draw: st.DrawFn) -> Catalog:
+    base = Catalog.load()
+    accs = [draw(accelerators(i)) for i in range(draw(st.integers(1, 3)))]
+    regions = {}
+    for g in GEOS:
+        for k in range(2):
+            r = Region(provider="aws", region=f"{g}-r{k}", geography=g, zone=ZONE[g], source="synthetic")  # type: ignore[arg-type]
+            regions[("aws", r.region)] = r
+    insts = []
+    for n in range(draw(st.integers(1, 6))):
+        acc = draw(st.sampled_from(accs))
+        count = draw(st.sampled_from((1, acc.interconnect.gpus_per_domain)))
+        reg = draw(st.sampled_from(sorted(regions)))[1]
+        od = draw(st.floats(0.3, 60))
+        insts.append(Instance(provider="aws", instance=f"x{n}.{count}gpu", region=reg, accelerator=acc.id,
+                              accelerator_count=count, vcpu=8 * count, ram_gib=64.0 * count,
+                              on_demand_usd_per_h=od, spot_usd_per_h=draw(st.one_of(st.none(), st.floats(0.1, od))),
+                              dedicated=draw(st.booleans()), source="synthetic"))
+    servers = []
+    for n in range(draw(st.integers(0, 2))):
+        acc = draw(st.sampled_from(accs))
+        servers.append(OnPremServer(sku=f"srv{n}", site=f"dc{n}", geography=draw(st.sampled_from((*GEOS, "any"))),
+                                    accelerator=acc.id, accelerator_count=acc.interconnect.gpus_per_domain,
+                                    capex_usd=draw(st.floats(5e3, 4e5)), power_w=draw(st.floats(300, 10000)),
+                                    available=draw(st.one_of(st.none(), st.integers(0, 4))), source="synthetic"))
+    return replace(base, accelerators={a.id: a for a in accs}, edge_devices={}, instances=tuple(insts),
+                   onprem_servers=tuple(servers), regions=regions, version="synthetic")
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> Spec:
+    privacy = draw(st.sampled_from(("public", "internal", "confidential", "restricted", "air-gapped")))
+    regions = draw(st.one_of(st.none(), st.lists(st.sampled_from((*GEOS, "us-r0", "eu-r1")), min_size=1, max_size=3,
+                                                  unique=True).map(tuple)))
+    c = Constraints(
+        ttft_s=draw(st.one_of(st.none(), st.floats(0.05, 5))),
+        tpot_s=draw(st.one_of(st.none(), st.floats(0.005, 0.2))),
+        privacy=privacy, allowed_regions=regions, dedicated_tenancy=draw(st.booleans()),
+        budget_usd_per_month=draw(st.one_of(st.none(), st.floats(500, 200_000))),
+        placements=tuple(draw(st.lists(st.sampled_from(("cloud", "on-prem")), min_size=1, max_size=2, unique=True))),
+        allow_spot=draw(st.booleans()),
+        max_accuracy_loss=draw(st.sampled_from(("none", "small", "moderate"))),
+        users_location=draw(st.one_of(st.none(), st.sampled_from(tuple(ZONE.values())))),
+    )
+    w = InferenceWorkload(requests_per_s=draw(st.floats(0.1, 50)), input_tokens=draw(st.integers(16, 4096)),
+                          output_tokens=draw(st.integers(8, 1024)), peak_to_average=draw(st.floats(1, 3)))
+    return Spec(name="prop", model=ModelSpec(preset=draw(st.sampled_from(PRESETS))), workload=w, constraints=c,
+                assumptions=Assumptions())
+
+
+# ------------------------------------------------------------------------------------ independent oracle
+def privacy_ok(c: Constraints, placement: str, region: Region | None, dedicated_host: bool,
+               site_geo: str | None = None) -> bool:
+    allowed = None if c.allowed_regions is None else {a.lower() for a in c.allowed_regions}
+    if placement == "cloud":
+        assert region is not None
+        if c.privacy == "air-gapped":
+            return False
+        if c.privacy == "restricted" and (allowed is None or not c.dedicated_tenancy or not dedicated_host):
+            return False
+        return allowed is None or region.region in allowed or region.geography in allowed
+    if allowed is None or site_geo in (None, "any"):
+        return True
+    return site_geo in allowed
+
+
+def dtypes_for(c: Constraints, acc: Accelerator) -> list[str]:
+    out = []
+    for d in ("bf16", "fp16", "fp32", "fp8", "int8", "int4"):
+        native = d in acc.tflops
+        weight_only = d in ("int8", "int4") and "fp16" in acc.tflops
+        if d in ACCURACY[c.max_accuracy_loss] and d in c.precisions and (native or weight_only):
+            out.append(d)
+    return out
+
+
+def brute_force_min(spec: Spec, cat: Catalog) -> float:
+    arch = resolve(spec.model)
+    c, w, a = spec.constraints, spec.workload, spec.assumptions
+    assert isinstance(w, InferenceWorkload)
+    need = w.requests_per_s * w.peak_to_average
+    best = math.inf
+    rows: list[tuple[str, Accelerator, int, list[float], Region | None, bool, int | None, object]] = []
+    if "cloud" in c.placements:
+        for i in cat.instances:
+            reg = cat.regions[(i.provider, i.region)]
+            if not privacy_ok(c, "cloud", reg, i.dedicated):
+                continue
+            dedicated = c.privacy == "restricted"
+            prices = [i.on_demand_usd_per_h] + ([i.spot_usd_per_h] if c.allow_spot and i.spot_usd_per_h
+                                                 and not dedicated else [])
+            acc = cat.accelerators[i.accelerator]
+            rows.append(("cloud", acc, i.accelerator_count, prices, reg, dedicated, None, i))
+    if "on-prem" in c.placements:
+        for s in cat.onprem_servers:
+            if privacy_ok(c, "on-prem", None, True, s.geography):
+                rows.append(("on-prem", cat.accelerators[s.accelerator], s.accelerator_count, [], None, False,
+                             s.available, s))
+    for placement, acc, g, prices, reg, dedicated, avail, row in rows:
+        prof = profile(acc)
+        rtt = 0.002 if placement == "on-prem" else (
+            cat.rtt_ms(c.users_location, reg.zone) / 1000 if c.users_location and reg else 0.0)
+        domain = min(g, acc.interconnect.gpus_per_domain)
+        shapes = [(tp, 1) for tp in range(1, g + 1) if g % tp == 0 and (tp == 1 or tp <= domain)]
+        if domain == g:
+            shapes += [(g, pp) for pp in (2, 4, 8)]
+        for dtype in dtypes_for(c, acc):
+            for tp, pp in shapes:
+                def est(b: int, tp: int = tp, pp: int = pp, dtype: str = dtype, prof=prof):  # type: ignore[no-untyped-def]
+                    return estimate_inference(arch, prof, dtype, tp=tp, pp=pp, input_tokens=w.input_tokens,
+                                              output_tokens=w.output_tokens, batch=b, memory_headroom=c.memory_headroom)
+                e1 = est(1)
+                if not e1.fits or e1.max_batch < 1:
+                    continue
+                if c.ttft_s is not None and e1.ttft_s + rtt > c.ttft_s:
+                    continue
+                b = 0
+                for cand in range(1, e1.max_batch + 1):  # linear scan, no bisection
+                    if c.tpot_s is None or est(cand).tpot_s <= c.tpot_s:
+                        b = cand
+                    else:
+                        break
+                if b == 0:
+                    continue
+                rps = b / (b * e1.ttft_s + w.output_tokens * est(b).tpot_s)
+                replicas = 1
+                while replicas * rps * a.planning_utilization < need * (1 - 1e-9):
+                    replicas += 1
+                gpus = tp * pp
+                nodes = math.ceil(replicas / (g // gpus)) if gpus <= g else replicas * (gpus // g)
+                if placement == "cloud":
+                    costs = [p * a.hours_per_month * nodes * (1 + (a.dedicated_tenancy_premium if dedicated else 0))
+                             for p in prices]
+                else:
+                    assert isinstance(row, OnPremServer)
+                    if avail is not None and nodes > avail:
+                        continue
+                    costs = [nodes * (row.capex_usd / (a.onprem_amortization_years * 12)
+                                      + row.power_w * a.gpu_average_utilization * a.pue * a.hours_per_month / 1000
+                                      * a.power_usd_per_kwh + a.onprem_ops_usd_per_server_month)]
+                for cost in costs:
+                    if c.budget_usd_per_month is None or cost <= c.budget_usd_per_month:
+                        best = min(best, cost)
+    return best
+
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(cat=catalogs(), spec=specs())
+def test_top_plan_is_the_brute_force_minimum(cat: Catalog, spec: Spec) -> None:
+    expected = brute_force_min(spec, cat)
+    try:
+        rec = recommend(spec, cat)
+    except InfeasibleError:
+        assert expected == math.inf
+        return
+    assert rec.plans[0].monthly_cost_usd == pytest.approx(expected, rel=1e-6, abs=0.01)
+    costs = [p.monthly_cost_usd for p in rec.plans]
+    assert costs == sorted(costs)
+
+
+def check_plan(p: Plan, spec: Spec, cat: Catalog) -> None:
+    c, w = spec.constraints, spec.workload
+    assert isinstance(w, InferenceWorkload)
+    pr = p.predicted
+    if c.ttft_s is not None:
+        assert pr.ttft_s is not None and pr.ttft_s <= c.ttft_s * (1 + 1e-6)
+    if c.tpot_s is not None:
+        assert pr.tpot_s is not None and pr.tpot_s <= c.tpot_s * (1 + 1e-6)
+    if c.budget_usd_per_month is not None:
+        assert p.monthly_cost_usd <= c.budget_usd_per_month + 0.01
+    assert pr.memory_per_gpu_bytes <= pr.memory_capacity_per_gpu_bytes
+    assert pr.throughput_rps >= w.requests_per_s * w.peak_to_average * (1 - 1e-6)
+    assert p.dtype in c.precisions and p.dtype in ACCURACY[c.max_accuracy_loss]
+    for part in p.parts:
+        assert part.placement in c.placements or p.placement == "hybrid"
+        if part.placement == "cloud":
+            reg = cat.regions[(part.provider, part.region or "")]
+            inst = next(i for i in cat.instances if (i.instance, i.region) == (part.instance, part.region))
+            assert privacy_ok(c, "cloud", reg, inst.dedicated)
+            if c.privacy == "restricted":
+                assert part.purchase == "on-demand"
+        else:
+            srv = next(s for s in cat.onprem_servers if s.sku == part.instance)
+            assert privacy_ok(c, "on-prem", None, True, srv.geography)
+    assert p.security.private_networking == (c.privacy in ("confidential", "restricted", "air-gapped"))
+    assert p.security.encryption_at_rest
+
+
+@SETTINGS
+@given(cat=catalogs(), spec=specs())
+def test_every_plan_meets_every_constraint(cat: Catalog, spec: Spec) -> None:
+    try:
+        rec = recommend(spec, cat)
+    except InfeasibleError as e:
+        assert e.binding and e.exit_code == 3
+        return
+    for p in rec.plans:
+        check_plan(p, spec, cat)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    privacy=st.sampled_from(("public", "internal", "confidential", "restricted", "air-gapped")),
+    regions=st.one_of(st.none(), st.lists(st.text(min_size=0, max_size=12), max_size=4).map(tuple)),
+    dedicated=st.booleans(),
+    placements=st.lists(st.sampled_from(("cloud", "on-prem", "edge", "hybrid")), min_size=1, unique=True).map(tuple),
+    sensitive=st.floats(0, 1),
+)
+def test_privacy_can_never_be_broken(privacy: str, regions: tuple[str, ...] | None, dedicated: bool,
+                                     placements: tuple[str, ...], sensitive: float) -> None:
+    """On the embedded catalog, with any constraints, no cloud part ever violates the privacy class."""
+    cat = Catalog.load()
+    c = Constraints(privacy=privacy, allowed_regions=regions, dedicated_tenancy=dedicated,  # type: ignore[arg-type]
+                    placements=placements)  # type: ignore[arg-type]
+    spec = Spec(name="p", model=ModelSpec(preset="llama-2-7b"),
+                workload=InferenceWorkload(requests_per_s=2, sensitive_traffic_fraction=sensitive), constraints=c)
+    try:
+        rec = recommend(spec, cat, top=200)
+    except InfeasibleError:
+        return
+    for p in rec.plans:
+        for part in p.parts:
+            if part.placement != "cloud":
+                continue
+            assert privacy != "air-gapped"
+            reg = cat.regions[(part.provider, part.region or "")]
+            names = {r.lower() for r in regions} if regions is not None else None
+            assert names is None or reg.region in names or reg.geography in names
+            if privacy == "restricted" and p.placement != "hybrid":
+                inst = next(i for i in cat.instances if (i.instance, i.region) == (part.instance, part.region))
+                assert dedicated and regions is not None and inst.dedicated
