@@ -1,0 +1,1 @@
+"""Models the project ships (built from code, never downloaded) and ``builtin://`` resolution."""
