@@ -1,0 +1,180 @@
+"""Every calibrated constant of the estimator, in one place, each with where its value comes from.
+
+The formulas in the other modules are exact accounting (bytes, FLOPs); what real kernels achieve of the peak is
+not, and is set here. Change a value here and every estimate follows; ``benchmarks/estimator_vs_published.py``
+prints how far the estimates then sit from published measurements.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ------------------------------------------------------------------------------------------ quantization
+
+INT4_GROUP_SIZE: Final = 128
+"""Weights per quantization group for int4 (GPTQ, Frantar et al. 2022; AWQ, Lin et al. 2023: group size 128 is the
+default of both and of the published 4-bit checkpoints)."""
+
+INT4_SCALE_BYTES: Final = 2.0
+"""One fp16 scale per int4 group (GPTQ/AWQ). Zero points are packed int4 (0.5 B per group) in GPTQ/AWQ."""
+
+INT4_ZERO_BYTES: Final = 0.5
+"""One packed int4 zero point per group (AutoGPTQ / AutoAWQ asymmetric quantization)."""
+
+INT8_CHANNEL_DIM: Final = 4096
+"""int8 weights carry one fp16 scale per output channel (LLM.int8(), Dettmers et al. 2022; SmoothQuant, Xiao et
+al. 2022): 2 bytes per row of ``in_features`` weights. 4096 is a typical ``in_features``, so the overhead is
+2/4096 bytes per weight: negligible, but counted."""
+
+FP8_SCALE_BYTES_PER_PARAM: Final = 0.0
+"""FP8 (E4M3) checkpoints carry one fp32 scale per tensor (NVIDIA ModelOpt / vLLM fp8): 4 bytes per matrix of
+millions of weights, i.e. zero to six decimals."""
+
+QUANTIZED_KEEPS_EMBEDDINGS_16BIT: Final = True
+"""Weight-quantized checkpoints keep the token embedding and the LM head in fp16/bf16 (AutoAWQ, AutoGPTQ and
+ModelOpt FP8 all skip ``lm_head``/``embed_tokens``). With this a 4-bit Llama-2-7B is 3.9 GB, which is what the
+published AWQ checkpoint (TheBloke/Llama-2-7B-AWQ, 3.89 GB) weighs."""
+
+# --------------------------------------------------------------------------------------- runtime memory
+
+GPU_RUNTIME_OVERHEAD_BYTES: Final = int(1.5 * 2**30)
+"""Per-GPU memory the serving runtime needs beyond weights, KV cache and activations: CUDA context (~0.5 GiB on
+Hopper), cuBLAS/cuDNN workspaces, NCCL buffers and CUDA-graph pools. vLLM's start-up log reports
+``non_torch_memory`` 0.2-0.6 GiB plus CUDA graphs 0.3-1.0 GiB for 7-70B models; 1.5 GiB covers both."""
+
+EDGE_RUNTIME_OVERHEAD_BYTES: Final = {
+    "jetson": (600 * 2**20),
+    "sbc": (64 * 2**20),
+    "tpu": (16 * 2**20),
+    "mcu": 16 * 2**10,
+}
+"""Runtime overhead on edge devices. Jetson: CUDA + TensorRT context takes 0.5-0.8 GB of the unified RAM (NVIDIA
+Jetson forums / jtop readings). SBC: ONNX Runtime / TFLite interpreter ~30-80 MB RSS. Coral Edge TPU: the
+libedgetpu delegate, ~10-20 MB. MCU: TFLite Micro interpreter + op resolver, ~10-20 KB of SRAM (TFLM paper,
+David et al. 2021, Table 2)."""
+
+PREFILL_CHUNK_TOKENS: Final = 8192
+"""Tokens processed per forward pass during prefill: vLLM's ``max_num_batched_tokens`` with chunked prefill
+(8192 in vLLM v1 for online serving) and TensorRT-LLM's ``max_num_tokens`` default (8192). Sizes the transient
+activation memory."""
+
+MAX_CONCURRENT_SEQUENCES: Final = 2048
+"""Upper bound on the continuous-batching batch: TensorRT-LLM's default ``max_batch_size`` (2048); vLLM's
+``max_num_seqs`` is 256-1024 by default. The planner never assumes a larger batch than a runtime schedules."""
+
+MAX_NONLLM_BATCH: Final = 1024
+"""Largest batch considered for non-LLM models (Triton dynamic batcher sizes seen in practice are <= 1024)."""
+
+LOGITS_BYTES: Final = 4
+"""Logits are materialised in fp32 for sampling (vLLM ``logits_processor``, HF ``generate``)."""
+
+CNN_PEAK_ACTIVATION_PER_INPUT_ELEMENT: Final = 16.0
+"""Peak live activation elements per input element of a CNN: ResNet-50 at 224x224x3 (150,528 elements) keeps
+~2 tensors of 56x56x256 / 112x112x64 (802,816 elements, 5.3x the input) plus the residual alive at its peak,
+~16x the input (torchvision ResNet-50 activation sizes; TFLite Micro arena planner reports the same order)."""
+
+# ------------------------------------------------------------------------------------ achievable fraction
+
+DECODE_BANDWIDTH_EFFICIENCY: Final = 0.78
+"""Fraction of HBM peak bandwidth a decode step reaches (memory-bound GEMV + paged attention). Measured: vLLM
+Llama-3.1-8B bf16 at batch 1 on A100-40GB: 75 tok/s = 77% of the 1555 GB/s roofline (J. Musgrave, "vLLM
+throughput-latency sweep on NVIDIA A100"); TensorRT-LLM and vLLM reports of 75-85% on H100."""
+
+PREFILL_FLOPS_EFFICIENCY: Final = 0.55
+"""Fraction of dense peak FLOPs prefill (large GEMMs + flash attention) reaches. Calibrated on TensorRT-LLM's
+published H100 FP8 Llama-3.1-8B 2048/128 and 5000/500 throughput (prefill-dominated: 3,450 and 3,459 tok/s),
+consistent with the 50-70% large-GEMM efficiency cuBLAS reaches on H100."""
+
+DECODE_FLOPS_EFFICIENCY: Final = 0.50
+"""Fraction of dense peak FLOPs a large-batch decode step reaches (skinny GEMMs at batch 256-2048, attention over
+paged KV): TensorRT-LLM H100 FP8 Llama-3.1-8B 128/128 (28,312 tok/s, compute-bound) implies ~0.5."""
+
+NONLLM_FLOPS_EFFICIENCY: Final = 0.35
+"""Fraction of peak for CNN / encoder inference through TensorRT or ONNX Runtime: MLPerf Inference v3.1 ResNet-50
+offline on H100 (~90k img/s x 8.2 GFLOP = 0.74 PFLOP/s of 1.98 PFLOPS int8 dense) is ~0.37."""
+
+EDGE_FLOPS_EFFICIENCY: Final = {"jetson": 0.30, "sbc": 0.25, "tpu": 0.15, "mcu": 0.50}
+"""Fraction of the datasheet TOPS edge runtimes reach. Jetson Orin: MLPerf Edge ResNet-50 offline (~6.4k img/s x
+8.2 GFLOP = 52 TOPS of 170 dense int8 TOPS) ~0.3. SBC CPUs with ONNX Runtime / TFLite XNNPACK: 20-30% of SIMD peak.
+Coral Edge TPU: MobileNet-v1 (1.14 GOP) in ~2.4 ms on the USB accelerator (coral.ai/docs/edgetpu/benchmarks) =
+0.48 of 4 TOPS ~0.12-0.15. MCU: CMSIS-NN reaches ~0.5 of the SIMD MAC peak (Lai et al. 2018)."""
+
+EDGE_BANDWIDTH_EFFICIENCY: Final = 0.70
+"""Fraction of LPDDR peak bandwidth reached by edge runtimes (llama.cpp on Jetson Orin: ~140 of 204.8 GB/s)."""
+
+ALLREDUCE_BANDWIDTH_EFFICIENCY: Final = 0.80
+"""Bus bandwidth NCCL all-reduce reaches of the NVLink peak: nccl-tests on DGX H100 show ~360-380 GB/s busbw
+of 450 GB/s one-direction NVLink 4 for large messages."""
+
+ALLREDUCE_LATENCY_S: Final = 8e-6
+"""Fixed cost of one small all-reduce inside a node: NCCL's LL protocol ~10-20 us on 8 GPUs, TensorRT-LLM's
+custom one-shot all-reduce ~5-8 us (TensorRT-LLM ``AllReduceStrategy`` docs). Per decode step the model runs two
+all-reduces per layer (Megatron-LM, Shoeybi et al. 2019)."""
+
+INTERNODE_BYTES_PER_S: Final = 50e9
+"""Per-GPU inter-node bandwidth when tensor/pipeline parallelism leaves the NVLink domain: 400 Gb/s InfiniBand
+NDR or EFA per GPU (p5.48xlarge: 3200 Gb/s for 8 GPUs) = 50 GB/s."""
+
+P2P_LATENCY_S: Final = 10e-6
+"""Latency of one pipeline-stage activation send (NCCL send/recv, intra-node)."""
+
+DECODE_STEP_OVERHEAD_S: Final = 0.4e-3
+"""Per decode step scheduling + sampling + launch overhead with CUDA graphs (vLLM v1 / TensorRT-LLM): measured
+gaps of 0.2-0.6 ms between steps at small batch (vLLM v0.6 performance blog, "CPU overhead")."""
+
+PREFILL_OVERHEAD_S: Final = 2e-3
+"""Fixed cost of admitting one request (tokenisation, scheduling, first kernel launches): TTFT floors of ~2-5 ms
+for short prompts in vLLM/TensorRT-LLM benchmarks."""
+
+NONLLM_LAUNCH_OVERHEAD_S: Final = 0.3e-3
+"""Fixed per-batch latency of a Triton/TensorRT or ONNX Runtime CUDA call for a small model (MLPerf ResNet-50
+SingleStream on A100: ~0.5 ms at 8.2 GFLOP, of which ~0.3 ms is not compute)."""
+
+# ------------------------------------------------------------------------------------------------ power
+
+INFERENCE_POWER_FRACTION: Final = 0.70
+"""Average board power while serving, as a fraction of TDP: the ML.ENERGY leaderboard (Chung et al. 2023) and
+NVIDIA's DGX H100 inference readings show 60-80% of TDP under saturated decode."""
+
+EDGE_POWER_FRACTION: Final = 0.80
+"""Edge devices run near their rated power mode while inferring (Jetson ``nvpmodel`` power budgets)."""
+
+# ------------------------------------------------------------------------------------------------ training
+
+DEFAULT_MFU: Final = 0.40
+"""Model FLOPs utilisation of a well-tuned dense LLM training run: PaLM 46.2% (Chowdhery et al. 2022), Megatron
+GPT-3 175B 44-52%, Llama-2-7B 2T tokens in 184,320 A100-hours = 39% (Touvron et al. 2023, derived in
+tests/test_estimator_published.py)."""
+
+TRAINING_FLOPS_PER_PARAM_TOKEN: Final = 6.0
+"""Kaplan et al. 2020 (Scaling Laws) / Hoffmann et al. 2022 (Chinchilla): C = 6 N D (2 forward + 4 backward)."""
+
+LORA_FLOPS_PER_PARAM_TOKEN: Final = 4.0
+"""LoRA (Hu et al. 2021): no weight gradients for frozen matrices, so 2 forward + 2 backward (activation
+gradients) per parameter and token; the adapters' own cost is negligible at small rank."""
+
+TRAINING_MEMORY_OVERHEAD_BYTES: Final = int(2.0 * 2**30)
+"""Per-GPU overhead while training: CUDA context, NCCL buffers, allocator fragmentation (PyTorch caching
+allocator typically leaves 5-10% reserved-but-unused; DeepSpeed/FSDP reports ~1-3 GiB)."""
+
+KV_BLOCK_TOKENS: Final = 16
+"""Paged KV cache block size: a sequence's KV occupies whole blocks (vLLM ``block_size`` default 16; Kwon et al.
+2023, PagedAttention)."""
+
+CNN_ACTIVATION_TRAFFIC_PER_INPUT_ELEMENT: Final = 75.0
+"""Sum of all layer outputs of a CNN per input element (each written once and read once per inference; all kept
+for the backward pass in training). torchvision ResNet-50 at 224x224x3: ~11.3M activation elements per image,
+75x its 150,528 input elements."""
+
+CPU_RUNTIME_OVERHEAD_BYTES: Final = 300 * 2**20
+"""Resident memory of a CPU inference runtime beyond weights and tensors: PyTorch/ONNX Runtime libraries and
+allocator (torch 2.x CPU process RSS after import ~250-350 MiB)."""
+
+UNIFORM_EXPERT_ROUTING: Final = True
+"""MoE decode: the experts a batch touches are modelled as uniform random top-k routing (auxiliary
+load-balancing loss makes routing near-uniform: Fedus et al. 2021, Switch Transformer; Jiang et al. 2024, Mixtral
+Sec. 5 routing analysis)."""
+
+CNN_CHECKPOINT_FRACTION: Final = 0.25
+"""Share of a CNN's activation memory kept with gradient checkpointing: sqrt(n) segments (Chen et al. 2016,
+"Training Deep Nets with Sublinear Memory Cost", report 4x or more savings on ResNet at ~30% extra compute)."""

@@ -1,0 +1,493 @@
+"""Inference memory and roofline latency/throughput for one replica (``tp`` x ``pp`` accelerators).
+
+Model (each piece is a small function below, with its source):
+
+- memory: weights + KV cache (Pope et al. 2022; vLLM PagedAttention, Kwon et al. 2023) + transient activations +
+  runtime overhead, per GPU under tensor parallelism (Megatron-LM, Shoeybi et al. 2019) and pipeline stages.
+- time: the roofline model (Williams, Waterman & Patterson 2009): a step takes max(FLOPs / achievable FLOP/s,
+  bytes / achievable bytes/s), plus two ring all-reduces per layer under TP (Patarasuk & Yuan 2009: 2(n-1)/n of
+  the message per GPU) and stage-to-stage sends under PP (GPipe, Huang et al. 2019).
+- decode reads all (active) weights once per step, shared by the batch, plus each sequence's KV cache
+  (Pope et al. 2022, Sec. 2-3: decode is memory-bound at small batch, compute-bound at large batch).
+- MoE: weights = all experts; a step touches the experts its tokens route to: expected distinct experts of t
+  tokens with top-k of E under uniform routing is E (1 - (1 - k/E)^t) <= min(E, t k).
+- saturated throughput with continuous batching (Orca, Yu et al. 2022): per request, its prefill compute plus
+  its share output_tokens x TPOT(b) / b of the decode steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from planner.errors import InputError
+from planner.estimator import calibration as cal
+from planner.estimator.dtypes import DTYPE_BYTES, activation_bytes, check_dtype, kv_dtype, weight_bytes_per_param
+from planner.estimator.hardware import HardwareProfile
+from planner.estimator.shape import Shape, shape_of
+from planner.models.arch import ModelArch
+
+# --------------------------------------------------------------------------------------------- formulas
+
+
+def weights_bytes(s: Shape, dtype: str) -> float:
+    """Stored weight bytes. Quantized dtypes keep embeddings / LM head at 16 bit (AutoAWQ, AutoGPTQ, ModelOpt
+    skip them; see calibration.QUANTIZED_KEEPS_EMBEDDINGS_16BIT)."""
+    bpp = weight_bytes_per_param(dtype)
+    emb_bpp = 2.0 if (dtype in ("fp8", "int8", "int4") and cal.QUANTIZED_KEEPS_EMBEDDINGS_16BIT) else bpp
+    return s.body_params * bpp + (s.embed_params + s.lm_head_params) * emb_bpp
+
+
+def kv_bytes_per_token(s: Shape, dtype: str) -> int:
+    """K and V for one token over all layers: 2 x layers x kv_heads x head_dim x kv_bytes (Pope et al. 2022;
+    GQA shrinks kv_heads, Ainslie et al. 2023). Llama-2-7B fp16: 2 x 32 x 32 x 128 x 2 = 512 KiB."""
+    return int(s.kv_elems_per_token * DTYPE_BYTES[kv_dtype(dtype)])
+
+
+def kv_tokens(s: Shape, context_tokens: int) -> int:
+    """Tokens of KV a sequence holds: its context, capped by a sliding window (Mistral 7B: 4096), rounded up to
+    whole paged-KV blocks (vLLM ``block_size`` 16)."""
+    t = context_tokens if s.kv_window is None else min(context_tokens, s.kv_window)
+    blk = cal.KV_BLOCK_TOKENS
+    return -(-t // blk) * blk
+
+
+def kv_shards(s: Shape, tp: int) -> int:
+    """GPUs the KV heads split over: min(tp, kv_heads). With tp > kv_heads each GPU keeps one (replicated) KV
+    head (vLLM / TensorRT-LLM replicate KV heads under GQA)."""
+    return max(1, min(tp, s.kv_heads))
+
+
+def expert_fraction(s: Shape, tokens: float) -> float:
+    """Fraction of routed experts a forward over ``tokens`` tokens reads.
+
+    Uniform top-k routing: P(expert unused) = (1 - k/E)^t, so the expected fraction touched is 1 - (1 - k/E)^t,
+    bounded by min(E, t k) / E (Fedus et al. 2021; DeepSpeed-MoE, Rajbhandari et al. 2022, on MoE inference
+    being bound by the experts a batch activates).
+    """
+    if not s.expert_params:
+        return 1.0
+    e, k = s.experts, s.experts_per_token
+    if cal.UNIFORM_EXPERT_ROUTING:
+        return 1.0 - math.pow(1.0 - k / e, max(tokens, 1.0))
+    return min(e, tokens * k) / e
+
+
+def linear_flops_per_token(s: Shape, *, with_lm_head: bool = True) -> float:
+    """2 FLOPs per multiply-accumulate per active weight (Kaplan et al. 2020, Table 1: C_forward ~ 2N), the LM
+    head included where logits are computed."""
+    return 2.0 * (s.active_body_params + (s.lm_head_math_params if with_lm_head else 0))
+
+
+def attention_flops_per_token(s: Shape, context: float) -> float:
+    """QK^T and AV for one query attending to ``context`` keys: 2 x 2 x layers x context x d_attn (Kaplan et al.
+    2020, Table 1; PaLM, Chowdhery et al. 2022, App. B). Sliding-window models attend to at most the window."""
+    c = context if s.kv_window is None else min(context, s.kv_window)
+    return 4.0 * s.layers * c * s.attn_dim
+
+
+def ring_allreduce_s(message_bytes: float, n: int, link_bytes_per_s: float) -> float:
+    """Ring all-reduce of ``message_bytes`` over ``n`` GPUs: each sends and receives 2(n-1)/n of the message
+    (Patarasuk & Yuan 2009; NCCL busbw) at the achievable link bandwidth, plus a fixed latency."""
+    if n <= 1:
+        return 0.0
+    return (2.0 * (n - 1) / n * message_bytes / (link_bytes_per_s * cal.ALLREDUCE_BANDWIDTH_EFFICIENCY)
+            + cal.ALLREDUCE_LATENCY_S)
+
+
+def pipeline_bubble_fraction(pp: int, microbatches: int) -> float:
+    """Idle fraction of a pipeline of ``pp`` stages fed ``microbatches`` micro-batches: (p-1)/(m+p-1) (GPipe,
+    Huang et al. 2019; Narayanan et al. 2021). At batch 1 (a single prefill) it is (p-1)/p: PP adds memory, not
+    speed."""
+    return (pp - 1) / (microbatches + pp - 1) if pp > 1 else 0.0
+
+
+def activation_elems_per_token(s: Shape, tp: int) -> float:
+    """Live activation elements per in-flight token at the peak of an inference forward (no autograd): residual
+    + normed input (2h), Q/K/V and attention output ((q + 2 kv + q)/tp), then the MLP's gate/up/product
+    (3 i k / tp, k experts per token) (Megatron-LM TP splits the per-head / per-channel tensors)."""
+    kvd = s.kv_heads * s.head_dim
+    mlp = (3 if s.gated else 2) * s.intermediate * s.experts_per_token
+    return 2.0 * s.hidden + max((2.0 * s.attn_dim + 2.0 * kvd), mlp) / tp
+
+
+# ------------------------------------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceMemory:
+    """Bytes for one replica; ``*_per_gpu`` is what one accelerator must hold."""
+
+    weights_bytes: int
+    weights_bytes_per_gpu: int
+    kv_cache_bytes_per_token: int
+    kv_cache_bytes_per_gpu: int
+    activation_bytes_per_gpu: int
+    overhead_bytes_per_gpu: int
+    total_bytes_per_gpu: int
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeModel:
+    """Coefficients of the decode-step roofline of one replica; evaluates TPOT and throughput at any batch."""
+
+    shape: Shape
+    pp: int
+    tp: int
+    layers: int
+    flops_per_s: float
+    prefill_flops_per_s: float
+    bytes_per_s: float
+    link_bytes_per_s: float
+    shared_weight_bytes: float
+    """weight bytes read every step whatever the batch, per GPU"""
+    expert_weight_bytes: float
+    """all routed expert bytes, per GPU"""
+    flops_per_token: float
+    """linear FLOPs per decoded token (whole model)"""
+    kv_bytes_per_token_per_gpu: float
+    act_msg_bytes_per_token: float
+    """bytes of one token's hidden state (the all-reduce / pipeline message)"""
+    input_tokens: int
+    output_tokens: int
+    prefill_flops: float
+    """FLOPs of one request's prefill (whole model)"""
+    max_batch: int
+
+    def tpot(self, batch: int, context: float | None = None) -> float:
+        """Seconds per decode step for ``batch`` sequences at average ``context`` (default input + output/2)."""
+        s, pp, tp = self.shape, self.pp, self.tp
+        c = self.input_tokens + self.output_tokens / 2.0 if context is None else context
+        mb = max(1.0, batch / pp)  # micro-batch per stage: stages work on different sequences at once
+        n = tp * pp
+        flops = mb * (self.flops_per_token + attention_flops_per_token(s, c)) / n
+        kv_c = c if s.kv_window is None else min(c, s.kv_window)
+        byts = (self.shared_weight_bytes + self.expert_weight_bytes * expert_fraction(s, mb)
+                + mb * kv_c * self.kv_bytes_per_token_per_gpu)
+        stage = max(flops / self.flops_per_s, byts / self.bytes_per_s)
+        if tp > 1:
+            stage += 2.0 * self.layers / pp * ring_allreduce_s(mb * self.act_msg_bytes_per_token, tp,
+                                                               self.link_bytes_per_s)
+        send = (pp - 1) * (mb * self.act_msg_bytes_per_token / self.link_bytes_per_s + cal.P2P_LATENCY_S)
+        return pp * stage + send + cal.DECODE_STEP_OVERHEAD_S
+
+    def prefill_busy_s(self) -> float:
+        """Replica time one request's prefill occupies under saturation (compute-bound, all stages busy)."""
+        return self.prefill_flops / (self.tp * self.pp * self.prefill_flops_per_s)
+
+    def throughput_at(self, batch: int) -> float:
+        """Saturated output tokens/s with ``batch`` sequences decoding together (continuous batching)."""
+        if batch < 1:
+            return 0.0
+        per_request = self.prefill_busy_s() + self.output_tokens * self.tpot(batch) / batch
+        return self.output_tokens / per_request
+
+    def batch_for(self, tpot_slo_s: float) -> int:
+        """Largest batch <= max_batch whose TPOT meets ``tpot_slo_s`` (0 if not even batch 1). TPOT grows
+        monotonically with batch, so a binary search is exact."""
+        if self.max_batch < 1 or self.tpot(1) > tpot_slo_s:
+            return 0
+        lo, hi = 1, self.max_batch
+        if self.tpot(hi) <= tpot_slo_s:
+            return hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.tpot(mid) <= tpot_slo_s:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceEstimate:
+    """One replica's predicted memory, latency, throughput and energy.
+
+    LLMs: ``ttft_s`` is a batch-1 prefill, ``tpot_s`` a decode step at ``batch``, ``latency_s`` = TTFT +
+    (output_tokens - 1) x TPOT. Non-LLMs: ``latency_s`` is one batch's latency, ``ttft_s`` = ``latency_s`` and
+    ``tpot_s`` = 0. ``throughput_tokens_per_s`` / ``requests_per_s`` are saturated figures at ``max_batch``.
+    """
+
+    memory: InferenceMemory
+    fits: bool
+    max_batch: int
+    batch: int
+    ttft_s: float
+    tpot_s: float
+    tpot_s_at_max_batch: float
+    throughput_tokens_per_s: float
+    requests_per_s: float
+    latency_s: float
+    energy_j_per_token: float | None
+    energy_j_per_request: float
+    capacity_bytes_per_gpu: int
+    gpus: int
+    bound: str
+    """what limits a decode step at ``batch`` (or a batch for non-LLMs): "memory" or "compute" """
+    decode: DecodeModel | None = None
+
+    def batch_for(self, tpot_slo_s: float) -> int:
+        """Largest concurrent batch whose TPOT meets the SLO (0 if none; non-LLMs: ``max_batch``)."""
+        return self.decode.batch_for(tpot_slo_s) if self.decode is not None else self.max_batch
+
+    def tpot_at(self, batch: int) -> float:
+        return self.decode.tpot(batch) if self.decode is not None else 0.0
+
+    def throughput_at(self, batch: int) -> float:
+        """Saturated output tokens/s at ``batch`` (LLM); requests/s at ``batch`` for non-LLMs."""
+        if self.decode is not None:
+            return self.decode.throughput_at(batch)
+        return self.requests_per_s
+
+    def best_under_tpot(self, tpot_slo_s: float | None) -> tuple[int, float]:
+        """(batch, output tokens/s) maximising per-replica throughput subject to TPOT <= SLO."""
+        b = self.max_batch if tpot_slo_s is None else self.batch_for(tpot_slo_s)
+        return b, (self.throughput_at(b) if b >= 1 else 0.0)
+
+
+# ---------------------------------------------------------------------------------------------- memory
+
+
+def _validate(tp: int, pp: int, batch: int) -> None:
+    if tp < 1 or pp < 1 or batch < 1:
+        raise InputError(f"tp, pp and batch must be >= 1 (got tp={tp}, pp={pp}, batch={batch})",
+                         fix="pass positive integers")
+
+
+def _llm_activation_bytes(s: Shape, dtype: str, tp: int, batch: int, context_tokens: int) -> float:
+    """Transient forward activations: the tokens of one forward pass (a prefill chunk of at most
+    ``PREFILL_CHUNK_TOKENS``, or one token per sequence in decode) x live elements per token, plus fp32 logits
+    of the last position of each sequence (vocab split over TP)."""
+    tokens = min(batch * context_tokens, max(cal.PREFILL_CHUNK_TOKENS, batch))
+    act = tokens * activation_elems_per_token(s, tp) * activation_bytes(dtype)
+    logits = batch * s.vocab / tp * cal.LOGITS_BYTES
+    return act + logits
+
+
+def _nonllm_activation_bytes(s: Shape, dtype: str, batch: int, context_tokens: int) -> float:
+    """Peak live activations of a non-LLM forward. Encoders (BERT, ViT): per token as an LLM layer, plus one
+    layer's attention scores (heads x seq^2, eager attention). CNNs: CNN_PEAK_ACTIVATION_PER_INPUT_ELEMENT x
+    input elements."""
+    ab = activation_bytes(dtype)
+    if s.transformer:
+        seq = context_tokens
+        return batch * (seq * activation_elems_per_token(s, 1) + s.heads * seq * seq) * ab
+    if s.input_elems:
+        return batch * s.input_elems * cal.CNN_PEAK_ACTIVATION_PER_INPUT_ELEMENT * ab
+    return 0.0
+
+
+def overhead_for(hw: HardwareProfile) -> int:
+    """Runtime overhead bytes per accelerator by hardware kind (see calibration)."""
+    if hw.kind == "gpu":
+        return cal.GPU_RUNTIME_OVERHEAD_BYTES
+    if hw.kind == "cpu":
+        return cal.CPU_RUNTIME_OVERHEAD_BYTES
+    return cal.EDGE_RUNTIME_OVERHEAD_BYTES.get(hw.kind, cal.GPU_RUNTIME_OVERHEAD_BYTES)
+
+
+def inference_memory(arch: ModelArch, dtype: str, *, tp: int = 1, pp: int = 1, batch: int = 1,
+                     context_tokens: int, overhead_bytes: int | None = None) -> InferenceMemory:
+    """Per-GPU inference memory at ``batch`` sequences of ``context_tokens`` (input + output) tokens.
+
+    weights / (tp pp) + KV (batch x context x kv/token) / (pp x min(tp, kv_heads)) + activations + overhead.
+    Non-LLMs (no decoder layers): weights + activations from the input size; no KV cache. ``overhead_bytes``
+    defaults to a GPU serving runtime's (calibration.GPU_RUNTIME_OVERHEAD_BYTES).
+    """
+    check_dtype(dtype)
+    _validate(tp, pp, batch)
+    s = shape_of(arch)
+    return _memory(s, dtype, tp, pp, batch, context_tokens,
+                   cal.GPU_RUNTIME_OVERHEAD_BYTES if overhead_bytes is None else overhead_bytes)
+
+
+def _memory(s: Shape, dtype: str, tp: int, pp: int, batch: int, context_tokens: int,
+            overhead: int) -> InferenceMemory:
+    w = weights_bytes(s, dtype)
+    w_gpu = w / (tp * pp)
+    if s.llm:
+        kv_tok = kv_bytes_per_token(s, dtype)
+        kv_gpu = batch * kv_tokens(s, context_tokens) * kv_tok / (pp * kv_shards(s, tp))
+        act = _llm_activation_bytes(s, dtype, tp, batch, context_tokens)
+    else:
+        kv_tok, kv_gpu = 0, 0.0
+        act = _nonllm_activation_bytes(s, dtype, batch, context_tokens) / tp
+    total = int(w_gpu) + int(kv_gpu) + int(act) + overhead
+    return InferenceMemory(
+        weights_bytes=int(w), weights_bytes_per_gpu=int(w_gpu), kv_cache_bytes_per_token=kv_tok,
+        kv_cache_bytes_per_gpu=int(kv_gpu), activation_bytes_per_gpu=int(act), overhead_bytes_per_gpu=overhead,
+        total_bytes_per_gpu=total,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- estimate
+
+
+def _decode_model(s: Shape, hw: HardwareProfile, dtype: str, tp: int, pp: int, input_tokens: int,
+                  output_tokens: int, max_batch: int) -> DecodeModel:
+    n = tp * pp
+    peak = hw.peak_flops(dtype)
+    bpp = weight_bytes_per_param(dtype)
+    emb_bpp = 2.0 if (dtype in ("fp8", "int8", "int4") and cal.QUANTIZED_KEEPS_EMBEDDINGS_16BIT) else bpp
+    # streamed per step: shared body + LM head (the embedding table is only gathered, a row per token)
+    shared = (s.shared_body_params * bpp + s.lm_head_math_params * emb_bpp) / n
+    experts = s.expert_params * bpp / n
+    kv_gpu_tok = kv_bytes_per_token(s, dtype) / (pp * kv_shards(s, tp))
+    prefill_flops = (input_tokens * linear_flops_per_token(s, with_lm_head=False) + 2.0 * s.lm_head_math_params
+                     + input_tokens * attention_flops_per_token(s, input_tokens / 2.0))
+    return DecodeModel(
+        shape=s, pp=pp, tp=tp, layers=s.layers,
+        flops_per_s=peak * _flops_eff(hw, cal.DECODE_FLOPS_EFFICIENCY),
+        prefill_flops_per_s=peak * _flops_eff(hw, cal.PREFILL_FLOPS_EFFICIENCY),
+        bytes_per_s=hw.bandwidth_bytes_per_s * _bw_eff(hw),
+        link_bytes_per_s=hw.link_bytes_per_s(n),
+        shared_weight_bytes=shared, expert_weight_bytes=experts,
+        flops_per_token=linear_flops_per_token(s), kv_bytes_per_token_per_gpu=kv_gpu_tok,
+        act_msg_bytes_per_token=s.hidden * activation_bytes(dtype),
+        input_tokens=input_tokens, output_tokens=output_tokens, prefill_flops=prefill_flops, max_batch=max_batch,
+    )
+
+
+def _bw_eff(hw: HardwareProfile) -> float:
+    return cal.DECODE_BANDWIDTH_EFFICIENCY if hw.kind in ("gpu", "cpu") else cal.EDGE_BANDWIDTH_EFFICIENCY
+
+
+def _flops_eff(hw: HardwareProfile, default: float) -> float:
+    return cal.EDGE_FLOPS_EFFICIENCY.get(hw.kind, default) if hw.kind not in ("gpu", "cpu") else default
+
+
+def prefill_time_s(dm: DecodeModel) -> float:
+    """TTFT of one request alone: max(prefill FLOPs / (tp x achievable FLOP/s), weights + KV written /
+    (tp x achievable bandwidth)) + 2 all-reduces per layer of the prompt's hidden states + (pp-1) sends + a
+    fixed admission cost. Pipeline stages run one after another for a single request (bubble (p-1)/p)."""
+    s, tp, pp = dm.shape, dm.tp, dm.pp
+    t_in = dm.input_tokens
+    flops = dm.prefill_flops / tp
+    byts = (dm.shared_weight_bytes + dm.expert_weight_bytes * expert_fraction(s, t_in)) * pp \
+        + t_in * dm.kv_bytes_per_token_per_gpu * pp
+    t = max(flops / dm.prefill_flops_per_s, byts / dm.bytes_per_s)
+    if tp > 1:
+        t += 2.0 * s.layers * ring_allreduce_s(t_in * dm.act_msg_bytes_per_token, tp, dm.link_bytes_per_s)
+    if pp > 1:
+        t += (pp - 1) * (t_in * dm.act_msg_bytes_per_token / dm.link_bytes_per_s + cal.P2P_LATENCY_S)
+    return t + cal.PREFILL_OVERHEAD_S
+
+
+def estimate_inference(arch: ModelArch, hw: HardwareProfile, dtype: str, *, tp: int = 1, pp: int = 1,
+                       input_tokens: int, output_tokens: int, batch: int | None = None,
+                       memory_headroom: float = 0.1, max_batch_cap: int | None = None) -> InferenceEstimate:
+    """Predict one replica of ``tp`` x ``pp`` accelerators serving ``arch`` in ``dtype``.
+
+    ``batch`` (default 1) is the concurrent sequences for ``memory``/``tpot_s`` (LLM) or the batch size
+    (non-LLM). ``memory_headroom`` is the fraction of accelerator memory kept free.
+    """
+    check_dtype(dtype)
+    b = 1 if batch is None else batch
+    _validate(tp, pp, b)
+    if input_tokens < 1 or output_tokens < 0:
+        raise InputError(f"input_tokens must be >= 1 and output_tokens >= 0 (got {input_tokens}, {output_tokens})",
+                         fix="give positive token counts")
+    s = shape_of(arch)
+    overhead = overhead_for(hw)
+    usable = hw.memory_bytes * (1.0 - memory_headroom)
+    n = tp * pp
+    if not s.llm:
+        return _nonllm(s, hw, dtype, tp, b, input_tokens, usable, overhead, max_batch_cap)
+
+    ctx = input_tokens + output_tokens
+    mem = _memory(s, dtype, tp, pp, b, ctx, overhead)
+    # largest batch: everything but per-sequence KV + per-sequence activations/logits is fixed
+    fixed = mem.weights_bytes_per_gpu + overhead + cal.PREFILL_CHUNK_TOKENS * activation_elems_per_token(s, tp) \
+        * activation_bytes(dtype)
+    per_seq = (kv_tokens(s, ctx) * mem.kv_cache_bytes_per_token / (pp * kv_shards(s, tp))
+               + activation_elems_per_token(s, tp) * activation_bytes(dtype) + s.vocab / tp * cal.LOGITS_BYTES)
+    cap = cal.MAX_CONCURRENT_SEQUENCES if max_batch_cap is None else max_batch_cap
+    max_batch = max(0, min(cap, int((usable - fixed) // per_seq))) if per_seq > 0 else 0
+    dm = _decode_model(s, hw, dtype, tp, pp, input_tokens, output_tokens, max_batch)
+    ttft = prefill_time_s(dm)
+    tpot = dm.tpot(b)
+    mb = max(1, max_batch)
+    tpot_max = dm.tpot(mb)
+    thr = dm.throughput_at(mb) if max_batch >= 1 else 0.0
+    power = n * hw.power_w * cal.INFERENCE_POWER_FRACTION
+    e_tok = power / thr if thr > 0 else power * tpot
+    c_avg = input_tokens + output_tokens / 2.0
+    mbf = max(1.0, b / pp)
+    compute_t = mbf * (dm.flops_per_token + attention_flops_per_token(s, c_avg)) / n / dm.flops_per_s
+    bytes_t = (dm.shared_weight_bytes + dm.expert_weight_bytes * expert_fraction(s, mbf)
+               + mbf * c_avg * dm.kv_bytes_per_token_per_gpu) / dm.bytes_per_s
+    return InferenceEstimate(
+        memory=mem, fits=mem.total_bytes_per_gpu <= usable, max_batch=max_batch, batch=b, ttft_s=ttft,
+        tpot_s=tpot, tpot_s_at_max_batch=tpot_max, throughput_tokens_per_s=thr,
+        requests_per_s=thr / output_tokens if output_tokens else 0.0,
+        latency_s=ttft + max(0, output_tokens - 1) * tpot, energy_j_per_token=e_tok,
+        energy_j_per_request=e_tok * max(1, output_tokens), capacity_bytes_per_gpu=hw.memory_bytes, gpus=n,
+        bound="compute" if compute_t > bytes_t else "memory", decode=dm,
+    )
+
+
+def nonllm_flops(s: Shape, seq: int) -> float:
+    """FLOPs for one input of a non-LLM model: the given ``flops_per_inference`` (2 x MACs), else for an encoder
+    2 x params x seq + full (bidirectional) attention 4 x layers x seq^2 x d_attn (Kaplan et al. 2020), else
+    2 x params (one pass over every weight)."""
+    if s.flops_per_inference:
+        return s.flops_per_inference
+    if s.transformer:
+        return 2.0 * s.body_params * seq + 4.0 * s.layers * seq * seq * s.attn_dim
+    return 2.0 * (s.body_params + s.embed_params + s.lm_head_params)
+
+
+def nonllm_batch_latency_s(s: Shape, hw: HardwareProfile, dtype: str, batch: int, seq: int,
+                           flops_eff: float, tp: int = 1) -> tuple[float, str]:
+    """Roofline latency of one batch: max(batch x FLOPs / achievable FLOP/s, (weights + activation traffic) /
+    achievable bandwidth) + a fixed launch overhead. Activation traffic: each layer's output written and read
+    once (CNN_ACTIVATION_TRAFFIC_PER_INPUT_ELEMENT for CNNs; ~8 h per token per layer for encoders)."""
+    flops = batch * nonllm_flops(s, seq) / tp
+    ab = activation_bytes(dtype)
+    if s.transformer:
+        traffic = batch * seq * s.layers * 8.0 * s.hidden * ab
+    else:
+        traffic = batch * s.input_elems * cal.CNN_ACTIVATION_TRAFFIC_PER_INPUT_ELEMENT * 2.0 * ab
+    byts = (weights_bytes(s, dtype) + traffic) / tp
+    tc = flops / (hw.peak_flops(dtype) * flops_eff)
+    tm = byts / (hw.bandwidth_bytes_per_s * _bw_eff(hw))
+    launch = cal.NONLLM_LAUNCH_OVERHEAD_S if hw.kind in ("gpu", "cpu", "jetson") else 0.0
+    return max(tc, tm) + launch, ("compute" if tc > tm else "memory")
+
+
+def _nonllm(s: Shape, hw: HardwareProfile, dtype: str, tp: int, b: int, seq: int, usable: float,
+            overhead: int, max_batch_cap: int | None) -> InferenceEstimate:
+    mem = _memory(s, dtype, tp, 1, b, seq, overhead)
+    per_sample = _nonllm_activation_bytes(s, dtype, 1, seq) / tp
+    free = usable - mem.weights_bytes_per_gpu - overhead
+    cap = cal.MAX_NONLLM_BATCH if max_batch_cap is None else max_batch_cap
+    if free < 0:
+        max_batch = 0
+    elif per_sample <= 0:
+        max_batch = cap
+    else:
+        max_batch = max(0, min(cap, int(free // per_sample)))
+    eff = _flops_eff(hw, cal.NONLLM_FLOPS_EFFICIENCY)
+    lat, bound = nonllm_batch_latency_s(s, hw, dtype, b, seq, eff, tp)
+    mb = max(1, max_batch)
+    lat_max, _ = nonllm_batch_latency_s(s, hw, dtype, mb, seq, eff, tp)
+    rps = mb / lat_max
+    power = tp * hw.power_w * (cal.INFERENCE_POWER_FRACTION if hw.kind in ("gpu", "cpu") else cal.EDGE_POWER_FRACTION)
+    return InferenceEstimate(
+        memory=mem, fits=mem.total_bytes_per_gpu <= usable, max_batch=max_batch, batch=b, ttft_s=lat, tpot_s=0.0,
+        tpot_s_at_max_batch=0.0, throughput_tokens_per_s=0.0, requests_per_s=rps, latency_s=lat,
+        energy_j_per_token=None, energy_j_per_request=power * lat / b, capacity_bytes_per_gpu=hw.memory_bytes,
+        gpus=tp, bound=bound, decode=None,
+    )
+
+
+def roofline_ridge(hw: HardwareProfile, dtype: str) -> float:
+    """FLOPs per byte at which the hardware turns from memory- to compute-bound (Williams et al. 2009)."""
+    return hw.peak_flops(dtype) / hw.bandwidth_bytes_per_s
+
+
+def batch_for(est: InferenceEstimate, tpot_slo_s: float) -> int:
+    """Largest concurrent batch whose TPOT meets ``tpot_slo_s`` (functional form of
+    :meth:`InferenceEstimate.batch_for`)."""
+    return est.batch_for(tpot_slo_s)
+

@@ -1,0 +1,126 @@
+"""What the estimator derives once per model: parameter groups, KV size, FLOPs per token.
+
+:func:`shape_of` is cached per :class:`~planner.models.arch.ModelArch` so the hot path (thousands of estimates per
+recommendation) is plain float arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from planner.models.arch import ModelArch
+
+GATED_MLP_FAMILIES = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen", "gemma", "gemma2",
+                                "phi3", "deepseek", "olmo", "granite", "custom"})
+"""Families whose MLP is gated (SwiGLU/GeGLU: gate, up, down = 3 matrices; Shazeer 2020). Others (gpt2, gptj,
+gpt_neox, opt, bert, whisper) use a 2-matrix MLP."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """Parameter groups and per-token sizes of one model (element counts, not bytes)."""
+
+    transformer: bool
+    llm: bool
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+    embed_params: int
+    """input token embedding table (read one row per token, never streamed whole)"""
+    lm_head_params: int
+    """output projection as stored (0 when tied to the embedding)"""
+    lm_head_math_params: int
+    """output projection as computed (vocab x hidden, tied or not)"""
+    body_params: int
+    """every other weight (attention, MLP incl. all experts, norms)"""
+    shared_body_params: int
+    """body weights every token touches (all of it for dense models)"""
+    expert_params: int
+    """all routed experts together (0 for dense)"""
+    experts: int
+    experts_per_token: int
+    kv_elems_per_token: int
+    """K and V elements per token over all layers: 2 x layers x kv_heads x head_dim"""
+    attn_dim: int
+    """heads x head_dim (the width of QK^T and AV)"""
+    kv_window: int | None
+    active_body_params: int
+    """body params used per token: shared + k/E of the experts"""
+    gated: bool
+    input_elems: int
+    """elements of one input (non-LLM), 0 if unknown"""
+    flops_per_inference: float | None
+
+
+def _moe_split(arch: ModelArch) -> tuple[int, int]:
+    """Split params into (shared, all experts) from ``params`` and ``active_params``.
+
+    With E experts of size e each and k active: params = shared + E e, active = shared + k e, hence
+    E e = (params - active) E / (E - k). Exact for Mixtral: (46.70 - 12.88) x 8/6 = 45.1B experts.
+    """
+    e, k = arch.experts, arch.experts_per_token
+    if e <= 1 or k >= e or arch.active_params >= arch.params:
+        return arch.params, 0
+    experts = round((arch.params - arch.active_params) * e / (e - k))
+    experts = min(experts, arch.params)
+    return arch.params - experts, experts
+
+
+@lru_cache(maxsize=512)
+def shape_of(arch: ModelArch) -> Shape:
+    """Derive a :class:`Shape` from a resolved model (cached)."""
+    transformer = bool(arch.layers and arch.hidden_size)
+    layers = arch.layers or 0
+    hidden = arch.hidden_size or 0
+    heads = arch.attention_heads or (max(1, hidden // 128) if hidden else 0)
+    kv_heads = arch.kv_heads or heads
+    head_dim = arch.head_dim or (hidden // heads if heads else 0)
+    intermediate = arch.intermediate_size or 4 * hidden
+    vocab = arch.vocab_size or 0
+    embed = vocab * hidden if transformer else 0
+    llm = arch.kind == "llm" and transformer and arch.decoder
+    lm_math = vocab * hidden if llm else 0
+    lm_stored = 0 if (arch.tied_embeddings or not llm) else lm_math
+    if embed + lm_stored >= arch.params:  # a config whose vocab does not fit its params: do not split
+        embed, lm_stored = 0, 0
+    body = arch.params - embed - lm_stored
+    _, experts_total = _moe_split(arch)
+    expert_params = min(experts_total, body)
+    shared_body = body - expert_params
+    e, k = max(1, arch.experts), max(1, arch.experts_per_token)
+    active_body = shared_body + (expert_params * k // e if expert_params else 0)
+    window = arch.sliding_window if arch.attention == "sliding" else None
+    kv = 2 * layers * kv_heads * head_dim if (llm and arch.attention != "none") else 0
+    input_elems = math.prod(arch.input_shape) if arch.input_shape else 0
+    return Shape(
+        transformer=transformer, llm=llm, layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
+        head_dim=head_dim, intermediate=intermediate, vocab=vocab, embed_params=embed, lm_head_params=lm_stored,
+        lm_head_math_params=lm_math, body_params=body, shared_body_params=shared_body,
+        expert_params=expert_params, experts=e, experts_per_token=k, kv_elems_per_token=kv,
+        attn_dim=heads * head_dim, kv_window=window, active_body_params=active_body,
+        gated=arch.family in GATED_MLP_FAMILIES, input_elems=input_elems,
+        flops_per_inference=arch.flops_per_inference,
+    )
+
+
+def transformer_params(layers: int, hidden: int, heads: int, kv_heads: int, head_dim: int, intermediate: int,
+                       vocab: int, *, gated: bool = True, tied: bool = False, experts: int = 1) -> int:
+    """Parameter count of a decoder transformer from its shape (biases ignored, 2 RMSNorm vectors per layer).
+
+    Per layer: Q and O = 2 h (heads x d_head), K and V = 2 h (kv_heads x d_head) (GQA, Ainslie et al. 2023),
+    MLP = 3 h i gated (SwiGLU, Shazeer 2020) or 2 h i, times ``experts`` for MoE, + router h E.
+    Llama-2-7B (32, 4096, 32, 32, 128, 11008, 32000) gives 6,738,415,616, its published count.
+    """
+    qo = 2 * hidden * heads * head_dim
+    kv = 2 * hidden * kv_heads * head_dim
+    mlp = (3 if gated else 2) * hidden * intermediate * experts
+    router = hidden * experts if experts > 1 else 0
+    per_layer = qo + kv + mlp + router + 2 * hidden
+    emb = vocab * hidden * (1 if tied else 2)
+    return layers * per_layer + emb + hidden
