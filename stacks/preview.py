@@ -158,27 +158,6 @@ def _repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def summarize(resources: list[dict[str, Any]]) -> list[str]:
-    """One sorted line per resource: ``type name`` (+ region / chart / Kubernetes objects of a ConfigGroup)."""
-    lines: set[str] = set()
-    for r in resources:
-        typ, name = r["type"], r["name"]
-        if typ == "pulumi:pulumi:Stack":
-            continue
-        extra = ""
-        if r.get("region"):
-            extra = f" ({r['region']})"
-        if typ == "kubernetes:helm.sh/v3:Release":
-            extra = f" (chart {r['inputs'].get('chart')} {r['inputs'].get('version')})"
-        lines.add(f"{typ} {name}{extra}")
-        if typ == "kubernetes:yaml/v2:ConfigGroup":
-            for o in r["inputs"].get("objs") or []:
-                md = o.get("metadata", {})
-                ns = f"{md['namespace']}/" if md.get("namespace") else ""
-                lines.add(f"  {typ} {name} -> {o.get('apiVersion')} {o.get('kind')} {ns}{md.get('name')}")
-    return sorted(lines, key=lambda s: (s.lstrip().split(" -> ")[0], s))
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:

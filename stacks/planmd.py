@@ -1,0 +1,191 @@
+"""``PLAN.md``: the human summary a reviewer reads in the pull request. Pure text from plain data."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from planner.plan import Plan, Rejected
+from planner.report import fmt_s, fmt_usd, headline, shape, where
+from stacks import layout
+
+TARGET_TEXT = {
+    "aws-ec2": "one EC2 GPU instance in a private subnet running the model server (Docker), IMDSv2, SSM access",
+    "aws-eks": "VPC + EKS cluster + GPU managed node group + the Kubernetes objects in `k8s/`",
+    "kubeconfig": "the Kubernetes objects in `k8s/`, applied to your existing cluster (kubeconfig secret)",
+    "edge-fleet": "a fleet rollout to edge nodes (k3s), pinned by node labels; objects in `k8s/`",
+    "firmware": "a firmware build plan (`firmware/`): this placement has no IaC",
+    "manifests-only": "Kubernetes manifests in `k8s/` only: mlplan generates the AWS stack only, "
+                      "so this provider's cluster is yours to create",
+}
+
+
+def _figures(p: Plan) -> list[tuple[str, str]]:
+    pr = p.predicted
+    rows: list[tuple[str, str]] = []
+    if pr.ttft_s is not None:
+        rows.append(("time to first token", fmt_s(pr.ttft_s)))
+    if pr.tpot_s is not None:
+        rows.append(("time per output token", fmt_s(pr.tpot_s)))
+    if pr.latency_s is not None:
+        rows.append(("latency per request", fmt_s(pr.latency_s)))
+    if pr.throughput_tokens_per_s is not None:
+        rows.append(("throughput", f"{pr.throughput_tokens_per_s:,.0f} tokens/s"))
+    if p.workload == "inference":
+        rows.append(("requests/s sustained", f"{pr.throughput_rps:,.1f}"))
+    if pr.max_batch is not None:
+        rows.append(("max batch", str(pr.max_batch)))
+    if pr.network_rtt_s:
+        rows.append(("network RTT (included)", fmt_s(pr.network_rtt_s)))
+    rows.append(("memory per accelerator", f"{pr.memory_per_gpu_bytes / 2**30:,.1f} GiB of "
+                                           f"{pr.memory_capacity_per_gpu_bytes / 2**30:,.1f} GiB "
+                                           f"(headroom {pr.memory_headroom:.0%})"))
+    if pr.energy_j_per_request is not None:
+        rows.append(("energy per request", f"{pr.energy_j_per_request:,.1f} J"))
+    if pr.training_time_s is not None:
+        rows.append(("training time", f"{pr.training_time_s / 3600:,.1f} h"))
+    return rows
+
+
+def why_lost(best: Plan, other: Plan) -> str:
+    """Why a runner-up ranked below the chosen plan: the cost delta and each figure where it is worse."""
+    delta = other.monthly_cost_usd - best.monthly_cost_usd
+    pct = delta / best.monthly_cost_usd if best.monthly_cost_usd else 0.0
+    reasons = [f"+{fmt_usd(delta)}/month ({pct:+.0%})" if delta > 0.5 else "same monthly cost"]
+    a, b = best.predicted, other.predicted
+    for label, x, y in (("TTFT", a.ttft_s, b.ttft_s), ("TPOT", a.tpot_s, b.tpot_s),
+                        ("latency", a.latency_s, b.latency_s), ("training time", a.training_time_s,
+                                                                 b.training_time_s)):
+        if x is not None and y is not None and y > x * 1.05:
+            reasons.append(f"{label} {fmt_s(y)} vs {fmt_s(x)}")
+    if b.memory_headroom < a.memory_headroom - 0.05:
+        reasons.append(f"less memory headroom ({b.memory_headroom:.0%} vs {a.memory_headroom:.0%})")
+    return "; ".join(reasons)
+
+
+def render(spec_name: str, catalog_version: str, plan: Plan, runners_up: list[Plan], rejected: list[Rejected],
+           resources: list[str] | None, extra_notes: list[str]) -> str:
+    infos = layout.parts(plan)
+    out: list[str] = [f"# mlplan plan: `{spec_name}`", ""]
+    out += [f"**Decision:** {where(plan)}: {shape(plan)}, {plan.dtype}, runtime {plan.serving.runtime}, "
+            f"{plan.purchase}, **{fmt_usd(plan.monthly_cost_usd)}/month**.", "",
+            f"- Plan id: `{plan.id}` (catalog {catalog_version})",
+            f"- Model: {plan.model.name} ({plan.model.kind}, {plan.model.params:,} parameters)",
+            f"- Why: {plan.rationale}", f"- Predicted: {headline(plan)}", ""]
+    out += ["## Predicted figures", "", "| figure | value |", "|---|---:|"]
+    out += [f"| {k} | {v} |" for k, v in _figures(plan)]
+    out += ["", "## Cost breakdown", "", "| item | USD/month |", "|---|---:|"]
+    out += [f"| {line.item} | {line.usd_per_month:,.2f} |" for line in plan.cost.lines]
+    out += [f"| **total** | **{plan.cost.monthly_usd:,.2f}** |", "", "Assumptions: " + ", ".join(
+        f"{k} = {v}" for k, v in sorted(plan.cost.assumptions.items())) + ".", ""]
+    out += ["## Where each part runs", "",
+            "| part | placement | where | instance x nodes | GPUs/replica | replicas | traffic | IaC |",
+            "|---|---|---|---|---:|---:|---:|---|"]
+    for i in infos:
+        p = i.part
+        out.append(f"| {i.key} | {p.placement} | {p.provider}/{p.region or 'fleet'} | {p.instance} x {p.nodes} | "
+                   f"{layout.gpus_per_replica(p)} (TP{p.tensor_parallel} x PP{p.pipeline_parallel}) | "
+                   f"{p.replicas} | {p.traffic_fraction:.0%} | {i.target} |")
+    out.append("")
+    out += [f"- **{i.key}**: {TARGET_TEXT[i.target]}." for i in infos]
+    if plan.placement == "hybrid":
+        local = next((i for i in infos if i.part.placement != "cloud"), None)
+        cloud = next((i for i in infos if i.part.placement == "cloud"), None)
+        if local and cloud:
+            out += ["", "### Routing between the parts", "",
+                    f"An Envoy router (`{local.app}-router`, in `k8s/{local.key}.yaml`) runs next to the "
+                    f"{local.part.placement} side. Requests with header `x-mlplan-data-class: sensitive` always "
+                    f"stay on {local.key}; all other requests are split {local.part.traffic_fraction:.0%} "
+                    f"{local.key} / {1 - local.part.traffic_fraction:.0%} {cloud.key} (weighted clusters). "
+                    f"The cloud side is reached over private connectivity (VPN / Direct Connect) through an "
+                    f"internal load balancer: set `mlplan:cloudEndpoint` to its `host:port`."]
+    s = plan.security
+    out += ["", "## Security posture", "",
+            f"- Data class: **{s.privacy}**; allowed regions: {', '.join(s.allowed_regions or ('any',))}",
+            f"- Encryption at rest: {'KMS, customer-managed key' if s.encryption_at_rest else 'provider default'}; "
+            f"private networking: {'yes' if s.private_networking else 'no'}; dedicated tenancy: "
+            f"{'yes' if s.dedicated_tenancy else 'no'}; NetworkPolicy deny-by-default: "
+            f"{'yes' if s.deny_by_default_network else 'no'}",
+            "- Pods: Pod Security `restricted` (non-root, read-only root filesystem, no privilege escalation, all "
+            "capabilities dropped, seccomp RuntimeDefault), requests = limits, startup/readiness/liveness probes.",
+            ""]
+    out += ["## Runner-up plans", ""]
+    if runners_up:
+        out += ["| rank | plan | where | shape | USD/month | why it lost |", "|---:|---|---|---|---:|---|"]
+        out += [f"| {r.rank} | `{r.id}` | {where(r)} | {shape(r)} | {r.monthly_cost_usd:,.0f} | "
+                f"{why_lost(plan, r)} |" for r in runners_up]
+    else:
+        out.append("None: no other feasible plan.")
+    out += ["", "## Rejected option classes", ""]
+    if rejected:
+        by: dict[str, list[Rejected]] = defaultdict(list)
+        for r in rejected:
+            by[r.constraint].append(r)
+        for constraint in sorted(by):
+            items = by[constraint]
+            out.append(f"- **{constraint}** ({len(items)}): " + "; ".join(
+                f"`{r.option}`: {r.reason}" for r in items[:5]) + (" ..." if len(items) > 5 else ""))
+    else:
+        out.append("None recorded.")
+    out += ["", "## Resources the stack will create", ""]
+    if resources is None:
+        out.append("None: this plan has no IaC (see `firmware/FIRMWARE.md`).")
+    else:
+        out += ["From an offline preview: the Pulumi program in `infra/` run under Pulumi's mocks (no cloud "
+                "credentials), i.e. what `pulumi up` would create.", "", "```"]
+        out += resources
+        out += ["```"]
+    out += ["", "## Notes", ""]
+    notes = list(plan.notes) + extra_notes
+    out += [f"- {n}" for n in notes] if notes else ["None."]
+    out.append("")
+    return "\n".join(out)
+
+
+def deploy_steps(plan: Plan, stack: str) -> list[str]:
+    """Notes on how to apply this folder, per target."""
+    targets = {i.target for i in layout.parts(plan)}
+    steps: list[str] = []
+    if targets & {"aws-eks", "aws-ec2", "kubeconfig", "edge-fleet"}:
+        steps.append(f"Apply: `mlplan deploy DIR` or `cd infra && pulumi stack select {stack} && pulumi up`.")
+    if "kubeconfig" in targets:
+        steps.append("Set the on-prem kubeconfig first: `pulumi config set --secret mlplan:kubeconfig "
+                     "\"$(cat ~/.kube/config)\"` (stored encrypted, never in clear text).")
+    if "edge-fleet" in targets:
+        steps.append("Set the edge fleet's kubeconfig: `pulumi config set --secret mlplan:edgeKubeconfig ...`; "
+                     "label the devices `node-role.kubernetes.io/edge=true` and "
+                     "`mlplan.dev/device=<device id>`.")
+    if "aws-eks" in targets:
+        steps.append("The HPA scales on the server's requests-in-flight metric, served through a Prometheus "
+                     "adapter (custom metrics API); without one the Deployment stays at its planned replicas.")
+    if targets & {"aws-eks", "aws-ec2"}:
+        steps.append("Upload the model to the model bucket before the first rollout "
+                     "(`aws s3 sync <weights or serving/triton/model_repository> s3://<bucket>/<model>/...`).")
+    if "manifests-only" in targets:
+        steps.append("Only the AWS stack is generated: for GCP/Azure parts apply `k8s/*.yaml` to a GPU cluster "
+                     "you provide (`kubectl apply -f k8s/`).")
+    return steps
+
+
+def resource_lines(resources: list[dict[str, Any]]) -> list[str]:
+    """Sorted ``type name (region)`` lines; the Kubernetes objects of each ConfigGroup are listed under it."""
+    top: list[tuple[str, list[str]]] = []
+    for r in resources:
+        typ, name = r["type"], r["name"]
+        if typ == "pulumi:pulumi:Stack":
+            continue
+        extra = f" ({r['region']})" if r.get("region") else ""
+        if typ == "kubernetes:helm.sh/v3:Release":
+            extra = f" (chart {r['inputs'].get('chart')} {r['inputs'].get('version')})"
+        children = []
+        if typ == "kubernetes:yaml/v2:ConfigGroup":
+            for o in r["inputs"].get("objs") or []:
+                md = o.get("metadata", {})
+                ns = f"{md['namespace']}/" if md.get("namespace") else ""
+                children.append(f"    {o.get('kind')} {ns}{md.get('name')}")
+        top.append((f"{typ} {name}{extra}", children))
+    out: list[str] = []
+    for line, children in sorted(top):
+        out.append(line)
+        out += children
+    return out
