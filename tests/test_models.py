@@ -11,6 +11,8 @@ import json
 import math
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +138,19 @@ def test_opt_350m_projection_and_post_norm() -> None:
     assert hf.arch_from_config(data, name="opt-350m", source="test").params == 331_196_416
 
 
+@pytest.mark.parametrize(
+    ("hidden", "layers", "heads", "inter", "published"),
+    [(768, 12, 12, 3072, 162_322_944), (2048, 16, 8, 8192, 1_011_781_632)],
+)
+def test_pythia_counts(hidden: int, layers: int, heads: int, inter: int, published: int) -> None:
+    """Pythia-160m / Pythia-1b (gpt_neox, vocab 50,304): total params from Biderman et al. 2023, Table 1."""
+    data = load_fixture("gpt-neox-20b") | {
+        "hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": heads,
+        "intermediate_size": inter, "vocab_size": 50304,
+    }
+    assert hf.arch_from_config(data, name="pythia", source="test").params == published
+
+
 def test_qwen2_moe_respects_sparse_step_and_dense_layers() -> None:
     data = load_fixture("Qwen1.5-MoE-A2.7B")
     full = hf.arch_from_config(data, name="a", source="t")
@@ -159,6 +174,15 @@ def test_llama_attention_bias_adds_q_k_v_o_biases() -> None:
     data = load_fixture("Meta-Llama-3-8B")
     biased = hf.arch_from_config(data | {"attention_bias": True}, name="b", source="t")
     assert biased.params - 8_030_261_248 == 32 * (4096 + 2 * 1024 + 4096)
+
+
+def test_importing_the_model_modules_stays_light() -> None:
+    code = ("import sys, planner.models.presets, planner.models.hf_config, planner.models.sized; "
+            "planner.models.presets.all_presets(); "
+            "print(sorted(m for m in ('ray', 'pulumi', 'boto3', 'kubernetes', 'tritonclient', 'onnxruntime', "
+            "'matplotlib', 'numpy', 'torch', 'requests', 'urllib3') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 # ------------------------------------------------------------------------------------------------- presets
