@@ -26,15 +26,23 @@ def catalog_cmd(
     accelerator: Annotated[str | None, typer.Option(help="accelerator id, e.g. h100-sxm")] = None,
     max_price: Annotated[float | None, typer.Option(help="instances: on-demand $/h at most")] = None,
     overlay: Annotated[Path | None, typer.Option("--catalog", help="catalog overlay YAML")] = None,
+    models: Annotated[bool, typer.Option("--models", help="list the model presets instead")] = False,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List the catalog (instances by default), filtered."""
+    """List the catalog (instances by default), filtered; --models lists the model presets."""
     if ctx.invoked_subcommand is not None:
         return
     from planner.catalog import Catalog
 
     cat = Catalog.load(overlay)
-    rows = _rows(cat, section)
+    if models:
+        from planner.models.presets import all_presets
+
+        rows = [{"name": n, "kind": a.kind, "family": a.family, "params": a.params, "active_params": a.active_params,
+                 "source": a.source} for n, a in all_presets().items()]
+        section = "models"  # type: ignore[assignment]
+    else:
+        rows = _rows(cat, section)
     if provider:
         rows = [r for r in rows if r.get("provider") == provider]
     if region:
@@ -53,7 +61,7 @@ def catalog_cmd(
     t = Table(title=f"catalog {cat.version}: {section} ({len(rows)})", title_justify="left")
     cols = [k for k in (rows[0] if rows else {}) if k not in ("source", "interconnect", "tflops", "tops")]
     for k in cols:
-        t.add_column(k)
+        t.add_column(k, overflow="fold")
     for r in rows:
         t.add_row(*[str(r[k]) for k in cols])
     Console(width=200).print(t)
