@@ -178,3 +178,8 @@ Sec. 5 routing analysis)."""
 CNN_CHECKPOINT_FRACTION: Final = 0.25
 """Share of a CNN's activation memory kept with gradient checkpointing: sqrt(n) segments (Chen et al. 2016,
 "Training Deep Nets with Sublinear Memory Cost", report 4x or more savings on ResNet at ~30% extra compute)."""
+
+TP_EFFICIENCY_PER_DOUBLING: Final = 0.92
+"""Compute efficiency kept per doubling of tensor parallelism: 0.92^3 = 0.78 at TP8, the 77% scaling efficiency
+Megatron-LM reports for 8-way model parallelism (Shoeybi et al. 2019, Sec. 5.1). Calibrated together with the
+all-reduce model on TensorRT-LLM's H100 FP8 Llama-3.3-70B TP2 and Llama-3.1-405B TP8 throughput."""

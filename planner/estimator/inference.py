@@ -95,6 +95,13 @@ def ring_allreduce_s(message_bytes: float, n: int, link_bytes_per_s: float) -> f
             + cal.ALLREDUCE_LATENCY_S)
 
 
+def tp_scaling_efficiency(tp: int) -> float:
+    """Per-GPU compute efficiency left under ``tp``-way tensor parallelism (smaller GEMMs per GPU, kernel
+    boundaries at every all-reduce): TP_EFFICIENCY_PER_DOUBLING ** log2(tp). Megatron-LM (Shoeybi et al. 2019)
+    reports 77% scaling efficiency at 8-way model parallelism."""
+    return float(cal.TP_EFFICIENCY_PER_DOUBLING ** math.log2(tp)) if tp > 1 else 1.0
+
+
 def pipeline_bubble_fraction(pp: int, microbatches: int) -> float:
     """Idle fraction of a pipeline of ``pp`` stages fed ``microbatches`` micro-batches: (p-1)/(m+p-1) (GPipe,
     Huang et al. 2019; Narayanan et al. 2021). At batch 1 (a single prefill) it is (p-1)/p: PP adds memory, not
@@ -156,24 +163,41 @@ class DecodeModel:
 
     def tpot(self, batch: int, context: float | None = None) -> float:
         """Seconds per decode step for ``batch`` sequences at average ``context`` (default input + output/2)."""
-        s, pp, tp = self.shape, self.pp, self.tp
+        pp, tp = self.pp, self.tp
         c = self.input_tokens + self.output_tokens / 2.0 if context is None else context
         mb = max(1.0, batch / pp)  # micro-batch per stage: stages work on different sequences at once
-        n = tp * pp
-        flops = mb * (self.flops_per_token + attention_flops_per_token(s, c)) / n
-        kv_c = c if s.kv_window is None else min(c, s.kv_window)
-        byts = (self.shared_weight_bytes + self.expert_weight_bytes * expert_fraction(s, mb)
-                + mb * kv_c * self.kv_bytes_per_token_per_gpu)
-        stage = max(flops / self.flops_per_s, byts / self.bytes_per_s)
+        stage = self.linear_s(mb) + self.attention_s(mb, c)
         if tp > 1:
             stage += 2.0 * self.layers / pp * ring_allreduce_s(mb * self.act_msg_bytes_per_token, tp,
                                                                self.link_bytes_per_s)
         send = (pp - 1) * (mb * self.act_msg_bytes_per_token / self.link_bytes_per_s + cal.P2P_LATENCY_S)
         return pp * stage + send + cal.DECODE_STEP_OVERHEAD_S
 
+    def linear_s(self, mb: float) -> float:
+        """One stage's weight GEMMs for ``mb`` tokens: max(FLOPs / achievable FLOP/s, weights read /
+        achievable bandwidth). Operators are timed separately and summed (per-operator roofline, as in
+        LLM-Viewer, Yuan et al. 2024), since a step runs GEMMs and attention one after the other."""
+        n = self.tp * self.pp
+        flops = mb * self.flops_per_token / n
+        byts = self.shared_weight_bytes + self.expert_weight_bytes * expert_fraction(self.shape, mb)
+        return max(flops / self.flops_per_s, byts / self.bytes_per_s)
+
+    def attention_s(self, mb: float, context: float) -> float:
+        """One stage's decode attention for ``mb`` sequences at ``context``: max(QK^T/AV FLOPs, KV bytes read)."""
+        s = self.shape
+        flops = mb * attention_flops_per_token(s, context) / (self.tp * self.pp)
+        kv_c = context if s.kv_window is None else min(context, s.kv_window)
+        byts = mb * kv_c * self.kv_bytes_per_token_per_gpu
+        return max(flops / self.flops_per_s, byts / self.bytes_per_s)
+
     def prefill_busy_s(self) -> float:
-        """Replica time one request's prefill occupies under saturation (compute-bound, all stages busy)."""
-        return self.prefill_flops / (self.tp * self.pp * self.prefill_flops_per_s)
+        """Replica time one request's prefill occupies under saturation: compute-bound with all stages busy,
+        plus its TP all-reduces (2 per layer of input_tokens hidden states; not overlapped with compute)."""
+        t = self.prefill_flops / (self.tp * self.pp * self.prefill_flops_per_s)
+        if self.tp > 1:
+            t += 2.0 * self.layers / self.pp * ring_allreduce_s(
+                self.input_tokens * self.act_msg_bytes_per_token, self.tp, self.link_bytes_per_s)
+        return t
 
     def throughput_at(self, batch: int) -> float:
         """Saturated output tokens/s with ``batch`` sequences decoding together (continuous batching)."""
@@ -326,7 +350,7 @@ def _memory(s: Shape, dtype: str, tp: int, pp: int, batch: int, context_tokens: 
 def _decode_model(s: Shape, hw: HardwareProfile, dtype: str, tp: int, pp: int, input_tokens: int,
                   output_tokens: int, max_batch: int) -> DecodeModel:
     n = tp * pp
-    peak = hw.peak_flops(dtype)
+    peak = hw.peak_flops(dtype) * tp_scaling_efficiency(tp)
     bpp = weight_bytes_per_param(dtype)
     emb_bpp = 2.0 if (dtype in ("fp8", "int8", "int4") and cal.QUANTIZED_KEEPS_EMBEDDINGS_16BIT) else bpp
     # streamed per step: shared body + LM head (the embedding table is only gathered, a row per token)
@@ -362,10 +386,12 @@ def prefill_time_s(dm: DecodeModel) -> float:
     fixed admission cost. Pipeline stages run one after another for a single request (bubble (p-1)/p)."""
     s, tp, pp = dm.shape, dm.tp, dm.pp
     t_in = dm.input_tokens
-    flops = dm.prefill_flops / tp
-    byts = (dm.shared_weight_bytes + dm.expert_weight_bytes * expert_fraction(s, t_in)) * pp \
-        + t_in * dm.kv_bytes_per_token_per_gpu * pp
-    t = max(flops / dm.prefill_flops_per_s, byts / dm.bytes_per_s)
+    attn_flops = t_in * attention_flops_per_token(s, t_in / 2.0) / tp
+    lin_flops = dm.prefill_flops / tp - attn_flops
+    w_bytes = (dm.shared_weight_bytes + dm.expert_weight_bytes * expert_fraction(s, t_in)) * pp
+    kv_bytes = t_in * dm.kv_bytes_per_token_per_gpu * pp
+    t = (max(lin_flops / dm.prefill_flops_per_s, w_bytes / dm.bytes_per_s)
+         + max(attn_flops / dm.prefill_flops_per_s, kv_bytes / dm.bytes_per_s))
     if tp > 1:
         t += 2.0 * s.layers * ring_allreduce_s(t_in * dm.act_msg_bytes_per_token, tp, dm.link_bytes_per_s)
     if pp > 1:
@@ -414,8 +440,9 @@ def estimate_inference(arch: ModelArch, hw: HardwareProfile, dtype: str, *, tp: 
     c_avg = input_tokens + output_tokens / 2.0
     mbf = max(1.0, b / pp)
     compute_t = mbf * (dm.flops_per_token + attention_flops_per_token(s, c_avg)) / n / dm.flops_per_s
+    kv_c = c_avg if s.kv_window is None else min(c_avg, s.kv_window)
     bytes_t = (dm.shared_weight_bytes + dm.expert_weight_bytes * expert_fraction(s, mbf)
-               + mbf * c_avg * dm.kv_bytes_per_token_per_gpu) / dm.bytes_per_s
+               + mbf * kv_c * dm.kv_bytes_per_token_per_gpu) / dm.bytes_per_s
     return InferenceEstimate(
         memory=mem, fits=mem.total_bytes_per_gpu <= usable, max_batch=max_batch, batch=b, ttft_s=ttft,
         tpot_s=tpot, tpot_s_at_max_batch=tpot_max, throughput_tokens_per_s=thr,
