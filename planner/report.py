@@ -20,6 +20,8 @@ def to_json(rec: Recommendation) -> str:
 def fmt_s(x: float | None) -> str:
     if x is None:
         return "-"
+    if x >= 3600:
+        return f"{x / 3600:.1f} h"
     return f"{x * 1e3:.1f} ms" if x < 1 else f"{x:.2f} s"
 
 

@@ -35,13 +35,19 @@ def _latency(c: Candidate | Hybrid | TrainCandidate) -> float:
 
 
 def _key(c: Candidate | Hybrid | TrainCandidate) -> tuple[object, ...]:
-    """Sort key: cost, then latency, then higher precision, then a stable id."""
+    """Sort key: cost, then higher precision (quality at no extra cost), then latency, then a stable id.
+
+    Training: cost, then the smallest cluster (with a fixed MFU the cost of a run does not depend on the
+    cluster size, and a smaller one is easier to get and fails less), then the least model parallelism (TP/PP
+    add communication on the critical path), then the lowest ZeRO stage (stages 1-2 move the same bytes as plain
+    data parallel, stage 3 1.5x: Rajbhandari et al. 2020, section 7).
+    """
     if isinstance(c, TrainCandidate):
-        return (round(c.monthly, 6), c.time_s, c.nodes, c.zero, c.instance, c.region or "")
+        return (round(c.monthly, 6), c.nodes, c.tp * c.pp, c.pp, c.zero, c.time_s, c.instance, c.region or "")
     first = c.parts[0] if isinstance(c, Hybrid) else c
     ident = tuple((p.instance, p.region or "", p.option.dtype, p.option.tp, p.option.pp, p.purchase)
                   for p in (c.parts if isinstance(c, Hybrid) else (c,)))
-    return (round(c.monthly, 6), round(_latency(c), 9), DTYPE_RANK.get(first.option.dtype, 9), ident)
+    return (round(c.monthly, 6), DTYPE_RANK.get(first.option.dtype, 9), round(_latency(c), 9), ident)
 
 
 def _family(c: Candidate | Hybrid | TrainCandidate) -> tuple[object, ...]:
