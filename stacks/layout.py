@@ -13,6 +13,7 @@ target              when
 ``edge-fleet``      edge part served by a container runtime: a k3s-style fleet, pods pinned by node labels
 ``firmware``        microcontroller part: a firmware build plan, no IaC at all
 ``manifests-only``  GCP / Azure part: plan + Kubernetes manifests only (only the AWS stack is generated)
+``local``           on-prem part on ``localhost``: served on this machine by ``mlplan deploy`` (no IaC)
 ==================  ==========================================================================================
 """
 
@@ -26,7 +27,7 @@ from typing import Literal
 
 from planner.plan import Part, Plan
 
-Target = Literal["aws-ec2", "aws-eks", "kubeconfig", "edge-fleet", "firmware", "manifests-only"]
+Target = Literal["aws-ec2", "aws-eks", "kubeconfig", "edge-fleet", "firmware", "manifests-only", "local"]
 
 #: Kubernetes targets: the parts whose manifests are rendered into ``k8s/``.
 K8S_TARGETS: tuple[Target, ...] = ("aws-eks", "kubeconfig", "edge-fleet", "manifests-only")
@@ -94,7 +95,7 @@ def target(plan: Plan, part: Part) -> Target:
     if part.placement == "edge":
         return "edge-fleet"
     if part.placement == "on-prem":
-        return "kubeconfig"
+        return "local" if part.instance == "localhost" else "kubeconfig"
     if part.provider != "aws":
         return "manifests-only"
     if part.nodes == 1 and part.replicas == 1 and gpus_per_replica(part) == 1 and plan.workload == "inference":
@@ -131,8 +132,8 @@ def parts(plan: Plan) -> list[PartInfo]:
 
 
 def has_iac(plan: Plan) -> bool:
-    """False for plans that are firmware only: those get ``firmware/`` and no ``infra/``."""
-    return any(p.target != "firmware" for p in parts(plan))
+    """False for plans with nothing for Pulumi to create (firmware, localhost): those get no ``infra/``."""
+    return any(p.target not in ("firmware", "local") for p in parts(plan))
 
 
 def stack_name(plan: Plan) -> str:

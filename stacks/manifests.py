@@ -82,12 +82,17 @@ def pod_resources(plan: Plan, part: Part) -> Obj:
     """Requests = limits (Guaranteed QoS) sized from the plan.
 
     Host memory: the pod stages its share of the weights through host RAM when loading, so it gets that share
-    x 1.2 plus 4 GiB for the server (rule of thumb from vLLM/Triton deployment guides). CPU: 2 cores per GPU
-    (tokenisation, scheduling, HTTP), at least 1.
+    x 1.2 plus 4 GiB for the server (rule of thumb from vLLM/Triton deployment guides); edge devices (unified
+    memory) get twice the weights plus 2 GiB. CPU: 2 cores per GPU (tokenisation, scheduling, HTTP), at least 1.
     """
     gpus = gpus_per_pod(part)
     share = weights_bytes(plan, part) / nodes_per_replica(part)
-    mem_gib = max(2, math.ceil(share * 1.2 / GIB) + 4) if gpus else max(1, math.ceil(share * 2 / GIB) + 1)
+    if part.placement == "edge":  # unified memory on Jetson-class devices: the server plus twice the weights
+        mem_gib = math.ceil(share * 2 / GIB) + 2
+    elif gpus:
+        mem_gib = max(2, math.ceil(share * 1.2 / GIB) + 4)
+    else:
+        mem_gib = max(1, math.ceil(share * 2 / GIB) + 1)
     cpu = max(1, 2 * gpus) if gpus else 2
     res: Obj = {"cpu": str(cpu), "memory": f"{mem_gib}Gi"}
     if gpus:
@@ -279,8 +284,7 @@ def service(info: PartInfo, *, internal_lb: bool = False) -> Obj:
     md = meta(info.app, info)
     spec: Obj = {"type": "ClusterIP", "selector": selector(info), "ports": ports}
     if internal_lb:  # hybrid cloud side: reachable from on-prem over the private link only
-        md["annotations"] = {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
-                             "service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}
+        md["annotations"] = internal_lb_annotations()
         spec["type"] = "LoadBalancer"
     return {"apiVersion": "v1", "kind": "Service", "metadata": md, "spec": spec}
 
@@ -309,24 +313,92 @@ def pdb(info: PartInfo) -> Obj | None:
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(info)}}}
 
 
-def max_pods(plan: Plan, info: PartInfo) -> int:
-    part = info.part
-    if part.placement == "edge":
-        return part.nodes
-    return max(part.replicas, plan.serving.max_replicas) * nodes_per_replica(part)
+_UNITS = {"": 1, "m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9}
 
 
-def resource_quota(plan: Plan, info: PartInfo) -> Obj:
-    """Caps the namespace at what the plan needs at its replica ceiling (plus one init container's worth)."""
-    res = pod_resources(plan, info.part)["limits"]
-    n = max_pods(plan, info)
-    mem_gib = int(res["memory"].removesuffix("Gi")) * n + 1
-    hard: Obj = {"requests.cpu": str(int(res["cpu"]) * n + 1), "limits.cpu": str(int(res["cpu"]) * n + 1),
-                 "requests.memory": f"{mem_gib}Gi", "limits.memory": f"{mem_gib}Gi", "pods": str(n + 4)}
-    if "nvidia.com/gpu" in res:
-        hard["requests.nvidia.com/gpu"] = str(int(res["nvidia.com/gpu"]) * n)
+def quantity(q: str | int | float) -> float:
+    """A Kubernetes quantity (``500m``, ``16Gi``, ``4``) as a number (cores, bytes, count)."""
+    text = str(q)
+    for suffix in sorted(_UNITS, key=len, reverse=True):
+        if suffix and text.endswith(suffix):
+            return float(text[: -len(suffix)]) * _UNITS[suffix]
+    return float(text)
+
+
+def pod_limits(pod_spec: Obj) -> dict[str, float]:
+    """Effective pod limits: max(sum of containers, each init container), per resource."""
+    total: dict[str, float] = {}
+    for c in pod_spec.get("containers", []):
+        for k, v in c.get("resources", {}).get("limits", {}).items():
+            total[k] = total.get(k, 0.0) + quantity(v)
+    for c in pod_spec.get("initContainers", []):
+        for k, v in c.get("resources", {}).get("limits", {}).items():
+            total[k] = max(total.get(k, 0.0), quantity(v))
+    return total
+
+
+def pod_sets(plan: Plan, info: PartInfo, objs: list[Obj]) -> list[tuple[Obj, int]]:
+    """(pod template, most pods at once) for every workload object, at its scaling ceiling.
+
+    A RayService counts twice: KubeRay's zero-downtime upgrade brings up the new cluster before retiring the old.
+    """
+    out: list[tuple[Obj, int]] = []
+    hpa_max = {o["spec"]["scaleTargetRef"]["name"]: o["spec"]["maxReplicas"]
+               for o in objs if o["kind"] == "HorizontalPodAutoscaler"}
+    for o in objs:
+        kind, spec = o["kind"], o.get("spec", {})
+        if kind == "Deployment":
+            out.append((spec["template"], max(spec.get("replicas", 1), hpa_max.get(o["metadata"]["name"], 0))))
+        elif kind == "DaemonSet":
+            out.append((spec["template"], info.part.nodes))
+        elif kind in ("RayService", "RayJob"):
+            cluster = spec.get("rayClusterConfig") or spec.get("rayClusterSpec") or {}
+            factor = 2 if kind == "RayService" else 1
+            out.append((cluster["headGroupSpec"]["template"], factor))
+            for g in cluster.get("workerGroupSpecs", []):
+                n = max(g.get("replicas", 1), g.get("maxReplicas", 1)) * g.get("numOfHosts", 1)
+                out.append((g["template"], n * factor))
+    return out
+
+
+def resource_quota(plan: Plan, info: PartInfo, objs: list[Obj]) -> Obj:
+    """Caps the namespace at what its workloads need at their scaling ceiling (computed from the objects)."""
+    total: dict[str, float] = {}
+    pods = 0
+    for template, n in pod_sets(plan, info, objs):
+        pods += n
+        for k, v in pod_limits(template["spec"]).items():
+            total[k] = total.get(k, 0.0) + v * n
+    cpu = math.ceil(total.get("cpu", 0.0))
+    mem = math.ceil(total.get("memory", 0.0) / GIB)
+    hard: Obj = {"requests.cpu": str(cpu), "limits.cpu": str(cpu), "requests.memory": f"{mem}Gi",
+                 "limits.memory": f"{mem}Gi", "pods": str(pods + 2)}
+    gpus = int(total.get("nvidia.com/gpu", 0))
+    if gpus:
+        hard["requests.nvidia.com/gpu"] = str(gpus)
     return {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta("mlplan-quota", info),
             "spec": {"hard": hard}}
+
+
+def worker_pdb(info: PartInfo, rayservice: Obj) -> Obj | None:
+    """Voluntary disruptions (node drains) take at most one Ray worker pod at a time."""
+    groups = rayservice["spec"]["rayClusterConfig"].get("workerGroupSpecs", [])
+    if not groups or sum(g.get("replicas", 1) for g in groups) < 2:
+        return None
+    lab = groups[0]["template"]["metadata"]["labels"]
+    sel = {k: lab[k] for k in ("app.kubernetes.io/name", "ray.io/node-type") if k in lab}
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": meta(f"{rayservice['metadata']['name']}-workers", info),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": sel}}}
+
+
+def serving_service_name(objs: list[Obj], info: PartInfo) -> str:
+    """The in-cluster Service that fronts the model: KubeRay's ``<name>-serve-svc`` or ours."""
+    for o in objs:
+        if o["kind"] == "RayService":
+            custom = o["spec"].get("serveService", {}).get("metadata", {}).get("name")
+            return str(custom or f"{o['metadata']['name']}-serve-svc")
+    return info.app
 
 
 def network_policies(info: PartInfo, *, gateway_namespaces: bool = True) -> list[Obj]:
@@ -359,7 +431,9 @@ def network_policies(info: PartInfo, *, gateway_namespaces: bool = True) -> list
         if info.part.runtime in ("triton", "tensorrt-llm"):
             ports.append({"protocol": "TCP", "port": GRPC_PORT})
         out.append(np("allow-gateway-ingress", {
-            "podSelector": {"matchLabels": selector(info)}, "policyTypes": ["Ingress"],
+            "podSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "mlplan",
+                                            "mlplan.dev/role": info.part.role}},
+            "policyTypes": ["Ingress"],
             "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"mlplan.dev/gateway": "true"}}}],
                          "ports": ports}]}))
     return out
@@ -368,7 +442,7 @@ def network_policies(info: PartInfo, *, gateway_namespaces: bool = True) -> list
 # ------------------------------------------------------------------------------------------- routing
 
 
-def router(plan: Plan, local: PartInfo, remote: PartInfo, ctx: Context) -> list[Obj]:
+def router(plan: Plan, local: PartInfo, remote: PartInfo, ctx: Context, local_service: str) -> list[Obj]:
     """Hybrid routing: an Envoy front door next to the local (on-prem) side.
 
     Requests marked ``x-mlplan-data-class: sensitive`` always stay local; the rest is split by the parts'
@@ -379,7 +453,7 @@ def router(plan: Plan, local: PartInfo, remote: PartInfo, ctx: Context) -> list[
     host, _, port = endpoint.rpartition(":")
     w_local = round(local.part.traffic_fraction * 100)
     w_remote = 100 - w_local
-    local_host = f"{local.app}.{local.namespace}.svc.cluster.local"
+    local_host = f"{local_service}.{local.namespace}.svc.cluster.local"
 
     def cluster(name: str, address: str, p: int) -> Obj:
         return {"name": name, "type": "STRICT_DNS", "connect_timeout": "5s",
@@ -444,27 +518,143 @@ def router(plan: Plan, local: PartInfo, remote: PartInfo, ctx: Context) -> list[
 # ----------------------------------------------------------------------------------------------- entry
 
 
-def uses_rayservice(info: PartInfo) -> bool:
-    """Ray runtime, or a replica spanning nodes (multi-node vLLM runs on a Ray cluster)."""
-    return info.part.runtime == "ray" or nodes_per_replica(info.part) > 1
+def with_service_account(obj: Obj, service_account: str) -> Obj:
+    """Run the RayService's pods under the part's service account (IRSA: read the model bucket)."""
+    cluster = obj.get("spec", {}).get("rayClusterConfig", {})
+    groups = [cluster.get("headGroupSpec", {}), *cluster.get("workerGroupSpecs", [])]
+    for g in groups:
+        spec = g.get("template", {}).get("spec")
+        if isinstance(spec, dict):
+            spec["serviceAccountName"] = service_account
+    return obj
 
 
-def part_manifests(plan: Plan, info: PartInfo, ctx: Context | None = None, *, internal_lb: bool = False) -> list[Obj]:
-    """Every Kubernetes object of one part, in apply order."""
+TRAINING_IMAGE = "rayproject/ray:2.60.0-py311-gpu"
+TRAINING_ENTRYPOINT = "python train.py --deepspeed_config /etc/mlplan/ds_config.json"
+
+
+def deepspeed_config(plan: Plan) -> Obj:
+    """DeepSpeed config from the plan's training decision (ZeRO stage, precision, activation checkpointing).
+
+    Keys per the DeepSpeed configuration JSON docs (https://www.deepspeed.ai/docs/config-json/). Micro batch 1 is
+    the spec default; the global batch follows from data parallelism.
+    """
+    t = plan.training
+    assert t is not None
+    return {
+        "train_micro_batch_size_per_gpu": 1,
+        "gradient_accumulation_steps": 1,
+        "bf16": {"enabled": plan.dtype == "bf16"},
+        "fp16": {"enabled": plan.dtype == "fp16"},
+        "zero_optimization": {"stage": t.zero_stage, "overlap_comm": True, "contiguous_gradients": True},
+        "activation_checkpointing": {"partition_activations": t.activation_checkpointing,
+                                     "contiguous_memory_optimization": t.activation_checkpointing},
+        "gradient_clipping": 1.0,
+    }
+
+
+def training_job(plan: Plan, info: PartInfo, ctx: Context) -> list[Obj]:
+    """A KubeRay RayJob that brings up ``nodes`` GPU workers, runs the training entrypoint, then tears down.
+
+    The entrypoint (``train.py``) is the user's code, built into the training image; mlplan provides the
+    cluster shape and the DeepSpeed/ZeRO config (a ConfigMap mounted at ``/etc/mlplan``).
+    """
+    import json
+
+    part = info.part
+    gpn = gpus_per_pod(part) and part.gpus_per_node
+    name = f"{info.app}-train"
+    lab = {**labels(info), "app.kubernetes.io/component": "training"}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(f"{name}-deepspeed", info, labels=lab),
+          "data": {"ds_config.json": json.dumps(deepspeed_config(plan), indent=2, sort_keys=True)}}
+    mounts = [{"name": "config", "mountPath": "/etc/mlplan", "readOnly": True},
+              {"name": "dshm", "mountPath": "/dev/shm"}, {"name": "ray-tmp", "mountPath": "/tmp/ray"}]
+    vols = [{"name": "config", "configMap": {"name": f"{name}-deepspeed"}},
+            {"name": "dshm", "emptyDir": {"medium": "Memory"}}, {"name": "ray-tmp", "emptyDir": {}}]
+    sec = {k: v for k, v in container_security().items() if k != "readOnlyRootFilesystem"}  # ray writes ~/
+
+    def pod(container: Obj, gpu: bool) -> Obj:
+        spec: Obj = {"serviceAccountName": info.app, "automountServiceAccountToken": False,
+                     "securityContext": pod_security(), "containers": [container], "volumes": vols}
+        if gpu:
+            spec.update(_scheduling(info))
+        return {"metadata": {"labels": lab}, "spec": spec}
+
+    env = [{"name": "MODEL_URI", "value": ctx.model_uri or plan.model.artifact or plan.model.name}]
+    head_res = {"cpu": "4", "memory": "16Gi"}
+    head = {"name": "ray-head", "image": TRAINING_IMAGE, "imagePullPolicy": "IfNotPresent", "env": env,
+            "ports": [{"containerPort": 6379, "name": "gcs-server"}, {"containerPort": 8265, "name": "dashboard"}],
+            "resources": {"requests": head_res, "limits": head_res}, "securityContext": sec,
+            "volumeMounts": mounts}
+    res = pod_resources(plan, part)
+    res["requests"]["nvidia.com/gpu"] = res["limits"]["nvidia.com/gpu"] = str(gpn)
+    worker = {"name": "ray-worker", "image": TRAINING_IMAGE, "imagePullPolicy": "IfNotPresent", "env": env,
+              "resources": res, "securityContext": sec, "volumeMounts": mounts}
+    job = {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": meta(name, info, labels=lab), "spec": {
+        "entrypoint": TRAINING_ENTRYPOINT,
+        "shutdownAfterJobFinishes": True,
+        "ttlSecondsAfterFinished": 3600,
+        "rayClusterSpec": {
+            "rayVersion": "2.60.0",
+            "headGroupSpec": {"rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
+                              "template": pod(head, gpu=False)},
+            "workerGroupSpecs": [{"groupName": "gpu-workers", "replicas": part.nodes, "minReplicas": part.nodes,
+                                  "maxReplicas": part.nodes, "numOfHosts": 1,
+                                  "rayStartParams": {"num-gpus": str(gpn)},
+                                  "template": pod(worker, gpu=True)}],
+        },
+    }}
+    return [cm, job]
+
+
+def needs_kuberay(plan: Plan, info: PartInfo) -> bool:
+    return plan.workload == "training" or uses_rayservice(plan, info)
+
+
+def uses_rayservice(plan: Plan, info: PartInfo) -> bool:
+    """Served by Ray on Kubernetes (a KubeRay RayService): the serving package decides (Ray and vLLM runtimes;
+    vLLM runs as Ray Serve LLM), so the RayService and the rest of the manifests agree."""
+    from serving.kuberay import uses_kubernetes
+
+    return plan.workload == "inference" and uses_kubernetes(plan, info.part)
+
+
+def internal_lb_annotations() -> dict[str, str]:
+    return {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+            "service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}
+
+
+def part_manifests(plan: Plan, info: PartInfo, ctx: Context | None = None, *, internal_lb: bool = False,
+                   route_to: PartInfo | None = None) -> list[Obj]:
+    """Every Kubernetes object of one part, in apply order (``route_to``: hybrid, add the router to that part)."""
     ctx = ctx or Context()
     strict = plan.security.deny_by_default_network
-    objs: list[Obj] = [namespace(info, strict), service_account(info, ctx), resource_quota(plan, info)]
-    if strict:
-        objs += network_policies(info)
-    if uses_rayservice(info):
+    work: list[Obj] = []
+    if plan.workload == "training":
+        work += training_job(plan, info, ctx)
+    elif uses_rayservice(plan, info):
         from serving.kuberay import build_rayservice  # the serving package owns the RayService shape
 
-        objs.append(build_rayservice(plan, info.namespace))
+        rs = with_service_account(build_rayservice(plan, info.namespace, info.part), info.app)
+        if internal_lb:  # hybrid cloud side: the serve service becomes an internal NLB for the on-prem router
+            rs["spec"]["serveService"] = {
+                "metadata": {"name": f"{rs['metadata']['name']}-serve-lb", "annotations": internal_lb_annotations()},
+                "spec": {"type": "LoadBalancer",
+                         "ports": [{"name": "serve", "port": SERVE_PORT, "targetPort": SERVE_PORT}]}}
+        work.append(rs)
+        work += [o for o in (worker_pdb(info, rs),) if o is not None]
     else:
-        objs.append(workload(plan, info, ctx))
-        objs.append(service(info, internal_lb=internal_lb))
-        objs += [o for o in (hpa(plan, info), pdb(info)) if o is not None]
-    return objs
+        work.append(workload(plan, info, ctx))
+        work.append(service(info, internal_lb=internal_lb))
+        work += [o for o in (hpa(plan, info), pdb(info)) if o is not None]
+    if route_to is not None:
+        work += router(plan, info, route_to, ctx, serving_service_name(work, info))
+        if strict:
+            work.append(_router_policy(info))
+    objs: list[Obj] = [namespace(info, strict), service_account(info, ctx), resource_quota(plan, info, work)]
+    if strict:
+        objs += network_policies(info)
+    return objs + work
 
 
 def hybrid_local_remote(infos: list[PartInfo]) -> tuple[PartInfo, PartInfo] | None:
@@ -487,12 +677,8 @@ def render(plan: Plan, contexts: dict[str, Context] | None = None) -> dict[str, 
             continue
         ctx = contexts.get(info.key, Context())
         internal_lb = pair is not None and info is pair[1]
-        objs = part_manifests(plan, info, ctx, internal_lb=internal_lb)
-        if pair is not None and info is pair[0]:
-            objs += router(plan, pair[0], pair[1], ctx)
-            if plan.security.deny_by_default_network:
-                objs.append(_router_policy(pair[0]))
-        out[info.key] = objs
+        route_to = pair[1] if pair is not None and info is pair[0] else None
+        out[info.key] = part_manifests(plan, info, ctx, internal_lb=internal_lb, route_to=route_to)
     return out
 
 

@@ -15,6 +15,7 @@ TARGET_TEXT = {
     "kubeconfig": "the Kubernetes objects in `k8s/`, applied to your existing cluster (kubeconfig secret)",
     "edge-fleet": "a fleet rollout to edge nodes (k3s), pinned by node labels; objects in `k8s/`",
     "firmware": "a firmware build plan (`firmware/`): this placement has no IaC",
+    "local": "served on this machine by `mlplan deploy` (Ray Serve or tritonserver processes): no IaC",
     "manifests-only": "Kubernetes manifests in `k8s/` only: mlplan generates the AWS stack only, "
                       "so this provider's cluster is yours to create",
 }
@@ -129,7 +130,9 @@ def render(spec_name: str, catalog_version: str, plan: Plan, runners_up: list[Pl
         out.append("None recorded.")
     out += ["", "## Resources the stack will create", ""]
     if resources is None:
-        out.append("None: this plan has no IaC (see `firmware/FIRMWARE.md`).")
+        why = "see `firmware/FIRMWARE.md`" if any(i.target == "firmware" for i in infos) else \
+            "it runs on this machine, started by `mlplan deploy` from `serving/`"
+        out.append(f"None: this plan has no IaC ({why}).")
     else:
         out += ["From an offline preview: the Pulumi program in `infra/` run under Pulumi's mocks (no cloud "
                 "credentials), i.e. what `pulumi up` would create.", "", "```"]

@@ -100,11 +100,11 @@ def run_under_mocks(program: Any, *, config: dict[str, str] | None = None, proje
     mocks = _recording_mocks()
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
 
-    @pulumi.runtime.test  # type: ignore[misc]
     def _run() -> None:
         program()
 
-    _run()
+    runtime: Any = pulumi.runtime  # pulumi.runtime.test is untyped: it awaits every Output the program made
+    runtime.test(_run)()
     return list(mocks.resources)
 
 

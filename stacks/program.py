@@ -87,7 +87,7 @@ def _aws_part(plan: Plan, info: layout.PartInfo, cfg: pulumi.Config, pair: Any) 
     k8s_provider = cluster_provider(f"{name}-k8s", pulumi.Output.secret(cluster.kubeconfig),
                                     depends_on=[cluster.node_group])
     deps: list[pulumi.Resource] = [NvidiaDevicePlugin(f"{name}-device-plugin", provider=k8s_provider)]
-    if manifests.uses_rayservice(info):
+    if manifests.needs_kuberay(plan, info):
         deps.append(KubeRayOperator(f"{name}-kuberay", provider=k8s_provider))
     return {"provider": k8s_provider, "deps": deps,
             "ctx": manifests.Context(model_uri=model_uri, service_account_role_arn=cluster.serving_role.arn)}
@@ -98,7 +98,7 @@ def _cluster_part(plan: Plan, info: layout.PartInfo, cfg: pulumi.Config) -> dict
     name = layout.dns_name(f"mlplan-{plan.model.name}-{info.key}", 50)
     provider = cluster_provider(f"{name}-k8s", cfg.require_secret(secret))
     deps: list[pulumi.Resource] = []
-    if manifests.uses_rayservice(info) and cfg.get_bool("installKubeRay") is not False:
+    if manifests.needs_kuberay(plan, info) and cfg.get_bool("installKubeRay") is not False:
         deps.append(KubeRayOperator(f"{name}-kuberay", provider=provider))
     return {"provider": provider, "deps": deps,
             "ctx": manifests.Context(model_uri=plan.model.artifact, cloud_endpoint=cfg.get("cloudEndpoint"))}
