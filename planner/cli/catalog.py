@@ -35,6 +35,7 @@ def catalog_cmd(
     from planner.catalog import Catalog
 
     cat = Catalog.load(overlay)
+    rows: list[dict[str, Any]]
     if models:
         from planner.models.presets import all_presets
 
@@ -46,12 +47,12 @@ def catalog_cmd(
     if provider:
         rows = [r for r in rows if r.get("provider") == provider]
     if region:
-        geo = {(r.provider, r.region): r.geography for r in cat.regions.values()}
-        rows = [r for r in rows if region in (r.get("region"), geo.get((r.get("provider"), r.get("region"))))]
+        geo: dict[tuple[str, str], str] = {(r.provider, r.region): r.geography for r in cat.regions.values()}
+        rows = [r for r in rows if region in (r.get("region"), geo.get((str(r.get("provider")), str(r.get("region")))))]
     if accelerator:
         rows = [r for r in rows if accelerator in (r.get("accelerator"), r.get("id"))]
     if max_price is not None:
-        rows = [r for r in rows if r.get("on_demand_usd_per_h", 0) <= max_price]
+        rows = [r for r in rows if float(r.get("on_demand_usd_per_h", 0)) <= max_price]
     if json_out:
         print(json.dumps({"version": cat.version, "kind": section, "rows": rows}, indent=2))
         return
@@ -90,5 +91,12 @@ def refresh_cmd(
     """Update a catalog overlay from the AWS account: GPU instance types (EC2) and prices (Pricing API)."""
     from stacks.deploy.aws_catalog import refresh_catalog
 
-    path = refresh_catalog(provider, regions=region or ["us-east-1"], out_path=out, endpoint_url=endpoint_url)
+    factory = None
+    if endpoint_url is not None:
+        import boto3
+
+        def factory(service: str, region_name: str) -> Any:
+            return boto3.client(service, region_name=region_name, endpoint_url=endpoint_url)
+
+    path = refresh_catalog(provider, regions=region or ["us-east-1"], out_path=out, client_factory=factory)
     print(f"wrote {path}")

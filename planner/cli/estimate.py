@@ -48,7 +48,9 @@ def estimate_cmd(
     gpus: Annotated[int, typer.Option(min=1, max=1_000_000, help="training: GPUs in all")] = 8,
     zero: Annotated[int, typer.Option(min=0, max=3, help="training: ZeRO/FSDP stage")] = 0,
     train_tokens: Annotated[float | None, typer.Option(help="training: tokens to train on")] = None,
-    whatif: Annotated[bool, typer.Option("--whatif", help="add quantization what-ifs")] = False,
+    whatif: Annotated[bool, typer.Option("--whatif", help="add quantization and pruning what-ifs")] = False,
+    sparsity: Annotated[float, typer.Option(min=0.0, max=0.95, help="what-if: pruned fraction")] = 0.5,
+    student: Annotated[str | None, typer.Option(help="what-if: a distilled student (preset name)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Estimate what a model needs: weights, KV cache, activations; TTFT, TPOT, throughput; training memory/time."""
@@ -75,7 +77,7 @@ def estimate_cmd(
         out.update(_training(arch, cat.accelerator(hardware), spec, gpus, zero, tp, pp, train_tokens, dtype))
     else:
         out.update(_inference(arch, cat.accelerator(hardware), spec, dtype, tp, pp, batch, input_tokens,
-                              output_tokens, whatif))
+                              output_tokens, whatif or student is not None, sparsity, student))
     if json_out:
         print(json.dumps(out, indent=2))
     else:
@@ -83,8 +85,15 @@ def estimate_cmd(
 
 
 def _inference(arch: Any, acc: Any, spec: Any, dtype: str, tp: int, pp: int, batch: int | None,
-               input_tokens: int | None, output_tokens: int | None, whatif: bool) -> dict[str, Any]:
-    from planner.estimator import estimate_inference, profile, quantization_whatif
+               input_tokens: int | None, output_tokens: int | None, whatif: bool, sparsity: float = 0.5,
+               student: str | None = None) -> dict[str, Any]:
+    from planner.estimator import (
+        distillation_whatif,
+        estimate_inference,
+        profile,
+        pruning_whatif,
+        quantization_whatif,
+    )
 
     w = spec.workload if spec is not None and spec.workload.kind == "inference" else None
     i = input_tokens or (w.input_tokens if w else 512)
@@ -109,9 +118,18 @@ def _inference(arch: Any, acc: Any, spec: Any, dtype: str, tp: int, pp: int, bat
         },
     }
     if whatif:
-        rows = quantization_whatif(arch, prof, [d for d in ("bf16", "fp8", "int8", "int4") if d != dtype] + [dtype],
-                                   input_tokens=i, output_tokens=o, tp=tp, pp=pp)
-        res["whatif"] = [r if isinstance(r, dict) else _asdict(r) for r in rows]
+        rows = quantization_whatif(arch, prof, ("bf16", "fp16", "fp8", "int8", "int4"), baseline=dtype,
+                                   input_tokens=i, output_tokens=o, tp=tp)
+        for structured in (False, True):
+            rows += pruning_whatif(arch, prof, sparsity, structured, dtype=dtype, input_tokens=i,
+                                   output_tokens=o)[1:]
+        if student is not None:
+            from planner.models import resolve
+            from planner.specs import ModelSpec
+
+            rows += distillation_whatif(arch, resolve(ModelSpec(preset=student)), prof, dtype=dtype,
+                                        input_tokens=i, output_tokens=o)[1:]
+        res["whatif"] = [_asdict(r) for r in rows]
     return res
 
 

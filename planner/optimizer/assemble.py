@@ -59,7 +59,7 @@ def serving(spec: Spec, cand: Candidate, runtime: str, replicas: int) -> Serving
     peak = w.peak_to_average if w.kind == "inference" else 1.0
     min_rep = max(1, math.ceil(replicas / peak))
     return Serving(
-        runtime=runtime,  # type: ignore[arg-type]
+        runtime=runtime,
         max_batch_size=b,
         preferred_batch_sizes=preferred,
         max_queue_delay_us=delay,
@@ -72,11 +72,11 @@ def serving(spec: Spec, cand: Candidate, runtime: str, replicas: int) -> Serving
 
 def _part(c: Candidate, runtime: str) -> Part:
     return Part(
-        role=c.role, placement=c.placement, provider=c.provider, region=c.region,  # type: ignore[arg-type]
+        role=c.role, placement=c.placement, provider=c.provider, region=c.region,
         instance=c.instance, accelerator=c.accelerator, accelerator_count=c.option.gpus,
         gpus_per_node=c.gpus_per_node, nodes=c.nodes, tensor_parallel=c.option.tp, pipeline_parallel=c.option.pp,
-        replicas=c.replicas, dtype=c.option.dtype, purchase=c.purchase,  # type: ignore[arg-type]
-        traffic_fraction=c.traffic_fraction, runtime=runtime,  # type: ignore[arg-type]
+        replicas=c.replicas, dtype=c.option.dtype, purchase=c.purchase,
+        traffic_fraction=c.traffic_fraction, runtime=runtime,
         monthly_cost_usd=round(c.monthly, 2),
     )
 
@@ -158,10 +158,10 @@ def training_plan(spec: Spec, arch: ModelArch, t: TrainCandidate, rank: int, par
                   next_cost: float | None) -> Plan:
     gpus = t.tp * t.pp
     part = Part(
-        role="training", placement=t.placement, provider=t.provider, region=t.region,  # type: ignore[arg-type]
+        role="training", placement=t.placement, provider=t.provider, region=t.region,
         instance=t.instance, accelerator=t.accelerator, accelerator_count=gpus, gpus_per_node=t.gpus_per_node,
         nodes=t.nodes, tensor_parallel=t.tp, pipeline_parallel=t.pp, replicas=t.dp, dtype=t.dtype,
-        purchase=t.purchase, traffic_fraction=1.0, runtime="ray", monthly_cost_usd=round(t.monthly, 2),  # type: ignore[arg-type]
+        purchase=t.purchase, traffic_fraction=1.0, runtime="ray", monthly_cost_usd=round(t.monthly, 2),
     )
     notes = ["monthly_cost_usd is the cost of one training run"]
     if spec.constraints.privacy in ("restricted", "air-gapped") and t.placement == "on-prem":
@@ -172,10 +172,10 @@ def training_plan(spec: Spec, arch: ModelArch, t: TrainCandidate, rank: int, par
            f"({t.nodes * t.gpus_per_node} {t.accelerator}), DP{t.dp} TP{t.tp} PP{t.pp} ZeRO-{t.zero}, "
            f"{t.time_s / 3600:.1f} h{tail}")
     return Plan(
-        rank=rank, id=plan_id([part]) + f"-zero{t.zero}-n{t.nodes}", workload="training", placement=t.placement,  # type: ignore[arg-type]
+        rank=rank, id=plan_id([part]) + f"-zero{t.zero}-n{t.nodes}", workload="training", placement=t.placement,
         provider=t.provider, region=t.region, instance=t.instance, accelerator=t.accelerator,
         accelerator_count=gpus, gpus_per_node=t.gpus_per_node, nodes=t.nodes, tensor_parallel=t.tp,
-        pipeline_parallel=t.pp, replicas=t.dp, dtype=t.dtype, purchase=t.purchase,  # type: ignore[arg-type]
+        pipeline_parallel=t.pp, replicas=t.dp, dtype=t.dtype, purchase=t.purchase,
         monthly_cost_usd=round(t.monthly, 2), cost=_cost(spec, list(t.cost.lines)),
         predicted=Predicted(
             throughput_rps=0.0, memory_per_gpu_bytes=t.total_bytes_per_gpu,

@@ -78,9 +78,9 @@ def search_training(spec: Spec, cat: Catalog, ev: OptionEvaluator) -> tuple[list
     sites: list[tuple[str, str, str | None, str, Accelerator, int, list[tuple[str, float]], int | None, bool]] = []
     if "cloud" in c.placements:
         for inst in cat.instances:
-            region = cat.region(inst.provider, inst.region)
+            reg = cat.region(inst.provider, inst.region)
             label = f"{inst.instance} {inst.provider}/{inst.region}"
-            why = cloud_privacy_reason(inst, region, c)
+            why = cloud_privacy_reason(inst, reg, c)
             if why is not None:
                 rej.add(label, "residency" if "residency" in why else "privacy", why)
                 continue
