@@ -19,6 +19,7 @@ report says ``unchanged``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -297,7 +298,7 @@ class KubernetesTarget:
         state = self.state
         if not dry_run:
             state.begin(TARGET, dry_run=False)
-        with state.step(TARGET, "connect") if not dry_run else _null() as step:
+        with state.step(TARGET, "connect") if not dry_run else contextlib.nullcontext({}) as step:
             version = _call(self.host, lambda: self.dyn.version.get("kubernetes", {}))
             step["server"] = self.host
             step["version"] = version.get("gitVersion", "?")
@@ -320,7 +321,7 @@ class KubernetesTarget:
                             created_ns=True)
 
         results: list[dict[str, Any]] = []
-        with state.step(TARGET, "apply", objects=len(resolved)) if not dry_run else _null():
+        with state.step(TARGET, "apply", objects=len(resolved)) if not dry_run else contextlib.nullcontext({}):
             for m, res in resolved:
                 ns = (m.namespace or self.default_namespace) if res.namespaced else None
                 if dry_run and ns in missing_ns:
@@ -459,14 +460,4 @@ class KubernetesTarget:
             self.state.remove_resource(TARGET, r["id"])
         self.state.update(TARGET, status="destroyed")
         return removed
-
-
-class _null:
-    """A stand-in for ``state.step`` in a dry run (a dry run writes no state)."""
-
-    def __enter__(self) -> dict[str, Any]:
-        return {}
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
