@@ -1,0 +1,363 @@
+"""The embedded hardware catalog: it loads, every row is sourced, the figures are the datasheet/price-page ones,
+and user overlays replace / add rows or fail with a one-line CatalogError naming the bad field."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from planner.catalog import DATA_DIR, Catalog
+from planner.catalog.schema import Accelerator, Instance
+from planner.errors import CatalogError
+
+URL = re.compile(r"https?://\S+")
+
+
+@pytest.fixture(scope="module")
+def cat() -> Catalog:
+    return Catalog.load()
+
+
+def raw(name: str) -> Any:
+    return yaml.safe_load((DATA_DIR / name).read_text())
+
+
+def aws(cat: Catalog, instance: str, region: str = "us-east-1") -> Instance:
+    rows = [i for i in cat.instances if i.key == ("aws", instance, region)]
+    assert len(rows) == 1, (instance, region, rows)
+    return rows[0]
+
+
+# ------------------------------------------------------------------------------------------------- loading
+def test_embedded_catalog_loads_with_version(cat: Catalog) -> None:
+    assert cat.version == "2026.11.1"
+    assert raw("VERSION.yaml") == {"version": "2026.11.1", "updated": "2026-11-24"}
+    assert cat.overlay is None
+    assert len(cat.accelerators) >= 12 and len(cat.edge_devices) >= 7
+    assert len(cat.instances) >= 150 and len(cat.onprem_servers) >= 6
+    cat.check_references()
+
+
+def test_every_row_names_a_source_with_a_url(cat: Catalog) -> None:
+    rows: list[Any] = [*cat.accelerators.values(), *cat.edge_devices.values(), *cat.instances,
+                       *cat.onprem_servers, *cat.regions.values(), cat.rtt]
+    missing = [r for r in rows if not URL.search(r.source)]
+    assert not missing, [getattr(r, "id", getattr(r, "instance", r)) for r in missing[:5]]
+
+
+def test_no_duplicate_keys_in_the_data_files() -> None:
+    ids = [r["id"] for r in raw("accelerators.yaml")["rows"]] + [r["id"] for r in raw("edge_devices.yaml")["rows"]]
+    assert [k for k, n in Counter(ids).items() if n > 1] == []
+    keys = [(r["provider"], r["instance"], r["region"])
+            for p in sorted(DATA_DIR.glob("instances_*.yaml")) for r in yaml.safe_load(p.read_text())["rows"]]
+    assert [k for k, n in Counter(keys).items() if n > 1] == []
+    skus = [r["sku"] for r in raw("onprem_servers.yaml")["rows"]]
+    assert [k for k, n in Counter(skus).items() if n > 1] == []
+    regions = [(r["provider"], r["region"]) for r in raw("regions.yaml")["rows"]]
+    assert [k for k, n in Counter(regions).items() if n > 1] == []
+
+
+def test_instance_files_are_split_by_provider() -> None:
+    for p in DATA_DIR.glob("instances_*.yaml"):
+        provider = p.stem.removeprefix("instances_")
+        assert {r["provider"] for r in yaml.safe_load(p.read_text())["rows"]} == {provider}
+
+
+# ------------------------------------------------------------------------------------------------ required ids
+REQUIRED_ACCELERATORS = {"h100-sxm", "h100-pcie", "h200", "a100-40gb", "a100-80gb", "l40s", "l4", "a10g", "t4",
+                         "v100", "mi300x", "cpu-x86"}
+REQUIRED_EDGE = {"jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin", "raspberry-pi-5", "coral-edge-tpu",
+                 "stm32h7", "stm32n6"}
+
+
+def test_required_ids_exist(cat: Catalog) -> None:
+    assert set(cat.accelerators) >= REQUIRED_ACCELERATORS
+    assert set(cat.edge_devices) >= REQUIRED_EDGE
+    assert cat.accelerator("cpu-x86").vendor == "cpu"
+    assert cat.accelerator("mi300x").vendor == "amd"
+
+
+def test_unknown_ids_raise_catalog_error_listing_the_known_ones(cat: Catalog) -> None:
+    with pytest.raises(CatalogError, match=r"unknown accelerator 'h1000'.*To fix: use one of .*h100-sxm"):
+        cat.accelerator("h1000")
+    with pytest.raises(CatalogError, match=r"unknown edge device 'pi9'.*jetson-orin-nano"):
+        cat.edge_device("pi9")
+
+
+# ------------------------------------------------------------------------------------------------ accelerators
+@pytest.mark.parametrize(("acc", "dtype", "dense"), [
+    ("h100-sxm", "bf16", 989.5), ("h100-sxm", "fp8", 1979.0), ("h100-sxm", "tf32", 494.5), ("h100-sxm", "fp32", 67.0),
+    ("h100-pcie", "bf16", 756.0), ("h200", "fp8", 1979.0),
+    ("a100-40gb", "bf16", 312.0), ("a100-80gb", "bf16", 312.0), ("a100-40gb", "int8", 624.0),
+    ("l40s", "fp8", 733.0), ("l40s", "bf16", 362.05),
+    ("l4", "fp8", 242.5), ("l4", "bf16", 121.0),  # the L4 datasheet's 485 FP8 / 242 BF16 are "with sparsity"
+    ("t4", "fp16", 65.0), ("t4", "int8", 130.0), ("v100", "fp16", 125.0),
+    ("mi300x", "bf16", 1307.4), ("mi300x", "fp8", 2614.9),
+])
+def test_dense_tflops_match_the_datasheets(cat: Catalog, acc: str, dtype: str, dense: float) -> None:
+    assert cat.accelerator(acc).tflops[dtype] == pytest.approx(dense, rel=0.01)
+
+
+@pytest.mark.parametrize(("acc", "gib", "gbps", "tdp"), [
+    ("h100-sxm", 80, 3350, 700), ("h200", 141, 4800, 700), ("a100-40gb", 40, 1555, 400), ("a100-80gb", 80, 2039, 400),
+    ("l40s", 48, 864, 350), ("l4", 24, 300, 72), ("a10g", 24, 600, 300), ("t4", 16, 320, 70), ("v100", 16, 900, 300),
+    ("mi300x", 192, 5300, 750),
+])
+def test_memory_bandwidth_and_power(cat: Catalog, acc: str, gib: int, gbps: int, tdp: int) -> None:
+    a = cat.accelerator(acc)
+    assert (a.memory_gib, a.bandwidth_gbps, a.tdp_w) == (gib, gbps, tdp)
+    assert a.memory_bytes == gib * 2**30
+
+
+def test_dtype_support_follows_the_architecture(cat: Catalog) -> None:
+    fp8 = {a.id for a in cat.accelerators.values() if "fp8" in a.tflops}
+    hopper_ada_cdna3 = {"h100-sxm", "h100-pcie", "h100-nvl", "h200", "l40s", "l40", "l4", "rtx-6000-ada", "rtx-4090",
+                        "mi300x"}
+    assert fp8 <= hopper_ada_cdna3 and {"h100-sxm", "h200", "l40s", "l4", "mi300x"} <= fp8
+    for old in ("t4", "v100"):
+        assert not cat.accelerator(old).supports("bf16") and not cat.accelerator(old).supports("tf32")
+    for ampere in ("a100-40gb", "a100-80gb", "a10g"):
+        assert cat.accelerator(ampere).supports("int4") and not cat.accelerator(ampere).supports("fp8")
+    assert not cat.accelerator("v100").supports("int8")
+
+
+def test_tensor_rates_are_ordered_like_real_hardware(cat: Catalog) -> None:
+    """Halving errors show up as broken ratios: dense bf16 is 2x tf32, fp8/int8 2x bf16 on tensor-core GPUs."""
+    order = ["fp32", "tf32", "bf16", "fp8"]
+    for a in cat.accelerators.values():
+        present = [a.tflops[d] for d in order if d in a.tflops]
+        assert present == sorted(present), a.id
+        if a.vendor == "nvidia" and "fp8" in a.tflops and a.id != "rtx-4090":
+            assert a.tflops["fp8"] == pytest.approx(2 * a.tflops["bf16"], rel=0.02), a.id
+        if "tf32" in a.tflops and "bf16" in a.tflops and a.vendor != "cpu":
+            assert a.tflops["bf16"] == pytest.approx(2 * a.tflops["tf32"], rel=0.02), a.id
+
+
+def test_interconnect_is_one_direction_per_gpu(cat: Catalog) -> None:
+    h100 = cat.accelerator("h100-sxm").interconnect
+    assert (h100.kind, h100.bandwidth_gbps, h100.gpus_per_domain) == ("nvlink", 450, 8)
+    assert cat.accelerator("a100-40gb").interconnect.bandwidth_gbps == 300
+    assert cat.accelerator("mi300x").interconnect.kind == "infinity-fabric"
+    for pcie in ("l40s", "l4", "t4", "a10g"):
+        ic = cat.accelerator(pcie).interconnect
+        assert ic.kind == "pcie" and ic.bandwidth_gbps == cat.accelerator(pcie).pcie_gbps
+    for a in cat.accelerators.values():
+        assert a.interconnect.bandwidth_gbps < a.bandwidth_gbps, a.id
+
+
+# ------------------------------------------------------------------------------------------------ edge devices
+def test_edge_devices(cat: Catalog) -> None:
+    coral = cat.edge_device("coral-edge-tpu")
+    assert coral.int8_only and set(coral.tops) == {"int8"} and coral.tops["int8"] == 4.0
+    h7 = cat.edge_device("stm32h7")
+    assert (h7.kind, h7.ram_mib, h7.storage_mib, h7.ram_bytes) == ("mcu", 1.0, 2.0, 2**20)
+    n6 = cat.edge_device("stm32n6")
+    assert n6.tops["int8"] == 0.6 and n6.ram_mib == pytest.approx(4.0)
+    nano, nx, agx = (cat.edge_device(d) for d in ("jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin"))
+    assert nano.tops["int8"] < nx.tops["int8"] < agx.tops["int8"]
+    assert nano.ram_mib < 8 * 1024 and agx.ram_mib < 64 * 1024  # the OS keeps part of the unified memory
+    for d in cat.edge_devices.values():
+        assert d.runtime and d.price_usd > 0 and d.power_w > 0
+        if d.kind == "mcu":
+            assert d.ram_mib <= 8 and d.power_w < 2
+
+
+# ------------------------------------------------------------------------------------------------- instances
+@pytest.mark.parametrize(("instance", "price"), [
+    ("p5.48xlarge", 55.04), ("p4d.24xlarge", 21.96), ("g5.xlarge", 1.006), ("g6.xlarge", 0.8048),
+    ("g6e.xlarge", 1.861),
+])
+def test_aws_us_east_1_list_prices_are_exact(cat: Catalog, instance: str, price: float) -> None:
+    assert aws(cat, instance).on_demand_usd_per_h == price
+
+
+@pytest.mark.parametrize(("instance", "acc", "n", "net"), [
+    ("p5.48xlarge", "h100-sxm", 8, 3200), ("p5en.48xlarge", "h200", 8, 3200), ("p4d.24xlarge", "a100-40gb", 8, 400),
+    ("p4de.24xlarge", "a100-80gb", 8, 400), ("g6e.xlarge", "l40s", 1, 20), ("g6e.12xlarge", "l40s", 4, 100),
+    ("g6e.48xlarge", "l40s", 8, 400), ("g6.xlarge", "l4", 1, 10), ("g6.48xlarge", "l4", 8, 100),
+    ("g5.xlarge", "a10g", 1, 10), ("g5.12xlarge", "a10g", 4, 40), ("g5.48xlarge", "a10g", 8, 100),
+    ("g4dn.xlarge", "t4", 1, 25), ("g4dn.12xlarge", "t4", 4, 50), ("p3.2xlarge", "v100", 1, 10),
+    ("p3.8xlarge", "v100", 4, 10),
+])
+def test_aws_families(cat: Catalog, instance: str, acc: str, n: int, net: int) -> None:
+    i = aws(cat, instance) if instance != "p5e.48xlarge" else aws(cat, instance, "us-east-2")
+    assert (i.accelerator, i.accelerator_count, i.network_gbps) == (acc, n, net)
+
+
+@pytest.mark.parametrize(("provider", "instance", "acc", "n"), [
+    ("gcp", "a3-highgpu-8g", "h100-sxm", 8), ("gcp", "a2-highgpu-1g", "a100-40gb", 1),
+    ("gcp", "a2-highgpu-8g", "a100-40gb", 8), ("gcp", "a2-ultragpu-1g", "a100-80gb", 1),
+    ("gcp", "a2-ultragpu-8g", "a100-80gb", 8), ("gcp", "g2-standard-4", "l4", 1), ("gcp", "g2-standard-48", "l4", 4),
+    ("gcp", "n1-standard-8-t4x1", "t4", 1),
+    ("azure", "Standard_ND96isr_H100_v5", "h100-sxm", 8), ("azure", "Standard_NC24ads_A100_v4", "a100-80gb-pcie", 1),
+    ("azure", "Standard_NC4as_T4_v3", "t4", 1), ("azure", "Standard_ND96isr_MI300X_v5", "mi300x", 8),
+])
+def test_gcp_and_azure_families(cat: Catalog, provider: str, instance: str, acc: str, n: int) -> None:
+    rows = [i for i in cat.find_instance(instance) if i.provider == provider]
+    assert rows, instance
+    assert {(i.accelerator, i.accelerator_count) for i in rows} == {(acc, n)}
+
+
+def test_every_instance_resolves_accelerator_and_region(cat: Catalog) -> None:
+    for i in cat.instances:
+        assert i.accelerator in cat.accelerators, i.key
+        assert cat.region(i.provider, i.region).provider == i.provider, i.key
+    for s in cat.onprem_servers:
+        assert s.accelerator in cat.accelerators, s.sku
+
+
+def test_spot_is_cheaper_than_on_demand(cat: Catalog) -> None:
+    spot = [i for i in cat.instances if i.spot_usd_per_h is not None]
+    assert len(spot) > len(cat.instances) // 2
+    for i in spot:
+        assert i.spot_usd_per_h is not None
+        assert 0.15 * i.on_demand_usd_per_h <= i.spot_usd_per_h < i.on_demand_usd_per_h, i.key
+
+
+def test_region_coverage_per_provider(cat: Catalog) -> None:
+    for provider in ("aws", "gcp", "azure"):
+        geos = Counter(cat.region(provider, r).geography for r in {i.region for i in cat.instances
+                                                                    if i.provider == provider})
+        assert geos["us"] >= 2 and geos["eu"] >= 2 and geos["apac"] >= 1, (provider, geos)
+    for region in ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1"):
+        names = {i.instance for i in cat.instances if i.key[0] == "aws" and i.region == region}
+        assert {"p4d.24xlarge", "g5.xlarge", "g6.xlarge", "g4dn.xlarge"} <= names, region
+
+
+def test_regional_prices_are_near_the_us_price(cat: Catalog) -> None:
+    """EU/APAC list prices are typically 0-50% above the provider's cheapest US region, never below."""
+    by_instance: dict[tuple[str, str], dict[str, float]] = {}
+    for i in cat.instances:
+        by_instance.setdefault((i.provider, i.instance), {})[i.region] = i.on_demand_usd_per_h
+    for (provider, instance), prices in by_instance.items():
+        us = min(p for r, p in prices.items() if cat.region(provider, r).geography == "us")
+        for r, p in prices.items():
+            assert us <= p <= 1.7 * us, (provider, instance, r, p, us)
+    assert aws(cat, "g5.xlarge", "eu-west-1").on_demand_usd_per_h > aws(cat, "g5.xlarge").on_demand_usd_per_h
+
+
+def test_price_per_gpu_is_sane(cat: Catalog) -> None:
+    for i in cat.instances:
+        per = i.on_demand_usd_per_h / i.accelerator_count
+        assert 0.3 <= per <= 20.0, i.key
+    h100 = aws(cat, "p5.48xlarge").on_demand_usd_per_h / 8
+    l4 = aws(cat, "g6.xlarge").on_demand_usd_per_h
+    assert h100 > l4
+
+
+def test_dedicated_flags_are_honest(cat: Catalog) -> None:
+    assert all(i.dedicated for i in cat.instances if i.provider == "aws")
+    assert not any(i.dedicated for i in cat.instances if i.provider == "azure")
+    gcp = {i.instance: i.dedicated for i in cat.instances if i.provider == "gcp"}
+    assert gcp["n1-standard-8-t4x1"] and not gcp["a3-highgpu-8g"]
+
+
+# ------------------------------------------------------------------------------------------- regions and RTT
+def test_every_region_zone_is_in_the_rtt_table(cat: Catalog) -> None:
+    zones = set(cat.rtt.zones)
+    assert {"us-east", "us-west", "us-central", "ca-central", "sa-east", "eu-west", "eu-central", "eu-north", "uk",
+            "me", "af-south", "apac-ne", "apac-se", "apac-s", "au"} <= zones
+    for r in cat.regions.values():
+        assert r.zone in zones
+    assert cat.region("aws", "eu-west-2").geography == "uk"
+    assert cat.region("gcp", "europe-west4").geography == "eu"
+
+
+def test_rtt_covers_every_pair_symmetrically(cat: Catalog) -> None:
+    for a, b in itertools.product(cat.rtt.zones, repeat=2):
+        assert cat.rtt_ms(a, b) == cat.rtt_ms(b, a)
+        if a == b:
+            assert 1 <= cat.rtt_ms(a, b) <= 5
+        else:
+            assert 10 <= cat.rtt_ms(a, b) <= 450, (a, b)
+
+
+def test_rtt_is_geographically_plausible(cat: Catalog) -> None:
+    r = cat.rtt_ms
+    assert r("us-east", "eu-west") < r("us-east", "apac-se")
+    assert r("eu-west", "uk") < r("eu-west", "us-east") < r("eu-west", "apac-ne")
+    assert r("apac-ne", "apac-se") < r("apac-ne", "eu-central")
+    assert 60 <= r("us-east", "eu-west") <= 90  # transatlantic, N. Virginia - Ireland
+    # a direct path is never much slower than a detour through a third zone
+    for a, b, c in itertools.permutations(cat.rtt.zones, 3):
+        assert r(a, b) <= 1.5 * (r(a, c) + r(c, b)) + 10, (a, b, c)
+
+
+# --------------------------------------------------------------------------------------------------- on-prem
+def test_onprem_skus(cat: Catalog) -> None:
+    skus = {s.sku: s for s in cat.onprem_servers}
+    dgx = skus["dgx-h100"]
+    assert (dgx.accelerator, dgx.accelerator_count) == ("h100-sxm", 8)
+    assert 300_000 <= dgx.capex_usd <= 450_000 and 9_000 <= dgx.power_w <= 11_000
+    for s in skus.values():
+        assert s.available is None and s.capex_usd > 0
+        acc = cat.accelerator(s.accelerator)
+        assert s.power_w > acc.tdp_w * s.accelerator_count, s.sku  # GPUs plus host
+
+
+# --------------------------------------------------------------------------------------------------- overlays
+def write(tmp_path: Path, doc: Any) -> Path:
+    p = tmp_path / "overlay.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    return p
+
+
+def test_overlay_replaces_a_price_and_adds_inventory(tmp_path: Path, cat: Catalog) -> None:
+    g5 = aws(cat, "g5.xlarge").model_dump()
+    g5.update(on_demand_usd_per_h=0.70, spot_usd_per_h=None, source="our EDP discount, contract 2026-07")
+    owned = {"sku": "our-l40s-box", "site": "fra-dc1", "geography": "eu", "accelerator": "l40s", "accelerator_count": 4,
+             "capex_usd": 0, "power_w": 2200, "available": 3, "source": "asset register, rack B4"}
+    over = Catalog.load(overlay=write(tmp_path, {"instances": [g5], "onprem_servers": [owned]}))
+    assert over.version == "2026.11.1+overlay" and over.overlay is not None
+    new = aws(over, "g5.xlarge")
+    assert new.on_demand_usd_per_h == 0.70 and new.spot_usd_per_h is None
+    assert len(over.instances) == len(cat.instances)
+    assert aws(over, "g5.xlarge", "eu-west-1") == aws(cat, "g5.xlarge", "eu-west-1")
+    added = [s for s in over.onprem_servers if s.sku == "our-l40s-box"]
+    assert len(added) == 1 and added[0].available == 3
+    assert len(over.onprem_servers) == len(cat.onprem_servers) + 1
+    assert aws(cat, "g5.xlarge").on_demand_usd_per_h == 1.006  # the embedded catalog is untouched
+
+
+def test_overlay_adds_an_accelerator_and_an_instance_using_it(tmp_path: Path, cat: Catalog) -> None:
+    acc = cat.accelerator("h100-sxm").model_dump()
+    acc.update(id="h100-sxm-capped", tdp_w=500, source="our power-capped fleet, internal measurement 2026")
+    inst = aws(cat, "p5.48xlarge").model_dump()
+    inst.update(instance="p5.48xlarge-capped", accelerator="h100-sxm-capped", source="internal")
+    over = Catalog.load(overlay=write(tmp_path, {"accelerators": [acc], "instances": [inst]}))
+    assert isinstance(over.accelerator("h100-sxm-capped"), Accelerator)
+    assert over.find_instance("p5.48xlarge-capped")[0].accelerator == "h100-sxm-capped"
+
+
+def test_bad_overlay_row_names_the_field(tmp_path: Path, cat: Catalog) -> None:
+    bad = aws(cat, "g5.xlarge").model_dump()
+    bad["on_demand_usd_per_h"] = -1
+    with pytest.raises(CatalogError, match=r"instances\[0\].*field 'on_demand_usd_per_h' = -1"):
+        Catalog.load(overlay=write(tmp_path, {"instances": [bad]}))
+    row = {"sku": "x", "accelerator": "l4", "accelerator_count": 1, "capex_usd": 1, "power_w": 100,
+           "source": "quote", "gpus": 2}
+    with pytest.raises(CatalogError, match=r"onprem_servers\[0\].*field 'gpus'"):
+        Catalog.load(overlay=write(tmp_path, {"onprem_servers": [row]}))
+
+
+def test_overlay_reference_and_shape_errors(tmp_path: Path, cat: Catalog) -> None:
+    inst = aws(cat, "g5.xlarge").model_dump()
+    inst["accelerator"] = "b300"
+    with pytest.raises(CatalogError, match=r"unknown accelerator 'b300'.*To fix: add it under accelerators"):
+        Catalog.load(overlay=write(tmp_path, {"instances": [inst]}))
+    inst = aws(cat, "g5.xlarge").model_dump()
+    inst["region"] = "mars-north-1"
+    with pytest.raises(CatalogError, match=r"unknown region aws/mars-north-1"):
+        Catalog.load(overlay=write(tmp_path, {"instances": [inst]}))
+    with pytest.raises(CatalogError, match=r"unknown section 'gpus'"):
+        Catalog.load(overlay=write(tmp_path, {"gpus": []}))
+    with pytest.raises(CatalogError, match=r"must be a list of rows"):
+        Catalog.load(overlay=write(tmp_path, {"instances": {"a": 1}}))
+    with pytest.raises(CatalogError, match=r"must be a mapping"):
+        Catalog.load(overlay=write(tmp_path, ["instances"]))
