@@ -74,15 +74,15 @@ def _recording_mocks() -> Any:
                                    "custom": bool(args.custom), "inputs": args.inputs})
             return rid, fake_outputs(args.typ, args.name, dict(args.inputs), region)
 
-        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
             if args.token == "aws:ssm/getParameter:getParameter":
                 return {"name": args.args.get("name"), "value": "ami-0123456789abcdef0", "type": "String",
                         "arn": "arn:aws:ssm:::parameter/mock", "id": "mock", "version": 1,
-                        "insecureValue": "ami-0123456789abcdef0", "withDecryption": True}, None
+                        "insecureValue": "ami-0123456789abcdef0", "withDecryption": True}, []
             if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
                 return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/mock", "userId": "mock",
-                        "id": ACCOUNT}, None
-            return {}, None
+                        "id": ACCOUNT}, []
+            return {}, []
 
     return RecordingMocks()
 
