@@ -14,13 +14,15 @@ names the field, the bad value and the fix.
 from __future__ import annotations
 
 import math
+import os
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from planner.errors import SpecError
+from planner.errors import InputError, SpecError
 
 Dtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4"]
 SERVING_DTYPES: tuple[str, ...] = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
@@ -220,7 +222,7 @@ def format_validation_error(err: ValidationError, source: str) -> str:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys and alias bombs."""
+    """SafeLoader that rejects duplicate keys and alias bombs, and reads dates as plain strings."""
 
     max_aliases = 32
 
@@ -253,36 +255,57 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# Implicit timestamps are not resolved: ``name: 2024-02-30`` stays the string it looks like instead of failing in
+# ``datetime``. Explicit ``!!python/...`` tags are unknown to the SafeLoader and fail as bad YAML.
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
 MAX_SPEC_BYTES = 1_000_000
 
 
-def read_yaml(path: Path, *, what: str = "spec") -> Any:
-    """Read a YAML file safely (size cap, no duplicate keys, alias cap) or raise SpecError in one line."""
+def read_yaml(path: Path, *, what: str = "spec", error: type[InputError] = SpecError) -> Any:
+    """Read a YAML file safely or raise ``error`` (a :class:`SpecError` by default) in one line.
+
+    Safe means: a regular file only (a FIFO or ``/dev/zero`` would hang or fill memory), at most
+    :data:`MAX_SPEC_BYTES` read, UTF-8 (a BOM is allowed), no NUL bytes, SafeLoader with no duplicate keys and at
+    most 32 aliases, and every failure of the YAML library (a 5,000-digit integer, an explicit ``!!timestamp``
+    that is no date, nesting deeper than the recursion limit) reported as bad YAML, never as a traceback.
+    """
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise error(f"{what} path is not a regular file: {path}", fix="pass a YAML file")
+            raw = fh.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
-        raise SpecError(f"{what} file not found: {path}", fix="check the path") from None
+        raise error(f"{what} file not found: {path}", fix="check the path") from None
     except IsADirectoryError:
-        raise SpecError(f"{what} path is a directory, not a file: {path}", fix="pass a YAML file") from None
+        raise error(f"{what} path is a directory, not a file: {path}", fix="pass a YAML file") from None
     except OSError as e:
-        raise SpecError(f"cannot read {what} file {path}: {e.strerror}", fix="check its permissions") from None
+        raise error(f"cannot read {what} file {path}: {e.strerror}", fix="check the path and its permissions") from None
+    except ValueError as e:  # e.g. an embedded NUL byte in the path
+        raise error(f"{what} path {str(path)!r} is not a valid path: {e}", fix="check the path") from None
     if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError(f"{what} file {path} is {len(raw)} bytes, over the {MAX_SPEC_BYTES} byte limit")
+        raise error(f"{what} file {path} is over the {MAX_SPEC_BYTES:,} byte limit", fix=f"keep the {what} small")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise SpecError(f"{what} file {path} is not UTF-8 text", fix="save it as UTF-8 YAML") from None
+        raise error(f"{what} file {path} is not UTF-8 text", fix="save it as UTF-8 YAML") from None
     if "\x00" in text:
-        raise SpecError(f"{what} file {path} is binary, not YAML", fix="pass a YAML text file")
+        raise error(f"{what} file {path} is binary, not YAML", fix="pass a YAML text file")
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except RecursionError:
-        raise SpecError(f"{what} file {path} is nested too deeply", fix="flatten the YAML") from None
+        raise error(f"{what} file {path} is nested too deeply", fix="flatten the YAML") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpecError(f"{what} file {path} is not valid YAML{where}: {problem}", fix="correct the YAML") from None
+        raise error(f"{what} file {path} is not valid YAML{where}: {problem}", fix="correct the YAML") from None
+    except (ValueError, TypeError, OverflowError) as e:  # raised by PyYAML's scalar constructors
+        raise error(f"{what} file {path} is not valid YAML: a value cannot be read ({e})",
+                    fix="correct the YAML") from None
 
 
 def spec_from_data(data: Any, *, source: str = "spec") -> Spec:

@@ -137,7 +137,7 @@ def _infra(files: _Files, spec: Spec, plan: Plan) -> str:
 
 
 def build_folder(root: Path, spec: Spec, rec: Recommendation, plan_index: int, out: Path,
-                 *, catalog: Catalog | None = None, preview: bool = True) -> list[Path]:
+                 *, catalog: Catalog | None = None, preview: bool = True, isolate: bool = True) -> list[Path]:
     """Write every file of the plan folder into ``root`` (an empty directory)."""
     if not 0 <= plan_index < len(rec.plans):
         raise InputError(f"--plan-index {plan_index} is out of range: the recommendation has "
@@ -154,7 +154,9 @@ def build_folder(root: Path, spec: Spec, rec: Recommendation, plan_index: int, o
     # serving artifacts (Ray Serve / Triton / TensorRT-LLM), owned by the serving package
     from serving.artifacts import write_serving_artifacts
 
-    files.written += write_serving_artifacts(plan, root)
+    namespace = layout.parts(plan)[0].namespace
+    files.written += [p if p.is_absolute() else root / p
+                      for p in write_serving_artifacts(plan, root, namespace=namespace)]
 
     for key, objs in manifests.render(plan, manifests.default_contexts(plan)).items():
         files.text(f"k8s/{key}.yaml", dump_yaml_all(objs))
@@ -174,9 +176,10 @@ def build_folder(root: Path, spec: Spec, rec: Recommendation, plan_index: int, o
         stack = _infra(files, spec, plan)
         notes += planmd.deploy_steps(plan, stack)
         if preview:
-            from stacks.preview import preview_folder
+            from stacks.preview import preview_folder, preview_in_process
 
-            resources = planmd.resource_lines(preview_folder(root / "infra"))
+            run = preview_folder if isolate else preview_in_process
+            resources = planmd.resource_lines(run(root / "infra"))
         else:
             resources = ["(offline preview skipped)"]
     files.text("PLAN.md", planmd.render(spec.name, rec.catalog_version, plan, runners_up, list(rec.rejected),
@@ -185,9 +188,11 @@ def build_folder(root: Path, spec: Spec, rec: Recommendation, plan_index: int, o
 
 
 def write_plan_folder(spec: Spec, rec: Recommendation, out: str | Path, *, plan_index: int = 0,
-                      catalog: Catalog | None = None, preview: bool = True) -> list[Path]:
+                      catalog: Catalog | None = None, preview: bool = True, isolate: bool = True) -> list[Path]:
     """Build the folder in a temp dir next to ``out`` and swap it into place; keep ``out/.mlplan``.
 
+    ``preview`` runs the generated Pulumi program under mocks for PLAN.md's resource list: in a subprocess
+    (``isolate``, the default: Pulumi's mock state is process-global) or in this process (tests, warm imports).
     Returns the written paths (under ``out``).
     """
     out = Path(out)
@@ -203,7 +208,7 @@ def write_plan_folder(spec: Spec, rec: Recommendation, out: str | Path, *, plan_
         raise InputError(f"cannot create {parent}: {e.strerror}", fix="check the path and permissions") from None
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{out.name}-", dir=parent))
     try:
-        written = build_folder(tmp, spec, rec, plan_index, out, catalog=catalog, preview=preview)
+        written = build_folder(tmp, spec, rec, plan_index, out, catalog=catalog, preview=preview, isolate=isolate)
         _swap(tmp, out.resolve())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

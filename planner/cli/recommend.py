@@ -60,7 +60,7 @@ def _table(rec: object, elapsed: float) -> None:
     from planner.report import fmt_s, fmt_usd, shape, where
 
     assert isinstance(rec, Recommendation)
-    console = Console(file=sys.stdout, width=max(120, Console().width))
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 180)
     t = Table(title=f"mlplan: {rec.spec_name}", title_justify="left")
     for col in ("#", "where", "shape", "dtype", "TTFT / latency", "TPOT", "tput", "headroom", "$/month", "P"):
         t.add_column(col, justify="right" if col in ("$/month", "#", "headroom") else "left")
