@@ -1,0 +1,139 @@
+"""``mlplan deploy DIR``, ``status DIR``, ``destroy DIR`` and ``preflight DIR``: apply an emitted plan folder.
+
+Thin wrappers over ``stacks.deploy`` (imported inside each command, so ``mlplan --help`` imports none of
+kubernetes, pulumi, boto3, ray or tritonclient). Deploy reads the plan folder, never the spec.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from planner.errors import CredentialsError, DeployError
+
+TargetOpt = Annotated[str | None, typer.Option(
+    "--target", "-t", help="local | kubernetes | pulumi (default: from the plan: local for localhost, "
+                           "kubernetes for on-prem/edge, pulumi for cloud)")]
+DirArg = Annotated[Path, typer.Argument(help="plan folder written by `mlplan plan SPEC --out DIR`")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy")(deploy_cmd)
+    app.command("status")(status_cmd)
+    app.command("destroy")(destroy_cmd)
+    app.command("preflight")(preflight_cmd)
+
+
+def _targets() -> Any:
+    return import_module("stacks.deploy.targets")
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def deploy_cmd(
+    folder: DirArg,
+    target: TargetOpt = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", "--preview",
+        help="change nothing: kubernetes asks the API server for a server-side dry run (dryRun=All), pulumi "
+             "runs `preview`, local validates the serving artifacts")] = False,
+    kubeconfig: Annotated[str | None, typer.Option(help="kubeconfig file (default: $KUBECONFIG, "
+                                                        "~/.kube/config, or in-cluster)")] = None,
+    context: Annotated[str | None, typer.Option(help="kubeconfig context")] = None,
+    namespace: Annotated[str, typer.Option(help="namespace for manifests that name none")] = "default",
+    timeout: Annotated[float, typer.Option(min=1, help="seconds to wait for the rollout")] = 600.0,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="wait for the rollout to be ready")] = True,
+    force_conflicts: Annotated[bool, typer.Option(
+        "--force-conflicts/--no-force-conflicts",
+        help="take over fields another field manager owns (server-side apply force)")] = True,
+    backend: Annotated[str | None, typer.Option(
+        help="Pulumi backend URL (default: $PULUMI_BACKEND_URL, else file://DIR/.mlplan/pulumi; never a "
+             "Pulumi Cloud login unless you pass it here)")] = None,
+    stack: Annotated[str | None, typer.Option(help="Pulumi stack (default: the one infra/Pulumi.<stack>.yaml)")]
+    = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="local HTTP port (0: a free one)")] = 0,
+    smoke_requests: Annotated[int, typer.Option(min=0, help="local smoke-load requests (0: none)")] = 200,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="local smoke-load concurrency")] = 4,
+) -> None:
+    """Deploy a plan folder: serve it locally, apply it to Kubernetes, or run its Pulumi stack.
+
+    Idempotent: a second deploy of the same plan changes nothing. Every step is recorded in DIR/.mlplan/
+    state.json, so a failed step leaves a clear record of what exists (see `mlplan status DIR`).
+    """
+    t = _targets()
+    opts = t.Options(kubeconfig=kubeconfig, context=context, namespace=namespace, timeout_s=timeout, wait=wait,
+                     force_conflicts=force_conflicts, backend=backend, stack=stack, port=port,
+                     smoke_requests=smoke_requests, concurrency=concurrency, console=_console())
+    result = t.deploy(folder, target, dry_run=dry_run, opts=opts, say=typer.echo)
+    if result.get("endpoint"):
+        typer.echo(f"endpoint: {result['endpoint']}")
+
+
+def status_cmd(
+    folder: DirArg,
+    kubeconfig: Annotated[str | None, typer.Option(help="kubeconfig file")] = None,
+    context: Annotated[str | None, typer.Option(help="kubeconfig context")] = None,
+    backend: Annotated[str | None, typer.Option(help="Pulumi backend URL")] = None,
+) -> None:
+    """Report what DIR's deployment runs and whether it is healthy: exit 0 when healthy, 5 otherwise."""
+    t = _targets()
+    opts = t.Options(kubeconfig=kubeconfig, context=context, backend=backend)
+    healthy, lines = t.status(folder, opts=opts, say=typer.echo)
+    for line in lines:
+        typer.echo(line)
+    if not healthy:
+        raise DeployError(f"{folder}: not healthy: {lines[0]}", fix="see the lines above; `mlplan deploy DIR` "
+                          "again (idempotent) or `mlplan destroy DIR`")
+
+
+def destroy_cmd(
+    folder: DirArg,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="only this target (default: all)")] = None,
+    kubeconfig: Annotated[str | None, typer.Option(help="kubeconfig file")] = None,
+    context: Annotated[str | None, typer.Option(help="kubeconfig context")] = None,
+    backend: Annotated[str | None, typer.Option(help="Pulumi backend URL")] = None,
+) -> None:
+    """Remove everything DIR's deployment started (servers, Kubernetes objects, the Pulumi stack's
+    resources). A second destroy is a no-op that exits 0."""
+    t = _targets()
+    opts = t.Options(kubeconfig=kubeconfig, context=context, backend=backend)
+    t.destroy(folder, target, opts=opts, say=typer.echo)
+
+
+def preflight_cmd(
+    folder: DirArg,
+    bucket: Annotated[list[str] | None, typer.Option(
+        "--bucket", help="bucket name the stack will create (repeatable; infra config buckets are read too)")]
+    = None,
+    catalog: Annotated[Path | None, typer.Option(help="catalog overlay to compare GPU specs with")] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile (default: the usual credential chain)")] = None,
+) -> None:
+    """Check an AWS account before a cloud deploy: credentials, instance offered in the region and its zones,
+    GPU specs vs. the catalog, vCPU service quota, bucket names. Exit 4 (credentials / quota) or 5 on failure.
+    """
+    from planner.catalog import Catalog
+
+    pre = import_module("stacks.deploy.preflight")
+    folder_mod = import_module("stacks.deploy.folder")
+    session = None
+    if profile:
+        import boto3
+        from botocore.exceptions import ProfileNotFound
+
+        try:
+            session = boto3.Session(profile_name=profile)
+        except ProfileNotFound:
+            raise CredentialsError(f"AWS profile {profile!r} not found",
+                                   fix="aws configure list-profiles; or set AWS_PROFILE") from None
+    cat = Catalog.load(catalog) if catalog else None
+    checks = pre.Preflight(folder_mod.load_folder(folder), session=session, buckets=bucket or (), catalog=cat,
+                           say=typer.echo).run()
+    pre.raise_for(checks)
+    typer.echo(f"preflight: all {len(checks)} checks passed")

@@ -1,0 +1,310 @@
+"""Local target: serve the plan's model on this machine (Ray Serve or Triton, as ``plan.serving.runtime``
+says), wait until it answers, and run a short smoke load whose measured latency is shown next to the plan's
+predicted latency.
+
+Servers are started by ``serving.launch`` (``start_ray_serve`` / ``start_triton``: detached processes in their
+own session, so they outlive ``mlplan deploy``); their records go into ``DIR/.mlplan/state.json`` so ``status``
+(``launch.is_healthy``) and ``destroy`` (``launch.stop``: every process of the session, ports closed) work
+from any later process. A second deploy of a healthy deployment changes nothing.
+
+Requests the smoke load sends (one example per request, the plan's first input, values in [0, 1)):
+
+- Ray Serve (``serving.runtime.ray_app``): ``POST {endpoint}`` ``{"inputs": [[...]]}`` -> ``{"outputs": ...}``;
+- Triton (KServe v2 HTTP protocol): ``POST {endpoint}/v2/models/<model>/infer``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from math import ceil, prod
+from pathlib import Path
+from typing import Any
+
+from planner.errors import ArtifactError, DeployError, InputError
+from planner.plan import Plan
+from stacks.deploy.folder import PlanFolder
+from stacks.deploy.state import DeployState
+
+TARGET = "local"
+KSERVE_DTYPES = {"fp32": "FP32", "fp16": "FP16", "int64": "INT64", "int32": "INT32", "int8": "INT8",
+                 "uint8": "UINT8", "bool": "BOOL"}
+
+
+# ------------------------------------------------------------------------------------------ smoke load
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    requests: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+    throughput_rps: float
+    first_error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "errors": self.errors, "p50_ms": round(self.p50_ms, 3),
+                "p99_ms": round(self.p99_ms, 3), "mean_ms": round(self.mean_ms, 3),
+                "throughput_rps": round(self.throughput_rps, 1), "first_error": self.first_error}
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in [0, 100]) of an ascending list."""
+    if not sorted_values:
+        return float("nan")
+    k = max(1, ceil(q / 100 * len(sorted_values)))
+    return sorted_values[min(k, len(sorted_values)) - 1]
+
+
+def _example(plan: Plan) -> tuple[str, str, list[int], list[Any]]:
+    """(input name, dtype, shape without batch, flat values) of one example of the plan's first input."""
+    inputs = plan.model.inputs
+    if not inputs:
+        raise InputError(f"plan {plan.id}: the model declares no inputs, so the smoke load cannot build a request",
+                         fix="give model.inputs in the spec, or deploy with --no-smoke")
+    spec = inputs[0]
+    shape = [d if d > 0 else 1 for d in spec.shape]
+    rng = random.Random(0)
+    n = prod(shape)
+    if spec.dtype in ("fp32", "fp16"):
+        values: list[Any] = [rng.random() for _ in range(n)]
+    elif spec.dtype == "bool":
+        values = [rng.random() < 0.5 for _ in range(n)]
+    elif spec.dtype == "string":
+        raise InputError(f"plan {plan.id}: string inputs are not smoke-loaded", fix="deploy with --no-smoke")
+    else:
+        values = [rng.randrange(0, 100) for _ in range(n)]
+    return spec.name, spec.dtype, shape, values
+
+
+def _nest(values: list[Any], shape: list[int]) -> Any:
+    if len(shape) <= 1:
+        return values
+    step = prod(shape[1:])
+    return [_nest(values[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def build_request(plan: Plan, record: dict[str, Any]) -> tuple[str, bytes, Callable[[Any], None]]:
+    """(url, JSON body, response check) of one smoke request for the server in ``record``."""
+    name, dtype, shape, values = _example(plan)
+    outputs = plan.model.outputs or ()
+    if record["kind"] == "triton":
+        model = str(record.get("model") or "")
+        url = f"{str(record['endpoint']).rstrip('/')}/v2/models/{model}/infer"
+        body = {"inputs": [{"name": name, "shape": [1, *shape], "datatype": KSERVE_DTYPES[dtype], "data": values}]}
+
+        def check(resp: Any) -> None:
+            outs = resp.get("outputs") if isinstance(resp, dict) else None
+            if not outs:
+                raise ValueError(f"no outputs in {str(resp)[:200]}")
+            if outputs and outs[0].get("name") != outputs[0].name:
+                raise ValueError(f"output {outs[0].get('name')!r}, the plan says {outputs[0].name!r}")
+            if outputs and prod(outs[0].get("shape", [])[1:]) != prod(abs(d) for d in outputs[0].shape):
+                raise ValueError(f"output shape {outs[0].get('shape')}, the plan says {list(outputs[0].shape)}")
+
+        return url, json.dumps(body).encode(), check
+    url = str(record["endpoint"])
+    body = {"inputs": [_nest(values, shape)]}
+
+    def check_ray(resp: Any) -> None:
+        outs = resp.get("outputs") if isinstance(resp, dict) else None
+        if not isinstance(outs, list) or len(outs) != 1:
+            raise ValueError(f"expected one output row, got {str(resp)[:200]}")
+        if outputs:
+            flat = _flatten(outs[0])
+            if len(flat) != prod(abs(d) for d in outputs[0].shape):
+                raise ValueError(f"output has {len(flat)} values, the plan says shape {list(outputs[0].shape)}")
+
+    return url, json.dumps(body).encode(), check_ray
+
+
+def _flatten(x: Any) -> list[Any]:
+    if isinstance(x, list):
+        return [v for item in x for v in _flatten(item)]
+    return [x]
+
+
+def smoke_load(url: str, body: bytes, check: Callable[[Any], None], *, requests: int = 200,
+               concurrency: int = 4, warmup: int = 10, timeout_s: float = 10.0) -> SmokeResult:
+    """Send ``requests`` POSTs from ``concurrency`` threads (after ``warmup`` unmeasured ones); per-request
+    wall time from send to the checked response."""
+
+    def one() -> float:
+        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            data = resp.read()
+        dt = time.perf_counter() - t0
+        check(json.loads(data))
+        return dt
+
+    for _ in range(warmup):
+        with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
+            one()
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(requests))
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if next(counter, None) is None:
+                    return
+            try:
+                dt = one()
+            except urllib.error.HTTPError as e:
+                msg = f"HTTP {e.code}: {e.read()[:200]!r}"
+                with lock:
+                    errors.append(msg)
+                continue
+            except (urllib.error.URLError, OSError, ValueError) as e:
+                with lock:
+                    errors.append(f"{type(e).__name__}: {e}")
+                continue
+            with lock:
+                latencies.append(dt)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, concurrency))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    lat = sorted(x * 1000 for x in latencies)
+    return SmokeResult(requests=requests, errors=len(errors), p50_ms=percentile(lat, 50),
+                       p99_ms=percentile(lat, 99), mean_ms=sum(lat) / len(lat) if lat else float("nan"),
+                       throughput_rps=len(lat) / wall if wall > 0 else 0.0,
+                       first_error=errors[0] if errors else None)
+
+
+# ---------------------------------------------------------------------------------------------- target
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mlplan"
+
+
+class LocalTarget:
+    def __init__(self, folder: PlanFolder, state: DeployState, *, port: int = 0, smoke_requests: int = 200,
+                 concurrency: int = 4, start_timeout_s: float = 180.0,
+                 say: Callable[[str], None] = print) -> None:
+        self.folder = folder
+        self.state = state
+        self.port = port
+        self.smoke_requests = smoke_requests
+        self.concurrency = concurrency
+        self.start_timeout_s = start_timeout_s
+        self.say = say
+
+    def _runtime(self) -> str:
+        runtime = self.folder.plan.serving.runtime
+        if runtime not in ("ray", "triton"):
+            raise InputError(f"plan {self.folder.plan.id} uses runtime {runtime!r}; the local target serves "
+                             "'ray' and 'triton' plans", fix="deploy it with --target kubernetes or pulumi")
+        return runtime
+
+    def servers(self) -> list[dict[str, Any]]:
+        return [r for r in (self.state.target(TARGET) or {}).get("resources", []) if r.get("kind")]
+
+    def deploy(self) -> dict[str, Any]:
+        from serving import launch
+
+        runtime = self._runtime()
+        plan = self.folder.plan
+        rec = self.state.target(TARGET) or {}
+        running = self.servers()
+        if rec.get("status") == "deployed" and running and all(launch.is_healthy(r) for r in running):
+            endpoint = rec.get("endpoint")
+            self.say(f"already deployed and healthy: {endpoint} (nothing changed)")
+            return {"endpoint": endpoint, "changed": False, "smoke": rec.get("smoke")}
+        self.state.begin(TARGET, runtime=runtime)
+        if running:  # left by a failed or half-stopped deploy: stop it before starting afresh
+            with self.state.step(TARGET, "stop leftovers", count=len(running)):
+                for r in running:
+                    launch.stop(r)
+                    self.state.remove_resource(TARGET, r["id"])
+        workdir = self.folder.state_dir / "local"
+        if runtime == "ray":
+            config = self.folder.require(self.folder.serve_config, "the Ray Serve config")
+            with self.state.step(TARGET, "start ray serve", config=str(config.relative_to(self.folder.root))):
+                record = launch.start_ray_serve(config, http_port=self.port, workdir=workdir,
+                                                timeout_s=self.start_timeout_s)
+        else:
+            repo = self.folder.require(self.folder.triton_repository, "the Triton model repository")
+            models = sorted(p.name for p in repo.iterdir() if (p / "config.pbtxt").is_file())
+            if not models:
+                raise ArtifactError(f"{repo} holds no model (no <model>/config.pbtxt)",
+                                    fix="run `mlplan plan SPEC --out DIR` again")
+            with self.state.step(TARGET, "start tritonserver", models=models):
+                record = launch.start_triton(repo, http_port=self.port, workdir=workdir,
+                                             timeout_s=self.start_timeout_s, cache=_cache_dir())
+                record["model"] = models[0]
+        self.state.add_resource(TARGET, {"id": record["kind"], **record})
+        endpoint = str(record["endpoint"])
+        if record["kind"] == "triton":
+            endpoint = f"{endpoint.rstrip('/')}/v2/models/{record['model']}/infer"
+        self.state.update(TARGET, endpoint=endpoint)
+        self.say(f"serving {plan.model.name} with {runtime} at {endpoint}")
+        smoke: dict[str, Any] | None = None
+        if self.smoke_requests > 0:
+            with self.state.step(TARGET, "smoke load", requests=self.smoke_requests) as step:
+                url, body, check = build_request(plan, record)
+                result = smoke_load(url, body, check, requests=self.smoke_requests, concurrency=self.concurrency)
+                smoke = result.as_dict()
+                step.update(smoke)
+                if result.errors:
+                    raise DeployError(f"smoke load: {result.errors} of {result.requests} requests failed "
+                                      f"(first: {result.first_error})",
+                                      fix=f"read the server logs: {', '.join(record.get('logs', []))}")
+            predicted = plan.predicted.latency_s
+            pred = f"{predicted * 1000:.1f} ms" if predicted is not None else "n/a"
+            self.say(f"smoke load: {result.requests} requests, concurrency {self.concurrency}: "
+                     f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, {result.throughput_rps:.0f} req/s "
+                     f"(predicted latency {pred})")
+        self.state.update(TARGET, status="deployed", smoke=smoke)
+        return {"endpoint": endpoint, "changed": True, "smoke": smoke}
+
+    def status(self) -> tuple[bool, list[str]]:
+        from serving import launch
+
+        rec = self.state.target(TARGET) or {}
+        servers = self.servers()
+        if not servers:
+            return False, ["no server is running"]
+        lines: list[str] = []
+        healthy = rec.get("status") == "deployed"
+        for r in servers:
+            ok = launch.is_healthy(r)
+            alive = launch.is_running(r)
+            healthy = healthy and ok
+            what = "healthy" if ok else ("running but its health check fails" if alive else "not running")
+            lines.append(f"{r['kind']} (pid {r['pid']}) at {rec.get('endpoint') or r.get('endpoint')}: {what}")
+        return healthy, lines
+
+    def destroy(self) -> int:
+        from serving import launch
+
+        stopped = 0
+        for r in self.servers():
+            with self.state.step(TARGET, f"stop {r['kind']}", pid=r["pid"]) as step:
+                done = launch.stop(r)
+                step["stopped_pids"] = done.get("stopped", [])
+                step["ports_closed"] = done.get("ports_closed", [])
+            self.state.remove_resource(TARGET, r["id"])
+            stopped += 1
+            self.say(f"stopped {r['kind']} (pid {r['pid']}); ports {', '.join(map(str, r.get('ports', [])))} closed")
+        self.state.update(TARGET, status="destroyed", endpoint=None)
+        return stopped
