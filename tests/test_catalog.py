@@ -3,7 +3,11 @@ and user overlays replace / add rows or fail with a one-line CatalogError naming
 
 from __future__ import annotations
 
+import functools
+import gzip
+import importlib.util
 import itertools
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -227,7 +231,9 @@ def test_region_coverage_per_provider(cat: Catalog) -> None:
         assert geos["us"] >= 2 and geos["eu"] >= 2 and geos["apac"] >= 1, (provider, geos)
     for region in ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1"):
         names = {i.instance for i in cat.instances if i.key[0] == "aws" and i.region == region}
-        assert {"p4d.24xlarge", "g5.xlarge", "g6.xlarge", "g4dn.xlarge"} <= names, region
+        assert {"p4d.24xlarge", "g5.xlarge", "g4dn.xlarge"} <= names, region
+        # EC2 does not offer G6/G6e in eu-west-1 (DescribeInstanceTypeOfferings; see the moto cross-check below)
+        assert ("g6.xlarge" in names) == (region != "eu-west-1"), region
 
 
 def test_regional_prices_are_near_the_us_price(cat: Catalog) -> None:
@@ -361,3 +367,72 @@ def test_overlay_reference_and_shape_errors(tmp_path: Path, cat: Catalog) -> Non
         Catalog.load(overlay=write(tmp_path, {"instances": {"a": 1}}))
     with pytest.raises(CatalogError, match=r"must be a mapping"):
         Catalog.load(overlay=write(tmp_path, ["instances"]))
+
+
+# ------------------------------------------------------------------- AWS rows against EC2's own data (moto)
+@functools.cache
+def _ec2_snapshot() -> tuple[dict[str, Any], dict[str, frozenset[str]]]:
+    """DescribeInstanceTypes / DescribeInstanceTypeOfferings (per region) as shipped with moto, read as data."""
+    spec = importlib.util.find_spec("moto")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("moto is not installed: cannot cross-check AWS rows against EC2's instance data")
+    res = Path(next(iter(spec.submodule_search_locations))) / "ec2" / "resources"
+    types = json.loads(gzip.decompress((res / "instance_types.json.gz").read_bytes()))
+    offered = {f.name.removesuffix(".json.gz"): frozenset(o["InstanceType"]
+                                                          for o in json.loads(gzip.decompress(f.read_bytes())))
+               for f in (res / "instance_type_offerings" / "region").glob("*.json.gz")}
+    return types, offered
+
+
+# P3 is no longer returned by DescribeInstanceTypes (so absent from the snapshot); everything else must be there.
+NOT_IN_EC2_SNAPSHOT = frozenset({"p3.2xlarge", "p3.8xlarge"})
+
+
+def test_aws_shapes_match_describe_instance_types(cat: Catalog) -> None:
+    """vCPU, RAM, GPU count, GPU model and GPU memory of every AWS row agree with EC2's DescribeInstanceTypes."""
+    types, _ = _ec2_snapshot()
+    unknown = set()
+    for i in (i for i in cat.instances if i.provider == "aws"):
+        t = types.get(i.instance)
+        if t is None:
+            unknown.add(i.instance)
+            continue
+        assert t["VCpuInfo"]["DefaultVCpus"] == i.vcpu, i.key
+        assert t["MemoryInfo"]["SizeInMiB"] / 1024 == pytest.approx(i.ram_gib, rel=0.02), i.key
+        gpus = t.get("GpuInfo", {}).get("Gpus", [])
+        acc = cat.accelerator(i.accelerator)
+        if acc.vendor == "cpu":
+            assert gpus == [], i.key
+            continue
+        assert gpus[0]["Count"] == i.accelerator_count, i.key
+        assert re.search(rf"\b{re.escape(gpus[0]['Name'])}\b", acc.name), (i.key, gpus[0]["Name"], acc.name)
+        usable_gib = gpus[0]["MemoryInfo"]["SizeInMiB"] / 1024  # EC2 reports usable memory, under the marketed GB
+        assert usable_gib <= acc.memory_gib <= usable_gib * 1.1, i.key
+    assert unknown <= NOT_IN_EC2_SNAPSHOT, f"not EC2 instance types: {sorted(unknown - NOT_IN_EC2_SNAPSHOT)}"
+
+
+def test_aws_rows_are_offered_in_their_region(cat: Catalog) -> None:
+    """The optimizer must never recommend an instance type a region does not sell (e.g. g6e in eu-west-1)."""
+    _, offered = _ec2_snapshot()
+    missing = sorted(i.key[1:] for i in cat.instances if i.provider == "aws"
+                     and i.instance not in NOT_IN_EC2_SNAPSHOT and i.instance not in offered.get(i.region, ()))
+    assert missing == []
+
+
+# ------------------------------------------------------------------------ edge rows usable by the estimator
+@pytest.mark.parametrize(("preset", "device", "dtype"), [
+    ("mobilenet-v2", "coral-edge-tpu", "int8"), ("mobilenet-v2", "raspberry-pi-5", "int8"),
+    ("mobilenet-v2", "jetson-orin-nano", "fp16"), ("kws-ds-cnn", "stm32h7", "int8"), ("kws-ds-cnn", "stm32n6", "int8"),
+    ("llama-3.2-1b", "jetson-orin-nano", "int4"),
+])
+def test_edge_rows_fit_the_models_they_are_sold_for(cat: Catalog, preset: str, device: str, dtype: str) -> None:
+    """Each edge row, through the real estimator, runs the model class the vendor benchmarks it with (Coral:
+    MobileNet; STM32: keyword spotting; Orin Nano: a 1B LLM). A Coral row with only the 8 MB on-chip cache as
+    'RAM' could never hold the 16 MiB libedgetpu runtime and would reject every model."""
+    from planner.estimator.edge import estimate_edge
+    from planner.models import resolve
+    from planner.specs import ModelSpec
+
+    e = estimate_edge(resolve(ModelSpec(preset=preset)), cat.edge_device(device), dtype)
+    assert e.fits, e.reason
+    assert 0 < e.latency_s < 5.0
