@@ -581,15 +581,25 @@ def training_job(plan: Plan, info: PartInfo, ctx: Context) -> list[Obj]:
         return {"metadata": {"labels": lab}, "spec": spec}
 
     env = [{"name": "MODEL_URI", "value": ctx.model_uri or plan.model.artifact or plan.model.name}]
+    # the same health checks KubeRay injects by default (raylet on every pod, GCS on the head)
+    raylet = "wget -T 2 -q -O- http://localhost:52365/api/local_raylet_healthz | grep success"
+    gcs = "wget -T 2 -q -O- http://localhost:8265/api/gcs_healthz | grep success"
+
+    def probe(cmd: str, failures: int) -> Obj:
+        return {"exec": {"command": ["bash", "-c", cmd]}, "initialDelaySeconds": 10, "periodSeconds": 5,
+                "timeoutSeconds": 2, "failureThreshold": failures}
+
     head_res = {"cpu": "4", "memory": "16Gi"}
     head = {"name": "ray-head", "image": TRAINING_IMAGE, "imagePullPolicy": "IfNotPresent", "env": env,
             "ports": [{"containerPort": 6379, "name": "gcs-server"}, {"containerPort": 8265, "name": "dashboard"}],
             "resources": {"requests": head_res, "limits": head_res}, "securityContext": sec,
-            "volumeMounts": mounts}
+            "volumeMounts": mounts, "readinessProbe": probe(f"{raylet} && {gcs}", 10),
+            "livenessProbe": probe(f"{raylet} && {gcs}", 120)}
     res = pod_resources(plan, part)
     res["requests"]["nvidia.com/gpu"] = res["limits"]["nvidia.com/gpu"] = str(gpn)
     worker = {"name": "ray-worker", "image": TRAINING_IMAGE, "imagePullPolicy": "IfNotPresent", "env": env,
-              "resources": res, "securityContext": sec, "volumeMounts": mounts}
+              "resources": res, "securityContext": sec, "volumeMounts": mounts,
+              "readinessProbe": probe(raylet, 10), "livenessProbe": probe(raylet, 120)}
     job = {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": meta(name, info, labels=lab), "spec": {
         "entrypoint": TRAINING_ENTRYPOINT,
         "shutdownAfterJobFinishes": True,

@@ -63,7 +63,13 @@ def mock_runs() -> dict[str, list[dict[str, Any]]]:
 PULUMI_AWS_IMPORT_WARNINGS = "ignore:.*has been deprecated in favor of:DeprecationWarning:pulumi_aws"
 
 
+# Ray Serve's config schema (used to validate a RayService's serveConfigV2) declares pydantic fields the v1 way.
+RAY_SCHEMA_WARNINGS = "ignore:Using extra keyword arguments on `Field` is deprecated:" \
+                      "pydantic.warnings.PydanticDeprecatedSince20"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/stacks/" in item.nodeid:
             item.add_marker(pytest.mark.filterwarnings(PULUMI_AWS_IMPORT_WARNINGS))
+            item.add_marker(pytest.mark.filterwarnings(RAY_SCHEMA_WARNINGS))
