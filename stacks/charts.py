@@ -178,7 +178,7 @@ def _to_svg(fig: Figure) -> str:
 
 
 def _span_limits(values: Sequence[float], log: bool, *, zero_floor: bool = False) -> tuple[float, float]:
-    """Axis limits covering ``values`` with a margin (a factor on log axes, 8% of the range on linear ones)."""
+    """Axis limits covering ``values`` with a margin: a factor on log axes, 8% of the range on linear ones."""
     lo, hi = min(values), max(values)
     if log:
         pad = (hi / lo) ** 0.08
@@ -225,10 +225,12 @@ def cost_latency_svg(plans: list[Plan], *, chosen_id: str, latency_slo_s: float 
     counted in a note under the chart.
     """
     if not plans:
-        raise InputError("cost-latency chart: no candidate plans to draw", fix="pass at least the chosen plan")
+        raise InputError("cost-latency chart: no candidate plans to draw",
+                         fix="pass at least the chosen plan")
     by_id = {p.id: p for p in plans}
     if chosen_id not in by_id:
-        raise InputError(f"cost-latency chart: chosen plan {chosen_id!r} is not among the {len(plans)} candidates",
+        raise InputError(f"cost-latency chart: chosen plan {chosen_id!r} is not among the {len(plans)} "
+                         "candidates",
                          fix="pass the chosen plan in `plans` (write_charts adds it for you)")
     for name, value in (("latency SLO", latency_slo_s), ("budget", budget_usd)):
         if value is not None and not (math.isfinite(value) and value > 0):
@@ -340,7 +342,9 @@ def _where(part: Part) -> str:
 
 
 def _part_lines(part: Part, plan: Plan) -> list[str]:
-    shard = f"TP{part.tensor_parallel}" + (f" PP{part.pipeline_parallel}" if part.pipeline_parallel > 1 else "")
+    shard = f"TP{part.tensor_parallel}"
+    if part.pipeline_parallel > 1:
+        shard += f" PP{part.pipeline_parallel}"
     lines = [
         f"{part.instance} x{part.nodes} ({part.purchase})",
         f"{part.replicas} replica{'s' if part.replicas != 1 else ''} x {part.accelerator_count} "
@@ -349,7 +353,8 @@ def _part_lines(part: Part, plan: Plan) -> list[str]:
     ]
     if plan.training is not None:
         t = plan.training
-        lines[1] = f"DP{t.data_parallel} {shard}, ZeRO-{t.zero_stage}, {part.accelerator_count} x {part.accelerator}"
+        lines[1] = (f"DP{t.data_parallel} {shard}, ZeRO-{t.zero_stage}, "
+                    f"{part.accelerator_count} x {part.accelerator}")
     return lines
 
 
@@ -375,8 +380,8 @@ def path_label(plan: Plan, part: Part) -> str:
 
 
 def placement_svg(plan: Plan) -> str:
-    """SVG text: a box per part (where it runs, instance, accelerators, replicas, precision, cost) and the data
-    paths from the users to each part, labelled with the traffic share and the data class."""
+    """SVG text: a box per part (where it runs, instance, accelerators, replicas, precision, cost) and the
+    data paths from the users to each part, labelled with the traffic share and the data class."""
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
     n = len(plan.parts)
@@ -390,7 +395,8 @@ def placement_svg(plan: Plan) -> str:
         ax.set_xlim(0, 10)
         ax.set_ylim(0, height)
         ax.set_axis_off()
-        ax.set_title(f"{plan.model.name}: where it runs ({plan.placement}, {_usd(plan.monthly_cost_usd)}/month)")
+        ax.set_title(f"{plan.model.name}: where it runs "
+                     f"({plan.placement}, {_usd(plan.monthly_cost_usd)}/month)")
 
         # the source: users (inference) or the training data set, centred on the stack of parts
         src_text = "training data" if plan.workload == "training" else "users"
@@ -428,7 +434,8 @@ def placement_svg(plan: Plan) -> str:
                     bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": colour, "lw": 0.6})
 
         sec = plan.security
-        flags = [f"residency: {', '.join(sec.allowed_regions)}" if sec.allowed_regions else "residency: any region"]
+        regions = ", ".join(sec.allowed_regions) if sec.allowed_regions else "any region"
+        flags = [f"residency: {regions}"]
         flags += [name for name, on in (("encryption at rest", sec.encryption_at_rest),
                                         ("private networking", sec.private_networking),
                                         ("dedicated tenancy", sec.dedicated_tenancy),
