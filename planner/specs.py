@@ -265,19 +265,22 @@ _UniqueKeyLoader.yaml_implicit_resolvers = {
 MAX_SPEC_BYTES = 1_000_000
 
 
-def read_yaml(path: Path, *, what: str = "spec", error: type[InputError] = SpecError) -> Any:
+def read_yaml(path: Path, *, what: str = "spec", error: type[InputError] = SpecError, trusted: bool = False) -> Any:
     """Read a YAML file safely or raise ``error`` (a :class:`SpecError` by default) in one line.
 
     Safe means: a regular file only (a FIFO or ``/dev/zero`` would hang or fill memory), at most
     :data:`MAX_SPEC_BYTES` read, UTF-8 (a BOM is allowed), no NUL bytes, SafeLoader with no duplicate keys and at
     most 32 aliases, and every failure of the YAML library (a 5,000-digit integer, an explicit ``!!timestamp``
     that is no date, nesting deeper than the recursion limit) reported as bad YAML, never as a traceback.
+
+    ``trusted`` (only the catalog shipped in the package, checked by its own tests) lifts the size cap and parses
+    with libyaml's C safe loader: 25x faster, which keeps a whole ``mlplan recommend`` call under 1.5 s.
     """
     try:
         with path.open("rb") as fh:
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                 raise error(f"{what} path is not a regular file: {path}", fix="pass a YAML file")
-            raw = fh.read(MAX_SPEC_BYTES + 1)
+            raw = fh.read() if trusted else fh.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
         raise error(f"{what} file not found: {path}", fix="check the path") from None
     except IsADirectoryError:
@@ -286,7 +289,7 @@ def read_yaml(path: Path, *, what: str = "spec", error: type[InputError] = SpecE
         raise error(f"cannot read {what} file {path}: {e.strerror}", fix="check the path and its permissions") from None
     except ValueError as e:  # e.g. an embedded NUL byte in the path
         raise error(f"{what} path {str(path)!r} is not a valid path: {e}", fix="check the path") from None
-    if len(raw) > MAX_SPEC_BYTES:
+    if len(raw) > MAX_SPEC_BYTES and not trusted:
         raise error(f"{what} file {path} is over the {MAX_SPEC_BYTES:,} byte limit", fix=f"keep the {what} small")
     try:
         text = raw.decode("utf-8")
@@ -295,7 +298,8 @@ def read_yaml(path: Path, *, what: str = "spec", error: type[InputError] = SpecE
     if "\x00" in text:
         raise error(f"{what} file {path} is binary, not YAML", fix="pass a YAML text file")
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
+        loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if trusted else _UniqueKeyLoader
+        return yaml.load(text, Loader=loader)
     except RecursionError:
         raise error(f"{what} file {path} is nested too deeply", fix="flatten the YAML") from None
     except yaml.YAMLError as e:
