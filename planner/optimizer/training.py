@@ -3,7 +3,6 @@ do not fit (Rajbhandari et al. 2020; Narayanan et al. 2021). Cost is one run: no
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from planner.catalog import Catalog
@@ -111,29 +110,30 @@ def search_training(spec: Spec, cat: Catalog, ev: OptionEvaluator) -> tuple[list
             if cap is not None and nodes > cap:
                 break
             gpus = nodes * g
-            for tp, pp1 in shapes(g, acc):
-                if pp1 != 1:
+            # shapes in order of preference (least model parallelism, then lowest ZeRO stage): the first that fits
+            # is this cluster size's plan; the others cost the same and would only be noise in the ranking
+            shapes_here = sorted(
+                ((tp, pp, zero) for tp, pp1 in shapes(g, acc) if pp1 == 1 for pp in (1, 2, 4, 8)
+                 if pp <= nodes and gpus % (tp * pp) == 0 for zero in zeros),
+                key=lambda s: (s[0] * s[1], s[1], s[2]),
+            )
+            for tp, pp, zero in shapes_here:
+                searched += 1
+                t, states, total, fits = evaluate(acc, gpus, zero, tp, pp)
+                if not fits:
+                    best_miss = best_miss or (f"{acc.id}: model states {states / 1e9:.1f} GB + activations "
+                                              f"do not fit {acc.memory_gib:g} GiB even at {gpus} GPUs")
                     continue
-                for pp in (1, 2, 4, 8):
-                    if pp > nodes or (gpus % (tp * pp)) != 0:
-                        continue
-                    for zero in zeros:
-                        searched += 1
-                        t, states, total, fits = evaluate(acc, gpus, zero, tp, pp)
-                        if not fits:
-                            best_miss = best_miss or (f"{acc.id}: model states {states / 1e9:.1f} GB + activations "
-                                                      f"do not fit {acc.memory_gib:g} GiB even at {gpus} GPUs")
-                            continue
-                        if t > limit_s:
-                            best_miss = f"{label}: {t / 3600:.0f} h at {gpus} GPUs > limit {limit_s / 3600:.0f} h"
-                            continue
-                        for purchase, price in prices:
-                            hours = t / 3600.0
-                            cost = costs.cloud_run(price, nodes, hours,
-                                                   dedicated_premium=a.dedicated_tenancy_premium if dedicated else 0)
-                            out.append(TrainCandidate(placement, provider, region, name, acc.id, g, nodes, tp, pp,
-                                                      gpus // (tp * pp), zero, dtype, t, states, total,
-                                                      acc.memory_bytes, purchase, cost, w.activation_checkpointing))
+                if t > limit_s:
+                    best_miss = f"{label}: {t / 3600:.0f} h at {gpus} GPUs > limit {limit_s / 3600:.0f} h"
+                    continue
+                for purchase, price in prices:
+                    cost = costs.cloud_run(price, nodes, t / 3600.0,
+                                           dedicated_premium=a.dedicated_tenancy_premium if dedicated else 0)
+                    out.append(TrainCandidate(placement, provider, region, name, acc.id, g, nodes, tp, pp,
+                                              gpus // (tp * pp), zero, dtype, t, states, total,
+                                              acc.memory_bytes, purchase, cost, w.activation_checkpointing))
+                break
         if best_miss and not any(x.instance == name and x.region == region for x in out):
             rej.add(label, "training-time" if "limit" in best_miss else "memory", best_miss)
     b = c.budget_usd_per_month
@@ -145,10 +145,3 @@ def search_training(spec: Spec, cat: Catalog, ev: OptionEvaluator) -> tuple[list
         out = [x for x in out if x.monthly <= b]
     return out, rej, searched
 
-
-def gpu_hours(c: TrainCandidate) -> float:
-    return c.nodes * c.gpus_per_node * c.time_s / 3600.0
-
-
-def ceil_div(a: int, b: int) -> int:
-    return math.ceil(a / b)
