@@ -183,3 +183,22 @@ TP_EFFICIENCY_PER_DOUBLING: Final = 0.92
 """Compute efficiency kept per doubling of tensor parallelism: 0.92^3 = 0.78 at TP8, the 77% scaling efficiency
 Megatron-LM reports for 8-way model parallelism (Shoeybi et al. 2019, Sec. 5.1). Calibrated together with the
 all-reduce model on TensorRT-LLM's H100 FP8 Llama-3.3-70B TP2 and Llama-3.1-405B TP8 throughput."""
+
+TRAINING_LOGITS_COPIES: Final = 4
+"""fp32 copies of the (sequence x batch x vocab) logits live when the loss's backward starts, with PyTorch's
+``F.cross_entropy`` as Hugging Face Transformers uses it: the logits (kept by the caller's output object), the
+saved log-softmax output, and the gradients with respect to each. Measured: benchmarks/memory_vs_measured.py
+(the AdamW cases match only with all four). Fused linear cross-entropy (Liger kernel, Megatron's vocab-parallel
+cross entropy) keeps about one; Korthikanti et al. 2022 count one (4 s b v bytes)."""
+
+CPU_BANDWIDTH_EFFICIENCY: Final = 0.60
+"""Fraction of a CPU's copy (STREAM-like) bandwidth that decode GEMVs reach through MKL/oneDNN (PyTorch, ONNX
+Runtime): 55-95% measured for 768-50k wide fp32 matrices on 2 threads (benchmarks/memory_vs_measured.py)."""
+
+CPU_FLOPS_EFFICIENCY: Final = 0.70
+"""Fraction of a CPU's large-GEMM FLOP/s that a transformer forward reaches (GEMMs of tokens x h x 3h, plus
+layer norms, GELU and attention that run far below peak)."""
+
+CPU_LAYER_OVERHEAD_S: Final = 0.3e-3
+"""Per layer and decode step on a CPU runtime: eager operator dispatch ~10-20 us x ~20 operators per layer
+(PyTorch CPU dispatcher overhead; ONNX Runtime is similar per node)."""

@@ -160,6 +160,7 @@ class DecodeModel:
     prefill_flops: float
     """FLOPs of one request's prefill (whole model)"""
     max_batch: int
+    step_overhead_s: float = cal.DECODE_STEP_OVERHEAD_S
 
     def tpot(self, batch: int, context: float | None = None) -> float:
         """Seconds per decode step for ``batch`` sequences at average ``context`` (default input + output/2)."""
@@ -171,7 +172,7 @@ class DecodeModel:
             stage += 2.0 * self.layers / pp * ring_allreduce_s(mb * self.act_msg_bytes_per_token, tp,
                                                                self.link_bytes_per_s)
         send = (pp - 1) * (mb * self.act_msg_bytes_per_token / self.link_bytes_per_s + cal.P2P_LATENCY_S)
-        return pp * stage + send + cal.DECODE_STEP_OVERHEAD_S
+        return pp * stage + send + self.step_overhead_s
 
     def linear_s(self, mb: float) -> float:
         """One stage's weight GEMMs for ``mb`` tokens: max(FLOPs / achievable FLOP/s, weights read /
@@ -369,15 +370,32 @@ def _decode_model(s: Shape, hw: HardwareProfile, dtype: str, tp: int, pp: int, i
         flops_per_token=linear_flops_per_token(s), kv_bytes_per_token_per_gpu=kv_gpu_tok,
         act_msg_bytes_per_token=s.hidden * activation_bytes(dtype),
         input_tokens=input_tokens, output_tokens=output_tokens, prefill_flops=prefill_flops, max_batch=max_batch,
+        step_overhead_s=_step_overhead(hw, s.layers),
     )
 
 
 def _bw_eff(hw: HardwareProfile) -> float:
-    return cal.DECODE_BANDWIDTH_EFFICIENCY if hw.kind in ("gpu", "cpu") else cal.EDGE_BANDWIDTH_EFFICIENCY
+    """Achievable fraction of peak memory bandwidth by hardware kind (calibration)."""
+    if hw.kind == "gpu":
+        return cal.DECODE_BANDWIDTH_EFFICIENCY
+    if hw.kind == "cpu":
+        return cal.CPU_BANDWIDTH_EFFICIENCY
+    return cal.EDGE_BANDWIDTH_EFFICIENCY
 
 
 def _flops_eff(hw: HardwareProfile, default: float) -> float:
-    return cal.EDGE_FLOPS_EFFICIENCY.get(hw.kind, default) if hw.kind not in ("gpu", "cpu") else default
+    """Achievable fraction of peak FLOP/s: ``default`` (the GPU figure) on GPUs, the CPU or edge figure else."""
+    if hw.kind == "gpu":
+        return default
+    if hw.kind == "cpu":
+        return cal.CPU_FLOPS_EFFICIENCY
+    return cal.EDGE_FLOPS_EFFICIENCY.get(hw.kind, default)
+
+
+def _step_overhead(hw: HardwareProfile, layers: int) -> float:
+    """Fixed cost of one decode step: CUDA-graph launch + scheduler on accelerators, per-layer operator dispatch
+    on CPUs."""
+    return layers * cal.CPU_LAYER_OVERHEAD_S if hw.kind == "cpu" else cal.DECODE_STEP_OVERHEAD_S
 
 
 def prefill_time_s(dm: DecodeModel) -> float:
@@ -423,10 +441,10 @@ def estimate_inference(arch: ModelArch, hw: HardwareProfile, dtype: str, *, tp: 
     ctx = input_tokens + output_tokens
     mem = _memory(s, dtype, tp, pp, b, ctx, overhead)
     # largest batch: everything but per-sequence KV + per-sequence activations/logits is fixed
-    fixed = mem.weights_bytes_per_gpu + overhead + cal.PREFILL_CHUNK_TOKENS * activation_elems_per_token(s, tp) \
-        * activation_bytes(dtype)
+    act_tok = activation_elems_per_token(s, tp) * activation_bytes(dtype)
+    fixed = mem.weights_bytes_per_gpu + overhead + cal.PREFILL_CHUNK_TOKENS * act_tok
     per_seq = (kv_tokens(s, ctx) * mem.kv_cache_bytes_per_token / (pp * kv_shards(s, tp))
-               + activation_elems_per_token(s, tp) * activation_bytes(dtype) + s.vocab / tp * cal.LOGITS_BYTES)
+               + act_tok + s.vocab / tp * cal.LOGITS_BYTES)
     cap = cal.MAX_CONCURRENT_SEQUENCES if max_batch_cap is None else max_batch_cap
     max_batch = max(0, min(cap, int((usable - fixed) // per_seq))) if per_seq > 0 else 0
     dm = _decode_model(s, hw, dtype, tp, pp, input_tokens, output_tokens, max_batch)

@@ -169,7 +169,8 @@ def training_activation_bytes(s: Shape, arch: ModelArch, dtype: str, *, tp: int,
     """Activation bytes on the busiest GPU (the first pipeline stage).
 
     Transformers: layers x per-layer bytes (Korthikanti et al. 2022: with 1F1B the first stage holds p
-    micro-batches of L/p layers, i.e. L layers' worth whatever p), plus fp32 logits for the loss, s b V 4 / t.
+    micro-batches of L/p layers, i.e. L layers' worth whatever p), plus fp32 logits for the loss,
+    TRAINING_LOGITS_COPIES x s b V 4 / t.
     With checkpointing, one layer's full activations are live while it is recomputed. Non-transformers: every
     layer output is kept (CNN_ACTIVATION_TRAFFIC_PER_INPUT_ELEMENT x input elements x micro-batch).
     """
@@ -181,7 +182,7 @@ def training_activation_bytes(s: Shape, arch: ModelArch, dtype: str, *, tp: int,
         if checkpointing:
             stored += activation_bytes_per_layer(sequence_length, micro_batch_size, s.hidden, s.heads, tp=tp,
                                                  flash_attention=flash_attention)
-        logits = sequence_length * micro_batch_size * s.vocab * 4.0 / tp
+        logits = cal.TRAINING_LOGITS_COPIES * sequence_length * micro_batch_size * s.vocab * 4.0 / tp
         return stored * scale + logits
     if s.input_elems:
         elems = s.input_elems * cal.CNN_ACTIVATION_TRAFFIC_PER_INPUT_ELEMENT * micro_batch_size
