@@ -161,9 +161,14 @@ def deploy_steps(plan: Plan, stack: str) -> list[str]:
     if "aws-eks" in targets:
         steps.append("The HPA scales on the server's requests-in-flight metric, served through a Prometheus "
                      "adapter (custom metrics API); without one the Deployment stays at its planned replicas.")
-    if targets & {"aws-eks", "aws-ec2"}:
-        steps.append("Upload the model to the model bucket before the first rollout "
-                     "(`aws s3 sync <weights or serving/triton/model_repository> s3://<bucket>/<model>/...`).")
+    for info in layout.parts(plan):
+        if info.target in ("aws-eks", "aws-ec2") and info.part.region:
+            bucket = layout.model_bucket_name(plan, info.part.region)
+            src = "serving/triton/model_repository" if info.part.runtime in ("triton", "tensorrt-llm") \
+                else "<weights folder>"
+            dest = f"s3://{bucket}/{plan.model.name}" + ("/triton" if src.startswith("serving") else "")
+            steps.append(f"Upload the model before the first rollout: `aws s3 sync {src} {dest}` (bucket "
+                         f"`{bucket}`, created by the stack; override with `mlplan:modelBucket`).")
     if "manifests-only" in targets:
         steps.append("Only the AWS stack is generated: for GCP/Azure parts apply `k8s/*.yaml` to a GPU cluster "
                      "you provide (`kubectl apply -f k8s/`).")

@@ -1,0 +1,252 @@
+"""The plan folder: golden files, determinism, atomic replacement, deploy state kept, diff, and the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from planner.catalog import Catalog, EdgeDevice, RttTable
+from planner.errors import ArtifactError, InputError
+from planner.plan import Plan, Recommendation, Rejected
+from planner.specs import ModelSpec, Spec
+from stacks import writer
+from stacks.diff import diff_folders, resources_of
+from tests import factories as f
+from tests.stacks.conftest import PLANS
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+UPDATE = os.environ.get("MLPLAN_UPDATE_GOLDEN") == "1"
+#: The golden cases: one per target (EKS + KubeRay, EC2, on-prem, edge fleet, firmware, hybrid, local, training).
+GOLDEN_CASES = ["cloud_llm_tensor_parallel", "ec2_single_gpu", "onprem_llm", "edge_vision", "microcontroller",
+                "hybrid_onprem_cloud_burst", "local_demo", "training_zero"]
+#: serving/ is the serving package's output (pinned by its own tests); the golden files pin what stacks/ writes.
+OWNED_BY_OTHERS = ("serving/",)
+
+
+def fixed_catalog() -> Catalog:
+    """A fixed catalog so the goldens do not move when the embedded catalog data is refreshed."""
+    stm = EdgeDevice(id="stm32h7", name="STM32H743", kind="mcu", ram_mib=1.0, storage_mib=2.0, bandwidth_gbps=1.9,
+                     tops={"int8": 0.00192}, power_w=0.42, price_usd=12, runtime="tflite-micro", int8_only=True,
+                     source="STM32H743 datasheet DS12110")
+    return Catalog(version="test", accelerators={}, edge_devices={"stm32h7": stm}, instances=(), onprem_servers=(),
+                   regions={}, rtt=RttTable(zones=["x"], rtt_ms={}, source="test fixture"))
+
+
+def recommendation(plan: Plan) -> Recommendation:
+    """The plan, two runners-up (dearer, slower) and rejected option classes."""
+    up1 = plan.model_copy(update={"rank": 2, "id": f"{plan.id}-alt1", "monthly_cost_usd": plan.monthly_cost_usd * 1.3
+                                  + 100, "predicted": plan.predicted.model_copy(update={
+                                      "ttft_s": (plan.predicted.ttft_s or 0) * 2 or None})})
+    up2 = plan.model_copy(update={"rank": 3, "id": f"{plan.id}-alt2", "monthly_cost_usd": plan.monthly_cost_usd * 2
+                                  + 200})
+    rejected = (Rejected(option="l4", constraint="memory", reason="weights 140 GB > 24 GB even at int4"),
+                Rejected(option="us-east-1", constraint="residency", reason="eu only"))
+    return Recommendation(spec_name="golden", catalog_version="test", candidates_searched=42,
+                          plans=(plan, up1, up2), rejected=rejected)
+
+
+def spec_for(name: str) -> Spec:
+    return Spec(name=name.replace("_", "-"), model=ModelSpec(preset="llama-3-8b"))
+
+
+def write(name: str, out: Path, plan: Plan | None = None, **kw: Any) -> list[Path]:
+    plan = plan or PLANS[name]()
+    return writer.write_plan_folder(spec_for(name), recommendation(plan), out, catalog=fixed_catalog(),
+                                    isolate=False, **kw)
+
+
+def files_of(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.relative_to(folder).as_posix().startswith(skip)}
+
+
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_golden_folder(tmp_path: Path, name: str) -> None:
+    out = tmp_path / "plan"
+    write(name, out)
+    got = files_of(out, OWNED_BY_OTHERS)
+    gold_dir = GOLDEN / name
+    if UPDATE:
+        shutil.rmtree(gold_dir, ignore_errors=True)
+        for rel, data in got.items():
+            (gold_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (gold_dir / rel).write_bytes(data)
+    if not gold_dir.is_dir():
+        pytest.fail(f"no golden files for {name}: run with MLPLAN_UPDATE_GOLDEN=1 and review the diff")
+    want = files_of(gold_dir)
+    assert sorted(got) == sorted(want), "file list differs from the golden folder"
+    for rel in want:
+        assert got[rel] == want[rel], f"{name}/{rel} differs from tests/golden (MLPLAN_UPDATE_GOLDEN=1 to update)"
+
+
+def test_folder_layout_per_placement(tmp_path: Path) -> None:
+    eks = write("cloud_llm_tensor_parallel", tmp_path / "eks")
+    rel = {p.relative_to(tmp_path / "eks").as_posix() for p in eks}
+    assert {"plan.yaml", "PLAN.md", "infra/Pulumi.yaml", "infra/__main__.py", "infra/requirements.txt",
+            "infra/Pulumi.cloud-llm-tensor-parallel.yaml", "k8s/primary.yaml",
+            "serving/kuberay/rayservice.yaml"} <= rel
+    main = (tmp_path / "eks/infra/__main__.py").read_text()
+    assert len(main.splitlines()) <= 10 and "stacks.program" in main
+    stack_cfg = yaml.safe_load((tmp_path / "eks/infra/Pulumi.cloud-llm-tensor-parallel.yaml").read_text())
+    assert stack_cfg["config"]["aws:region"] == "us-east-1"
+    data = yaml.safe_load((tmp_path / "eks/plan.yaml").read_text())
+    assert Plan.model_validate(data["plan"]) == PLANS["cloud_llm_tensor_parallel"]()
+    assert len(data["runners_up"]) == 2 and data["rejected"][0]["constraint"] == "memory"
+    assert set(data) == {"mlplan_version", "catalog_version", "spec", "plan", "runners_up", "rejected"}
+
+    fw = write("microcontroller", tmp_path / "fw")
+    rel = {p.relative_to(tmp_path / "fw").as_posix() for p in fw}
+    assert "firmware/FIRMWARE.md" in rel and "firmware/firmware.yaml" in rel
+    assert not any(r.startswith(("infra/", "k8s/")) for r in rel)
+    md = (tmp_path / "fw/firmware/FIRMWARE.md").read_text()
+    assert "This placement has no IaC" in md and "STM32Cube.AI" in md
+    fwy = yaml.safe_load((tmp_path / "fw/firmware/firmware.yaml").read_text())
+    assert fwy["fit"]["flash_fits"] is True and fwy["model"]["weights_bytes"] == 38_604 and fwy["int8_required"]
+
+    onprem = write("onprem_llm", tmp_path / "onprem")
+    cfg_text = (tmp_path / "onprem/infra/Pulumi.onprem-llm.yaml").read_text()
+    assert "pulumi config set --secret mlplan:kubeconfig" in cfg_text
+    assert "apiVersion" not in cfg_text and "kubeconfig:" not in cfg_text.split("\n", 1)[1]  # no secret in clear
+    assert onprem
+
+
+def test_plan_md_lists_decision_costs_runners_up_rejected_and_previewed_resources(tmp_path: Path) -> None:
+    write("hybrid_onprem_cloud_burst", tmp_path / "h")
+    md = (tmp_path / "h/PLAN.md").read_text()
+    for text in ("**Decision:**", "## Predicted figures", "## Cost breakdown", "hours_per_month = 730.0",
+                 "## Runner-up plans", "why it lost", "+$", "## Rejected option classes", "**memory** (1)",
+                 "### Routing between the parts", "x-mlplan-data-class: sensitive", "40% sensitive-on-prem",
+                 "aws:eks/nodeGroup:NodeGroup mlplan-llama-3-8b-burst-cloud-gpu (eu-central-1)",
+                 "kubernetes:helm.sh/v3:Release", "RayService mlplan-llama-3-8b/"):
+        assert text in md, text
+    gcp = write("gcp_plan", tmp_path / "g")
+    assert gcp
+    md = (tmp_path / "g/PLAN.md").read_text()
+    assert "only the AWS stack is generated" in md and "k8s/primary.yaml" in md
+
+
+def test_deterministic_and_no_machine_paths(tmp_path: Path) -> None:
+    for name in ("hybrid_onprem_cloud_burst", "local_demo"):
+        write(name, tmp_path / f"a-{name}")
+        write(name, tmp_path / f"b-{name}")
+        a, b = files_of(tmp_path / f"a-{name}"), files_of(tmp_path / f"b-{name}")
+        assert a == b
+        for rel, data in a.items():
+            assert str(tmp_path).encode() not in data, rel
+            assert b"/work/" not in data and b"/home/" not in data, rel
+
+
+def test_spec_paths_are_stored_relative(tmp_path: Path) -> None:
+    spec = Spec(name="x", model=ModelSpec(hf_config=str(tmp_path / "cfg" / "config.json")))
+    writer.write_plan_folder(spec, recommendation(f.local_demo()), tmp_path / "out", isolate=False)
+    data = yaml.safe_load((tmp_path / "out/plan.yaml").read_text())
+    assert data["spec"]["model"]["hf_config"] == os.path.join("..", "cfg", "config.json")
+
+
+def test_spec_change_gives_a_minimal_diff(tmp_path: Path) -> None:
+    base = f.cloud_llm_tensor_parallel()
+    write("cloud_llm_tensor_parallel", tmp_path / "old", plan=base)
+    more = base.model_copy(update={"serving": base.serving.model_copy(update={"max_replicas": 6})})
+    write("cloud_llm_tensor_parallel", tmp_path / "new", plan=more)
+    a, b = files_of(tmp_path / "old"), files_of(tmp_path / "new")
+    changed = sorted(k for k in a if a[k] != b.get(k))
+    assert "infra/__main__.py" not in changed and "infra/Pulumi.yaml" not in changed
+    old_lines = a["plan.yaml"].decode().splitlines()
+    new_lines = b["plan.yaml"].decode().splitlines()
+    assert len(old_lines) == len(new_lines)
+    assert sum(x != y for x, y in zip(old_lines, new_lines, strict=True)) <= 4  # max_replicas in plan + runners-up
+
+    text = diff_folders(tmp_path / "old", tmp_path / "new")
+    assert "Monthly cost:** unchanged" in text and "`plan.yaml`" in text
+
+
+def test_diff_summarises_placement_cost_and_resources(tmp_path: Path) -> None:
+    write("cloud_llm_tensor_parallel", tmp_path / "old")
+    write("hybrid_onprem_cloud_burst", tmp_path / "new")
+    text = diff_folders(tmp_path / "old", tmp_path / "new")
+    assert "| placement | cloud | hybrid |" in text
+    assert "$40,179 -> $2,800 (-$37,379 (-93.0%))" in text
+    assert "| instance | p5.48xlarge x 1 | l4-8gpu-server x 1 + g6.xlarge x 3 |" in text
+    assert "`+ aws:eks/nodeGroup:NodeGroup mlplan-llama-3-8b-burst-cloud-gpu`" in text
+    assert "`- aws:eks/nodeGroup:NodeGroup mlplan-llama-3-70b-primary-gpu`" in text
+    assert resources_of(tmp_path / "old") and resources_of(tmp_path / "new")
+    same = diff_folders(tmp_path / "old", tmp_path / "old")
+    assert "Plan unchanged" in same and "**Files:** identical." in same and "Resources:** unchanged" in same
+
+
+def test_diff_rejects_a_folder_that_is_not_a_plan(tmp_path: Path) -> None:
+    (tmp_path / "nope").mkdir()
+    write("local_demo", tmp_path / "ok")
+    with pytest.raises(ArtifactError, match="no plan.yaml"):
+        diff_folders(tmp_path / "nope", tmp_path / "ok")
+
+
+def test_rewrite_keeps_deploy_state(tmp_path: Path) -> None:
+    out = tmp_path / "plan"
+    write("onprem_llm", out)
+    (out / ".mlplan").mkdir()
+    (out / ".mlplan/state.json").write_text('{"deployed": true}')
+    (out / "stale.txt").write_text("from an older mlplan")
+    write("edge_vision", out)
+    assert (out / ".mlplan/state.json").read_text() == '{"deployed": true}'
+    assert not (out / "stale.txt").exists()
+    assert Plan.model_validate(yaml.safe_load((out / "plan.yaml").read_text())["plan"]).placement == "edge"
+    assert [p.name for p in tmp_path.iterdir()] == ["plan"]
+
+
+def test_failure_mid_write_leaves_old_folder_and_no_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "plan"
+    write("onprem_llm", out)
+    (out / ".mlplan").mkdir()
+    (out / ".mlplan/state.json").write_text("{}")
+    before = files_of(out)
+    calls = {"n": 0}
+    real = writer.write_text
+
+    def flaky(path: Path, content: str) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        real(path, content)
+
+    monkeypatch.setattr(writer, "write_text", flaky)
+    with pytest.raises(OSError, match="No space left"):
+        write("edge_vision", out)
+    assert files_of(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["plan"]
+
+
+def test_failure_during_the_swap_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "plan"
+    write("onprem_llm", out)
+    (out / ".mlplan").mkdir()
+    (out / ".mlplan/state.json").write_text("{}")
+    before = files_of(out)
+    real_rename = os.rename
+
+    def rename(src: Any, dst: Any) -> None:
+        if Path(dst) == out.resolve() and writer.TMP_PREFIX in Path(src).name:
+            raise OSError(5, "Input/output error")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(writer.os, "rename", rename)
+    with pytest.raises(OSError, match="Input/output"):
+        write("edge_vision", out)
+    assert files_of(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["plan"]
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_plan(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src/main.py").write_text("print('mine')")
+    with pytest.raises(InputError, match="not an mlplan plan folder"):
+        write("local_demo", tmp_path / "src")
+    with pytest.raises(InputError, match="out of range"):
+        write("local_demo", tmp_path / "x", plan_index=7)
+    assert (tmp_path / "src/main.py").read_text() == "print('mine')"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
