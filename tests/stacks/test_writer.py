@@ -182,7 +182,7 @@ def test_diff_summarises_placement_cost_and_resources(tmp_path: Path) -> None:
 def test_diff_rejects_a_folder_that_is_not_a_plan(tmp_path: Path) -> None:
     (tmp_path / "nope").mkdir()
     write("local_demo", tmp_path / "ok")
-    with pytest.raises(ArtifactError, match="no plan.yaml"):
+    with pytest.raises(ArtifactError, match=r"no plan\.yaml"):
         diff_folders(tmp_path / "nope", tmp_path / "ok")
 
 
