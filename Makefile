@@ -14,8 +14,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(UV) pip install --python $(BIN)/python --quiet --no-deps -e .
 	touch $(STAMP)
 
+# The main job on the embedded defaults, no cloud account: a recommendation for an example spec, then the whole
+# flow on this machine: plan -> deploy (Ray Serve, local) -> status -> destroy.
 demo: $(STAMP)
 	$(BIN)/mlplan recommend examples/chat-eu-pii.yaml
+	rm -rf .demo && $(BIN)/mlplan plan examples/local-demo.yaml --out .demo/local-demo
+	trap '$(BIN)/mlplan destroy .demo/local-demo' EXIT; \
+		$(BIN)/mlplan deploy .demo/local-demo --target local && $(BIN)/mlplan status .demo/local-demo
 
 test: $(STAMP)
 	$(BIN)/ruff check planner stacks serving tests benchmarks
