@@ -161,6 +161,7 @@ class NodeGroupSpec:
     dedicated: bool
     disk_gib: int
     ami_type: str = "AL2023_x86_64_NVIDIA"
+    gpu_taint: str = "nvidia.com/gpu"
 
 
 class EksGpuCluster(pulumi.ComponentResource):
@@ -220,7 +221,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             update_config={"max_unavailable": 1},
             launch_template={"id": template.id, "version": template.latest_version.apply(str)},
             labels={"mlplan.dev/gpu": "true", "mlplan.dev/gpus-per-node": str(nodes.gpus_per_node)},
-            taints=[{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}],
+            taints=[{"key": nodes.gpu_taint, "value": "true", "effect": "NO_SCHEDULE"}],
             tags=_tags(f"{name}-gpu"), opts=_opts(self, provider, depends_on=node_attachments))
 
         issuer = self.cluster.identities.apply(lambda ids: ids[0]["oidcs"][0]["issuer"]

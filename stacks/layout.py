@@ -70,6 +70,20 @@ def region_allowed(provider: str, region: str, allowed: tuple[str, ...] | None) 
     return region.lower() in names or region_geography(provider, region) in names or f"{provider}:{region}" in names
 
 
+#: Extended resource each accelerator family's Kubernetes device plugin advertises. Sources: NVIDIA
+#: k8s-device-plugin, ROCm k8s-device-plugin (amd.com/gpu), AWS Neuron device plugin, Intel Gaudi device plugin.
+_DEVICE_RESOURCES = (("mi", "amd.com/gpu"), ("inf", "aws.amazon.com/neuron"), ("trn", "aws.amazon.com/neuron"),
+                     ("gaudi", "habana.ai/gaudi"))
+
+
+def device_resource(accelerator: str) -> str:
+    """The pod resource name for ``accelerator`` (``nvidia.com/gpu`` unless another vendor's plugin applies)."""
+    for prefix, resource in _DEVICE_RESOURCES:
+        if accelerator.startswith(prefix):
+            return resource
+    return "nvidia.com/gpu"
+
+
 def gpus_per_replica(part: Part) -> int:
     """Accelerators one model replica uses: tensor-parallel degree x pipeline stages."""
     return max(1, part.tensor_parallel * part.pipeline_parallel)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from planner.plan import Part, Plan
-from stacks.layout import PartInfo, gpus_per_pod, nodes_per_replica, parts
+from stacks.layout import PartInfo, device_resource, gpus_per_pod, nodes_per_replica, parts
 
 Obj = dict[str, Any]
 
@@ -96,7 +96,7 @@ def pod_resources(plan: Plan, part: Part) -> Obj:
     cpu = max(1, 2 * gpus) if gpus else 2
     res: Obj = {"cpu": str(cpu), "memory": f"{mem_gib}Gi"}
     if gpus:
-        res["nvidia.com/gpu"] = str(gpus)
+        res[device_resource(part.accelerator)] = str(gpus)
     return {"requests": dict(res), "limits": dict(res)}
 
 
@@ -218,7 +218,8 @@ def _scheduling(info: PartInfo) -> Obj:
     else:
         out["nodeSelector"] = {"mlplan.dev/accelerator": part.accelerator}
     if gpus_per_pod(part):
-        out["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        out["tolerations"] = [{"key": device_resource(part.accelerator), "operator": "Exists",
+                               "effect": "NoSchedule"}]
     return out
 
 
@@ -373,9 +374,8 @@ def resource_quota(plan: Plan, info: PartInfo, objs: list[Obj]) -> Obj:
     mem = math.ceil(total.get("memory", 0.0) / GIB)
     hard: Obj = {"requests.cpu": str(cpu), "limits.cpu": str(cpu), "requests.memory": f"{mem}Gi",
                  "limits.memory": f"{mem}Gi", "pods": str(pods + 2)}
-    gpus = int(total.get("nvidia.com/gpu", 0))
-    if gpus:
-        hard["requests.nvidia.com/gpu"] = str(gpus)
+    for resource in sorted(k for k in total if "/" in k):  # nvidia.com/gpu, amd.com/gpu, ...
+        hard[f"requests.{resource}"] = str(int(total[resource]))
     return {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta("mlplan-quota", info),
             "spec": {"hard": hard}}
 
@@ -596,7 +596,9 @@ def training_job(plan: Plan, info: PartInfo, ctx: Context) -> list[Obj]:
             "volumeMounts": mounts, "readinessProbe": probe(f"{raylet} && {gcs}", 10),
             "livenessProbe": probe(f"{raylet} && {gcs}", 120)}
     res = pod_resources(plan, part)
-    res["requests"]["nvidia.com/gpu"] = res["limits"]["nvidia.com/gpu"] = str(gpn)
+    if gpn:
+        dev = device_resource(part.accelerator)
+        res["requests"][dev] = res["limits"][dev] = str(gpn)
     worker = {"name": "ray-worker", "image": TRAINING_IMAGE, "imagePullPolicy": "IfNotPresent", "env": env,
               "resources": res, "securityContext": sec, "volumeMounts": mounts,
               "readinessProbe": probe(raylet, 10), "livenessProbe": probe(raylet, 120)}

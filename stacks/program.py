@@ -58,6 +58,14 @@ def node_disk_gib(plan: Plan, info: layout.PartInfo) -> int:
     return int(min(16000, 100 + 2 * per_node * pods_per_node / GIB))
 
 
+def ami_type(accelerator: str) -> str:
+    """EKS AMI for the accelerator: the NVIDIA AL2023 AMI (driver included) or the Neuron one.
+
+    Source: EKS API Nodegroup.amiType values (AL2023_x86_64_NVIDIA, AL2023_x86_64_NEURON)."""
+    return "AL2023_x86_64_NEURON" if layout.device_resource(accelerator) == "aws.amazon.com/neuron" \
+        else "AL2023_x86_64_NVIDIA"
+
+
 def _aws_part(plan: Plan, info: layout.PartInfo, cfg: pulumi.Config, pair: Any) -> dict[str, Any]:
     part = info.part
     region = part.region or ""
@@ -80,13 +88,16 @@ def _aws_part(plan: Plan, info: layout.PartInfo, cfg: pulumi.Config, pair: Any) 
         name, region=region, network=net, kms_key_arn=key.arn,
         nodes=NodeGroupSpec(instance_type=part.instance, nodes=part.nodes, max_nodes=max_nodes,
                             gpus_per_node=part.gpus_per_node, spot=part.purchase == "spot",
-                            dedicated=plan.security.dedicated_tenancy, disk_gib=node_disk_gib(plan, info)),
+                            dedicated=plan.security.dedicated_tenancy, disk_gib=node_disk_gib(plan, info),
+                            ami_type=ami_type(part.accelerator), gpu_taint=layout.device_resource(part.accelerator)),
         private_endpoint_only=plan.security.private_networking, bucket_arn=bucket.arn,
         serving_namespace=info.namespace, serving_service_account=info.app,
         irsa_role_name=layout.irsa_role_name(plan, region), provider=provider)
     k8s_provider = cluster_provider(f"{name}-k8s", pulumi.Output.secret(cluster.kubeconfig),
                                     depends_on=[cluster.node_group])
-    deps: list[pulumi.Resource] = [NvidiaDevicePlugin(f"{name}-device-plugin", provider=k8s_provider)]
+    deps: list[pulumi.Resource] = []
+    if layout.device_resource(part.accelerator) == "nvidia.com/gpu":
+        deps.append(NvidiaDevicePlugin(f"{name}-device-plugin", provider=k8s_provider))
     if manifests.needs_kuberay(plan, info):
         deps.append(KubeRayOperator(f"{name}-kuberay", provider=k8s_provider))
     return {"provider": k8s_provider, "deps": deps,
