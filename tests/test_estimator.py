@@ -447,3 +447,28 @@ def test_hardware_profile_is_frozen() -> None:
     with pytest.raises(AttributeError):
         H100_SXM.memory_bytes = 1  # type: ignore[misc]
     assert isinstance(H100_SXM, HardwareProfile)
+
+
+# ------------------------------------------------------------------------ every preset x every catalog row
+
+
+def test_every_preset_on_every_catalog_device_gives_finite_estimates() -> None:
+    """The optimizer sweeps presets x catalog rows x dtypes: no combination may raise or return NaN/inf."""
+    from planner.catalog import Catalog
+    from planner.models.presets import all_presets
+
+    cat = Catalog.load()
+    checked = 0
+    for arch in all_presets().values():
+        for acc in cat.accelerators.values():
+            prof = profile(acc)
+            for dtype in ("bf16", "fp8", "int4"):
+                e = estimate_inference(arch, prof, dtype, input_tokens=512, output_tokens=256)
+                assert all(math.isfinite(v) and v >= 0 for v in (e.ttft_s, e.tpot_s, e.latency_s,
+                                                                 e.requests_per_s, e.energy_j_per_request))
+                assert e.memory.total_bytes_per_gpu > e.memory.weights_bytes_per_gpu > 0
+                checked += 1
+        for dev in cat.edge_devices.values():
+            edge = estimate_edge(arch, dev, "int8")
+            assert edge.fits == (edge.reason is None)
+    assert checked > 100
