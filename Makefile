@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
+# checkov pins old boto3/packaging: it lives in its own environment, from its own lock
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: demo test lint typecheck lock clean bench
 
@@ -16,13 +19,18 @@ $(STAMP): requirements.lock pyproject.toml
 
 # The main job on the embedded defaults, no cloud account: a recommendation for an example spec, then the whole
 # flow on this machine: plan -> deploy (Ray Serve, local) -> status -> destroy.
+$(CHECKOV_STAMP): requirements-checkov.lock $(STAMP)
+	test -x $(CHECKOV_VENV)/bin/python || $(PY) -m venv $(CHECKOV_VENV)
+	$(UV) pip install --python $(CHECKOV_VENV)/bin/python --quiet -r requirements-checkov.lock
+	touch $(CHECKOV_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/mlplan recommend examples/chat-eu-pii.yaml
 	rm -rf .demo && $(BIN)/mlplan plan examples/local-demo.yaml --out .demo/local-demo
 	trap '$(BIN)/mlplan destroy .demo/local-demo' EXIT; \
 		$(BIN)/mlplan deploy .demo/local-demo --target local && $(BIN)/mlplan status .demo/local-demo
 
-test: $(STAMP)
+test: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/ruff check planner stacks serving tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
@@ -30,6 +38,8 @@ test: $(STAMP)
 lock:
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-manylinux_2_35 \
 		--no-header --custom-compile-command "make lock" -o requirements.lock
+	$(UV) pip compile requirements-checkov.in --python-version 3.11 --python-platform x86_64-manylinux_2_35 \
+		--no-header --custom-compile-command "make lock" -o requirements-checkov.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache
