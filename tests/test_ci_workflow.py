@@ -195,8 +195,11 @@ def _sub(text: str, ctx: dict[str, Any]) -> str:
 class Runner:
     """Runs the workflow's ``run`` steps the way a GitHub-hosted runner does (shell, env, output files)."""
 
-    def __init__(self, wf: dict[str, Any], repo: Path, temp: Path, *, secrets: dict[str, str] | None = None):
+    def __init__(self, wf: dict[str, Any], repo: Path, temp: Path, *, secrets: dict[str, str] | None = None,
+                 path_first: Path | None = None):
         self.wf, self.repo, self.temp = wf, repo, temp
+        first = [str(p) for p in (path_first, MLPLAN_BIN) if p]
+        self.path = os.pathsep.join([*first, os.environ["PATH"]])
         temp.mkdir(parents=True, exist_ok=True)
         self.summary = temp / "summary.md"
         self.ctx: dict[str, Any] = {
@@ -214,7 +217,7 @@ class Runner:
         env = {**os.environ, **self.ctx["env"],
                **{k: _sub(str(v), self.ctx) for k, v in step.get("env", {}).items()},
                "GITHUB_OUTPUT": str(out_file), "GITHUB_STEP_SUMMARY": str(self.summary),
-               "RUNNER_TEMP": str(self.temp), "PATH": f"{MLPLAN_BIN}{os.pathsep}{os.environ['PATH']}",
+               "RUNNER_TEMP": str(self.temp), "PATH": self.path,
                "GIT_CONFIG_NOSYSTEM": "1"}
         script = _sub(step["run"], self.ctx)
         shell = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script]  # GitHub's `shell: bash`
@@ -319,6 +322,43 @@ def test_preview_is_skipped_without_credentials_and_enabled_with_them(ran: dict[
     r = Runner(wf, tmp_path, tmp_path / "t", secrets=role)
     assert r.run("AWS credentials configured?").returncode == 0
     assert r.ctx["steps"]["creds"]["outputs"] == {"aws": "true"}
+
+
+@pytest.mark.pulumi_cli
+@pytest.mark.skipif(shutil.which("pulumi") is None,
+                    reason="the pulumi CLI is not installed here (curl -fsSL https://get.pulumi.com | sh)")
+def test_preview_step_with_the_real_pulumi_cli(wf: dict[str, Any], tmp_path: Path) -> None:
+    """The preview step over two plan folders: one with a Pulumi project (a stack output, no provider plugin,
+    file backend), one without infra/ (skipped). The CLI is on PATH, so the installer is a no-op shim."""
+    from tests import factories
+
+    repo = tmp_path / "repo"
+    cloud = repo / "plans" / "cloud"
+    plan = factories.cloud_llm_single_gpu().model_dump(mode="json")
+    data = {"mlplan_version": "0.1.0", "catalog_version": "test", "spec": {"name": "test"}, "plan": plan,
+            "runners_up": [], "rejected": []}
+    runtime = {"name": "python", "options": {"toolchain": "pip", "virtualenv": sys.prefix}}
+    files = {"plan.yaml": yaml.safe_dump(data, sort_keys=True),
+             "infra/Pulumi.yaml": yaml.safe_dump({"name": "mlplan-ci-test", "runtime": runtime}),
+             "infra/Pulumi.ci.yaml": yaml.safe_dump({"config": {}}),
+             "infra/__main__.py": "import pulumi\npulumi.export('endpoint', 'http://127.0.0.1:8000/')\n"}
+    for rel, text in files.items():
+        (cloud / rel).parent.mkdir(parents=True, exist_ok=True)
+        (cloud / rel).write_text(text)
+    (repo / "plans" / "onprem").mkdir(parents=True)
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "curl").write_text("#!/bin/sh\nexit 0\n")  # the pulumi installer: the CLI is already there
+    (shim / "curl").chmod(0o755)
+    temp = tmp_path / "temp"
+    (temp / "comment").mkdir(parents=True)
+    secrets = {"MLPLAN_AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/x", "PULUMI_CONFIG_PASSPHRASE": "t"}
+    r = Runner(wf, repo, temp, path_first=shim, secrets=secrets)
+    proc = r.run("--preview")
+    assert proc.returncode == 0, proc.stderr
+    body = (temp / "comment" / "cloud.md").read_text()
+    assert "Pulumi preview of <code>cloud</code>: succeeded" in body, body
+    assert not (temp / "comment" / "onprem.md").exists()
 
 
 # ---------------------------------------------------------------------------- the github-script, for real
