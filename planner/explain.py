@@ -50,7 +50,9 @@ def explain(spec: Spec, option: str, catalog: Catalog | None = None) -> Explanat
     try:
         mine = recommend(spec, only, top=1).plans[0]
     except InfeasibleError as e:
-        return Explanation(option, False, f"{option} cannot meet the spec", tuple(e.binding), None, winner)
+        # placements the spec excludes are about other options, not this one
+        reasons = tuple(b for b in e.binding if not b.startswith("placement:")) or tuple(e.binding)
+        return Explanation(option, False, f"{option} cannot meet the spec", reasons, None, winner)
     if winner is None or winner.id == mine.id or mine.monthly_cost_usd <= winner.monthly_cost_usd:
         return Explanation(option, True, f"{option} is the recommended option", (mine.rationale,), mine, winner)
     delta = mine.monthly_cost_usd - winner.monthly_cost_usd
