@@ -60,9 +60,17 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(130) from None
     except SystemExit:
         raise
-    except Exception as err:  # a bug: still one line, with a way to see more
+    except Exception as err:
         if os.environ.get("MLPLAN_DEBUG"):
             raise
-        print(f"mlplan: internal error: {type(err).__name__}: {err} (rerun with MLPLAN_DEBUG=1 for a traceback)",
-              file=sys.stderr)
+        from pydantic import ValidationError
+
+        if isinstance(err, ValidationError):  # a value from the command line that a spec type refuses
+            from planner.errors import SpecError
+            from planner.specs import format_validation_error
+
+            fail(SpecError(format_validation_error(err, "argument"), fix="see `mlplan COMMAND --help`"))
+        # a bug: still one line, with a way to see more
+        text = " ".join(f"{type(err).__name__}: {err}".split())
+        print(f"mlplan: internal error: {text[:400]} (rerun with MLPLAN_DEBUG=1 for a traceback)", file=sys.stderr)
         raise SystemExit(1) from None
