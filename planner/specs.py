@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import reprlib
 import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -207,18 +208,34 @@ class Spec(Frozen):
 # ------------------------------------------------------------------------------------------------- loading
 
 
+def _short_repr(value: Any) -> str:
+    """A bounded repr: nested containers and long strings are cut, so a 1 MB or deeply nested value stays short."""
+    r = reprlib.Repr()
+    r.maxlevel, r.maxstring, r.maxother, r.maxlist, r.maxdict = 2, 50, 50, 4, 3
+    try:
+        shown = r.repr(value)
+    except (RecursionError, ValueError):  # ValueError: an int over Python's 4,300-digit str() limit
+        shown = f"<{type(value).__name__}>"
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
 def format_validation_error(err: ValidationError, source: str) -> str:
-    """One line: the first failing field, its bad value and what was expected."""
-    first = err.errors()[0]
+    """One line: the first failing field, its bad value and what was expected.
+
+    A missing field is named as missing (its "value" would be the whole parent mapping); an unknown field as
+    unknown, so a typo such as ``modle:`` reads as what it is.
+    """
+    errors = err.errors()
+    first = errors[0]
     loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in {"inference", "training"}))
-    value = first.get("input")
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
     msg = first["msg"].removeprefix("Value error, ")
-    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     where = f"field '{loc}'" if loc else "the document"
-    return f"{source}: {where} = {shown}: {msg}{more}"
+    if first["type"] == "missing":
+        return f"{source}: {where} is missing: {msg}{more}"
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown {where} = {_short_repr(first.get('input'))}: {msg}{more}"
+    return f"{source}: {where} = {_short_repr(first.get('input'))}: {msg}{more}"
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -277,8 +294,12 @@ def read_yaml(path: Path, *, what: str = "spec", error: type[InputError] = SpecE
     with libyaml's C safe loader: 25x faster, which keeps a whole ``mlplan recommend`` call under 1.5 s.
     """
     try:
-        with path.open("rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; the regular-file check below then refuses it
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+            mode = os.fstat(fh.fileno()).st_mode
+            if stat.S_ISDIR(mode):
+                raise error(f"{what} path is a directory, not a file: {path}", fix="pass a YAML file")
+            if not stat.S_ISREG(mode):
                 raise error(f"{what} path is not a regular file: {path}", fix="pass a YAML file")
             raw = fh.read() if trusted else fh.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
