@@ -79,7 +79,7 @@ def to_markdown(rec: Recommendation, *, max_plans: int = 5, max_rejected: int = 
     out += ["", "</details>", ""]
     groups: dict[str, list[str]] = defaultdict(list)
     for r in rec.rejected:
-        groups[r.constraint].append(r.reason)
+        groups[r.constraint].append(f"`{r.option}`: {r.reason}")
     if groups:
         out += ["<details><summary>Rejected options</summary>", ""]
         for shown, constraint in enumerate(sorted(groups), start=1):

@@ -20,6 +20,17 @@ INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 ACCELERATOR_LABEL = "mlplan.dev/accelerator"  # fallback label an operator puts on nodes of unknown GPU types
 GPU_RESOURCE = "nvidia.com/gpu"
+# device-plugin resource names of other vendors, by accelerator id prefix
+_DEVICE_RESOURCES = (("mi", "amd.com/gpu"), ("inf", "aws.amazon.com/neuron"), ("trn", "aws.amazon.com/neuron"),
+                     ("gaudi", "habana.ai/gaudi"))
+
+
+def device_resource(accelerator: str) -> str:
+    """The pod resource name for ``accelerator`` (``nvidia.com/gpu`` unless another vendor's plugin applies)."""
+    for prefix, resource in _DEVICE_RESOURCES:
+        if accelerator.startswith(prefix):
+            return resource
+    return GPU_RESOURCE
 
 
 @dataclass(frozen=True)

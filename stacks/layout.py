@@ -72,16 +72,11 @@ def region_allowed(provider: str, region: str, allowed: tuple[str, ...] | None) 
 
 #: Extended resource each accelerator family's Kubernetes device plugin advertises. Sources: NVIDIA
 #: k8s-device-plugin, ROCm k8s-device-plugin (amd.com/gpu), AWS Neuron device plugin, Intel Gaudi device plugin.
-_DEVICE_RESOURCES = (("mi", "amd.com/gpu"), ("inf", "aws.amazon.com/neuron"), ("trn", "aws.amazon.com/neuron"),
-                     ("gaudi", "habana.ai/gaudi"))
-
-
 def device_resource(accelerator: str) -> str:
-    """The pod resource name for ``accelerator`` (``nvidia.com/gpu`` unless another vendor's plugin applies)."""
-    for prefix, resource in _DEVICE_RESOURCES:
-        if accelerator.startswith(prefix):
-            return resource
-    return "nvidia.com/gpu"
+    """The pod resource name for ``accelerator`` (see :func:`serving.hardware.device_resource`)."""
+    from serving.hardware import device_resource as resource
+
+    return resource(accelerator)
 
 
 def gpus_per_replica(part: Part) -> int:

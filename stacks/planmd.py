@@ -65,7 +65,7 @@ def why_lost(best: Plan, other: Plan) -> str:
 
 
 def render(spec_name: str, catalog_version: str, plan: Plan, runners_up: list[Plan], rejected: list[Rejected],
-           resources: list[str] | None, extra_notes: list[str]) -> str:
+           resources: list[str] | None, extra_notes: list[str], *, charts: list[str] | None = None) -> str:
     infos = layout.parts(plan)
     out: list[str] = [f"# mlplan plan: `{spec_name}`", ""]
     out += [f"**Decision:** {where(plan)}: {shape(plan)}, {plan.dtype}, runtime {plan.serving.runtime}, "
@@ -73,6 +73,11 @@ def render(spec_name: str, catalog_version: str, plan: Plan, runners_up: list[Pl
             f"- Plan id: `{plan.id}` (catalog {catalog_version})",
             f"- Model: {plan.model.name} ({plan.model.kind}, {plan.model.params:,} parameters)",
             f"- Why: {plan.rationale}", f"- Predicted: {headline(plan)}", ""]
+    titles = {"cost-latency.svg": "cost vs latency of every plan considered: Pareto front, chosen plan, SLO, budget",
+              "placement.svg": "which part runs where, and the data paths between them"}
+    out += [f"![{titles.get(c, c)}]({c})" for c in charts or []]
+    if charts:
+        out.append("")
     out += ["## Predicted figures", "", "| figure | value |", "|---|---:|"]
     out += [f"| {k} | {v} |" for k, v in _figures(plan)]
     out += ["", "## Cost breakdown", "", "| item | USD/month |", "|---|---:|"]

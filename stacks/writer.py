@@ -182,9 +182,37 @@ def build_folder(root: Path, spec: Spec, rec: Recommendation, plan_index: int, o
             resources = planmd.resource_lines(run(root / "infra"))
         else:
             resources = ["(offline preview skipped)"]
+    charts = _charts(files, spec, rec, plan, notes)
     files.text("PLAN.md", planmd.render(spec.name, rec.catalog_version, plan, runners_up, list(rec.rejected),
-                                        resources, notes))
+                                        resources, notes, charts=charts))
     return files.written
+
+
+def chart_slo(spec: Spec) -> float | None:
+    """The latency limit drawn on the cost-vs-latency chart: TTFT (LLMs), end-to-end latency, or training time."""
+    c, w = spec.constraints, spec.workload
+    if w.kind == "training":
+        return w.target_wall_time_h * 3600.0 if w.target_wall_time_h else c.max_training_days * 86400.0
+    return c.ttft_s if c.ttft_s is not None else c.latency_s
+
+
+def _charts(files: _Files, spec: Spec, rec: Recommendation, plan: Plan, notes: list[str]) -> list[str]:
+    """cost-latency.svg (every plan, the Pareto front, the chosen one, SLO and budget) and, for plans with more
+    than one part, placement.svg. matplotlib is an optional extra: without it the folder says so."""
+    try:
+        from stacks.charts import cost_latency_svg, placement_svg
+    except ImportError:  # pragma: no cover - the charts extra is part of `all`
+        notes.append("Charts skipped: install `mlplan[charts]` (matplotlib) for cost-latency.svg.")
+        return []
+    plans = list(rec.plans) if any(p.id == plan.id for p in rec.plans) else [*rec.plans, plan]
+    written = ["cost-latency.svg"]
+    files.text("cost-latency.svg", cost_latency_svg(plans, chosen_id=plan.id, latency_slo_s=chart_slo(spec),
+                                                    budget_usd=spec.constraints.budget_usd_per_month,
+                                                    title=f"{spec.name}: cost vs latency"))
+    if len(plan.parts) > 1:
+        files.text("placement.svg", placement_svg(plan))
+        written.append("placement.svg")
+    return written
 
 
 def write_plan_folder(spec: Spec, rec: Recommendation, out: str | Path, *, plan_index: int = 0,

@@ -75,7 +75,7 @@ def test_bad_specs_give_one_clear_line(tmp_path: Path, text: str, needle: str) -
 def test_binary_missing_and_directory(tmp_path: Path) -> None:
     b = tmp_path / "b.yaml"
     b.write_bytes(b"\x00\x01\x02\xff\xfe")
-    with pytest.raises(SpecError, match="not UTF-8|binary"):
+    with pytest.raises(SpecError, match=r"not UTF-8|binary"):
         load_spec(b)
     with pytest.raises(SpecError, match="not found"):
         load_spec(tmp_path / "nope.yaml")

@@ -121,7 +121,7 @@ def _runtimes(spec: Spec, cat: Catalog, arch: ModelArch, c: Candidate | Hybrid) 
 
 def _rejected(rej: Rejections) -> tuple[Rejected, ...]:
     return tuple(
-        Rejected(option=label, constraint=constraint, reason=reason)
+        Rejected(option=label, constraint=constraint, reason=reason.removeprefix(f"{label}: "))
         for (label, constraint), reason in sorted(rej.items.items())
     )
 
