@@ -63,12 +63,21 @@ class PlanFolder:
     def k8s_dir(self) -> Path:
         return self.root / "k8s"
 
-    def kubernetes_manifests(self) -> list[Path]:
-        """``k8s/*.yaml`` in name order, then the RayService if the plan has one."""
-        files = sorted(p for p in self.k8s_dir.glob("*.y*ml") if p.is_file()) if self.k8s_dir.is_dir() else []
-        if self.rayservice.is_file():
-            files.append(self.rayservice)
-        return files
+    def k8s_files(self) -> list[Path]:
+        """``k8s/*.yaml`` in name order (one file per Kubernetes part, named by its part key)."""
+        if not self.k8s_dir.is_dir():
+            return []
+        return sorted(p for p in self.k8s_dir.glob("*.y*ml") if p.is_file())
+
+    def part_targets(self) -> dict[str, str]:
+        """Part key -> deploy target of each part, as the emitters name them (``stacks.layout``)."""
+        from stacks.layout import parts
+
+        return {info.key: str(info.target) for info in parts(self.plan)}
+
+    def cloud_cluster_keys(self) -> set[str]:
+        """Parts whose manifests the Pulumi stack applies to the cluster it creates (EKS), not kubeconfig's."""
+        return {k for k, t in self.part_targets().items() if t == "aws-eks"}
 
     def require(self, path: Path, what: str) -> Path:
         if not path.exists():
@@ -79,23 +88,22 @@ class PlanFolder:
 
     # ------------------------------------------------------------------------------------- targets
     def default_target(self) -> Target:
-        """local for a plan on this machine; kubernetes for on-prem / edge; pulumi for cloud."""
+        """local for a plan on this machine; kubernetes for on-prem / edge (and clusters mlplan does not
+        create); pulumi for AWS cloud. A hybrid plan needs its target named (one per side)."""
         plan = self.plan
-        if plan.serving.runtime == "firmware" or plan.parts[0].runtime == "firmware":
+        targets = set(self.part_targets().values())
+        if "firmware" in targets:
             raise InputError(f"plan {plan.id} is a microcontroller firmware plan: it has no deploy target",
                              fix=f"build and flash it from {self.root / 'firmware'}")
-        if plan.instance == "localhost":
-            return "local"
-        if plan.placement == "cloud":
-            return "pulumi"
-        if plan.placement in ("on-prem", "edge"):
-            return "kubernetes"
+        kinds: set[Target] = set()
+        for t in targets:
+            kinds.add("local" if t == "local" else "pulumi" if t.startswith("aws-") else "kubernetes")
+        if len(kinds) == 1:
+            return kinds.pop()
         raise InputError(
-            f"plan {plan.id} is hybrid: its on-prem part deploys with --target kubernetes and its cloud part "
-            "with --target pulumi",
-            fix="run `mlplan deploy DIR --target kubernetes` and `mlplan deploy DIR --target pulumi`",
+            f"plan {plan.id} is hybrid: it deploys with " + " and ".join(f"--target {k}" for k in sorted(kinds)),
+            fix="run `mlplan deploy DIR --target T` once per target",
         )
-
 
 def load_folder(path: str | Path) -> PlanFolder:
     """Load and validate ``DIR/plan.yaml``; raise ArtifactError (one line, with a fix) if it is not usable."""

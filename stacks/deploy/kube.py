@@ -75,6 +75,28 @@ class Manifest:
         ns = self.body["metadata"].get("namespace")
         return str(ns) if ns else None
 
+    @property
+    def identity(self) -> tuple[str, str | None, str]:
+        return self.kind, self.namespace, self.name
+
+
+def select_manifests(folder: PlanFolder) -> list[Manifest]:
+    """What ``--target kubernetes`` applies to the kubeconfig's cluster, in apply order.
+
+    ``k8s/<part>.yaml`` of every part except those on a cluster the Pulumi stack creates (EKS); plus the
+    RayServices of ``serving/kuberay/rayservice.yaml`` that no ``k8s/`` file already holds (the writer's
+    manifests include the RayService of each Kubernetes part; the serving copy is for use without them).
+    """
+    cloud = folder.cloud_cluster_keys()
+    files = folder.k8s_files()
+    applied = read_manifests([f for f in files if f.stem not in cloud])
+    known = {m.identity for m in applied} | {m.identity for m in read_manifests([f for f in files
+                                                                                 if f.stem in cloud])}
+    extra: list[Manifest] = []
+    if folder.rayservice.is_file():
+        extra = [m for m in read_manifests([folder.rayservice]) if m.identity not in known]
+    return _ordered(applied + extra)
+
 
 def read_manifests(paths: Iterable[Path]) -> list[Manifest]:
     """Every YAML document of the files, checked for apiVersion / kind / metadata.name, in apply order."""
@@ -97,8 +119,12 @@ def read_manifests(paths: Iterable[Path]) -> list[Manifest]:
                     out.append(_manifest(item, where))
                 continue
             out.append(_manifest(doc, where))
+    return _ordered(out)
+
+
+def _ordered(manifests: list[Manifest]) -> list[Manifest]:
     rank = {k: i for i, k in enumerate(_ORDER)}
-    return sorted(out, key=lambda m: rank.get(m.kind, len(_ORDER)))  # stable: file order within a kind
+    return sorted(manifests, key=lambda m: rank.get(m.kind, len(_ORDER)))  # stable: file order within a kind
 
 
 def _manifest(doc: Any, where: str) -> Manifest:
@@ -290,11 +316,11 @@ class KubernetesTarget:
                force_conflicts: bool = True, poll_s: float = 2.0) -> dict[str, Any]:
         from kubernetes.dynamic.exceptions import DynamicApiError
 
-        files = self.folder.kubernetes_manifests()
-        if not files:
-            raise ArtifactError(f"{self.folder.root} has no Kubernetes manifests (k8s/*.yaml)",
-                                fix="this plan has no Kubernetes part; deploy it with its default target")
-        manifests = read_manifests(files)
+        manifests = select_manifests(self.folder)
+        if not manifests:
+            raise ArtifactError(f"{self.folder.root} has no Kubernetes manifests for a cluster of yours "
+                                "(k8s/*.yaml)", fix="this plan has no on-prem/edge Kubernetes part; deploy it "
+                                                    "with its default target")
         state = self.state
         if not dry_run:
             state.begin(TARGET, dry_run=False)

@@ -234,3 +234,37 @@ def test_manifest_reading(tmp_path: Path) -> None:
 ])
 def test_readiness(obj: dict, ready: bool) -> None:  # type: ignore[type-arg]
     assert readiness(obj)[0] is ready
+
+
+@pytest.mark.parametrize("name", ["onprem_llm", "edge_vision", "hybrid_onprem_cloud_burst"])
+def test_the_emitters_manifests_apply(name: str, tmp_path: Path, kube_server: FakeKubeServer) -> None:
+    """The manifests the plan writer renders (stacks.manifests + serving.kuberay) apply through discovery;
+    a hybrid plan's EKS-side file is left to the Pulumi stack, and the serving package's RayService copy is not
+    applied a second time next to the k8s/ one."""
+    from serving.kuberay import build_rayservices
+    from stacks.layout import parts
+    from stacks.manifests import render
+
+    plan = factories.ALL_PLANS[name]()
+    rendered = render(plan)
+    files = {f"k8s/{key}.yaml": yaml.safe_dump_all(objs) for key, objs in rendered.items()}
+    services = build_rayservices(plan, parts(plan)[0].namespace)
+    if services:
+        files["serving/kuberay/rayservice.yaml"] = yaml.safe_dump_all(services)
+    folder = write_plan_folder(tmp_path / "p", plan, files)
+    out: list[str] = []
+    target = "kubernetes" if name.startswith("hybrid") else None
+    from stacks.deploy import targets
+
+    result = targets.deploy(folder, target, opts=targets.Options(kubeconfig=kube_server.kubeconfig(
+        tmp_path / "kubeconfig"), timeout_s=20), say=out.append)
+    cloud_keys = {i.key for i in parts(plan) if i.target == "aws-eks"}
+    expected = {(o["kind"], o["metadata"]["name"]) for key, objs in rendered.items() if key not in cloud_keys
+                for o in objs}
+    assert {(o["kind"], o["name"]) for o in result["objects"]} == expected
+    assert len(result["objects"]) == len(expected)  # each object once
+    if cloud_keys:
+        assert not any(o["name"].endswith("-burst") for o in result["objects"])
+    again = targets.deploy(folder, target, opts=targets.Options(kubeconfig=kube_server.kubeconfig(
+        tmp_path / "kubeconfig"), timeout_s=20), say=out.append)
+    assert again["changed"] == 0

@@ -1,0 +1,149 @@
+"""The ``mlplan deploy / status / destroy / preflight`` commands as a user runs them (a subprocess): one line
+per error with the exit code of its class, lazy imports, and whole flows against the fake Kubernetes API and
+(slow) the local demo served by Ray Serve from a folder that `mlplan plan` wrote."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests import factories
+from tests.deploy.conftest import write_plan_folder
+from tests.deploy.fake_kube import FakeKubeServer
+from tests.deploy.test_kube import DEPLOYMENT, SERVICE
+
+ROOT = Path(__file__).resolve().parents[2]
+MLPLAN = str(Path(sys.executable).parent / "mlplan")
+HEAVY = ("kubernetes", "pulumi", "boto3", "botocore", "ray", "tritonclient", "urllib3")
+
+
+def mlplan(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "RAY_AUTH_MODE": "disabled", **(env or {})}
+    full.pop("MLPLAN_DEBUG", None)
+    return subprocess.run([MLPLAN, *args], capture_output=True, text=True, env=full, timeout=timeout, check=False,
+                          cwd=ROOT)
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("mlplan: error: ") and "Traceback" not in done.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["deploy", "status", "destroy", "preflight"])
+def test_help_imports_no_heavy_library(command: str) -> None:
+    code = (f"import sys\nfrom planner.cli import main\ntry:\n    main([{command!r}, '--help'])\n"
+            f"except SystemExit:\n    pass\nprint('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert done.stdout.strip().splitlines()[-1] == "HEAVY=", done.stdout
+
+
+def test_missing_and_corrupt_folders(tmp_path: Path) -> None:
+    done = mlplan("deploy", str(tmp_path / "nope"))
+    assert done.returncode == 5
+    assert "plan folder not found" in one_line_error(done) and "To fix: run `mlplan plan SPEC --out DIR`" in done.stderr
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "plan.yaml").write_text("plan: {id: 3}\n")
+    done = mlplan("status", str(bad))
+    assert done.returncode == 5 and "plan.yaml: plan: field" in one_line_error(done)
+
+
+def test_status_and_destroy_of_a_folder_never_deployed(tmp_path: Path) -> None:
+    folder = write_plan_folder(tmp_path / "p", factories.local_demo())
+    done = mlplan("status", str(folder))
+    assert done.returncode == 5 and "is deployed" in one_line_error(done)
+    done = mlplan("destroy", str(folder))
+    assert done.returncode == 0 and "nothing to destroy" in done.stdout
+
+
+def test_pulumi_missing_is_exit_4(tmp_path: Path) -> None:
+    folder = write_plan_folder(tmp_path / "c", factories.cloud_llm_single_gpu(),
+                               {"infra/Pulumi.yaml": "name: x\nruntime: python\n"})
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    done = mlplan("deploy", str(folder), "--preview", env={"PATH": str(empty)})
+    assert done.returncode == 4
+    assert "the pulumi CLI is not installed" in one_line_error(done) and "https://get.pulumi.com" in done.stderr
+
+
+def test_preflight_without_credentials_is_exit_4(tmp_path: Path) -> None:
+    folder = write_plan_folder(tmp_path / "c", factories.cloud_llm_single_gpu())
+    env = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "x"),
+           "AWS_CONFIG_FILE": str(tmp_path / "x"), "AWS_EC2_METADATA_DISABLED": "true",
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    env_clean = {k: v for k, v in env.items() if v}
+    full = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    full.update(env_clean)
+    done = subprocess.run([MLPLAN, "preflight", str(folder)], capture_output=True, text=True, env=full, timeout=60,
+                          check=False)
+    assert done.returncode == 4
+    assert "[FAIL] credentials: sts:GetCallerIdentity: no AWS credentials found" in done.stdout
+    assert "preflight: 1 of 1 checks failed" in one_line_error(done)
+    onprem = write_plan_folder(tmp_path / "o", factories.onprem_llm())
+    done = mlplan("preflight", str(onprem))
+    assert done.returncode == 2 and "has no AWS cloud part" in one_line_error(done)
+
+
+def test_kubernetes_flow_through_the_cli(tmp_path: Path) -> None:
+    folder = write_plan_folder(tmp_path / "k", factories.onprem_llm(), {
+        "k8s/service.yaml": yaml.safe_dump(SERVICE), "k8s/deployment.yaml": yaml.safe_dump(DEPLOYMENT)})
+    with FakeKubeServer() as server:
+        cfg = server.kubeconfig(tmp_path / "kubeconfig")
+        dry = mlplan("deploy", str(folder), "--dry-run", "--kubeconfig", cfg)
+        assert dry.returncode == 0, dry.stderr
+        assert "server-side dry run" in dry.stdout and server.fake.writes == 0
+        done = mlplan("deploy", str(folder), "--kubeconfig", cfg, "--timeout", "30")  # default target: kubernetes
+        assert done.returncode == 0, done.stderr
+        assert "Deployment/mistral-7b in mlplan-mistral: created" in done.stdout
+        assert "rollout ready" in done.stdout
+        again = mlplan("deploy", str(folder), "--kubeconfig", cfg)
+        assert "2 objects with field manager 'mlplan': 0 changed, 2 unchanged" in again.stdout
+        status = mlplan("status", str(folder), "--kubeconfig", cfg)
+        assert status.returncode == 0 and "kubernetes: healthy" in status.stdout
+        gone = mlplan("destroy", str(folder), "--kubeconfig", cfg)
+        assert gone.returncode == 0 and "kubernetes: destroyed" in gone.stdout
+        assert mlplan("destroy", str(folder), "--kubeconfig", cfg).returncode == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg_text = Path(cfg).read_text().replace(server.url, f"http://127.0.0.1:{port}")
+    Path(cfg).write_text(cfg_text)
+    done = mlplan("deploy", str(folder), "--kubeconfig", cfg)
+    assert done.returncode == 4
+    assert "cannot reach the Kubernetes API server" in one_line_error(done)
+
+
+@pytest.mark.slow
+def test_local_demo_end_to_end(tmp_path: Path) -> None:
+    """The brief's scenario: plan examples/local-demo.yaml, deploy locally, status, destroy, destroy again."""
+    out = tmp_path / "demo"
+    done = mlplan("plan", "examples/local-demo.yaml", "--out", str(out), "--no-preview")
+    assert done.returncode == 0, done.stderr
+    deployed = mlplan("deploy", str(out), "--target", "local", "--smoke-requests", "100", timeout=400)
+    try:
+        assert deployed.returncode == 0, deployed.stderr + deployed.stdout
+        endpoint = re.search(r"^endpoint: (http://127\.0\.0\.1:\d+/\S*)$", deployed.stdout, re.M)
+        assert endpoint, deployed.stdout
+        smoke = re.search(r"p50 ([\d.]+) ms, p99 ([\d.]+) ms, .*\(predicted latency ([\d.]+) ms\)", deployed.stdout)
+        assert smoke, deployed.stdout
+        status = mlplan("status", str(out))
+        assert status.returncode == 0 and "local: healthy" in status.stdout
+    finally:
+        gone = mlplan("destroy", str(out))
+    assert gone.returncode == 0, gone.stderr
+    port = int(endpoint.group(1).split(":")[2].split("/")[0])
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0  # port closed
+    status = mlplan("status", str(out))
+    assert status.returncode == 5
+    again = mlplan("destroy", str(out))
+    assert again.returncode == 0 and "nothing to destroy" in again.stdout
