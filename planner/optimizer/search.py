@@ -196,19 +196,17 @@ class Search:
             out.extend(self._size_cloud(inst, rps, dedicated, role, fraction))
         return out
 
-    def _size_cloud(self, inst: Instance, rps: float, dedicated: bool, role: str,
-                    fraction: float) -> Iterator[Candidate]:
-        acc = self.cat.accelerator(inst.accelerator)
+    def _sized(self, acc: Accelerator, gpus_per_node: int, rps: float, rtt: float,
+               label: str) -> Iterator[tuple[ReplicaOption, int, int]]:
+        """Every replica shape that meets the SLOs on nodes of ``gpus_per_node`` x ``acc``, sized for ``rps``:
+        (option, replicas, nodes). Misses are recorded as rejections."""
         dtypes = allowed_dtypes(self.spec.constraints, acc)
-        label = f"{inst.instance} {inst.provider}/{inst.region}"
         if not dtypes:
             self.rej.add(acc.id, "precision", f"{acc.id}: none of {', '.join(self.spec.constraints.precisions)} "
                          f"is supported (it runs {', '.join(acc.tflops)})")
             return
-        rtt = self.rtt_for_region(inst.provider, inst.region)
-        a = self.spec.assumptions
         for dtype in dtypes:
-            for tp, pp in shapes(inst.accelerator_count, acc):
+            for tp, pp in shapes(gpus_per_node, acc):
                 if not self.ev.arch.is_llm and (tp, pp) != (1, 1):
                     continue
                 self.searched += 1
@@ -216,57 +214,50 @@ class Search:
                 if isinstance(opt, Miss):
                     self.rej.miss(acc.id if opt.constraint == "memory" else label, opt)
                     continue
-                per_node = self._fits_node(opt, inst.accelerator_count)
-                if per_node is None:
-                    continue
-                replicas = replicas_for(rps, opt, self.util)
-                nodes = self._nodes(replicas, per_node)
-                prices = [("on-demand", inst.on_demand_usd_per_h)]
-                if self.spec.constraints.allow_spot and inst.spot_usd_per_h is not None and not dedicated:
-                    prices.append(("spot", inst.spot_usd_per_h))
-                for purchase, price in prices:
-                    cost = costs.cloud_monthly(price, nodes, a, dedicated=dedicated)
-                    cand = Candidate("cloud", inst.provider, inst.region, inst.instance, acc.id,
-                                     inst.accelerator_count, opt, replicas, nodes, purchase, cost, rtt,
-                                     dedicated=dedicated, role=role, traffic_fraction=fraction)
-                    if self._budget_ok(cand, f"{label} {dtype} tp{tp}"):
-                        yield cand
+                per_node = self._fits_node(opt, gpus_per_node)
+                if per_node is not None:
+                    replicas = replicas_for(rps, opt, self.util)
+                    yield opt, replicas, self._nodes(replicas, per_node)
+
+    def _size_cloud(self, inst: Instance, rps: float, dedicated: bool, role: str,
+                    fraction: float) -> Iterator[Candidate]:
+        acc = self.cat.accelerator(inst.accelerator)
+        label = f"{inst.instance} {inst.provider}/{inst.region}"
+        rtt = self.rtt_for_region(inst.provider, inst.region)
+        prices = [("on-demand", inst.on_demand_usd_per_h)]
+        if self.spec.constraints.allow_spot and inst.spot_usd_per_h is not None and not dedicated:
+            prices.append(("spot", inst.spot_usd_per_h))
+        for opt, replicas, nodes in self._sized(acc, inst.accelerator_count, rps, rtt, label):
+            for purchase, price in prices:
+                cost = costs.cloud_monthly(price, nodes, self.spec.assumptions, dedicated=dedicated)
+                cand = Candidate("cloud", inst.provider, inst.region, inst.instance, acc.id,
+                                 inst.accelerator_count, opt, replicas, nodes, purchase, cost, rtt,
+                                 dedicated=dedicated, role=role, traffic_fraction=fraction)
+                if self._budget_ok(cand, f"{label} {opt.dtype} tp{opt.tp}"):
+                    yield cand
 
     # ------------------------------------------------------------------------------------------- on-prem
     def onprem(self, rps: float, *, role: str = "primary", fraction: float = 1.0) -> list[Candidate]:
         c, a = self.spec.constraints, self.spec.assumptions
         out: list[Candidate] = []
         for srv in self.cat.onprem_servers:
-            label = f"{srv.sku} ({'owned' if srv.available is not None else 'buy'})"
+            owned = srv.available is not None
+            label = f"{srv.sku} ({'owned' if owned else 'buy'})"
             why = onprem_privacy_reason(srv, c)
             if why is not None:
                 self.rej.add(label, "residency", why)
                 continue
             acc = self.cat.accelerator(srv.accelerator)
-            dtypes = allowed_dtypes(c, acc)
-            for dtype in dtypes:
-                for tp, pp in shapes(srv.accelerator_count, acc):
-                    if not self.ev.arch.is_llm and (tp, pp) != (1, 1):
-                        continue
-                    self.searched += 1
-                    opt = self.ev.gpu(acc, dtype, tp, pp, LAN_RTT_S)
-                    if isinstance(opt, Miss):
-                        self.rej.miss(acc.id if opt.constraint == "memory" else label, opt)
-                        continue
-                    per_node = self._fits_node(opt, srv.accelerator_count)
-                    if per_node is None:
-                        continue
-                    replicas = replicas_for(rps, opt, self.util)
-                    nodes = self._nodes(replicas, per_node)
-                    if srv.available is not None and nodes > srv.available:
-                        self.rej.add(label, "capacity", f"{srv.sku}: needs {nodes} servers, {srv.available} on hand")
-                        continue
-                    cost = costs.onprem_monthly(srv.capex_usd, srv.power_w, nodes, a)
-                    cand = Candidate("on-prem", "onprem", srv.site, srv.sku, acc.id, srv.accelerator_count, opt,
-                                     replicas, nodes, "owned" if srv.available is not None else "buy", cost,
-                                     LAN_RTT_S, role=role, traffic_fraction=fraction)
-                    if self._budget_ok(cand, f"{label} {dtype} tp{tp}"):
-                        out.append(cand)
+            for opt, replicas, nodes in self._sized(acc, srv.accelerator_count, rps, LAN_RTT_S, label):
+                if srv.available is not None and nodes > srv.available:
+                    self.rej.add(label, "capacity", f"{srv.sku}: needs {nodes} servers, {srv.available} on hand")
+                    continue
+                cost = costs.onprem_monthly(srv.capex_usd, srv.power_w, nodes, a)
+                cand = Candidate("on-prem", "onprem", srv.site, srv.sku, acc.id, srv.accelerator_count, opt,
+                                 replicas, nodes, "owned" if owned else "buy", cost, LAN_RTT_S, role=role,
+                                 traffic_fraction=fraction)
+                if self._budget_ok(cand, f"{label} {opt.dtype} tp{opt.tp}"):
+                    out.append(cand)
         return out
 
     # ---------------------------------------------------------------------------------------------- edge
