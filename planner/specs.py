@@ -158,6 +158,9 @@ class Constraints(Frozen):
     precisions: tuple[Dtype, ...] = ("bf16", "fp16", "fp8", "int8", "int4")
     providers: tuple[str, ...] | None = None
     allow_spot: bool = False
+    onprem_owned_only: bool = Field(
+        default=False, description="on-prem: only servers on hand (inventory rows with `available`), buy nothing"
+    )
     users_location: str | None = Field(default=None, description="where users are, for network RTT (e.g. eu-west)")
     memory_headroom: float = Field(default=0.10, ge=0.0, lt=0.9, allow_inf_nan=False)
     runtime: Literal["ray", "triton", "vllm", "tensorrt-llm"] | None = Field(

@@ -243,6 +243,9 @@ class Search:
         for srv in self.cat.onprem_servers:
             owned = srv.available is not None
             label = f"{srv.sku} ({'owned' if owned else 'buy'})"
+            if c.onprem_owned_only and not owned:
+                self.rej.add(label, "placement", f"{srv.sku}: would have to be bought (onprem_owned_only)")
+                continue
             why = onprem_privacy_reason(srv, c)
             if why is not None:
                 self.rej.add(label, "residency", why)

@@ -92,7 +92,7 @@ def search_training(spec: Spec, cat: Catalog, ev: OptionEvaluator) -> tuple[list
                           inst.accelerator_count, prices, None, c.privacy == "restricted"))
     if "on-prem" in c.placements:
         for srv in cat.onprem_servers:
-            if onprem_privacy_reason(srv, c) is not None:
+            if onprem_privacy_reason(srv, c) is not None or (c.onprem_owned_only and srv.available is None):
                 continue
             # on-prem cost of a run: the TCO of the servers for the run's duration (hourly TCO rate)
             tco_h = costs.onprem_monthly(srv.capex_usd, srv.power_w, 1, a).total / a.hours_per_month
