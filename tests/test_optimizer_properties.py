@@ -173,7 +173,7 @@ def brute_force_min(spec: Spec, cat: Catalog) -> float:
                         break
                 if b == 0:
                     continue
-                rps = b / (b * e1.ttft_s + w.output_tokens * est(b).tpot_s)
+                rps = est(b).throughput_at(b) / w.output_tokens
                 replicas = 1
                 while replicas * rps * a.planning_utilization < need * (1 - 1e-9):
                     replicas += 1

@@ -82,7 +82,8 @@ class Miss:
 
 
 def _largest(lo: int, hi: int, ok: object) -> int:
-    """Largest n in [lo, hi] with ok(n) true, given ok is monotone (true then false); lo must satisfy ok."""
+    """Largest n in [lo, hi] with ok(n) true, given ok is monotone (true then false); lo must satisfy ok.
+    (Non-LLM batching; LLM batching uses the estimator's exact ``batch_for``.)"""
     assert callable(ok)
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -144,17 +145,12 @@ class OptionEvaluator:
             return Miss("latency", f"{shape}: TPOT {base.tpot_s * 1e3:.1f} ms > SLO {c.tpot_s * 1e3:.1f} ms at batch 1",
                         base.tpot_s, c.tpot_s)
         max_b = base.max_batch
-        tpot_slo = c.tpot_s
-
-        def ok(b: int) -> bool:
-            return tpot_slo is None or est(b).tpot_s <= tpot_slo
-
-        b = _largest(1, max_b, ok)
+        # the largest batch whose TPOT meets the SLO (exact: TPOT grows monotonically with the batch)
+        b = max_b if c.tpot_s is None else max(1, base.batch_for(c.tpot_s))
         e = est(b)
-        # b sequences decode together; each also needs its own prefill (Orca/vLLM continuous batching):
-        # per b requests the replica spends b x prefill + output_tokens x TPOT(b).
-        prefill = base.ttft_s
-        rps = b / (b * prefill + w.output_tokens * e.tpot_s)
+        # continuous batching (Orca, Yu et al. 2022; vLLM): b sequences decode together and each request's
+        # prefill takes its share of the GPU; the estimator's throughput_at is validated against TensorRT-LLM
+        rps = base.throughput_at(b) / w.output_tokens
         return ReplicaOption(
             accelerator=hw.id, dtype=dtype, tp=tp, pp=pp, batch=b, ttft_s=ttft, tpot_s=e.tpot_s, latency_s=None,
             rps=rps, tokens_per_s=rps * w.output_tokens, memory_bytes_per_gpu=e.memory.total_bytes_per_gpu,

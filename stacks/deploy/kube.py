@@ -322,6 +322,7 @@ class KubernetesTarget:
                                 "(k8s/*.yaml)", fix="this plan has no on-prem/edge Kubernetes part; deploy it "
                                                     "with its default target")
         state = self.state
+        prior = list((state.target(TARGET) or {}).get("resources", []))
         if not dry_run:
             state.begin(TARGET, dry_run=False)
         with state.step(TARGET, "connect") if not dry_run else contextlib.nullcontext({}) as step:
@@ -359,10 +360,16 @@ class KubernetesTarget:
                     results.append(self._apply(res, m, ns, dry_run, force_conflicts))
                 except DynamicApiError as e:
                     raise _api_error(e, f"apply {m.kind}/{m.name} ({m.source})") from None
-        changed = sum(r["action"] != "unchanged" for r in results)
+        wanted = {_ref_id(m.api_version, m.kind, (m.namespace or self.default_namespace) if r.namespaced else None,
+                          m.name) for m, r in resolved}
+        wanted |= {_ref_id("v1", "Namespace", None, ns) for ns in namespaces}
+        stale = [r for r in prior if r["id"] not in wanted and (r["kind"] != "Namespace" or r.get("created_by_mlplan"))]
+        pruned = self._prune(stale, dry_run)
+        changed = sum(r["action"] != "unchanged" for r in results) + len(pruned)
         self.say(f"applied {len(results)} objects with field manager {FIELD_MANAGER!r}: "
-                 f"{changed} changed, {len(results) - changed} unchanged" + (" (dry run)" if dry_run else ""))
-        summary: dict[str, Any] = {"objects": results, "changed": changed, "dry_run": dry_run}
+                 f"{changed} changed, {len(results) + len(pruned) - changed} unchanged"
+                 + (f", {len(pruned)} pruned" if pruned else "") + (" (dry run)" if dry_run else ""))
+        summary: dict[str, Any] = {"objects": results, "changed": changed, "pruned": pruned, "dry_run": dry_run}
         if dry_run:
             return summary
         if wait:
@@ -393,7 +400,7 @@ class KubernetesTarget:
             action = "configured"
         if dry_run:
             action = f"{action} (dry run)"
-        ref = {"id": f"{m.api_version}/{m.kind}/{namespace or ''}/{m.name}", "apiVersion": m.api_version,
+        ref = {"id": _ref_id(m.api_version, m.kind, namespace, m.name), "apiVersion": m.api_version,
                "kind": m.kind, "name": m.name, "namespace": namespace, "action": action,
                "resourceVersion": rv_after, "created_by_mlplan": before is None or created_ns}
         if before is not None:
@@ -459,31 +466,59 @@ class KubernetesTarget:
         return healthy, lines
 
     # ------------------------------------------------------------------------------------- destroy
-    def destroy(self) -> int:
+    def _delete(self, r: dict[str, Any], *, dry_run: bool = False) -> bool:
+        """Delete one recorded object (foreground propagation); False when it was already gone."""
         from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
 
+        res = self._resource(r["apiVersion"], r["kind"])
+        try:
+            _call(self.host, lambda: self.dyn.delete(res, name=r["name"], namespace=r["namespace"],
+                                                     propagation_policy="Foreground",
+                                                     dry_run="All" if dry_run else None))
+        except NotFoundError:
+            return False
+        except DynamicApiError as e:
+            raise _api_error(e, f"delete {r['kind']}/{r['name']}") from None
+        return True
+
+    def _prune(self, stale: list[dict[str, Any]], dry_run: bool) -> list[str]:
+        """Delete objects an earlier deploy of this folder applied that the manifests no longer hold."""
+        done: list[str] = []
+        for r in _teardown_order(stale):
+            what = f"{r['kind']}/{r['name']}"
+            if dry_run:
+                self._delete(r, dry_run=True)  # the API server checks the delete (dryRun=All), deletes nothing
+                self.say(f"  {what}: would be pruned (no longer in the manifests)")
+                done.append(what)
+                continue
+            with self.state.step(TARGET, f"prune {what}"):
+                gone = self._delete(r)
+            self.state.remove_resource(TARGET, r["id"])
+            self.say(f"  {what}: pruned (no longer in the manifests)" + ("" if gone else ", already gone"))
+            done.append(what)
+        return done
+
+    def destroy(self) -> int:
         rec = self.state.target(TARGET) or {}
-        refs = list(rec.get("resources", []))
-        rank = {k: i for i, k in enumerate(_ORDER)}
-        # objects first (reverse apply order), then the namespaces that mlplan created
-        refs.sort(key=lambda r: (r["kind"] == "Namespace", -rank.get(r["kind"], len(_ORDER))))
         removed = 0
-        for r in refs:
+        for r in _teardown_order(list(rec.get("resources", []))):
             if r["kind"] == "Namespace" and not r.get("created_by_mlplan"):
                 self.state.remove_resource(TARGET, r["id"])
                 continue
             with self.state.step(TARGET, f"delete {r['kind']}/{r['name']}"):
-                res = self._resource(r["apiVersion"], r["kind"])
-                try:
-                    _call(self.host, lambda r=r, res=res: self.dyn.delete(
-                        res, name=r["name"], namespace=r["namespace"], propagation_policy="Foreground"))
-                    removed += 1
-                    self.say(f"  {r['kind']}/{r['name']}: deleted")
-                except NotFoundError:
-                    self.say(f"  {r['kind']}/{r['name']}: already gone")
-                except DynamicApiError as e:
-                    raise _api_error(e, f"delete {r['kind']}/{r['name']}") from None
+                gone = self._delete(r)
+            removed += int(gone)
+            self.say(f"  {r['kind']}/{r['name']}: " + ("deleted" if gone else "already gone"))
             self.state.remove_resource(TARGET, r["id"])
         self.state.update(TARGET, status="destroyed")
         return removed
 
+
+def _ref_id(api_version: str, kind: str, namespace: str | None, name: str) -> str:
+    return f"{api_version}/{kind}/{namespace or ''}/{name}"
+
+
+def _teardown_order(refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Reverse apply order, namespaces last."""
+    rank = {k: i for i, k in enumerate(_ORDER)}
+    return sorted(refs, key=lambda r: (r["kind"] == "Namespace", -rank.get(r["kind"], len(_ORDER))))

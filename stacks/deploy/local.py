@@ -16,6 +16,7 @@ Requests the smoke load sends (one example per request, the plan's first input, 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -216,6 +217,20 @@ class LocalTarget:
                              "'ray' and 'triton' plans", fix="deploy it with --target kubernetes or pulumi")
         return runtime
 
+    def digest(self, runtime: str) -> str:
+        """Fingerprint of what a local deploy serves: the plan and its serving artifacts."""
+        h = hashlib.sha256(json.dumps(self.folder.data.get("plan"), sort_keys=True).encode())
+        if runtime == "ray":
+            files = [self.folder.serve_config] if self.folder.serve_config.is_file() else []
+        else:
+            repo = self.folder.triton_repository
+            # what the plan wrote, not what a running server adds (the python backend's __pycache__)
+            files = sorted(p for p in repo.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                           and p.suffix != ".pyc") if repo.is_dir() else []
+        for f in files:
+            h.update(str(f.relative_to(self.folder.root)).encode() + b"\0" + f.read_bytes())
+        return h.hexdigest()
+
     def servers(self) -> list[dict[str, Any]]:
         return [r for r in (self.state.target(TARGET) or {}).get("resources", []) if r.get("kind")]
 
@@ -226,11 +241,14 @@ class LocalTarget:
         plan = self.folder.plan
         rec = self.state.target(TARGET) or {}
         running = self.servers()
+        digest = self.digest(runtime)
         if rec.get("status") == "deployed" and running and all(launch.is_healthy(r) for r in running):
             endpoint = rec.get("endpoint")
-            self.say(f"already deployed and healthy: {endpoint} (nothing changed)")
-            return {"endpoint": endpoint, "changed": False, "smoke": rec.get("smoke")}
-        self.state.begin(TARGET, runtime=runtime)
+            if rec.get("digest") == digest:
+                self.say(f"already deployed and healthy: {endpoint} (nothing changed)")
+                return {"endpoint": endpoint, "changed": False, "smoke": rec.get("smoke")}
+            self.say("the plan or its serving artifacts changed since the last deploy: restarting")
+        self.state.begin(TARGET, runtime=runtime, digest=digest)
         if running:  # left by a failed or half-stopped deploy: stop it before starting afresh
             with self.state.step(TARGET, "stop leftovers", count=len(running)):
                 for r in running:

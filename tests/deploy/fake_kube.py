@@ -9,7 +9,8 @@ answers them, and records every request so the tests can check paths, ``fieldMan
   ``fieldManager`` (400 otherwise, as the real server answers), ``dryRun=All`` computes but does not store, and an
   apply whose configuration is unchanged keeps the ``resourceVersion`` (no write);
 - ``GET`` of one object, with a pretend controller that marks workloads ready after ``ready_after`` reads;
-- ``DELETE`` of one object; namespaced objects in a missing namespace get 404 as on a real cluster.
+- ``DELETE`` of one object (``dryRun=All`` deletes nothing);
+  namespaced objects in a missing namespace get 404 as on a real cluster.
 """
 
 from __future__ import annotations
@@ -224,14 +225,17 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200 if old else 201, new)
 
     def do_DELETE(self) -> None:
-        path, _, _ = self._record()
+        path, query, _ = self._record()
         route = self._route(path)
         if route is None or route[4] is None:
             return self._send(404, _status(404, "NotFound", f"no route {path}"))
         _, _, plural, ns, name = route
         with self.fake.lock:
-            obj = self.fake.objects.pop((plural, ns, name), None)
-            self.fake.applied.pop((plural, ns, name), None)
+            if query.get("dryRun") == ["All"]:
+                obj = self.fake.objects.get((plural, ns, name))
+            else:
+                obj = self.fake.objects.pop((plural, ns, name), None)
+                self.fake.applied.pop((plural, ns, name), None)
         if obj is None:
             return self._send(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
         return self._send(200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {

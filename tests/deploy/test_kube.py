@@ -268,3 +268,21 @@ def test_the_emitters_manifests_apply(name: str, tmp_path: Path, kube_server: Fa
     again = targets.deploy(folder, target, opts=targets.Options(kubeconfig=kube_server.kubeconfig(
         tmp_path / "kubeconfig"), timeout_s=20), say=out.append)
     assert again["changed"] == 0
+
+
+def test_objects_dropped_from_the_manifests_are_pruned(tmp_path: Path, kube_server: FakeKubeServer) -> None:
+    folder = _folder(tmp_path)
+    out: list[str] = []
+    _target(folder, kube_server, tmp_path, out).deploy(timeout_s=20, poll_s=0.01)
+    (folder / "k8s/10-service.yaml").unlink()  # the new plan has no Service
+    dry = _target(folder, kube_server, tmp_path, out).deploy(dry_run=True)
+    assert dry["pruned"] == ["Service/mistral-7b"]
+    assert kube_server.fake.get("services", NS, "mistral-7b") is not None  # a dry run deletes nothing
+    dry_deletes = [r for r in kube_server.fake.requests if r.method == "DELETE"]
+    assert dry_deletes and all(r.query.get("dryRun") == ["All"] for r in dry_deletes)
+    result = _target(folder, kube_server, tmp_path, out).deploy(timeout_s=20, poll_s=0.01)
+    assert result["pruned"] == ["Service/mistral-7b"] and result["changed"] == 1
+    assert kube_server.fake.get("services", NS, "mistral-7b") is None
+    state = DeployState(folder / ".mlplan", "x").target("kubernetes")
+    assert state is not None and "Service" not in {r["kind"] for r in state["resources"]}
+    assert kube_server.fake.get("deployments", NS, "mistral-7b") is not None

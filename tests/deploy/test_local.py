@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ def triton_folder(root: Path) -> Path:
     return folder
 
 
-def _lifecycle(folder: Path, body: dict) -> list[str]:  # type: ignore[type-arg]
+def _lifecycle(folder: Path, body: dict, restart: Callable[[Path], None] | None = None) -> list[str]:  # type: ignore[type-arg]
     out: list[str] = []
     opts = targets.Options(smoke_requests=60, concurrency=2)
     result = targets.deploy(folder, opts=opts, say=out.append)  # default target: local (instance localhost)
@@ -62,8 +63,14 @@ def _lifecycle(folder: Path, body: dict) -> list[str]:  # type: ignore[type-arg]
         assert "outputs" in answer
         healthy, lines = targets.status(folder)
         assert healthy, lines
+        record0 = DeployState(folder / ".mlplan", "x").target("local")["resources"][0]  # type: ignore[index]
         again = targets.deploy(folder, opts=opts, say=out.append)
         assert again["changed"] is False and again["endpoint"] == endpoint
+        if restart is not None:  # a changed artifact: the next deploy restarts the server with it
+            restart(folder)
+            third = targets.deploy(folder, opts=opts, say=out.append)
+            assert third["changed"] is True and "artifacts changed since the last deploy: restarting" in out[-4]
+            assert DeployState(folder / ".mlplan", "x").target("local")["resources"][0]["pid"] != record0["pid"]
         state = DeployState(folder / ".mlplan", "x").target("local")
         assert state is not None and state["status"] == "deployed"
         record = state["resources"][0]
@@ -84,7 +91,12 @@ def test_local_ray_serve_lifecycle(tmp_path: Path) -> None:
 
 def test_local_triton_lifecycle(tmp_path: Path) -> None:
     body = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.5] * 64}]}
-    _lifecycle(triton_folder(tmp_path / "triton"), body)
+    def bump(folder: Path) -> None:
+        cfg = next((folder / "serving/triton/model_repository").glob("*/config.pbtxt"))
+        cfg.write_text(cfg.read_text().replace("max_queue_delay_microseconds: 2000",
+                                               "max_queue_delay_microseconds: 1000"))
+
+    _lifecycle(triton_folder(tmp_path / "triton"), body, restart=bump)
 
 
 def test_local_dry_run_validates_and_starts_nothing(tmp_path: Path) -> None:
