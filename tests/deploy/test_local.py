@@ -69,8 +69,10 @@ def _lifecycle(folder: Path, body: dict, restart: Callable[[Path], None] | None 
         if restart is not None:  # a changed artifact: the next deploy restarts the server with it
             restart(folder)
             third = targets.deploy(folder, opts=opts, say=out.append)
-            assert third["changed"] is True and "artifacts changed since the last deploy: restarting" in out[-4]
+            assert third["changed"] is True
+            assert any("artifacts changed since the last deploy: restarting" in line for line in out)
             assert DeployState(folder / ".mlplan", "x").target("local")["resources"][0]["pid"] != record0["pid"]
+            assert not launch.session_members(int(record0["sid"]))  # the old server is gone
         state = DeployState(folder / ".mlplan", "x").target("local")
         assert state is not None and state["status"] == "deployed"
         record = state["resources"][0]
