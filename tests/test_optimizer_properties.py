@@ -19,6 +19,7 @@ from planner.catalog import Catalog
 from planner.catalog.schema import Accelerator, Instance, Interconnect, OnPremServer, Region
 from planner.errors import InfeasibleError
 from planner.estimator import estimate_inference, profile
+from planner.estimator.calibration import SERVING_OVERHEAD_S
 from planner.models import resolve
 from planner.optimizer import recommend
 from planner.plan import Plan
@@ -151,6 +152,7 @@ def brute_force_min(spec: Spec, cat: Catalog) -> float:
         prof = profile(acc)
         rtt = 0.002 if placement == "on-prem" else (
             cat.rtt_ms(c.users_location, reg.zone) / 1000 if c.users_location and reg else 0.0)
+        rtt += SERVING_OVERHEAD_S["vllm"]  # every synthetic accelerator is an NVIDIA GPU serving an LLM
         domain = min(g, acc.interconnect.gpus_per_domain)
         shapes = [(tp, 1) for tp in range(1, g + 1) if g % tp == 0 and (tp == 1 or tp <= domain)]
         if domain == g:

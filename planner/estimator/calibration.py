@@ -202,3 +202,11 @@ layer norms, GELU and attention that run far below peak)."""
 CPU_LAYER_OVERHEAD_S: Final = 0.3e-3
 """Per layer and decode step on a CPU runtime: eager operator dispatch ~10-20 us x ~20 operators per layer
 (PyTorch CPU dispatcher overhead; ONNX Runtime is similar per node)."""
+
+SERVING_OVERHEAD_S: Final = {"ray": 4e-3, "vllm": 3e-3, "triton": 0.5e-3, "tensorrt-llm": 0.5e-3, "firmware": 0.0}
+"""Per-request time the serving runtime adds on top of the model (HTTP parsing, routing, (de)serialisation),
+added to TTFT and end-to-end latency. Ray Serve: ~5 ms p50 per HTTP request for a trivial model on an idle
+2-core machine (measured, shared/ENVIRONMENT.md), of which ~1 ms is the model: 4 ms. Triton: 0.4 ms p50 at one
+client for the 85k-parameter demo MLP over HTTP (benchmarks/serving_load.py), so 0.5 ms. vLLM's OpenAI server is
+FastAPI/uvicorn behind Ray Serve's proxy in a Ray Serve LLM app: taken as 3 ms (assumed between the two, not
+measured here: vLLM does not install on these machines). Firmware calls the model in-process: 0."""

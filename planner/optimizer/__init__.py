@@ -115,7 +115,7 @@ def _runtimes(spec: Spec, cat: Catalog, arch: ModelArch, c: Candidate | Hybrid) 
     out = {}
     for p in c.parts if isinstance(c, Hybrid) else (c,):
         hw = cat.edge_devices[p.accelerator] if p.placement == "edge" else cat.accelerator(p.accelerator)
-        out[p.accelerator] = runtime_for(spec, hw, arch.is_llm)
+        out[p.accelerator] = runtime_for(spec.constraints, hw, arch.is_llm)
     return out
 
 

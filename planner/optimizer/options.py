@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from planner.catalog.schema import Accelerator, EdgeDevice
 from planner.estimator import HardwareProfile, estimate_edge, estimate_inference, profile
+from planner.estimator.calibration import SERVING_OVERHEAD_S
 from planner.models.arch import ModelArch
 from planner.specs import Constraints, InferenceWorkload
 
@@ -112,7 +113,12 @@ class OptionEvaluator:
         return p
 
     def gpu(self, hw: Accelerator | EdgeDevice, dtype: str, tp: int, pp: int, rtt_s: float) -> ReplicaOption | Miss:
-        key = (hw.id, dtype, tp, pp, round(rtt_s, 4))
+        """Evaluate one replica shape; ``rtt_s`` is the users' network round trip, to which the serving runtime's
+        own per-request overhead (calibration.SERVING_OVERHEAD_S) is added before the SLO checks."""
+        from planner.optimizer.search import runtime_for
+
+        rtt_s += SERVING_OVERHEAD_S[runtime_for(self.c, hw, self.arch.is_llm)]
+        key = (hw.id, dtype, tp, pp, round(rtt_s, 6))
         hit = self._memo.get(key)
         if hit is None:
             self.evaluations += 1
@@ -140,7 +146,7 @@ class OptionEvaluator:
         ttft = base.ttft_s + rtt_s
         if c.ttft_s is not None and ttft > c.ttft_s:
             return Miss("latency", f"{shape}: TTFT {ttft * 1e3:.0f} ms > SLO {c.ttft_s * 1e3:.0f} ms"
-                        + (f" (incl. {rtt_s * 1e3:.0f} ms network)" if rtt_s else ""), ttft, c.ttft_s)
+                        + (f" (incl. {rtt_s * 1e3:.0f} ms network + serving)" if rtt_s else ""), ttft, c.ttft_s)
         if c.tpot_s is not None and base.tpot_s > c.tpot_s:
             return Miss("latency", f"{shape}: TPOT {base.tpot_s * 1e3:.1f} ms > SLO {c.tpot_s * 1e3:.1f} ms at batch 1",
                         base.tpot_s, c.tpot_s)

@@ -23,7 +23,7 @@ from planner.catalog.schema import Accelerator, EdgeDevice, Instance
 from planner.optimizer import costs
 from planner.optimizer.options import Miss, OptionEvaluator, ReplicaOption, allowed_dtypes
 from planner.optimizer.privacy import cloud_privacy_reason, onprem_privacy_reason
-from planner.specs import Spec
+from planner.specs import Constraints, Spec
 
 LAN_RTT_S = 0.002  # users on the same campus as an on-prem cluster (typical LAN RTT, documented assumption)
 MAX_PIPELINE_NODES = 8
@@ -113,8 +113,10 @@ def shapes(gpus_per_node: int, acc: Accelerator) -> Iterator[tuple[int, int]]:
                 yield tp_full, pp
 
 
-def runtime_for(spec: Spec, acc_or_dev: Accelerator | EdgeDevice, is_llm: bool) -> str:
-    pref = spec.constraints.runtime
+def runtime_for(c: Constraints, acc_or_dev: Accelerator | EdgeDevice, is_llm: bool) -> str:
+    """The serving runtime for this hardware: firmware on MCUs, Triton on Jetsons, Ray on other edge devices and
+    CPUs, else the spec's preference, else vLLM for LLMs and Triton for other models."""
+    pref = c.runtime
     if isinstance(acc_or_dev, EdgeDevice):
         if acc_or_dev.kind == "mcu":
             return "firmware"
