@@ -290,6 +290,13 @@ class KubernetesTarget:
             self._dyn.client.close()
             self._dyn = None
 
+    def _same_cluster(self) -> None:
+        """Refuse to read or delete on another cluster than the one this folder was deployed to."""
+        server = (self.state.target(TARGET) or {}).get("server")
+        if server and (self.state.target(TARGET) or {}).get("resources") and server != self.host:
+            raise DeployError(f"{self.folder.root} was deployed to {server}, but the kubeconfig now points at "
+                              f"{self.host}", fix="pass the --kubeconfig / --context used for the deploy")
+
     def _resource(self, api_version: str, kind: str) -> Any:
         from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
@@ -323,6 +330,8 @@ class KubernetesTarget:
                                                     "with its default target")
         state = self.state
         prior = list((state.target(TARGET) or {}).get("resources", []))
+        if prior:
+            self._same_cluster()
         if not dry_run:
             state.begin(TARGET, dry_run=False)
         with state.step(TARGET, "connect") if not dry_run else contextlib.nullcontext({}) as step:
@@ -452,6 +461,8 @@ class KubernetesTarget:
     # -------------------------------------------------------------------------------------- status
     def status(self) -> tuple[bool, list[str]]:
         rec = self.state.target(TARGET) or {}
+        if rec.get("resources"):
+            self._same_cluster()
         lines: list[str] = []
         healthy = rec.get("status") == "deployed"
         for r in rec.get("resources", []):
@@ -500,6 +511,8 @@ class KubernetesTarget:
 
     def destroy(self) -> int:
         rec = self.state.target(TARGET) or {}
+        if rec.get("resources"):
+            self._same_cluster()
         removed = 0
         for r in _teardown_order(list(rec.get("resources", []))):
             if r["kind"] == "Namespace" and not r.get("created_by_mlplan"):

@@ -82,8 +82,10 @@ class PulumiTarget:
                  stack: str | None = None, say: Callable[[str], None] = print) -> None:
         self.folder = folder
         self.state = state
-        self.backend = backend
-        self.stack_arg = stack
+        recorded = state.target(TARGET) or {}
+        # status / destroy act on the stack that deploy used, unless told otherwise
+        self.backend = backend or recorded.get("backend")
+        self.stack_arg = stack or recorded.get("stack")
         self.say = say
         self.ops: Counter[str] = Counter()
 

@@ -42,6 +42,7 @@ def _folder(tmp_path: Path) -> Path:
 def _target(folder_path: Path, server: FakeKubeServer, tmp_path: Path, out: list[str]) -> KubernetesTarget:
     folder = load_folder(folder_path)
     state = DeployState(folder.state_dir, folder.plan.id)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     kubeconfig = server.kubeconfig(tmp_path / "kubeconfig")
     return KubernetesTarget(folder, state, kubeconfig=kubeconfig, say=out.append)
 
@@ -285,4 +286,18 @@ def test_objects_dropped_from_the_manifests_are_pruned(tmp_path: Path, kube_serv
     assert kube_server.fake.get("services", NS, "mistral-7b") is None
     state = DeployState(folder / ".mlplan", "x").target("kubernetes")
     assert state is not None and "Service" not in {r["kind"] for r in state["resources"]}
+    assert kube_server.fake.get("deployments", NS, "mistral-7b") is not None
+
+
+def test_another_cluster_is_refused(tmp_path: Path, kube_server: FakeKubeServer) -> None:
+    folder = _folder(tmp_path)
+    out: list[str] = []
+    _target(folder, kube_server, tmp_path, out).deploy(timeout_s=20, poll_s=0.01)
+    with FakeKubeServer() as other:
+        for action in ("status", "destroy", "deploy"):
+            target = _target(folder, other, tmp_path / action, out)
+            with pytest.raises(DeployError, match=f"was deployed to {kube_server.url}, but the kubeconfig now "
+                                                  f"points at {other.url}"):
+                getattr(target, action)()
+        assert not other.fake.applies() and not [r for r in other.fake.requests if r.method == "DELETE"]
     assert kube_server.fake.get("deployments", NS, "mistral-7b") is not None

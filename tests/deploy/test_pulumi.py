@@ -87,3 +87,13 @@ def test_stack_name(tmp_path: Path, cloud: Path) -> None:
     bare = write_plan_folder(tmp_path / "bare", factories.cloud_llm_single_gpu())
     with pytest.raises(DeployError, match=r"the Pulumi project \(infra/Pulumi.yaml\) is missing"):
         stack_name(load_folder(bare), None)
+
+
+def test_status_and_destroy_use_the_recorded_backend_and_stack(cloud: Path) -> None:
+    folder = load_folder(cloud)
+    state = DeployState(folder.state_dir, folder.plan.id)
+    state.begin("pulumi", backend="s3://team-state", stack="prod-eu")
+    target = PulumiTarget(folder, DeployState(folder.state_dir, folder.plan.id), say=lambda _: None)
+    assert (target.backend, target.stack_arg) == ("s3://team-state", "prod-eu")
+    explicit = PulumiTarget(folder, state, backend="file:///tmp/x", stack="dev", say=lambda _: None)
+    assert (explicit.backend, explicit.stack_arg) == ("file:///tmp/x", "dev")
