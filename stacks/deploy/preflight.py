@@ -64,18 +64,30 @@ def aws_parts(folder: PlanFolder) -> list[Any]:
 
 
 def stack_buckets(folder: PlanFolder) -> list[str]:
-    """Bucket names set in ``infra/Pulumi.<stack>.yaml`` config (keys ending in bucket / bucketName)."""
-    names: list[str] = []
+    """Buckets the Pulumi stack will create: each AWS part's model bucket (``mlplan:modelBucket`` from
+    ``infra/Pulumi.<stack>.yaml``, else the deterministic ``stacks.layout.model_bucket_name``), plus any other
+    config value whose key ends in bucket / bucketName."""
+    if not folder.infra_dir.is_dir():
+        return []
+    config: dict[str, Any] = {}
     for f in sorted(folder.infra_dir.glob("Pulumi.*.yaml")):
         try:
             data = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError):
             continue
-        for key, value in (data.get("config") or {}).items():
-            short = str(key).split(":")[-1].lower().replace("_", "")
-            if isinstance(value, str) and (short.endswith("bucket") or short.endswith("bucketname")):
-                names.append(value)
-    return sorted(set(names))
+        config.update({str(k): v for k, v in (data.get("config") or {}).items()})
+    names: set[str] = set()
+    for key, value in config.items():
+        short = key.split(":")[-1].lower().replace("_", "")
+        if isinstance(value, str) and value and (short.endswith("bucket") or short.endswith("bucketname")):
+            names.add(value)
+    from stacks.layout import model_bucket_name, parts
+
+    override = config.get("mlplan:modelBucket")
+    for info in parts(folder.plan):
+        if info.target in ("aws-ec2", "aws-eks") and info.part.region and not override:
+            names.add(model_bucket_name(folder.plan, info.part.region))
+    return sorted(names)
 
 
 class Preflight:

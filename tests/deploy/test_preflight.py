@@ -18,7 +18,8 @@ from botocore.stub import Stubber
 from planner.errors import CredentialsError, DeployError, EnvironmentProblem, InputError
 from stacks.deploy.aws import quota_class
 from stacks.deploy.folder import load_folder
-from stacks.deploy.preflight import Preflight, raise_for
+from stacks.deploy.preflight import Preflight, raise_for, stack_buckets
+from stacks.layout import model_bucket_name
 from tests import factories
 from tests.deploy.conftest import reset_moto, small_catalog, write_plan_folder
 
@@ -73,13 +74,15 @@ def test_all_checks_pass(tmp_path: Path, aws: Aws) -> None:
     with aws.stub:
         checks = Preflight(_folder(tmp_path), client_factory=aws, catalog=small_catalog(), say=lines.append).run()
     aws.stub.assert_no_pending_responses()
-    assert [c.ok for c in checks] == [True] * 6, lines
+    assert [c.ok for c in checks] == [True] * 7, lines
     text = "\n".join(lines)
     assert "credentials: account 123456789012" in text
     assert "g6e.xlarge in us-east-1: offered in 4 zone(s): us-east-1a, us-east-1b, us-east-1c, us-east-1d" in text
     assert "1 x NVIDIA L40S 44.7 GiB (matches the catalog)" in text
     assert "L-DB2E81BA) = 64 vCPUs, 0 in use, 64 free; the plan needs 2 x 4 = 8" in text
     assert "bucket mlplan-llama-artifacts: name is free" in text
+    stack_bucket = model_bucket_name(factories.cloud_llm_single_gpu(), "us-east-1")  # the stack's model bucket
+    assert f"bucket {stack_bucket}: name is free" in text
     assert "model bucket models: exists and is readable" in text
     raise_for(checks)  # nothing failed: no error
 
@@ -102,7 +105,7 @@ def test_quota_counts_running_instances(tmp_path: Path, aws: Aws) -> None:
     with pytest.raises(EnvironmentProblem) as err:
         raise_for(checks)
     assert err.value.exit_code == 4
-    assert "preflight: 2 of 5 checks failed" in err.value.one_line()  # quota + the missing model bucket
+    assert "preflight: 2 of 6 checks failed" in err.value.one_line()  # quota + the missing model bucket
 
 
 def test_default_quota_when_account_has_no_override(tmp_path: Path, aws: Aws) -> None:
@@ -150,6 +153,9 @@ def test_bucket_taken_by_another_account(tmp_path: Path, aws: Aws) -> None:
     # moto has one account, so the 403 of a bucket owned elsewhere comes from a Stubber on a real S3 client
     s3 = boto3.client("s3", region_name="us-east-1", **CREDS)
     stub = Stubber(s3)
+    stack_bucket = model_bucket_name(factories.cloud_llm_single_gpu(), "us-east-1")
+    stub.add_client_error("head_bucket", service_error_code="404", service_message="Not Found",
+                          http_status_code=404, expected_params={"Bucket": stack_bucket})
     stub.add_client_error("head_bucket", service_error_code="403", service_message="Forbidden",
                           http_status_code=403, expected_params={"Bucket": "mlplan-llama-artifacts"})
     stub.add_client_error("head_bucket", service_error_code="404", service_message="Not Found",
@@ -158,9 +164,19 @@ def test_bucket_taken_by_another_account(tmp_path: Path, aws: Aws) -> None:
                     catalog=small_catalog(), say=lambda _: None)
     with stub:
         pre.check_buckets("us-east-1")
-    assert [(c.name, c.ok) for c in pre.checks] == [("bucket mlplan-llama-artifacts", False),
+    assert [(c.name, c.ok) for c in pre.checks] == [(f"bucket {stack_bucket}", True),
+                                                    ("bucket mlplan-llama-artifacts", False),
                                                     ("model bucket models", False)]
-    assert "taken by another AWS account" in pre.checks[0].message
+    assert "taken by another AWS account" in pre.checks[1].message
+
+
+def test_configured_model_bucket_replaces_the_derived_name(tmp_path: Path) -> None:
+    folder = write_plan_folder(tmp_path / "p", factories.cloud_llm_single_gpu(), {
+        "infra/Pulumi.yaml": "name: t\nruntime: python\n",
+        "infra/Pulumi.prod.yaml": yaml.safe_dump({"config": {"mlplan:modelBucket": "acme-llm-weights"}})})
+    assert stack_buckets(load_folder(folder)) == ["acme-llm-weights"]
+    bare = write_plan_folder(tmp_path / "b", factories.cloud_llm_single_gpu())  # no infra/: nothing to create
+    assert stack_buckets(load_folder(bare)) == []
 
 
 def test_no_credentials_is_exit_4_and_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto_url: str) -> None:
