@@ -164,6 +164,9 @@ def training_plan(spec: Spec, arch: ModelArch, t: TrainCandidate, rank: int, par
         purchase=t.purchase, traffic_fraction=1.0, runtime="ray", monthly_cost_usd=round(t.monthly, 2),
     )
     notes = ["monthly_cost_usd is the cost of one training run"]
+    if t.placement == "cloud":
+        notes.append("hybrid pattern: train here on data that may leave its site, then plan the serving side "
+                     "separately (an inference spec with the inference data's privacy class, e.g. on-prem)")
     if spec.constraints.privacy in ("restricted", "air-gapped") and t.placement == "on-prem":
         notes.append("training data may not leave its sites: consider federated training across sites "
                      "(e.g. Flower / NVIDIA FLARE) if the data is split over several locations")
