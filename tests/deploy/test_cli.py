@@ -137,9 +137,17 @@ def test_local_demo_end_to_end(tmp_path: Path) -> None:
         assert smoke, deployed.stdout
         status = mlplan("status", str(out))
         assert status.returncode == 0 and "local: healthy" in status.stdout
+        pid = re.search(r"ray-serve \(pid (\d+)\)", status.stdout)
+        assert pid, status.stdout
+        again = mlplan("deploy", str(out), "--target", "local")
+        assert again.returncode == 0 and "already deployed and healthy" in again.stdout
+        assert f"endpoint: {endpoint.group(1)}" in again.stdout
     finally:
         gone = mlplan("destroy", str(out))
     assert gone.returncode == 0, gone.stderr
+    from serving.launch import session_members
+
+    assert not session_members(int(pid.group(1)))  # every process of the Ray session is gone
     port = int(endpoint.group(1).split(":")[2].split("/")[0])
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0  # port closed

@@ -1,6 +1,7 @@
-"""Local target with real servers: Ray Serve and tritonserver serve the demo MLP; deploy answers, status is
-healthy, a second deploy changes nothing, destroy stops every process and closes the ports, a second destroy
-is a no-op. The plan folders hold the real serving artifacts the emitters build."""
+"""Local target with a real tritonserver serving the demo MLP: deploy answers, status is healthy, a second
+deploy changes nothing, a changed artifact restarts, destroy stops every process and closes the ports, a second
+destroy is a no-op. The plan folders hold the real serving artifacts the emitters build. The same lifecycle
+with Ray Serve runs through the CLI from `mlplan plan examples/local-demo.yaml` (tests/deploy/test_cli.py)."""
 
 from __future__ import annotations
 
@@ -84,11 +85,6 @@ def _lifecycle(folder: Path, body: dict, restart: Callable[[Path], None] | None 
     assert not healthy and lines == [f"nothing from {folder.resolve()} is deployed"]
     assert targets.destroy(folder, say=out.append) == 0  # second destroy: a no-op
     return out
-
-
-def test_local_ray_serve_lifecycle(tmp_path: Path) -> None:
-    row = [[0.5] * 64]
-    _lifecycle(ray_folder(tmp_path / "ray"), {"inputs": row})
 
 
 def test_local_triton_lifecycle(tmp_path: Path) -> None:
