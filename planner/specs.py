@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from planner.errors import InputError, SpecError
+from planner.errors import MlplanError, SpecError
 
 Dtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4"]
 SERVING_DTYPES: tuple[str, ...] = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
@@ -309,7 +309,7 @@ MAX_YAML_BYTES = 1_000_000
 """Other user YAML (catalog overlays: an inventory or a refreshed price list can be large)."""
 
 
-def read_yaml(path: Path, *, what: str = "spec", error: type[InputError] = SpecError, trusted: bool = False,
+def read_yaml(path: Path, *, what: str = "spec", error: type[MlplanError] = SpecError, trusted: bool = False,
               max_bytes: int = MAX_YAML_BYTES) -> Any:
     """Read a YAML file safely or raise ``error`` (a :class:`SpecError` by default) in one line.
 

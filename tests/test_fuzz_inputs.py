@@ -1,0 +1,231 @@
+"""Hostile input, small profile: every input entry point either works or fails with its documented error class in
+one line, never a traceback, never a hang.
+
+Strategies and the outcome classifier live in ``tests/fuzz_strategies.py``; ``benchmarks/fuzz_inputs.py`` runs the
+same entry points with 10,000+ inputs each. Runs derandomized (the same inputs on every run, so CI is stable);
+``FUZZ_EXAMPLES=N`` raises the count locally.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner.catalog import Catalog
+from planner.errors import CatalogError, InfeasibleError, ModelConfigError, SpecError
+from planner.models.hf_config import read_hf_config
+from planner.specs import MAX_SPEC_BYTES, load_spec, spec_from_data
+from tests import fuzz_strategies as fs
+
+N = int(os.environ.get("FUZZ_EXAMPLES", "0"))
+
+
+def profile(n: int) -> Any:
+    return settings(max_examples=N or n, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.filter_too_much])
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fs.Workspace]:
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in fs.quiet_environment().items():
+            if value is None:
+                mp.delenv(key, raising=False)
+            else:
+                mp.setenv(key, value)
+        mp.chdir(tmp_path_factory.mktemp("cwd"))
+        yield fs.Workspace(tmp_path_factory.mktemp("fuzz"))
+
+
+# Bugs this fuzzer found in files other helpers own, reported to the lead with their fix. A test that meets only
+# these ends XFAIL naming them (visible in the -ra summary); any other problem fails it. Once fixed, the signature
+# no longer matches and the test passes.
+KNOWN_BUGS: dict[str, str] = {
+    r"^wrong-class: SpecError: catalog overlay": "Catalog.load reads the overlay with read_yaml's default error "
+    "class (SpecError); fix: read_yaml(..., what='catalog overlay', error=CatalogError)",
+    r"File name too long": "stacks/deploy/folder.load_folder and stacks/writer.load_folder: Path.exists()/"
+    "read_text() raise OSError ENAMETOOLONG; fix: read plan.yaml with planner.specs.read_yaml(..., "
+    "error=ArtifactError)",
+    r"NotADirectoryError": "stacks/writer.load_folder (mlplan diff): a file given as the folder raises "
+    "NotADirectoryError; fix: read plan.yaml with planner.specs.read_yaml(..., error=ArtifactError)",
+}
+_seen: dict[str, set[str]] = {}
+
+
+def assert_good(outcome: fs.Outcome, reproducer: object, test: str = "") -> None:
+    if outcome.bad:
+        text = f"{outcome.kind}: {outcome.detail}"
+        for signature, bug in KNOWN_BUGS.items():
+            if re.search(signature, text):
+                _seen.setdefault(test, set()).add(bug)
+                return
+    assert not outcome.bad, f"{outcome.kind}: {outcome.detail}\n  input: {reproducer!r}"[:2000]
+
+
+def end_known(test: str) -> None:
+    """After a fuzz run with no unknown problem: XFAIL when a known (reported) bug was met."""
+    bugs = _seen.pop(test, set())
+    if bugs:
+        pytest.xfail("known bug(s), reported: " + " | ".join(sorted(bugs)))
+
+
+# ---------------------------------------------------------------------------------------------------- loaders
+
+
+@profile(200)
+@given(data=fs.spec_files())
+def test_spec_loader_returns_a_spec_or_one_spec_error_line(ws: fs.Workspace, data: bytes) -> None:
+    path = ws.write(data)
+    try:
+        assert_good(fs.classify(lambda: load_spec(path), SpecError), data[:300])
+    finally:
+        ws.cleanup()
+
+
+@pytest.mark.parametrize("index", range(16))
+def test_spec_loader_on_hostile_paths(ws: fs.Workspace, index: int) -> None:
+    """Missing file, directory, FIFO (must not block), /dev/zero (must not read forever), NUL in the path, a
+    5,000-character name, binary, over the cap."""
+    path = ws.fixed_paths[index]
+    outcome = fs.classify(lambda: load_spec(path), SpecError, limit_s=2.0)
+    if path == str(fs.EXAMPLES[0]):
+        assert outcome.kind == "ok", outcome
+    else:
+        assert outcome.kind == "clean", f"{path[:80]!r}: {outcome}"
+
+
+def test_size_cap_is_exact(tmp_path: Path) -> None:
+    head = b"model: {preset: gpt2}\n#"
+    at = tmp_path / "at.yaml"
+    at.write_bytes(head + b"x" * (MAX_SPEC_BYTES - len(head)))
+    assert load_spec(at).model.preset == "gpt2"
+    over = tmp_path / "over.yaml"
+    over.write_bytes(head + b"x" * (MAX_SPEC_BYTES - len(head) + 1))
+    with pytest.raises(SpecError, match="byte limit"):
+        load_spec(over)
+
+
+@profile(200)
+@given(data=fs.hf_config_files())
+def test_hf_config_reader_returns_an_arch_or_one_model_config_error_line(ws: fs.Workspace, data: bytes) -> None:
+    path = ws.write(data, ".json")
+    try:
+        assert_good(fs.classify(lambda: read_hf_config(path), ModelConfigError), data[:300])
+    finally:
+        ws.cleanup()
+
+
+def test_catalog_overlay_returns_a_catalog_or_one_catalog_error_line(ws: fs.Workspace) -> None:
+    name = "overlay"
+
+    @profile(120)
+    @given(data=fs.overlay_files())
+    def run(data: bytes) -> None:
+        path = ws.write(data)
+        try:
+            assert_good(fs.classify(lambda: Catalog.load(overlay=path), CatalogError), data[:300], name)
+        finally:
+            ws.cleanup()
+
+    run()
+    end_known(name)
+
+
+# ------------------------------------------------------------------------------------------ recommend end to end
+
+
+@profile(100)
+@given(spec_data=fs.valid_spec_data())
+def test_recommend_on_random_valid_specs_plans_or_is_infeasible(spec_data: dict[str, Any]) -> None:
+    from planner.optimizer import recommend
+
+    spec = spec_from_data(spec_data)  # the strategy only makes valid specs: this must not raise
+    catalog = Catalog.load()
+    outcome = fs.classify(lambda: fs.check_recommendation(recommend(spec, catalog)), InfeasibleError, limit_s=3.0)
+    assert_good(outcome, spec_data)
+
+
+# ----------------------------------------------------------------------------------------------------- the CLI
+
+COMMANDS = fs.cli_commands()
+EXAMPLES_PER_COMMAND = {"plan": 40, "explain": 40, "recommend": 60, "catalog": 60}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_cli_main_exits_0_to_5_with_one_line(ws: fs.Workspace, command: str) -> None:
+    """``planner.cli.main`` as a user runs it: exit 0, 2, 3, 4 or 5; never 1 (internal error) or a traceback; an
+    error is one ``mlplan: error:`` line. deploy/status/destroy/preflight get folders that are not plans."""
+
+    @profile(EXAMPLES_PER_COMMAND.get(command, 80))
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        argv = data.draw(fs.cli_argv(command, ws))
+        try:
+            assert_good(fs.run_cli(argv), argv, f"main-{command}")
+        finally:
+            ws.cleanup()
+
+    run()
+    end_known(f"main-{command}")
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c in ("estimate", "catalog", "recommend", "explain")])
+def test_cli_runner_on_the_typer_app(ws: fs.Workspace, command: str) -> None:
+    """The same commands through ``typer.testing.CliRunner`` on ``planner.cli.app`` (no ``main`` wrapper): only
+    SystemExit, an MlplanError or a pydantic ValidationError of a command-line value may leave a command."""
+
+    @profile(30)
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        argv = data.draw(fs.cli_argv(command, ws))
+        try:
+            assert_good(fs.run_cli_runner(argv), argv)
+        finally:
+            ws.cleanup()
+
+    run()
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c in ("deploy", "status", "destroy", "preflight")])
+def test_deploy_commands_on_non_plan_folders_exit_2_or_5(ws: fs.Workspace, command: str) -> None:
+    name = f"folders-{command}"
+    for folder in ws.non_plan_folders:
+        outcome = fs.run_cli([command, folder])
+        assert_good(outcome, [command, folder], name)
+        if not outcome.bad:
+            code = int(outcome.detail.split(":")[0].removeprefix("exit ")) if outcome.detail else 0
+            assert outcome.kind == "clean" and code in (2, 5), f"{command} {folder[:60]!r}: {outcome}"
+    end_known(name)
+
+
+def test_classifier_catches_what_it_must() -> None:
+    """The oracle itself: a traceback, a wrong class, a two-line message and a hang are each told apart."""
+
+    def boom() -> None:
+        raise KeyError("x")
+
+    def two_lines() -> None:
+        raise SpecError("first line\nsecond line")
+
+    def wrong() -> None:
+        raise CatalogError("a catalog error where a spec error was documented")
+
+    def spin() -> None:
+        while True:
+            pass
+
+    assert fs.classify(boom, SpecError).kind == "traceback"
+    assert fs.classify(wrong, SpecError).kind == "wrong-class"
+    assert fs.classify(spin, SpecError, limit_s=0.2).kind == "hang"
+    # MlplanError.one_line() flattens whitespace, so a raw multi-line message can only come from elsewhere
+    assert fs.classify(two_lines, SpecError).kind == "clean"
+    assert fs.run_cli(["estimate", "--params", "nan"]).kind == "clean"
+    assert fs.run_cli(["estimate", "gpt2", "--json"]).kind == "ok"
