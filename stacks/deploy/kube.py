@@ -267,8 +267,10 @@ class KubernetesTarget:
                  console: Any = None) -> None:
         self.folder = folder
         self.state = state
-        self.kubeconfig = kubeconfig
-        self.context = context
+        recorded = state.target(TARGET) or {}
+        # status / destroy default to the kubeconfig and context the deploy used
+        self.kubeconfig = kubeconfig or recorded.get("kubeconfig")
+        self.context = context or recorded.get("context")
         self.default_namespace = namespace
         self.say = say
         self.console = console
@@ -339,7 +341,8 @@ class KubernetesTarget:
             step["server"] = self.host
             step["version"] = version.get("gitVersion", "?")
         if not dry_run:
-            state.update(TARGET, server=self.host, context=self.context)
+            state.update(TARGET, server=self.host, context=self.context,
+                         kubeconfig=str(Path(self.kubeconfig).resolve()) if self.kubeconfig else None)
         self.say(f"cluster {self.host} (Kubernetes {version.get('gitVersion', '?')})"
                  + (": server-side dry run (dryRun=All), nothing is changed" if dry_run else ""))
 

@@ -107,9 +107,9 @@ def test_kubernetes_flow_through_the_cli(tmp_path: Path) -> None:
         assert "rollout ready" in done.stdout
         again = mlplan("deploy", str(folder), "--kubeconfig", cfg)
         assert "2 objects with field manager 'mlplan': 0 changed, 2 unchanged" in again.stdout
-        status = mlplan("status", str(folder), "--kubeconfig", cfg)
+        status = mlplan("status", str(folder))  # the deploy's kubeconfig is recorded: no need to repeat it
         assert status.returncode == 0 and "kubernetes: healthy" in status.stdout
-        gone = mlplan("destroy", str(folder), "--kubeconfig", cfg)
+        gone = mlplan("destroy", str(folder))
         assert gone.returncode == 0 and "kubernetes: destroyed" in gone.stdout
         assert mlplan("destroy", str(folder), "--kubeconfig", cfg).returncode == 0
     with socket.socket() as s:
