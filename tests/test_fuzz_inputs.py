@@ -51,9 +51,10 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fs.Workspace]:
 KNOWN_BUGS: dict[str, str] = {
     r"^wrong-class: SpecError: catalog overlay": "Catalog.load reads the overlay with read_yaml's default error "
     "class (SpecError); fix: read_yaml(..., what='catalog overlay', error=CatalogError)",
-    r"File name too long": "stacks/deploy/folder.load_folder and stacks/writer.load_folder: Path.exists()/"
-    "read_text() raise OSError ENAMETOOLONG; fix: read plan.yaml with planner.specs.read_yaml(..., "
-    "error=ArtifactError)",
+    r"File name too long": "Path.exists()/is_file()/read_text() raise OSError ENAMETOOLONG on a name over 255 "
+    "bytes (stacks/deploy/folder.load_folder, stacks/writer.load_folder, planner/cli/estimate._model_spec, "
+    "planner/models/hf_config.read_hf_config); fix: catch OSError/ValueError around those checks, or read "
+    "plan.yaml with planner.specs.read_yaml(..., error=ArtifactError)",
     r"NotADirectoryError": "stacks/writer.load_folder (mlplan diff): a file given as the folder raises "
     "NotADirectoryError; fix: read plan.yaml with planner.specs.read_yaml(..., error=ArtifactError)",
 }
@@ -100,6 +101,37 @@ def test_spec_loader_on_hostile_paths(ws: fs.Workspace, index: int) -> None:
         assert outcome.kind == "ok", outcome
     else:
         assert outcome.kind == "clean", f"{path[:80]!r}: {outcome}"
+
+
+HOSTILE_DOCS = [
+    *fs.TAG_DOCS, *fs.EMPTY_DOCS,
+    *(fs._alias_bomb(levels, width) for levels, width in ((2, 40), (9, 10), (30, 2))),
+    *(fs._deep(kind, depth) for kind in ("flow-seq", "flow-map", "block-seq", "block-map") for depth in (900, 5000)),
+    "model: {params: " + "1" * 5000 + "}\n",
+    "model: {params: 1" + "0" * 400 + "}\n",
+    "model: {preset: gpt2}\n" + "".join(f"k{i}: &a{i % 7} {i}\n" for i in range(2000)),
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_DOCS, ids=range(len(HOSTILE_DOCS)))
+def test_every_hostile_document_is_a_spec_or_one_line_within_2s(tmp_path: Path, text: str) -> None:
+    """Each listed document, every run: !!python tags, merge keys, surrogate escapes, duplicate keys/anchors,
+    alias bombs, nesting past libyaml's 1,000-level cap, 5,000-digit integers, empty documents."""
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+    outcome = fs.classify(lambda: load_spec(path), SpecError, limit_s=2.0)
+    assert not outcome.bad, f"{outcome}: {text[:200]!r}"
+    if outcome.kind == "clean":
+        assert str(path) in outcome.detail or "spec" in outcome.detail, outcome.detail
+
+
+def test_python_tags_never_run_code(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "spec.yaml"
+    path.write_text(f'model: !!python/object/apply:os.system ["touch {marker}"]\n')
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(path)
+    assert not marker.exists()
 
 
 def test_size_cap_is_exact(tmp_path: Path) -> None:
