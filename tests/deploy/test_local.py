@@ -154,3 +154,19 @@ def test_percentile() -> None:
     values = sorted(float(i) for i in range(1, 101))
     assert percentile(values, 50) == 50.0 and percentile(values, 99) == 99.0 and percentile(values, 100) == 100.0
     assert percentile([3.0], 99) == 3.0
+
+
+def test_smoke_load_stops_early_against_a_dead_server() -> None:
+    import socket
+    import time
+
+    from stacks.deploy.local import smoke_load
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    result = smoke_load(f"http://127.0.0.1:{port}/", b"{}", lambda _: None, requests=4000, concurrency=2, warmup=2)
+    assert result.errors >= 200 and result.requests < 4000 and result.errors == result.requests
+    assert result.first_error is not None and "Connection refused" in result.first_error
+    assert time.monotonic() - t0 < 30
