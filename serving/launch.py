@@ -8,6 +8,10 @@ that session and nothing else: Ray clusters this module did not start are never 
 Record keys: kind, pid (session leader), sid, start_ticks (guards against PID reuse), host, http_port,
 (grpc_port), endpoint, health_url, ports (all ports the servers listen on), logs, workdir, and for Ray
 ray_address / temp_dir / route_prefix.
+
+``on_start`` (both starters) is called with the record the moment the server's processes exist, before the
+wait for readiness: a caller that records it at once (the deploy state) can always stop what was started, even
+when it is itself killed during the start-up. A failing ``on_start`` stops the server and propagates.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +149,23 @@ def _base_env() -> dict[str, str]:
     return env
 
 
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child receive SIGKILL when the process that started it dies (Linux
+    ``prctl(PR_SET_PDEATHSIG)``), so a helper command such as ``serve run`` never outlives a killed
+    ``mlplan deploy``. libc is resolved here, in the parent: the child only makes the one call."""
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux / no prctl: nothing to arrange
+        return None
+
+    def child() -> None:  # pragma: no cover - runs between fork and exec
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+
+    return child
+
+
 def _record(kind: str, pid: int, **kw: Any) -> dict[str, Any]:
     st = _stat(pid)
     return {"kind": kind, "pid": pid, "sid": pid, "start_ticks": st[3] if st else None, **kw}
@@ -151,7 +173,8 @@ def _record(kind: str, pid: int, **kw: Any) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------ Ray Serve
 def start_ray_serve(config_path: Path | str, *, http_port: int = 0, workdir: Path | str,
-                    num_cpus: int | None = None, timeout_s: float = 180.0) -> dict[str, Any]:
+                    num_cpus: int | None = None, timeout_s: float = 180.0,
+                    on_start: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Start a private Ray head on 127.0.0.1 and deploy the Serve config at ``config_path`` onto it.
 
     The config's ``http_options`` are replaced by 127.0.0.1:``http_port`` (a free port when 0); the config is
@@ -199,6 +222,8 @@ def start_ray_serve(config_path: Path | str, *, http_port: int = 0, workdir: Pat
                      logs=[str(ray_log), str(serve_log)], config=str(local_cfg))
     deadline = time.monotonic() + timeout_s
     try:
+        if on_start is not None:
+            on_start(dict(record))
         while not port_open(gcs):
             if _reap(pid) is not None or _stat(pid) is None:
                 raise DeployError(f"ray start exited; last log lines:\n{_tail(ray_log)}", fix=f"read {ray_log}")
@@ -211,7 +236,7 @@ def start_ray_serve(config_path: Path | str, *, http_port: int = 0, workdir: Pat
             done = subprocess.run(["serve", "run", "--address", f"{HOST}:{gcs}", "--non-blocking",
                                    str(local_cfg)], env=env, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, timeout=max(5.0, deadline - time.monotonic()),
-                                  check=False)
+                                  check=False, preexec_fn=_die_with_parent())
         if done.returncode != 0:
             raise DeployError(f"serve run failed (exit {done.returncode}); last log lines:\n{_tail(serve_log)}",
                               fix=f"read {serve_log}")
@@ -266,7 +291,8 @@ def prepare_triton(cache: Path | str) -> Path:
 
 def start_triton(model_repository: Path | str, *, http_port: int = 0, grpc_port: int = 0,
                  workdir: Path | str, timeout_s: float = 90.0, cache: Path | str | None = None,
-                 extra_args: tuple[str, ...] = ()) -> dict[str, Any]:
+                 extra_args: tuple[str, ...] = (),
+                 on_start: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Start tritonserver on 127.0.0.1 with ``model_repository``; wait for ``/v2/health/ready``."""
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -292,6 +318,8 @@ def start_triton(model_repository: Path | str, *, http_port: int = 0, grpc_port:
                      health_url=health, ports=[http_port, grpc_port], workdir=str(workdir), logs=[str(log)],
                      model_repository=str(repo))
     try:
+        if on_start is not None:
+            on_start(dict(record))
         _wait_ready(health, pid, time.monotonic() + timeout_s, log, "tritonserver")
     except BaseException:
         stop(record)
