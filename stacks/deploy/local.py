@@ -20,11 +20,12 @@ import hashlib
 import json
 import os
 import random
+import signal
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from math import ceil, prod
 from pathlib import Path
@@ -197,6 +198,57 @@ def smoke_load(url: str, body: bytes, check: Callable[[Any], None], *, requests:
 # ---------------------------------------------------------------------------------------------- target
 
 
+class _Termination:
+    """SIGTERM / SIGINT during a local deploy, handled so that nothing detached is left unrecorded.
+
+    While a server is starting (inside ``serving.launch``, between spawning it and returning its record) the
+    signal is only noted: the start finishes (bounded by its timeout), the server is recorded, then the deploy
+    stops. Elsewhere (e.g. during the smoke load) it acts at once. SIGTERM ends with a one-line DeployError
+    (exit 5), SIGINT as Ctrl-C always does (KeyboardInterrupt, exit 130). Either way the failed step is on
+    record and ``mlplan destroy`` removes the server."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.requested: int | None = None
+        self.deferring = False
+
+    def error(self) -> BaseException:
+        if self.requested == signal.SIGINT:
+            return KeyboardInterrupt()
+        return DeployError("mlplan deploy was terminated (SIGTERM)",
+                           fix="run `mlplan status DIR` to see what exists, `mlplan destroy DIR` to remove it")
+
+    def handler(self, signum: int, frame: Any) -> None:
+        self.requested = signum
+        if not self.deferring:
+            raise self.error()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        old = {sig: signal.signal(sig, self.handler) for sig in self.SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, previous in old.items():
+                signal.signal(sig, previous)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+
+    def check(self) -> None:
+        if self.requested is not None:
+            raise self.error()
+
+
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "mlplan"
@@ -239,6 +291,11 @@ class LocalTarget:
         return [r for r in (self.state.target(TARGET) or {}).get("resources", []) if r.get("kind")]
 
     def deploy(self) -> dict[str, Any]:
+        self.term = _Termination()
+        with self.term.installed():
+            return self._deploy()
+
+    def _deploy(self) -> dict[str, Any]:
         from serving import launch
 
         runtime = self._runtime()
@@ -261,20 +318,25 @@ class LocalTarget:
         workdir = self.folder.state_dir / "local"
         if runtime == "ray":
             config = self.folder.require(self.folder.serve_config, "the Ray Serve config")
-            with self.state.step(TARGET, "start ray serve", config=str(config.relative_to(self.folder.root))):
+            with self.state.step(TARGET, "start ray serve", config=str(config.relative_to(self.folder.root))), \
+                    self.term.deferred():
                 record = launch.start_ray_serve(config, http_port=self.port, workdir=workdir,
                                                 timeout_s=self.start_timeout_s)
+                self.state.add_resource(TARGET, {"id": record["kind"], **record})
         else:
             repo = self.folder.require(self.folder.triton_repository, "the Triton model repository")
             models = sorted(p.name for p in repo.iterdir() if (p / "config.pbtxt").is_file())
             if not models:
                 raise ArtifactError(f"{repo} holds no model (no <model>/config.pbtxt)",
                                     fix="run `mlplan plan SPEC --out DIR` again")
-            with self.state.step(TARGET, "start tritonserver", models=models):
+            with self.state.step(TARGET, "start tritonserver", models=models), self.term.deferred():
                 record = launch.start_triton(repo, http_port=self.port, workdir=workdir,
                                              timeout_s=self.start_timeout_s, cache=_cache_dir())
                 record["model"] = models[0]
-        self.state.add_resource(TARGET, {"id": record["kind"], **record})
+                self.state.add_resource(TARGET, {"id": record["kind"], **record})
+        if self.term.requested is not None:  # a signal noted during the start: the server is on record; stop
+            with self.state.step(TARGET, f"stop on {signal.Signals(self.term.requested).name}"):
+                self.term.check()
         endpoint = str(record["endpoint"])
         if record["kind"] == "triton":
             endpoint = f"{endpoint.rstrip('/')}/v2/models/{record['model']}/infer"

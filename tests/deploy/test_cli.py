@@ -155,3 +155,79 @@ def test_local_demo_end_to_end(tmp_path: Path) -> None:
     assert status.returncode == 5
     again = mlplan("destroy", str(out))
     assert again.returncode == 0 and "nothing to destroy" in again.stdout
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmd:
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_while_starting_leaves_nothing_running(tmp_path: Path) -> None:
+    """SIGTERM to `mlplan deploy` while tritonserver starts: one line, exit 5, the failed step on record, and
+    (after destroy) no tritonserver of this folder left, whichever phase the signal hit."""
+    import json
+    import signal
+    import time
+
+    from serving.triton import write_model_repository
+
+    plan = factories.local_demo("triton")
+    folder = write_plan_folder(tmp_path / "t", plan)
+    repo = folder / "serving" / "triton" / "model_repository"
+    write_model_repository(plan, repo)
+    proc = subprocess.Popen([MLPLAN, "deploy", str(folder), "--smoke-requests", "100000"], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    state = folder / ".mlplan" / "state.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            steps = json.loads(state.read_text())["targets"]["local"]["steps"]
+        except (OSError, ValueError, KeyError):
+            steps = []
+        if steps and steps[-1]["name"] == "start tritonserver":
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 5, err
+    assert "terminated (SIGTERM)" in one_line_error(subprocess.CompletedProcess(proc.args, 5, out, err))
+    rec = json.loads(state.read_text())["targets"]["local"]
+    assert rec["status"] == "failed" and rec["steps"][-1]["status"] == "failed"
+    assert mlplan("destroy", str(folder)).returncode == 0
+    assert not _processes_mentioning(str(repo.resolve()))
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_starting_is_exit_130_and_recorded(tmp_path: Path) -> None:
+    import json
+    import signal
+    import time
+
+    from serving.triton import write_model_repository
+
+    plan = factories.local_demo("triton")
+    folder = write_plan_folder(tmp_path / "t", plan)
+    repo = folder / "serving" / "triton" / "model_repository"
+    write_model_repository(plan, repo)
+    proc = subprocess.Popen([MLPLAN, "deploy", str(folder), "--smoke-requests", "0"], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    state = folder / ".mlplan" / "state.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "start tritonserver" not in (state.read_text() if state.exists() else ""):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    rec = json.loads(state.read_text())["targets"]["local"]
+    assert rec["status"] == "failed" and rec["steps"][-1]["name"] in ("stop on SIGINT", "start tritonserver")
+    assert mlplan("destroy", str(folder)).returncode == 0
+    assert not _processes_mentioning(str(repo.resolve()))
