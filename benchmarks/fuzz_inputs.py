@@ -112,6 +112,8 @@ def worker(entry: str, n: int, seed: int, limit_s: float) -> dict[str, Any]:
             faulthandler.cancel_dump_traceback_later()
         counts[outcome.kind] += 1
         times.append(outcome.seconds)
+        if len(times) % 2000 == 0:
+            print(f"  {entry}: {len(times)} inputs", file=sys.stderr, flush=True)
         if outcome.bad:
             key = f"{outcome.kind}: {_generic(outcome.detail.split(' -> ')[-1])[:110]}"
             if key not in problems:
