@@ -99,12 +99,16 @@ def plan_id(parts: list[Part]) -> str:
     return "+".join(bits)
 
 
-def predicted(spec: Spec, c: Candidate, rps_total: float) -> Predicted:
+def predicted(spec: Spec, c: Candidate, rps_total: float, queue_delay_s: float = 0.0) -> Predicted:
+    """Figures as a user measures them. Non-LLM latency includes the dynamic batcher's wait (``queue_delay_s``):
+    at light load a request waits that long for companions before its batch runs (Triton dynamic batching,
+    Ray Serve ``@serve.batch`` ``batch_wait_timeout_s``)."""
     o = c.option
     return Predicted(
         ttft_s=_r(o.ttft_s), tpot_s=_r(o.tpot_s),
         throughput_tokens_per_s=_r(o.tokens_per_s * c.replicas if o.tokens_per_s is not None else None),
-        latency_s=_r(o.latency_s), throughput_rps=_r(rps_total) or 0.0,
+        latency_s=_r(o.latency_s + queue_delay_s if o.latency_s is not None else None),
+        throughput_rps=_r(rps_total) or 0.0,
         max_batch=o.max_batch, network_rtt_s=_r(c.rtt_s) or 0.0,
         memory_per_gpu_bytes=int(o.memory_bytes_per_gpu), memory_capacity_per_gpu_bytes=int(o.capacity_bytes_per_gpu),
         memory_headroom=_r(o.headroom, 4) or 0.0, energy_j_per_request=_r(o.energy_j_per_request),
@@ -141,6 +145,7 @@ def inference_plan(spec: Spec, arch: ModelArch, cand: Candidate | Hybrid, rank: 
         notes.append(" + ".join(f"{p.role}: {p.traffic_fraction:.0%} of traffic on {p.placement} {p.instance}"
                                 for p in parts))
     p0 = parts[0]
+    srv = serving(spec, primary, p0.runtime, p0.replicas)
     return Plan(
         rank=rank, id=plan_id(parts), workload="inference",
         placement="hybrid" if isinstance(cand, Hybrid) else p0.placement,
@@ -148,9 +153,11 @@ def inference_plan(spec: Spec, arch: ModelArch, cand: Candidate | Hybrid, rank: 
         accelerator_count=p0.accelerator_count, gpus_per_node=p0.gpus_per_node, nodes=p0.nodes,
         tensor_parallel=p0.tensor_parallel, pipeline_parallel=p0.pipeline_parallel, replicas=p0.replicas,
         dtype=p0.dtype, purchase=p0.purchase, monthly_cost_usd=round(cand.monthly, 2), cost=_cost(spec, lines),
-        predicted=predicted(spec, primary, rps_total), rationale=rationale(spec, primary, rank, next_cost),
+        predicted=predicted(spec, primary, rps_total, srv.max_queue_delay_us / 1e6 if primary.option.ttft_s is None
+                            else 0.0),
+        rationale=rationale(spec, primary, rank, next_cost),
         pareto=pareto, parts=tuple(parts), model=model_ref(spec, arch),
-        serving=serving(spec, primary, p0.runtime, p0.replicas), security=security(spec), notes=tuple(notes),
+        serving=srv, security=security(spec), notes=tuple(notes),
     )
 
 
