@@ -33,7 +33,12 @@ IMAGES = {
 SERVE_PORT = 8000
 GRPC_PORT = 8001
 METRICS_PORT = 8002
-RUN_AS_USER = 1000
+#: UID/GID of the model-server pods: above 10000, so it matches no user of the node (checkov CKV_K8S_40, "run as
+#: a high UID to avoid host conflict"). vLLM, Triton and Envoy run as any UID with HOME=/tmp.
+RUN_AS_USER = 10001
+#: The rayproject images' own "ray" user (uid 1000, HOME /home/ray, which Ray writes to): the training RayJob
+#: runs as it, like the RayService pods (serving.kuberay.RAY_UID).
+RAY_IMAGE_UID = 1000
 GIB = 2**30
 
 #: Bytes per parameter for each serving dtype (weights only).
@@ -100,15 +105,23 @@ def pod_resources(plan: Plan, part: Part) -> Obj:
     return {"requests": dict(res), "limits": dict(res)}
 
 
-def container_security() -> Obj:
+def container_security(uid: int = RUN_AS_USER) -> Obj:
     return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER, "capabilities": {"drop": ["ALL"]},
+            "runAsUser": uid, "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"}}
 
 
-def pod_security() -> Obj:
-    return {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_USER, "fsGroup": RUN_AS_USER,
+def pod_security(uid: int = RUN_AS_USER) -> Obj:
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
             "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def pull_policy(part: Part) -> str:
+    """``Always`` in data centres and clouds: the kubelet re-resolves the pinned tag at every pod start, so a
+    re-pushed tag is never served from a stale node cache and every pod proves its pull credentials (a cached
+    private image is otherwise usable by any pod on the node; checkov CKV_K8S_15). ``IfNotPresent`` on edge
+    fleets: devices on intermittent links must restart pods from their cache while offline."""
+    return "IfNotPresent" if part.placement == "edge" else "Always"
 
 
 def _dtype_args(dtype: str) -> list[str]:
@@ -165,7 +178,7 @@ def server_container(plan: Plan, info: PartInfo) -> Obj:
     return {
         "name": "server",
         "image": image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": pull_policy(part),
         "command": command,
         "args": args,
         "env": env,
@@ -189,7 +202,7 @@ def fetch_container(plan: Plan, info: PartInfo, ctx: Context) -> Obj | None:
     return {
         "name": "fetch-model",
         "image": IMAGES["aws-cli"],
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": pull_policy(info.part),
         "command": ["aws", "s3", "sync", "--only-show-errors", src, dest],
         "env": [{"name": "HOME", "value": "/tmp"}],
         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
@@ -498,7 +511,8 @@ def router(plan: Plan, local: PartInfo, remote: PartInfo, ctx: Context, local_se
         "replicas": 2, "selector": {"matchLabels": sel},
         "template": {"metadata": {"labels": {**rl, **sel}}, "spec": {
             "automountServiceAccountToken": False, "securityContext": pod_security(),
-            "containers": [{"name": "envoy", "image": IMAGES["envoy"], "imagePullPolicy": "IfNotPresent",
+            "containers": [{"name": "envoy", "image": IMAGES["envoy"],
+                            "imagePullPolicy": pull_policy(local.part),
                             "args": ["-c", "/etc/envoy/envoy.yaml"],
                             "ports": [{"name": "http", "containerPort": SERVE_PORT}],
                             "resources": {"requests": {"cpu": "500m", "memory": "256Mi"},
@@ -571,11 +585,12 @@ def training_job(plan: Plan, info: PartInfo, ctx: Context) -> list[Obj]:
               {"name": "dshm", "mountPath": "/dev/shm"}, {"name": "ray-tmp", "mountPath": "/tmp/ray"}]
     vols = [{"name": "config", "configMap": {"name": f"{name}-deepspeed"}},
             {"name": "dshm", "emptyDir": {"medium": "Memory"}}, {"name": "ray-tmp", "emptyDir": {}}]
-    sec = {k: v for k, v in container_security().items() if k != "readOnlyRootFilesystem"}  # ray writes ~/
+    sec = {k: v for k, v in container_security(RAY_IMAGE_UID).items()
+           if k != "readOnlyRootFilesystem"}  # ray writes ~/
 
     def pod(container: Obj, gpu: bool) -> Obj:
         spec: Obj = {"serviceAccountName": info.app, "automountServiceAccountToken": False,
-                     "securityContext": pod_security(), "containers": [container], "volumes": vols}
+                     "securityContext": pod_security(RAY_IMAGE_UID), "containers": [container], "volumes": vols}
         if gpu:
             spec.update(_scheduling(info))
         return {"metadata": {"labels": lab}, "spec": spec}
