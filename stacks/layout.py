@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from planner.errors import InputError
 from planner.plan import Part, Plan
 
 Target = Literal["aws-ec2", "aws-eks", "kubeconfig", "edge-fleet", "firmware", "manifests-only", "local"]
@@ -68,6 +69,21 @@ def region_allowed(provider: str, region: str, allowed: tuple[str, ...] | None) 
         return True
     names = {a.lower() for a in allowed}
     return region.lower() in names or region_geography(provider, region) in names or f"{provider}:{region}" in names
+
+
+def check_residency(plan: Plan) -> None:
+    """Refuse a plan whose cloud parts lie outside its own residency set (``security.allowed_regions``).
+
+    The optimizer never produces one; a hand-edited or tampered ``plan.yaml`` can. Every emitter that turns a
+    plan into infrastructure calls this first (the manifests and the Pulumi program), so such a plan yields no
+    folder, no manifest and no resource."""
+    for info in parts(plan):
+        p = info.part
+        if p.placement == "cloud" and p.region and not region_allowed(p.provider, p.region,
+                                                                       plan.security.allowed_regions):
+            raise InputError(f"part {info.key}: region {p.region} is outside allowed_regions "
+                             f"{', '.join(plan.security.allowed_regions or ())}",
+                             fix="re-plan with a region inside the allowed set")
 
 
 #: Extended resource each accelerator family's Kubernetes device plugin advertises. Sources: NVIDIA

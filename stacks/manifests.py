@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from planner.plan import Part, Plan
-from stacks.layout import PartInfo, device_resource, gpus_per_pod, nodes_per_replica, parts
+from stacks.layout import PartInfo, check_residency, device_resource, gpus_per_pod, nodes_per_replica, parts
 
 Obj = dict[str, Any]
 
@@ -694,7 +694,9 @@ def hybrid_local_remote(infos: list[PartInfo]) -> tuple[PartInfo, PartInfo] | No
 
 
 def render(plan: Plan, contexts: dict[str, Context] | None = None) -> dict[str, list[Obj]]:
-    """All manifests of the plan, keyed by part key (the file ``k8s/<key>.yaml``)."""
+    """All manifests of the plan, keyed by part key (the file ``k8s/<key>.yaml``). A plan with a cloud part
+    outside its own residency set is refused (InputError), so the plan writer never emits one."""
+    check_residency(plan)
     contexts = contexts or {}
     infos = parts(plan)
     pair = hybrid_local_remote(infos) if plan.placement == "hybrid" else None

@@ -18,7 +18,7 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
-from planner.errors import ArtifactError, InputError
+from planner.errors import ArtifactError
 from planner.plan import Plan
 from stacks import layout, manifests
 from stacks.aws import Ec2GpuServer, EksGpuCluster, EncryptionKey, ModelBucket, Network, NodeGroupSpec
@@ -42,13 +42,7 @@ def load_plan(path: str | Path) -> Plan:
 
 def check_residency(plan: Plan) -> None:
     """Refuse to create anything in a region the plan's security posture does not allow."""
-    for info in layout.parts(plan):
-        p = info.part
-        if p.placement == "cloud" and p.region and not layout.region_allowed(
-                p.provider, p.region, plan.security.allowed_regions):
-            raise InputError(f"part {info.key}: region {p.region} is outside allowed_regions "
-                             f"{', '.join(plan.security.allowed_regions or ())}",
-                             fix="re-plan with a region inside the allowed set")
+    layout.check_residency(plan)
 
 
 def node_disk_gib(plan: Plan, info: layout.PartInfo) -> int:
