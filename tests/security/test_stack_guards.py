@@ -1,0 +1,108 @@
+"""The generated stacks, checked on the resources the Pulumi program records under Pulumi's own mocks, for
+every example plan (real optimizer) and every factory plan: no IAM grant of every action on every resource, no
+public bucket / internet ingress / public IP / internet-facing load balancer, and no resource outside the plan's
+residency set. Then the guards themselves: a tampered plan (a region outside ``allowed_regions``) is refused by
+the writer and the program, and a public bucket or a ``*`` grant makes these checks fail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from planner.errors import InputError
+from tests import factories
+from tests.faults.conftest import leftovers
+from tests.security import audit
+from tests.security.conftest import Emitted
+
+Res = dict[str, Any]
+
+
+def test_iac_plans_are_covered(mock_resources: dict[str, list[Res]]) -> None:
+    aws = {"example-chat-eu-pii", "example-hybrid-clinic", "example-llama-70b-tight-ttft",
+           "factory-cloud_llm_tensor_parallel", "factory-ec2_single_gpu", "factory-onprem_llm"}
+    assert aws <= set(mock_resources)
+    assert all(mock_resources[n] for n in aws)
+
+
+def test_no_iam_wildcard_grant(mock_resources: dict[str, list[Res]]) -> None:
+    found = {n: w for n, res in mock_resources.items() if (w := audit.iam_wildcards(res))}
+    assert not found, found
+    policies = sum(1 for res in mock_resources.values() for r in res if audit.policy_documents(r))
+    assert policies >= 10  # the checks really saw policies (trust policies, role policies, bucket policies)
+
+
+def test_nothing_public(mock_resources: dict[str, list[Res]], emitted: dict[str, Emitted]) -> None:
+    found = {}
+    for name, res in mock_resources.items():
+        objs = [d for f in audit.manifest_files(emitted[name].folder) for d in audit.documents(f)]
+        if problems := audit.public_exposure(res, objs):
+            found[name] = problems
+    assert not found, found
+    buckets = [r for res in mock_resources.values() for r in res if r["type"] == "aws:s3/bucket:Bucket"]
+    assert buckets
+
+
+def test_every_resource_inside_the_residency_set(mock_resources: dict[str, list[Res]],
+                                                 emitted: dict[str, Emitted]) -> None:
+    found = {n: v for n, res in mock_resources.items() if (v := audit.residency_violations(res, emitted[n].plan))}
+    assert not found, found
+    eu = emitted["example-chat-eu-pii"].plan
+    assert eu.security.allowed_regions and {r["region"] for r in mock_resources["example-chat-eu-pii"]
+                                            if r["type"].startswith("aws:")} <= {eu.parts[0].region}
+
+
+# ------------------------------------------------------------------------------------- tampered plans
+
+
+def _outside_residency() -> Any:
+    plan = factories.cloud_llm_pipeline_parallel()  # confidential, allowed_regions ("eu",), eu-west-1
+    part = plan.parts[0].model_copy(update={"region": "us-east-1"})
+    return plan.model_copy(update={"parts": (part,), "region": "us-east-1"})
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_writer_refuses_a_plan_outside_its_residency_set(tmp_path: Path, preview: bool) -> None:
+    from stacks.writer import write_plan_folder
+    from tests.stacks.test_writer import fixed_catalog, recommendation, spec_for
+
+    out = tmp_path / "plan"
+    with pytest.raises(InputError, match="region us-east-1 is outside allowed_regions eu"):
+        write_plan_folder(spec_for("tampered"), recommendation(_outside_residency()), out, catalog=fixed_catalog(),
+                          preview=preview, isolate=False)
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_program_refuses_a_plan_outside_its_residency_set() -> None:
+    with pytest.raises(InputError, match="outside allowed_regions"):
+        audit.mock_run(_outside_residency())
+
+
+def test_a_public_bucket_fails_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import stacks.aws as stack_aws
+
+    real = stack_aws.aws.s3.BucketPublicAccessBlock
+
+    def lax(name: str, **kw: Any) -> Any:  # a regression that lets bucket policies make the bucket public
+        return real(name, **{**kw, "block_public_policy": False, "restrict_public_buckets": False})
+
+    monkeypatch.setattr(stack_aws.aws.s3, "BucketPublicAccessBlock", lax)
+    res = audit.mock_run(factories.cloud_llm_single_gpu())
+    assert any("public access not fully blocked" in p for p in audit.public_exposure(res))
+
+
+def test_the_checks_catch_wildcards_public_services_and_foreign_regions() -> None:
+    plan = factories.cloud_llm_pipeline_parallel()
+    res = audit.mock_run(plan)
+    star = {"type": "aws:iam/rolePolicy:RolePolicy", "name": "oops", "region": "eu-west-1", "inputs": {
+        "policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})}}
+    assert audit.iam_wildcards([*res, star]) == ["aws:iam/rolePolicy:RolePolicy oops: Allow ['s3:*'] on *"]
+    open_sg = {"type": "aws:ec2/securityGroup:SecurityGroup", "name": "sg", "region": "eu-west-1",
+               "inputs": {"ingress": [{"cidrBlocks": ["0.0.0.0/0"], "fromPort": 22, "toPort": 22}]}}
+    lb = {"kind": "Service", "metadata": {"name": "svc"}, "spec": {"type": "LoadBalancer"}}
+    assert len(audit.public_exposure([*res, open_sg], [lb])) == 2
+    foreign = {"type": "aws:s3/bucket:Bucket", "name": "b", "region": "us-east-1", "inputs": {}}
+    assert audit.residency_violations([*res, foreign], plan) == ["aws:s3/bucket:Bucket b in us-east-1, outside ['eu']"]
