@@ -151,41 +151,45 @@ def main() -> int:
     ap.add_argument("--limit-s", type=float, default=2.0, help="per-input time limit (CLI: 3x this)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.worker:
         limit = args.limit_s * (3 if args.worker.startswith("cli:") else 1)
         res = worker(args.worker, args.n, args.seed, limit)
-        print("RESULT " + json.dumps(res))
+        args.result.write_text(json.dumps(res))  # a file, not a pipe: 10,000 timings overflow a pipe buffer
         return 0
 
     entries = args.entry or all_entries()
     pending = list(entries)
-    running: dict[str, tuple[subprocess.Popen[str], float]] = {}
+    running: dict[str, tuple[subprocess.Popen[bytes], float, Path]] = {}
     results: dict[str, dict[str, Any]] = {}
     t_start = time.perf_counter()
+    scratch = tempfile.TemporaryDirectory(prefix="fuzz-results-")
     while pending or running:
         while pending and len(running) < args.jobs:
             e = pending.pop(0)
+            result = Path(scratch.name) / f"{e.replace(':', '-')}.json"
+            log = (Path(scratch.name) / f"{e.replace(':', '-')}.log").open("wb")
             cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", e, "--n", str(args.n),
-                   "--seed", str(args.seed), "--limit-s", str(args.limit_s)]
-            running[e] = (subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                           text=True), time.perf_counter())
+                   "--seed", str(args.seed), "--limit-s", str(args.limit_s), "--result", str(result)]
+            running[e] = (subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT),
+                          time.perf_counter(), result)
         time.sleep(0.5)
-        for e, (proc, t0) in list(running.items()):
+        for e, (proc, t0, result) in list(running.items()):
             if proc.poll() is None:
                 continue
-            out, err = proc.communicate()
-            line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
-            if line is None:  # the worker died (a hang in C code caught by the watchdog, or a crash)
+            if not result.exists():  # the worker died (a hang in C code caught by the watchdog, or a crash)
+                log_text = result.with_suffix(".log").read_text(errors="replace")
                 results[e] = {"entry": e, "counts": {"hang": 1}, "times": [],
-                              "problems": {"worker died": (err or out)[-600:]}}
+                              "problems": {"worker died": log_text[-600:]}}
             else:
-                results[e] = json.loads(line.removeprefix("RESULT "))
+                results[e] = json.loads(result.read_text())
             results[e]["wall_s"] = time.perf_counter() - t0
             del running[e]
             c = results[e]["counts"]
-            print(f"  done {e}: {sum(c.values())} inputs in {results[e]['wall_s']:.0f} s", file=sys.stderr)
+            print(f"  done {e}: {sum(c.values())} inputs in {results[e]['wall_s']:.0f} s: {c}, p99 "
+                  f"{pct(results[e]['times'], 0.99) * 1e3:.1f} ms", file=sys.stderr, flush=True)
 
     header = ("entry point", "inputs", "ok", "clean errors", "wrong class", "multi-line", "tracebacks", "hangs",
               "p50 ms", "p99 ms", "max ms")
