@@ -101,13 +101,15 @@ def checkov_available() -> bool:
     return CHECKOV.is_file() and os.access(CHECKOV, os.X_OK)
 
 
-def run_checkov(root: Path, timeout: float = 300) -> tuple[int, list[Failure], int]:
+def run_checkov(root: Path, timeout: float = 300,
+                passed_by_file: dict[str, int] | None = None) -> tuple[int, list[Failure], int]:
     """checkov over every Kubernetes manifest and Dockerfile under ``root`` in one run (its own environment,
-    offline: no Bridgecrew platform, no download). Returns (passed checks, failures, parsing errors)."""
+    offline: no Bridgecrew platform, no download). Returns (passed checks, failures, parsing errors), and fills
+    ``passed_by_file`` (path relative to ``root`` -> passed checks) when given."""
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
            "LOG_LEVEL": "WARNING"}
     done = subprocess.run([str(CHECKOV), "-d", str(root), "--framework", "kubernetes", "dockerfile",
-                           "--skip-download", "--quiet", "--compact", "-o", "json"],
+                           "--skip-download", "--compact", "-o", "json"],
                           capture_output=True, text=True, env=env, timeout=timeout, check=False, cwd=root)
     if done.returncode not in (0, 1):
         raise RuntimeError(f"checkov failed (exit {done.returncode}): {done.stderr[-2000:]}")
@@ -119,6 +121,10 @@ def run_checkov(root: Path, timeout: float = 300) -> tuple[int, list[Failure], i
             continue
         summary = rep.get("summary", {})
         passed += int(summary.get("passed", 0))
+        if passed_by_file is not None:
+            for c in rep["results"].get("passed_checks", []):
+                rel = str(c["file_path"]).lstrip("/")
+                passed_by_file[rel] = passed_by_file.get(rel, 0) + 1
         errors += int(summary.get("parsing_errors", 0))
         for c in rep["results"].get("failed_checks", []):
             kind = "Dockerfile" if rep.get("check_type") == "dockerfile" else str(c["resource"]).split(".")[0]
