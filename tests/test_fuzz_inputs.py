@@ -58,6 +58,10 @@ KNOWN_BUGS: dict[str, str] = {
     r"NotADirectoryError": "stacks/writer.load_folder (mlplan diff): a file given as the folder raises "
     "NotADirectoryError; fix: read plan.yaml with planner.specs.read_yaml(..., error=ArtifactError)",
 }
+KNOWN_BUGS[r"memory over capacity"] = (
+    "planner/optimizer/options.py non-LLM replica option: a fixed workload.batch_size is used without checking "
+    "that it fits (e.g. bert-base, batch_size 236, input_tokens 2747 -> 54.5 GB planned on a 24 GB L4); fix: after "
+    "`e = est(b)` return Miss('memory', ...) when not e.fits")
 _seen: dict[str, set[str]] = {}
 
 
@@ -174,15 +178,33 @@ def test_catalog_overlay_returns_a_catalog_or_one_catalog_error_line(ws: fs.Work
 # ------------------------------------------------------------------------------------------ recommend end to end
 
 
-@profile(100)
-@given(spec_data=fs.valid_spec_data())
-def test_recommend_on_random_valid_specs_plans_or_is_infeasible(spec_data: dict[str, Any]) -> None:
+def test_recommend_on_random_valid_specs_plans_or_is_infeasible() -> None:
     from planner.optimizer import recommend
 
-    spec = spec_from_data(spec_data)  # the strategy only makes valid specs: this must not raise
     catalog = Catalog.load()
-    outcome = fs.classify(lambda: fs.check_recommendation(recommend(spec, catalog)), InfeasibleError, limit_s=3.0)
-    assert_good(outcome, spec_data)
+
+    @profile(100)
+    @given(spec_data=fs.valid_spec_data())
+    def run(spec_data: dict[str, Any]) -> None:
+        spec = spec_from_data(spec_data)  # the strategy only makes valid specs: this must not raise
+        outcome = fs.classify(lambda: fs.check_recommendation(recommend(spec, catalog)), InfeasibleError,
+                              limit_s=3.0)
+        assert_good(outcome, spec_data, "recommend-valid")
+
+    run()
+    end_known("recommend-valid")
+
+
+def test_a_fixed_batch_that_does_not_fit_is_not_planned() -> None:
+    """Found by the benchmark: a non-LLM model with a fixed batch_size whose activations exceed the GPU."""
+    from planner.optimizer import recommend
+
+    spec = spec_from_data({"model": {"preset": "bert-base"},
+                           "workload": {"kind": "inference", "batch_size": 236, "input_tokens": 2747},
+                           "constraints": {"placements": ["on-prem"], "precisions": ["bf16"]}})
+    outcome = fs.classify(lambda: fs.check_recommendation(recommend(spec, Catalog.load())), InfeasibleError)
+    assert_good(outcome, spec, "fixed-batch")
+    end_known("fixed-batch")
 
 
 # ----------------------------------------------------------------------------------------------------- the CLI
