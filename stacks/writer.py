@@ -12,10 +12,13 @@ of this machine, so re-running gives byte-identical files and a spec change give
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ import yaml
 
 import planner
 from planner.catalog import Catalog
-from planner.errors import ArtifactError, InputError
+from planner.errors import InputError
 from planner.plan import Plan, Recommendation
 from planner.specs import Spec
 from stacks import firmware, layout, manifests, planmd
@@ -224,6 +227,16 @@ def write_plan_folder(spec: Spec, rec: Recommendation, out: str | Path, *, plan_
     Returns the written paths (under ``out``).
     """
     out = Path(out)
+    try:
+        return _write(spec, rec, out, plan_index, catalog, preview, isolate)
+    except OSError as e:  # read-only or full filesystem, a name too long, a parent that is a file ...
+        where = e.filename or out
+        raise InputError(f"cannot write the plan folder {out}: {e.strerror or e} ({where})",
+                         fix="pick a writable folder with room to spare") from None
+
+
+def _write(spec: Spec, rec: Recommendation, out: Path, plan_index: int, catalog: Catalog | None, preview: bool,
+           isolate: bool) -> list[Path]:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a directory", fix="pick a folder path")
     if out.is_dir() and any(out.iterdir()) and not (out / "plan.yaml").exists():
@@ -237,11 +250,24 @@ def write_plan_folder(spec: Spec, rec: Recommendation, out: str | Path, *, plan_
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{out.name}-", dir=parent))
     try:
         written = build_folder(tmp, spec, rec, plan_index, out, catalog=catalog, preview=preview, isolate=isolate)
-        _swap(tmp, out.resolve())
+        with _locked(parent):
+            _swap(tmp, out.resolve())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return [out / p.relative_to(tmp) for p in written]
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive flock on the parent folder itself (no lock file left behind): two ``mlplan plan`` runs into
+    the same folder swap one after the other; each result is complete and the last one wins."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _swap(tmp: Path, out: Path) -> None:
@@ -268,24 +294,12 @@ def _swap(tmp: Path, out: Path) -> None:
 
 
 def load_folder(folder: str | Path) -> dict[str, Any]:
-    """Read ``plan.yaml`` of a plan folder (for ``mlplan diff`` and deploy): the raw mapping, validated."""
-    path = Path(folder) / "plan.yaml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(f"{folder} is not a plan folder: no plan.yaml",
-                            fix="pass a folder written by `mlplan plan SPEC --out DIR`") from None
-    except yaml.YAMLError as e:
-        raise ArtifactError(f"{path} is not valid YAML: {str(e).splitlines()[0]}",
-                            fix="regenerate it with `mlplan plan`") from None
-    if not isinstance(data, dict) or "plan" not in data:
-        raise ArtifactError(f"{path} has no 'plan' section", fix="regenerate it with `mlplan plan`")
-    try:
-        data["plan"] = Plan.model_validate(data["plan"])
-    except ValueError as e:
-        raise ArtifactError(f"{path}: the plan does not validate: {str(e).splitlines()[0]}",
-                            fix="regenerate it with this mlplan version") from None
-    return data
+    """Read ``plan.yaml`` of a plan folder (for ``mlplan diff``): the raw mapping with ``plan`` validated, via the
+    one plan-folder reader (:func:`stacks.deploy.folder.load_folder`)."""
+    from stacks.deploy.folder import load_folder as read
+
+    pf = read(folder)
+    return {**pf.data, "plan": pf.plan}
 
 
 def dumps_json(data: Any) -> str:

@@ -48,7 +48,8 @@ class Catalog:
         base = _embedded()
         if overlay is None:
             return base
-        return base.with_overlay(read_yaml(Path(overlay), what="catalog overlay"), source=str(overlay))
+        data = read_yaml(Path(overlay), what="catalog overlay", error=CatalogError)
+        return base.with_overlay(data, source=str(overlay))
 
     def with_overlay(self, data: Any, *, source: str = "overlay") -> Catalog:
         if data is None:

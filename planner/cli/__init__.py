@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> None:
             raise
         from pydantic import ValidationError
 
+        if isinstance(err, OSError):  # a path the OS refuses (too long, read-only, not a directory ...)
+            from planner.errors import InputError
+
+            fail(InputError(f"{err.strerror or err}: {str(err.filename or '')[:120]}", fix="check the path"))
         if isinstance(err, ValidationError):  # a value from the command line that a spec type refuses
             from planner.errors import SpecError
             from planner.specs import format_validation_error

@@ -29,7 +29,11 @@ def _model_spec(model: str | None, params: float | None) -> tuple[Any, Any]:
     if p.suffix in (".yaml", ".yml"):
         spec = load_spec(p)
         return spec.model, spec
-    if p.suffix == ".json" or p.is_file():
+    try:
+        is_file = p.is_file()
+    except (OSError, ValueError):  # not a usable path (too long, a NUL byte): treat it as a preset name
+        is_file = False
+    if p.suffix == ".json" or is_file:
         return ModelSpec(hf_config=str(p)), None
     return ModelSpec(preset=model), None
 

@@ -476,12 +476,18 @@ def read_hf_config(path: str) -> ModelArch:
     cannot hang), strict UTF-8 JSON (no NaN/Infinity, no duplicate keys) and a JSON object.
     """
     p = Path(path)
-    if p.is_dir():
-        p = p / "config.json"
+    try:
+        if p.is_dir():
+            p = p / "config.json"
+        exists, regular = p.exists(), p.is_file()
+    except (OSError, ValueError) as e:  # a name too long, a NUL byte in the path ...
+        why = getattr(e, "strerror", None) or e
+        raise ModelConfigError(f"model config path {str(path)[:80]!r} cannot be used: {why}",
+                               fix="check the hf_config path") from None
     label = f"{p.parent.name}/{p.name}" if p.parent.name else p.name
-    if not p.exists():
+    if not exists:
         raise ModelConfigError(f"model config file not found: {path}", fix="check the hf_config path")
-    if not p.is_file():
+    if not regular:
         raise ModelConfigError(f"model config path is not a regular file: {path}", fix="pass a config.json file")
     try:
         with p.open("rb") as fh:

@@ -206,6 +206,10 @@ class OptionEvaluator:
 
         b = w.batch_size or (_largest(1, cap_b, ok) if ok(1) else 1)
         e = est(b)
+        if not e.fits:  # a fixed workload batch that does not fit this accelerator
+            need = e.memory.total_bytes_per_gpu
+            return Miss("memory", f"{shape}: batch {b} needs {need / GB:.2f} GB > {prof.memory_bytes / GB:.1f} GB",
+                        need, prof.memory_bytes)
         return ReplicaOption(
             accelerator=hw.id, dtype=dtype, tp=1, pp=1, batch=b, ttft_s=None, tpot_s=None,
             latency_s=e.latency_s + rtt_s, rps=b / e.latency_s, tokens_per_s=None,

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import ValidationError
 
 from planner.errors import ArtifactError, InputError
 from planner.plan import Plan
-from planner.specs import format_validation_error
+from planner.specs import format_validation_error, read_yaml
 
 Target = Literal["local", "kubernetes", "pulumi"]
 TARGETS: tuple[Target, ...] = ("local", "kubernetes", "pulumi")
@@ -106,20 +105,23 @@ class PlanFolder:
         )
 
 def load_folder(path: str | Path) -> PlanFolder:
-    """Load and validate ``DIR/plan.yaml``; raise ArtifactError (one line, with a fix) if it is not usable."""
+    """Load and validate ``DIR/plan.yaml``; raise ArtifactError (one line, with a fix) if it is not usable.
+
+    The one reader of plan folders (deploy, status, destroy, preflight and ``mlplan diff``): the same safe YAML
+    reader as specs (regular files only, size cap, no duplicate keys), and any OS error on the path (a name too
+    long, a permission) is the same one-line ArtifactError."""
     root = Path(path)
-    if not root.exists():
-        raise ArtifactError(f"plan folder not found: {root}", fix=REMAKE)
-    if not root.is_dir():
-        raise ArtifactError(f"not a plan folder (it is a file): {root}", fix=REMAKE)
-    plan_file = root / "plan.yaml"
-    if not plan_file.is_file():
-        raise ArtifactError(f"{root} has no plan.yaml, so it is not a plan folder", fix=REMAKE)
     try:
-        data = yaml.safe_load(plan_file.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ArtifactError(f"{plan_file} is not valid YAML: {first}", fix=REMAKE) from None
+        if not root.exists():
+            raise ArtifactError(f"plan folder not found: {root}", fix=REMAKE)
+        if not root.is_dir():
+            raise ArtifactError(f"not a plan folder (it is a file): {root}", fix=REMAKE)
+        plan_file = root / "plan.yaml"
+        if not plan_file.is_file():
+            raise ArtifactError(f"{root} has no plan.yaml, so it is not a plan folder", fix=REMAKE)
+    except OSError as e:
+        raise ArtifactError(f"cannot read plan folder {str(root)[:80]!r}: {e.strerror or e}", fix=REMAKE) from None
+    data = read_yaml(plan_file, what="plan", error=ArtifactError)
     if not isinstance(data, dict) or not isinstance(data.get("plan"), dict):
         raise ArtifactError(f"{plan_file} has no 'plan' mapping", fix=REMAKE)
     try:

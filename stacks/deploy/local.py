@@ -287,6 +287,19 @@ class LocalTarget:
             h.update(str(f.relative_to(self.folder.root)).encode() + b"\0" + f.read_bytes())
         return h.hexdigest()
 
+    def _record_server(self, record: dict[str, Any]) -> None:
+        """Record a server the moment its processes exist (before it is ready): a deploy killed during the
+        start-up, even by SIGKILL, still leaves a record that ``status`` reports and ``destroy`` stops."""
+        self.state.add_resource(TARGET, {"id": record["kind"], **record})
+
+    def _forget_stopped(self) -> None:
+        """After a failed start: drop the records of servers launch already stopped (nothing left to destroy)."""
+        from serving import launch
+
+        for r in self.servers():
+            if not launch.is_running(r):
+                self.state.remove_resource(TARGET, r["id"])
+
     def servers(self) -> list[dict[str, Any]]:
         return [r for r in (self.state.target(TARGET) or {}).get("resources", []) if r.get("kind")]
 
@@ -320,8 +333,12 @@ class LocalTarget:
             config = self.folder.require(self.folder.serve_config, "the Ray Serve config")
             with self.state.step(TARGET, "start ray serve", config=str(config.relative_to(self.folder.root))), \
                     self.term.deferred():
-                record = launch.start_ray_serve(config, http_port=self.port, workdir=workdir,
-                                                timeout_s=self.start_timeout_s)
+                try:
+                    record = launch.start_ray_serve(config, http_port=self.port, workdir=workdir,
+                                                    timeout_s=self.start_timeout_s, on_start=self._record_server)
+                except BaseException:
+                    self._forget_stopped()
+                    raise
                 self.state.add_resource(TARGET, {"id": record["kind"], **record})
         else:
             repo = self.folder.require(self.folder.triton_repository, "the Triton model repository")
@@ -330,8 +347,13 @@ class LocalTarget:
                 raise ArtifactError(f"{repo} holds no model (no <model>/config.pbtxt)",
                                     fix="run `mlplan plan SPEC --out DIR` again")
             with self.state.step(TARGET, "start tritonserver", models=models), self.term.deferred():
-                record = launch.start_triton(repo, http_port=self.port, workdir=workdir,
-                                             timeout_s=self.start_timeout_s, cache=_cache_dir())
+                try:
+                    record = launch.start_triton(repo, http_port=self.port, workdir=workdir,
+                                                 timeout_s=self.start_timeout_s, cache=_cache_dir(),
+                                                 on_start=self._record_server)
+                except BaseException:
+                    self._forget_stopped()
+                    raise
                 record["model"] = models[0]
                 self.state.add_resource(TARGET, {"id": record["kind"], **record})
         if self.term.requested is not None:  # a signal noted during the start: the server is on record; stop

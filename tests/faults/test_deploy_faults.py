@@ -53,15 +53,25 @@ def servers(folder: Path) -> list[dict[str, Any]]:
     return [r for r in rec.get("resources", []) if r.get("kind")]
 
 
-def wait_for_server(folder: Path, proc: subprocess.Popen[str], timeout: float = 180) -> dict[str, Any]:
-    """The server record, as soon as ``mlplan deploy`` writes it into the deploy state."""
+def current_step(folder: Path) -> str | None:
+    try:
+        steps = state_of(folder)["targets"]["local"]["steps"]
+    except (KeyError, ValueError, OSError):
+        return None
+    return str(steps[-1]["name"]) if steps else None
+
+
+def wait_for_server(folder: Path, proc: subprocess.Popen[str], timeout: float = 180,
+                    step: str | None = None) -> dict[str, Any]:
+    """The server record, as soon as ``mlplan deploy`` writes it into the deploy state (the server is recorded
+    the moment it is spawned); with ``step``, once the deploy has also reached that step."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             found = servers(folder)
         except ValueError:  # caught between write and rename? (writes are atomic, so never; keep polling)
             found = []
-        if found:
+        if found and (step is None or current_step(folder) == step):
             return found[0]
         if proc.poll() is not None:
             pytest.fail(f"deploy ended (exit {proc.returncode}) before its server was recorded:\n"
@@ -124,7 +134,7 @@ def test_ray_server_killed_mid_deploy(ray_folder: Path) -> None:
     proc = subprocess.Popen([MLPLAN, "deploy", str(ray_folder), "--target", "local", "--smoke-requests", "4000",
                              "--concurrency", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=mlplan_env(), cwd=ROOT)
-    record = wait_for_server(ray_folder, proc)
+    record = wait_for_server(ray_folder, proc, step="smoke load")
     os.killpg(int(record["pid"]), signal.SIGKILL)  # the server crashes: its process group, at once
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 5, err

@@ -129,8 +129,6 @@ def test_caller_killed_during_ray_start_leaves_nothing_after_stop(tmp_path: Path
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings(RAY_PYDANTIC_WARNING)
-@pytest.mark.xfail(strict=True, reason="stacks/deploy/local.py records the server only after start-up finishes; "
-                                       "it must pass on_start= to serving.launch (fix in the helper's report)")
 def test_mlplan_deploy_killed_during_start(tmp_path: Path) -> None:
     import shutil
 

@@ -77,7 +77,6 @@ def run_unwritable(method: Method, path: Path, *args: str) -> subprocess.Complet
         path.chmod(mode)
 
 
-@pytest.mark.xfail(strict=True, reason=WRITER_OSERROR)
 def test_new_folder_in_a_read_only_parent(tmp_path: Path, method: Method) -> None:
     parent = tmp_path / "ro"
     parent.mkdir()
@@ -89,7 +88,6 @@ def test_new_folder_in_a_read_only_parent(tmp_path: Path, method: Method) -> Non
     assert not out.exists() and leftovers(parent) == []
 
 
-@pytest.mark.xfail(strict=True, reason=WRITER_OSERROR)
 def test_replacing_a_read_only_plan_folder_keeps_it(tmp_path: Path, method: Method,
                                                      reference: dict[str, bytes]) -> None:
     out = tmp_path / "plan"
@@ -166,9 +164,6 @@ def forked() -> Iterator[Any]:
     yield ctx
 
 
-@pytest.mark.xfail(strict=True, reason="stacks/writer.py swaps folders with unlocked renames: concurrent writers "
-                                       "fail with ENOTEMPTY/ENOENT and leave .mlplan-old-* folders (fix: an "
-                                       "flock around _swap, in the helper's report to the lead)")
 def test_concurrent_writers_on_a_slow_filesystem(tmp_path: Path, forked: Any) -> None:
     from stacks import writer
     from tests import factories

@@ -215,7 +215,7 @@ def test_failure_mid_write_leaves_old_folder_and_no_temp_dir(tmp_path: Path, mon
         real(path, content)
 
     monkeypatch.setattr(writer, "write_text", flaky)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(InputError, match="No space left"):  # one clear line, not a raw OSError
         write("edge_vision", out)
     assert files_of(out) == before
     assert [p.name for p in tmp_path.iterdir()] == ["plan"]
@@ -235,7 +235,7 @@ def test_failure_during_the_swap_rolls_back(tmp_path: Path, monkeypatch: pytest.
         real_rename(src, dst)
 
     monkeypatch.setattr(writer.os, "rename", rename)
-    with pytest.raises(OSError, match="Input/output"):
+    with pytest.raises(InputError, match="Input/output"):  # one clear line, not a raw OSError
         write("edge_vision", out)
     assert files_of(out) == before
     assert [p.name for p in tmp_path.iterdir()] == ["plan"]
