@@ -89,7 +89,8 @@ def status_cmd(
     for line in lines:
         typer.echo(line)
     if not healthy:
-        raise DeployError(f"{folder}: not healthy: {lines[0]}", fix="see the lines above; `mlplan deploy DIR` "
+        first = lines[0].split(". To fix:")[0]  # the step's own fix is in the lines above; one fix in the error
+        raise DeployError(f"{folder}: not healthy: {first}", fix="see the lines above; `mlplan deploy DIR` "
                           "again (idempotent) or `mlplan destroy DIR`")
 
 
