@@ -23,7 +23,6 @@ from planner.estimator import (
     profile,
     pruning_whatif,
     quantization_whatif,
-    transformer_params,
     weight_bytes_per_param,
     zero_model_states_bytes,
 )
@@ -42,6 +41,7 @@ from planner.estimator.reference import (
 from planner.estimator.shape import shape_of
 from planner.estimator.whatif import break_even_sparsity, csr_bytes
 from planner.models.arch import ModelArch
+from planner.models.hf_config import TransformerShape, count_params
 
 H100_ROW = Accelerator(
     id="h100-sxm", vendor="nvidia", name="H100 SXM5 80GB", memory_gib=80, bandwidth_gbps=3350,
@@ -118,7 +118,9 @@ def test_fp8_without_fp8_hardware_runs_in_16_bit() -> None:
 
 
 def test_transformer_param_count_matches_published_llama2_7b() -> None:
-    assert transformer_params(32, 4096, 32, 32, 128, 11008, 32000) == 6_738_415_616
+    shape = TransformerShape(layers=32, hidden=4096, heads=32, kv_heads=32, head_dim=128, intermediate=11008,
+                             vocab=32000)
+    assert count_params(shape).total == 6_738_415_616
 
 
 def test_inference_memory_parts_add_up_and_split_over_tp_pp() -> None:
@@ -395,7 +397,8 @@ def dense_llms(draw: st.DrawFn) -> ModelArch:
     kv = draw(st.sampled_from([h for h in (1, 2, 4, 8, heads) if heads % h == 0]))
     inter = hidden * draw(st.sampled_from([2, 3, 4]))
     vocab = draw(st.sampled_from([32000, 50257, 128256]))
-    params = transformer_params(layers, hidden, heads, kv, 128, inter, vocab)
+    params = count_params(TransformerShape(layers=layers, hidden=hidden, heads=heads, kv_heads=kv, head_dim=128,
+                                           intermediate=inter, vocab=vocab)).total
     return ModelArch(name="m", kind="llm", family="llama", params=params, active_params=params, layers=layers,
                      hidden_size=hidden, attention_heads=heads, kv_heads=kv, head_dim=128, intermediate_size=inter,
                      vocab_size=vocab, source="hypothesis")

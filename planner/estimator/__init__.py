@@ -19,7 +19,7 @@ from planner.estimator.inference import (
     inference_memory,
     kv_bytes_per_token,
 )
-from planner.estimator.shape import shape_of, transformer_params
+from planner.estimator.shape import shape_of
 from planner.estimator.training import (
     TrainingEstimate,
     estimate_training,
@@ -55,7 +55,6 @@ __all__ = [
     "quantization_whatif",
     "shape_of",
     "training_flops",
-    "transformer_params",
     "weight_bytes_per_param",
     "zero_model_states_bytes",
 ]

@@ -107,20 +107,3 @@ def shape_of(arch: ModelArch) -> Shape:
         gated=arch.family in GATED_MLP_FAMILIES, input_elems=input_elems,
         flops_per_inference=arch.flops_per_inference,
     )
-
-
-def transformer_params(layers: int, hidden: int, heads: int, kv_heads: int, head_dim: int, intermediate: int,
-                       vocab: int, *, gated: bool = True, tied: bool = False, experts: int = 1) -> int:
-    """Parameter count of a decoder transformer from its shape (biases ignored, 2 RMSNorm vectors per layer).
-
-    Per layer: Q and O = 2 h (heads x d_head), K and V = 2 h (kv_heads x d_head) (GQA, Ainslie et al. 2023),
-    MLP = 3 h i gated (SwiGLU, Shazeer 2020) or 2 h i, times ``experts`` for MoE, + router h E.
-    Llama-2-7B (32, 4096, 32, 32, 128, 11008, 32000) gives 6,738,415,616, its published count.
-    """
-    qo = 2 * hidden * heads * head_dim
-    kv = 2 * hidden * kv_heads * head_dim
-    mlp = (3 if gated else 2) * hidden * intermediate * experts
-    router = hidden * experts if experts > 1 else 0
-    per_layer = qo + kv + mlp + router + 2 * hidden
-    emb = vocab * hidden * (1 if tied else 2)
-    return layers * per_layer + emb + hidden
