@@ -72,7 +72,7 @@ def test_errors_are_one_line_with_their_exit_code(folders: tuple[Path, Path], tm
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "requests_per_s" in r.stderr
     assert "Traceback" not in r.stderr
     r = mlplan("diff", str(tmp_path / "missing"), str(a))
-    assert r.returncode == 5 and "not a plan folder" in r.stderr and "To fix:" in r.stderr
+    assert r.returncode == 5 and "plan folder not found" in r.stderr and "To fix:" in r.stderr
     r = mlplan("plan", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "y"))
     assert r.returncode == 2 and "not found" in r.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
