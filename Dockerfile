@@ -27,6 +27,7 @@ RUN pip install --no-cache-dir "uv==0.13.8" \
 WORKDIR /src
 COPY requirements.lock pyproject.toml README.md ./
 RUN uv pip install --python /opt/mlplan/bin/python -r requirements.lock
+COPY mlplan ./mlplan
 COPY planner ./planner
 COPY stacks ./stacks
 COPY serving ./serving

@@ -31,7 +31,7 @@ demo: $(STAMP)
 		$(BIN)/mlplan deploy .demo/local-demo --target local && $(BIN)/mlplan status .demo/local-demo
 
 test: $(STAMP) $(CHECKOV_STAMP)
-	$(BIN)/ruff check planner stacks serving tests benchmarks
+	$(BIN)/ruff check mlplan planner stacks serving tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

@@ -1,7 +1,7 @@
 """Hostile input at scale: 10,000+ generated inputs per entry point, counting what goes wrong.
 
 Entry points: the spec loader (``load_spec``), the HF ``config.json`` reader, the catalog overlay loader, every
-``mlplan`` command's arguments through ``planner.cli.main`` (in-process, stdout strict UTF-8 as on a terminal),
+``mlplan`` command's arguments through ``mlplan.cli.main`` (in-process, stdout strict UTF-8 as on a terminal),
 and ``recommend`` end to end on random *valid* specs (plans or InfeasibleError, nothing else). Inputs come from
 the hypothesis strategies in ``tests/fuzz_strategies.py`` (mutated real documents, hostile YAML/JSON files,
 adversarial option values). Each entry point runs in its own worker process; each input under a time limit

@@ -748,7 +748,7 @@ def cli_commands() -> tuple[str, ...]:
     account and is left to the deploy fault tests)."""
     import typer.main
 
-    from planner.cli import app
+    from mlplan.cli import app
 
     group: Any = typer.main.get_command(app)
     known = {"estimate", "recommend", "plan", "explain", "catalog", "diff", "status", "destroy", "deploy",
@@ -835,9 +835,9 @@ machine), ``explain`` plans twice; the limit catches hangs, the benchmark's p99 
 
 
 def run_cli(argv: list[str], limit_s: float = 5.0) -> Outcome:
-    """Run ``planner.cli.main(argv)`` in-process as a user's shell would: stdout strict UTF-8 (printing a lone
+    """Run ``mlplan.cli.main(argv)`` in-process as a user's shell would: stdout strict UTF-8 (printing a lone
     surrogate fails, as it does on a real terminal), stderr with backslash escapes (Python's default)."""
-    from planner.cli import main
+    from mlplan.cli import main
 
     limit_s *= SLOW_COMMANDS.get(argv[0] if argv else "", 1.0)
     out_b, err_b = io.BytesIO(), io.BytesIO()
@@ -872,14 +872,14 @@ def run_cli(argv: list[str], limit_s: float = 5.0) -> Outcome:
 
 
 def run_cli_runner(argv: list[str], limit_s: float = 5.0) -> Outcome:
-    """The same command through ``typer.testing.CliRunner`` on ``planner.cli.app`` (no ``main`` wrapper): the
+    """The same command through ``typer.testing.CliRunner`` on ``mlplan.cli.app`` (no ``main`` wrapper): the
     command may end in SystemExit with an allowed code or raise an MlplanError (``main`` maps it to one line);
     a pydantic ValidationError from a command-line value is what ``main`` maps to exit 2; anything else is a bug.
     """
     from pydantic import ValidationError
     from typer.testing import CliRunner
 
-    from planner.cli import app
+    from mlplan.cli import app
     from planner.errors import MlplanError
 
     limit_s *= SLOW_COMMANDS.get(argv[0] if argv else "", 1.0)

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EX = ROOT / "examples"
-MLPLAN = [sys.executable, "-c", "from planner.cli import main; main()"]
+MLPLAN = [sys.executable, "-c", "from mlplan.cli import main; main()"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

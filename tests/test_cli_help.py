@@ -10,7 +10,7 @@ from typing import Any
 import typer.main
 from typer.testing import CliRunner
 
-from planner.cli import app
+from mlplan.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("ray", "pulumi", "boto3", "kubernetes", "tritonclient", "torch", "onnxruntime", "matplotlib")
@@ -44,7 +44,7 @@ def test_every_command_has_help_and_docs() -> None:
 
 
 def test_help_imports_no_heavy_library() -> None:
-    code = ("import sys\nfrom planner.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+    code = ("import sys\nfrom mlplan.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\nsys.stderr.write('HEAVY=' + ','.join(heavy))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     heavy = res.stderr.rsplit("HEAVY=", 1)[1].strip()

@@ -203,7 +203,7 @@ EXAMPLES_PER_COMMAND = {"plan": 40, "explain": 40, "recommend": 60, "catalog": 6
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_cli_main_exits_0_to_5_with_one_line(ws: fs.Workspace, command: str) -> None:
-    """``planner.cli.main`` as a user runs it: exit 0, 2, 3, 4 or 5; never 1 (internal error) or a traceback; an
+    """``mlplan.cli.main`` as a user runs it: exit 0, 2, 3, 4 or 5; never 1 (internal error) or a traceback; an
     error is one ``mlplan: error:`` line. deploy/status/destroy/preflight get folders that are not plans."""
 
     @profile(EXAMPLES_PER_COMMAND.get(command, 80))
@@ -221,7 +221,7 @@ def test_cli_main_exits_0_to_5_with_one_line(ws: fs.Workspace, command: str) -> 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c in ("estimate", "catalog", "recommend", "explain")])
 def test_cli_runner_on_the_typer_app(ws: fs.Workspace, command: str) -> None:
-    """The same commands through ``typer.testing.CliRunner`` on ``planner.cli.app`` (no ``main`` wrapper): only
+    """The same commands through ``typer.testing.CliRunner`` on ``mlplan.cli.app`` (no ``main`` wrapper): only
     SystemExit, an MlplanError or a pydantic ValidationError of a command-line value may leave a command."""
 
     @profile(30)

@@ -40,7 +40,7 @@ def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.mark.parametrize("command", ["deploy", "status", "destroy", "preflight"])
 def test_help_imports_no_heavy_library(command: str) -> None:
-    code = (f"import sys\nfrom planner.cli import main\ntry:\n    main([{command!r}, '--help'])\n"
+    code = (f"import sys\nfrom mlplan.cli import main\ntry:\n    main([{command!r}, '--help'])\n"
             f"except SystemExit:\n    pass\nprint('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert done.stdout.strip().splitlines()[-1] == "HEAVY=", done.stdout

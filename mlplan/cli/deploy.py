@@ -6,7 +6,6 @@ kubernetes, pulumi, boto3, ray or tritonclient). Deploy reads the plan folder, n
 
 from __future__ import annotations
 
-from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,7 +27,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _targets() -> Any:
-    return import_module("stacks.deploy.targets")
+    from stacks.deploy import targets
+
+    return targets
 
 
 def _console() -> Any:
@@ -120,9 +121,9 @@ def preflight_cmd(
     GPU specs vs. the catalog, vCPU service quota, bucket names. Exit 4 (credentials / quota) or 5 on failure.
     """
     from planner.catalog import Catalog
+    from stacks.deploy import folder as folder_mod
+    from stacks.deploy import preflight as pre
 
-    pre = import_module("stacks.deploy.preflight")
-    folder_mod = import_module("stacks.deploy.folder")
     session = None
     if profile:
         import boto3

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib import import_module
 
 import typer
 
 from planner.errors import EXIT_CODES, MlplanError
-
-COMMAND_MODULES = ("estimate", "recommend", "catalog", "plan", "deploy", "explain")
 
 app = typer.Typer(
     name="mlplan",
@@ -29,13 +26,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            mod = import_module(f"planner.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"planner.cli.{name}":
-                continue  # command group not built yet
-            raise
+    from mlplan.cli import catalog, deploy, estimate, explain, plan, recommend
+
+    for mod in (estimate, recommend, catalog, plan, deploy, explain):
         mod.register(app)
 
 
