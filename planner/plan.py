@@ -16,6 +16,21 @@ from planner.specs import ModelKind, TensorSpec
 
 PlacementKind = Literal["cloud", "on-prem", "edge", "hybrid"]
 Runtime = Literal["ray", "triton", "vllm", "tensorrt-llm", "firmware"]
+Target = Literal["aws-ec2", "aws-eks", "gcp-gke", "azure-aks", "kubeconfig", "edge-fleet", "firmware", "local"]
+"""How a part becomes infrastructure (decided by the planner, read by every emitter):
+
+- ``aws-ec2``: one node, one replica, one GPU on AWS: a single EC2 instance running the serving container;
+- ``aws-eks`` / ``gcp-gke`` / ``azure-aks``: a managed Kubernetes cluster the stack creates;
+- ``kubeconfig``: an existing on-prem cluster reached through a kubeconfig;
+- ``edge-fleet``: a k3s-style fleet of edge devices, pods pinned by node labels;
+- ``firmware``: a microcontroller firmware build plan, no IaC;
+- ``local``: served on this machine by ``mlplan deploy`` (no IaC)."""
+KUBERNETES_TARGETS: tuple[Target, ...] = ("aws-eks", "gcp-gke", "azure-aks", "kubeconfig", "edge-fleet")
+Routing = Literal["all", "marked-public", "not-marked-public", "local-sites", "not-local"]
+"""Which requests a part receives. A hybrid router is an allow-list: ``marked-public`` parts get only requests
+positively marked public; the privacy-safe ``not-marked-public`` part gets every other request (untagged ones
+included). ``local-sites`` / ``not-local``: an edge fleet serves the requests of its own sites, the cloud the rest
+(those requests carry the spec's data class)."""
 
 
 class Value(BaseModel):
@@ -54,6 +69,7 @@ class ModelRef(Value):
     """What the emitters need to know about the model (from the spec, resolved)."""
 
     name: str
+    hf_id: str | None = Field(default=None, description="the full Hugging Face id (org/name) the engine fetches")
     kind: ModelKind
     family: str
     params: int
@@ -97,6 +113,41 @@ class Training(Value):
     federated: bool = False
 
 
+class NodeShape(Value):
+    """One node of a part as the scheduler sees it: capacity from the catalog row, allocatable after the
+    kubelet's reserves (see :mod:`planner.optimizer.nodes` for the formula and its source)."""
+
+    vcpu: int = Field(ge=1)
+    memory_mib: int = Field(ge=1)
+    accelerators: int = Field(ge=0, description="accelerators per node (0 on CPU-only nodes)")
+    allocatable_cpu_millicores: int = Field(ge=1)
+    allocatable_memory_mib: int = Field(ge=1)
+    max_pods: int = Field(ge=1)
+    reserves: str = Field(description="which reserve rule gave the allocatable figures")
+
+
+class Device(Value):
+    """Accelerator facts the emitters need, from the catalog row: who makes it, the Kubernetes device-plugin
+    resource that schedules it, the GPU product label GPU Feature Discovery puts on nodes, Ray's accelerator type."""
+
+    vendor: str
+    resource: str | None = Field(description="e.g. nvidia.com/gpu, amd.com/gpu; None on CPUs and MCUs")
+    gpu_product: str | None = None
+    ray_type: str | None = None
+
+
+class PartNames(Value):
+    """Every name the emitters give this part's resources, unique per spec (two specs serving one model on one
+    cluster never share a namespace, object, bucket or role)."""
+
+    key: str = Field(description="the part's key in the plan folder (k8s/<key>.yaml) and in resource names")
+    namespace: str
+    app: str = Field(description="Deployment / Service / ServiceAccount / RayService name")
+    resource_prefix: str = Field(description="prefix of the cloud resources (VPC, cluster, key ...)")
+    bucket: str | None = Field(default=None, description="the model bucket the stack creates (cloud parts)")
+    role: str | None = Field(default=None, description="the serving IAM role / identity (cloud parts)")
+
+
 class Part(Value):
     """One side of a plan. A non-hybrid plan has exactly one part; a hybrid plan has two or more."""
 
@@ -104,6 +155,8 @@ class Part(Value):
     placement: Literal["cloud", "on-prem", "edge"]
     provider: str = Field(description="aws, gcp, azure, onprem, edge")
     region: str | None = Field(description="cloud region, on-prem site, or None for an edge fleet")
+    geography: str | None = Field(description="the region's or site's geography from the catalog (us, eu, uk, "
+                                              "apac ...); 'any' for an on-prem site of unknown geography")
     instance: str = Field(description="instance type, server SKU, or edge device id")
     accelerator: str
     accelerator_count: int = Field(description="accelerators per replica")
@@ -117,6 +170,22 @@ class Part(Value):
     traffic_fraction: float = Field(ge=0, le=1)
     runtime: Runtime
     monthly_cost_usd: float
+    target: Target
+    routing: Routing = "all"
+    data_class: str = Field(description="the most sensitive data class this part receives")
+    tenancy: Literal["dedicated", "shared", "owned"] = Field(
+        description="dedicated: single-tenant cloud hosts; shared: multi-tenant cloud; owned: on-prem or edge")
+    node: NodeShape
+    device: Device
+    weights_bytes: int = Field(ge=0, description="the model's weight bytes in this part's dtype, all of them")
+    names: PartNames
+
+
+class Names(Value):
+    """Plan-wide names (the Pulumi project and stack)."""
+
+    project: str
+    stack: str
 
 
 class Plan(Value):
@@ -145,6 +214,7 @@ class Plan(Value):
     model: ModelRef
     serving: Serving
     security: Security
+    names: Names
     training: Training | None = None
     notes: tuple[str, ...] = ()
 

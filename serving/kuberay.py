@@ -161,7 +161,7 @@ def build_rayservice(plan: Plan, namespace: str, part: Part | None = None) -> di
     gpn = part.gpus_per_node if gpu else 0
     limits: dict[str, str] = {"cpu": str(cpu), "memory": f"{mem_gib}Gi"}
     if gpn:
-        limits[hardware.device_resource(part.accelerator)] = str(gpn)
+        limits[hardware.device_resource(part)] = str(gpn)
     worker_container = {
         "name": "ray-worker", "image": image, "imagePullPolicy": "IfNotPresent",
         "resources": {"requests": dict(limits), "limits": dict(limits)},
@@ -176,7 +176,7 @@ def build_rayservice(plan: Plan, namespace: str, part: Part | None = None) -> di
     if part.placement == "cloud":
         node_selector[hardware.INSTANCE_TYPE_LABEL] = part.instance
     elif gpu:
-        product = hardware.names(part.accelerator).gpu_product
+        product = part.device.gpu_product
         node_selector[hardware.GPU_PRODUCT_LABEL if product else hardware.ACCELERATOR_LABEL] = \
             product or part.accelerator
     worker_spec: dict[str, Any] = {"containers": [worker_container], "volumes": vols,
@@ -184,7 +184,7 @@ def build_rayservice(plan: Plan, namespace: str, part: Part | None = None) -> di
     if node_selector:
         worker_spec["nodeSelector"] = node_selector
     if gpn:
-        worker_spec["tolerations"] = [{"key": hardware.device_resource(part.accelerator), "operator": "Exists",
+        worker_spec["tolerations"] = [{"key": hardware.device_resource(part), "operator": "Exists",
                                        "effect": "NoSchedule"}]
     if part.nodes > 1:  # spread worker pods over distinct nodes (one pod owns one node's GPUs)
         worker_spec["topologySpreadConstraints"] = [{

@@ -17,7 +17,6 @@ Files" (https://docs.ray.io/en/latest/serve/production-guide/config.html) and "S
 from __future__ import annotations
 
 import ast
-import re
 import types
 import typing
 from functools import cache
@@ -55,10 +54,10 @@ class ServeConfigError(ArtifactError, ValueError):
 
 
 def app_name(plan: Plan, part: Part | None = None) -> str:
-    """Serve application name: the model name as a DNS-1123 label (also used for Kubernetes names)."""
-    base = re.sub(r"[^a-z0-9-]+", "-", plan.model.name.lower()).strip("-") or "model"
-    if part is not None and len(plan.parts) > 1:
-        base = f"{base}-{re.sub(r'[^a-z0-9-]+', '-', part.role.lower()).strip('-')}"
+    """Serve application name, also the RayService name: the part's app name from the plan (unique per spec),
+    with the part's key on a multi-part plan."""
+    p = part if part is not None else plan.parts[0]
+    base = p.names.app if len(plan.parts) == 1 else f"{p.names.app}-{p.names.key}"
     return base[:50].strip("-")
 
 
@@ -107,7 +106,7 @@ def _ray_app(plan: Plan, part: Part) -> dict[str, Any]:
     if (outs := _tensor_specs(plan.model.outputs)) is not None:
         args["outputs"] = outs
     actor: dict[str, Any] = {"num_cpus": 1, "num_gpus": part.accelerator_count if gpu else 0}
-    ray_type = hardware.names(part.accelerator).ray_type
+    ray_type = part.device.ray_type
     if gpu and ray_type:
         actor["accelerator_type"] = ray_type
     deployment: dict[str, Any] = {
@@ -144,7 +143,7 @@ def _vllm_app(plan: Plan, part: Part) -> dict[str, Any]:
         "engine_kwargs": engine,
         "deployment_config": {"max_ongoing_requests": s.max_ongoing_requests, **_replicas(plan, part)},
     }
-    ray_type = hardware.names(part.accelerator).ray_type
+    ray_type = part.device.ray_type
     if ray_type and hardware.uses_gpu(part):
         llm["accelerator_type"] = ray_type
     return {

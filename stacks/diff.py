@@ -7,19 +7,20 @@ summary can be posted as the PR comment next to the file diff. Pure: reads files
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from planner.plan import Plan
 from planner.report import fmt_s, fmt_usd
-from stacks.writer import STATE_DIR, load_folder
+from stacks.folder import load_folder, read_marker
+from stacks.planmd import PREVIEW_SKIPPED
 
 RESOURCES_HEADING = "## Resources the stack will create"
 
 
 def resources_of(folder: Path) -> list[str] | None:
-    """Resource lines (top level, ``type name``) from PLAN.md's offline-preview block; None if no IaC."""
+    """Resource lines (top level, ``type name``) from PLAN.md's offline-preview block; None if no IaC;
+    ``[PREVIEW_SKIPPED]`` if the folder was written with ``--no-preview``."""
     try:
         text = (folder / "PLAN.md").read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -30,6 +31,8 @@ def resources_of(folder: Path) -> list[str] | None:
     if "```" not in section.split("\n## ", 1)[0]:
         return None
     block = section.split("```", 2)[1]
+    if PREVIEW_SKIPPED in block:
+        return [PREVIEW_SKIPPED]
     out = []
     for line in block.strip("\n").splitlines():
         if not line.strip() or line.startswith("("):
@@ -50,12 +53,9 @@ def _top(lines: list[str]) -> list[str]:
 
 
 def _files(folder: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if p.is_file() and rel.parts[0] != STATE_DIR:
-            out[rel.as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
+    """sha256 of every file mlplan wrote, from the folder's marker (verified when the folder was loaded)."""
+    marker = read_marker(folder)
+    return dict(marker["files"]) if marker else {}
 
 
 def _shape(p: Plan) -> str:
@@ -92,9 +92,8 @@ FIGURES: list[tuple[str, Any, Any]] = [
 def diff_folders(old_dir: str | Path, new_dir: str | Path) -> str:
     """The Markdown summary of the change from ``old_dir`` to ``new_dir``."""
     old_dir, new_dir = Path(old_dir), Path(new_dir)
-    old, new = load_folder(old_dir), load_folder(new_dir)
-    a: Plan = old["plan"]
-    b: Plan = new["plan"]
+    a: Plan = load_folder(old_dir).plan
+    b: Plan = load_folder(new_dir).plan
     out = [f"### mlplan diff: `{a.id}` -> `{b.id}`" if a.id != b.id else f"### mlplan diff: `{b.id}`", ""]
 
     delta = b.monthly_cost_usd - a.monthly_cost_usd
@@ -115,8 +114,12 @@ def diff_folders(old_dir: str | Path, new_dir: str | Path) -> str:
         out += ["Plan unchanged (placement, sharding, dtype and predicted figures are the same).", ""]
 
     ra, rb = resources_of(old_dir), resources_of(new_dir)
+    skipped = [name for name, r in (("old", ra), ("new", rb)) if r == [PREVIEW_SKIPPED]]
     if ra is None and rb is None:
         out += ["**Resources:** no IaC in either folder.", ""]
+    elif skipped:
+        out += [f"**Resources:** not compared: the {' and '.join(skipped)} folder was written with `--no-preview`, "
+                "so it lists no resources (re-plan both with the preview to compare them).", ""]
     else:
         sa, sb = set(_top(ra or [])), set(_top(rb or []))
         added, removed = sorted(sb - sa), sorted(sa - sb)

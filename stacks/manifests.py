@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from planner.plan import Part, Plan
-from stacks.layout import PartInfo, check_residency, device_resource, gpus_per_pod, nodes_per_replica, parts
+from stacks.layout import PartInfo, gpus_per_pod, nodes_per_replica, parts
 
 Obj = dict[str, Any]
 
@@ -41,9 +41,6 @@ RUN_AS_USER = 10001
 RAY_IMAGE_UID = 1000
 GIB = 2**30
 
-#: Bytes per parameter for each serving dtype (weights only).
-DTYPE_BYTES = {"fp32": 4.0, "tf32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
-
 #: The HPA metric per runtime: the per-pod "requests in flight" gauge each server exports, which a Prometheus
 #: adapter must expose through the custom metrics API (vLLM: ``vllm:num_requests_running``; Triton:
 #: ``nv_inference_pending_request_count``). Sources: vLLM and Triton metrics docs.
@@ -65,7 +62,8 @@ class Context:
 
 def labels(info: PartInfo) -> dict[str, str]:
     return {"app.kubernetes.io/name": info.app, "app.kubernetes.io/component": "model-server",
-            "app.kubernetes.io/managed-by": "mlplan", "mlplan.dev/role": info.part.role}
+            "app.kubernetes.io/managed-by": "mlplan", "mlplan.dev/role": info.part.role,
+            "mlplan.dev/part": info.key}
 
 
 def selector(info: PartInfo) -> dict[str, str]:
@@ -79,8 +77,8 @@ def meta(name: str, info: PartInfo, **extra: Any) -> Obj:
 
 
 def weights_bytes(plan: Plan, part: Part) -> int:
-    """Weight bytes of the model in the part's dtype: params x bytes/param (the standard memory estimate)."""
-    return int(plan.model.params * DTYPE_BYTES.get(part.dtype, 2.0))
+    """Weight bytes of the model in the part's dtype, as the planner counted them (``Part.weights_bytes``)."""
+    return part.weights_bytes
 
 
 def pod_resources(plan: Plan, part: Part) -> Obj:
@@ -101,8 +99,14 @@ def pod_resources(plan: Plan, part: Part) -> Obj:
     cpu = max(1, 2 * gpus) if gpus else 2
     res: Obj = {"cpu": str(cpu), "memory": f"{mem_gib}Gi"}
     if gpus:
-        res[device_resource(part.accelerator)] = str(gpus)
+        res[_resource(part)] = str(gpus)
     return {"requests": dict(res), "limits": dict(res)}
+
+
+def _resource(part: Part) -> str:
+    """The device-plugin resource of the part's accelerator (only called for parts that request GPUs)."""
+    assert part.device.resource is not None
+    return part.device.resource
 
 
 def container_security(uid: int = RUN_AS_USER) -> Obj:
@@ -231,7 +235,7 @@ def _scheduling(info: PartInfo) -> Obj:
     else:
         out["nodeSelector"] = {"mlplan.dev/accelerator": part.accelerator}
     if gpus_per_pod(part):
-        out["tolerations"] = [{"key": device_resource(part.accelerator), "operator": "Exists",
+        out["tolerations"] = [{"key": _resource(part), "operator": "Exists",
                                "effect": "NoSchedule"}]
     return out
 
@@ -455,17 +459,22 @@ def network_policies(info: PartInfo, *, gateway_namespaces: bool = True) -> list
 # ------------------------------------------------------------------------------------------- routing
 
 
-def router(plan: Plan, local: PartInfo, remote: PartInfo, ctx: Context, local_service: str) -> list[Obj]:
-    """Hybrid routing: an Envoy front door next to the local (on-prem) side.
+#: The header a client sets to mark a request public; the router's only rule that leaves the private side.
+PUBLIC_HEADER = "x-mlplan-data-class"
+PUBLIC_VALUE = "public"
 
-    Requests marked ``x-mlplan-data-class: sensitive`` always stay local; the rest is split by the parts'
-    ``traffic_fraction`` (weighted clusters) between the local service and the cloud side's private endpoint.
-    Envoy weighted clusters: https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/route/v3/route_components.proto
+
+def router(plan: Plan, local: PartInfo, remote: PartInfo, ctx: Context, local_service: str) -> list[Obj]:
+    """Hybrid routing: an Envoy front door next to the privacy-safe (on-prem / edge) side, as an allow-list.
+
+    Only a request positively marked ``x-mlplan-data-class: public`` goes to the cloud side's private endpoint;
+    every other request, an untagged one included, stays on the safe side (Envoy routes are matched in order:
+    the header match first, then a catch-all to the local cluster). The safe side is sized for the share of
+    requests not marked public. Envoy route matching:
+    https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/route/v3/route_components.proto
     """
     endpoint = ctx.cloud_endpoint or f"{remote.app}.{remote.key}.mlplan.internal:{SERVE_PORT}"
     host, _, port = endpoint.rpartition(":")
-    w_local = round(local.part.traffic_fraction * 100)
-    w_remote = 100 - w_local
     local_host = f"{local_service}.{local.namespace}.svc.cluster.local"
 
     def cluster(name: str, address: str, p: int) -> Obj:
@@ -474,12 +483,9 @@ def router(plan: Plan, local: PartInfo, remote: PartInfo, ctx: Context, local_se
                     "address": {"socket_address": {"address": address, "port_value": p}}}}]}]}}
 
     route_cfg = {"name": "mlplan", "virtual_hosts": [{"name": "model", "domains": ["*"], "routes": [
-        {"match": {"prefix": "/", "headers": [{"name": "x-mlplan-data-class",
-                                               "string_match": {"exact": "sensitive"}}]},
-         "route": {"cluster": "local", "timeout": "300s"}},
-        {"match": {"prefix": "/"},
-         "route": {"timeout": "300s", "weighted_clusters": {"clusters": [
-             {"name": "local", "weight": w_local}, {"name": "cloud", "weight": w_remote}]}}},
+        {"match": {"prefix": "/", "headers": [{"name": PUBLIC_HEADER, "string_match": {"exact": PUBLIC_VALUE}}]},
+         "route": {"cluster": "cloud", "timeout": "300s"}},
+        {"match": {"prefix": "/"}, "route": {"cluster": "local", "timeout": "300s"}},
     ]}]}
     envoy = {
         "static_resources": {
@@ -612,7 +618,7 @@ def training_job(plan: Plan, info: PartInfo, ctx: Context) -> list[Obj]:
             "livenessProbe": probe(f"{raylet} && {gcs}", 120)}
     res = pod_resources(plan, part)
     if gpn:
-        dev = device_resource(part.accelerator)
+        dev = _resource(part)
         res["requests"][dev] = res["limits"][dev] = str(gpn)
     worker = {"name": "ray-worker", "image": TRAINING_IMAGE, "imagePullPolicy": "IfNotPresent", "env": env,
               "resources": res, "securityContext": sec, "volumeMounts": mounts,
@@ -685,18 +691,19 @@ def part_manifests(plan: Plan, info: PartInfo, ctx: Context | None = None, *, in
 
 
 def hybrid_local_remote(infos: list[PartInfo]) -> tuple[PartInfo, PartInfo] | None:
-    """The (local, cloud) pair of a hybrid plan where routing is needed, else None."""
-    local = next((i for i in infos if i.part.placement in ("on-prem", "edge") and i.uses_k8s), None)
-    remote = next((i for i in infos if i.part.placement == "cloud"), None)
+    """The (privacy-safe, marked-public) pair of a hybrid plan that needs the allow-list router, else None.
+    (An edge fleet with a cloud fallback needs none: each site's clients call their own devices.)"""
+    local = next((i for i in infos if i.part.routing == "not-marked-public" and i.uses_k8s), None)
+    remote = next((i for i in infos if i.part.routing == "marked-public"), None)
     if local is None or remote is None:
         return None
     return local, remote
 
 
 def render(plan: Plan, contexts: dict[str, Context] | None = None) -> dict[str, list[Obj]]:
-    """All manifests of the plan, keyed by part key (the file ``k8s/<key>.yaml``). A plan with a cloud part
-    outside its own residency set is refused (InputError), so the plan writer never emits one."""
-    check_residency(plan)
+    """All manifests of the plan, keyed by part key (the file ``k8s/<key>.yaml``). The caller has checked the
+    plan against its spec (:func:`planner.guard.check_plan`: the writer before it writes, the folder loader
+    before anything is built from a folder)."""
     contexts = contexts or {}
     infos = parts(plan)
     pair = hybrid_local_remote(infos) if plan.placement == "hybrid" else None
@@ -723,17 +730,13 @@ def _router_policy(info: PartInfo) -> Obj:
 
 def default_contexts(plan: Plan) -> dict[str, Context]:
     """Contexts the writer uses for ``k8s/*.yaml``: the deterministic bucket URI on AWS, the artifact elsewhere."""
-    from stacks.layout import irsa_role_name, model_bucket_name
-
     out: dict[str, Context] = {}
     for info in parts(plan):
         p = info.part
-        if info.target == "aws-eks" and p.region:
-            bucket = model_bucket_name(plan, p.region)
+        if info.target == "aws-eks" and p.names.bucket and p.names.role:
             # the stack applies the same objects with the real role ARN; the account id is only known there
-            role = irsa_role_name(plan, p.region)
-            out[info.key] = Context(model_uri=f"s3://{bucket}/{plan.model.name}",
-                                    service_account_role_arn=f"arn:aws:iam::ACCOUNT_ID:role/{role}")
+            out[info.key] = Context(model_uri=f"s3://{p.names.bucket}/{plan.model.name}",
+                                    service_account_role_arn=f"arn:aws:iam::ACCOUNT_ID:role/{p.names.role}")
         else:
             out[info.key] = Context(model_uri=plan.model.artifact)
     return out

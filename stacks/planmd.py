@@ -9,6 +9,8 @@ from planner.plan import Plan, Rejected
 from planner.report import fmt_s, fmt_usd, headline, shape, where
 from stacks import layout
 
+PREVIEW_SKIPPED = "(offline preview skipped: written with --no-preview)"
+
 TARGET_TEXT = {
     "aws-ec2": "one EC2 GPU instance in a private subnet running the model server (Docker), IMDSv2, SSM access",
     "aws-eks": "VPC + EKS cluster + GPU managed node group + the Kubernetes objects in `k8s/`",
@@ -16,8 +18,16 @@ TARGET_TEXT = {
     "edge-fleet": "a fleet rollout to edge nodes (k3s), pinned by node labels; objects in `k8s/`",
     "firmware": "a firmware build plan (`firmware/`): this placement has no IaC",
     "local": "served on this machine by `mlplan deploy` (Ray Serve or tritonserver processes): no IaC",
-    "manifests-only": "Kubernetes manifests in `k8s/` only: mlplan generates the AWS stack only, "
-                      "so this provider's cluster is yours to create",
+    "gcp-gke": "a GKE cluster with a GPU node pool + the Kubernetes objects in `k8s/`",
+    "azure-aks": "an AKS cluster with a GPU node pool + the Kubernetes objects in `k8s/`",
+}
+
+ROUTING_TEXT = {
+    "all": "all requests",
+    "not-marked-public": "every request not marked public (untagged ones included)",
+    "marked-public": "only requests marked `x-mlplan-data-class: public`",
+    "local-sites": "its own sites' requests",
+    "not-local": "requests from outside the edge sites",
 }
 
 
@@ -95,23 +105,30 @@ def render(spec_name: str, catalog_version: str, plan: Plan, runners_up: list[Pl
     out.append("")
     out += [f"- **{i.key}**: {TARGET_TEXT[i.target]}." for i in infos]
     if plan.placement == "hybrid":
-        local = next((i for i in infos if i.part.placement != "cloud"), None)
-        cloud = next((i for i in infos if i.part.placement == "cloud"), None)
-        if local and cloud:
-            out += ["", "### Routing between the parts", "",
-                    f"An Envoy router (`{local.app}-router`, in `k8s/{local.key}.yaml`) runs next to the "
-                    f"{local.part.placement} side. Requests with header `x-mlplan-data-class: sensitive` always "
-                    f"stay on {local.key}; all other requests are split {local.part.traffic_fraction:.0%} "
-                    f"{local.key} / {1 - local.part.traffic_fraction:.0%} {cloud.key} (weighted clusters). "
-                    f"The cloud side is reached over private connectivity (VPN / Direct Connect) through an "
-                    f"internal load balancer: set `mlplan:cloudEndpoint` to its `host:port`."]
+        safe = next((i for i in infos if i.part.routing == "not-marked-public"), None)
+        public = next((i for i in infos if i.part.routing == "marked-public"), None)
+        out += ["", "### Routing between the parts", ""]
+        if safe and public:
+            out += [f"An Envoy router (`{safe.app}-router`, in `k8s/{safe.key}.yaml`) runs next to the "
+                    f"{safe.part.placement} side as an allow-list: only requests with header "
+                    f"`x-mlplan-data-class: public` go to {public.key}; every other request, an untagged one "
+                    f"included, stays on {safe.key}, which is sized for the {safe.part.traffic_fraction:.0%} of "
+                    f"requests not marked public. The cloud side is reached over private connectivity (VPN / "
+                    f"Direct Connect) through an internal load balancer: set `mlplan:cloudEndpoint` to its "
+                    f"`host:port`."]
+        else:
+            out += [f"- **{i.key}** serves {ROUTING_TEXT[i.part.routing]} ({i.part.traffic_fraction:.0%})."
+                    for i in infos]
     s = plan.security
     out += ["", "## Security posture", "",
             f"- Data class: **{s.privacy}**; allowed regions: {', '.join(s.allowed_regions or ('any',))}",
             f"- Encryption at rest: {'KMS, customer-managed key' if s.encryption_at_rest else 'provider default'}; "
-            f"private networking: {'yes' if s.private_networking else 'no'}; dedicated tenancy: "
-            f"{'yes' if s.dedicated_tenancy else 'no'}; NetworkPolicy deny-by-default: "
-            f"{'yes' if s.deny_by_default_network else 'no'}",
+            f"private networking: {'yes' if s.private_networking else 'no'}; NetworkPolicy deny-by-default: "
+            f"{'yes' if s.deny_by_default_network else 'no'}", "",
+            "| part | receives | data class | tenancy | where (geography) |", "|---|---|---|---|---|"]
+    out += [f"| {i.key} | {ROUTING_TEXT[i.part.routing]} | {i.part.data_class} | {i.part.tenancy} | "
+            f"{i.part.provider}/{i.part.region or 'fleet'} ({i.part.geography or 'user sites'}) |" for i in infos]
+    out += ["",
             "- Pods: Pod Security `restricted` (non-root, read-only root filesystem, no privilege escalation, all "
             "capabilities dropped, seccomp RuntimeDefault), requests = limits, startup/readiness/liveness probes.",
             ""]
@@ -167,14 +184,14 @@ def deploy_steps(plan: Plan, stack: str) -> list[str]:
         steps.append("The HPA scales on the server's requests-in-flight metric, served through a Prometheus "
                      "adapter (custom metrics API); without one the Deployment stays at its planned replicas.")
     for info in layout.parts(plan):
-        if info.target in ("aws-eks", "aws-ec2") and info.part.region:
-            bucket = layout.model_bucket_name(plan, info.part.region)
+        if info.target in ("aws-eks", "aws-ec2") and info.part.names.bucket:
+            bucket = info.part.names.bucket
             src = "serving/triton/model_repository" if info.part.runtime in ("triton", "tensorrt-llm") \
                 else "<weights folder>"
             dest = f"s3://{bucket}/{plan.model.name}" + ("/triton" if src.startswith("serving") else "")
             steps.append(f"Upload the model before the first rollout: `aws s3 sync {src} {dest}` (bucket "
                          f"`{bucket}`, created by the stack; override with `mlplan:modelBucket`).")
-    if "manifests-only" in targets:
+    if targets & {"gcp-gke", "azure-aks"}:
         steps.append("Only the AWS stack is generated: for GCP/Azure parts apply `k8s/*.yaml` to a GPU cluster "
                      "you provide (`kubectl apply -f k8s/`).")
     return steps

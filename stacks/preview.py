@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -123,14 +122,18 @@ def _stack_config(infra: Path) -> tuple[str, str, dict[str, str]]:
 
 
 def preview_in_process(infra: Path) -> list[dict[str, Any]]:
-    """Execute ``infra/__main__.py`` under mocks in this process (use from a fresh process)."""
+    """Run the stack of the folder being written (``infra/..``) under mocks in this process: what
+    ``infra/__main__.py`` does (:func:`stacks.program.run`), on the plan verified against its spec but before
+    the folder is sealed with its marker (use from a fresh process)."""
+    from stacks.folder import load_folder
+    from stacks.program import build
+
     project, stack, config = _stack_config(infra)
-    main = infra / "__main__.py"
+    plan = load_folder(infra.parent, sealed=False).plan
     cwd = Path.cwd()
     os.chdir(infra)  # pulumi runs a program from its project directory
     try:
-        return run_under_mocks(lambda: runpy.run_path(str(main), run_name="__main__"), config=config,
-                               project=project, stack=stack)
+        return run_under_mocks(lambda: build(plan), config=config, project=project, stack=stack)
     finally:
         os.chdir(cwd)
 

@@ -2,7 +2,7 @@
 
 One function per target (see :mod:`stacks.layout`). Config (``Pulumi.<stack>.yaml``, namespace ``mlplan``):
 
-- ``mlplan:modelBucket``   override the model bucket name (default: deterministic from model + region)
+- ``mlplan:modelBucket``   override the model bucket name (default: the plan's ``names.bucket``)
 - ``mlplan:kubeconfig``    SECRET, on-prem cluster kubeconfig: ``pulumi config set --secret mlplan:kubeconfig ...``
 - ``mlplan:edgeKubeconfig`` SECRET, the edge fleet's (k3s) kubeconfig
 - ``mlplan:cloudEndpoint`` hybrid: the cloud side's private endpoint ``host:port`` as seen from on-prem
@@ -16,9 +16,7 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-import yaml
 
-from planner.errors import ArtifactError
 from planner.plan import Plan
 from stacks import layout, manifests
 from stacks.aws import Ec2GpuServer, EksGpuCluster, EncryptionKey, ModelBucket, Network, NodeGroupSpec
@@ -28,23 +26,6 @@ from stacks.userdata import docker_user_data
 GIB = 2**30
 
 
-def load_plan(path: str | Path) -> Plan:
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-        return Plan.model_validate(data["plan"])
-    except FileNotFoundError:
-        raise ArtifactError(f"plan file not found: {p}", fix="run `mlplan plan SPEC --out DIR` first") from None
-    except (KeyError, TypeError, ValueError) as e:
-        raise ArtifactError(f"plan file {p} is not a valid mlplan plan: {e}",
-                            fix="regenerate it with `mlplan plan`") from None
-
-
-def check_residency(plan: Plan) -> None:
-    """Refuse to create anything in a region the plan's security posture does not allow."""
-    layout.check_residency(plan)
-
-
 def node_disk_gib(plan: Plan, info: layout.PartInfo) -> int:
     """Root volume: the weights per node twice (image layers + emptyDir copy) plus 100 GiB for images."""
     per_node = manifests.weights_bytes(plan, info.part) / layout.nodes_per_replica(info.part)
@@ -52,45 +33,44 @@ def node_disk_gib(plan: Plan, info: layout.PartInfo) -> int:
     return int(min(16000, 100 + 2 * per_node * pods_per_node / GIB))
 
 
-def ami_type(accelerator: str) -> str:
+def ami_type(resource: str | None) -> str:
     """EKS AMI for the accelerator: the NVIDIA AL2023 AMI (driver included) or the Neuron one.
 
     Source: EKS API Nodegroup.amiType values (AL2023_x86_64_NVIDIA, AL2023_x86_64_NEURON)."""
-    return "AL2023_x86_64_NEURON" if layout.device_resource(accelerator) == "aws.amazon.com/neuron" \
-        else "AL2023_x86_64_NVIDIA"
+    return "AL2023_x86_64_NEURON" if resource == "aws.amazon.com/neuron" else "AL2023_x86_64_NVIDIA"
 
 
 def _aws_part(plan: Plan, info: layout.PartInfo, cfg: pulumi.Config, pair: Any) -> dict[str, Any]:
     part = info.part
     region = part.region or ""
-    name = layout.dns_name(f"mlplan-{plan.model.name}-{info.key}", 38)
+    name = part.names.resource_prefix
     provider = aws.Provider(f"aws-{info.key}", region=region,
                             default_tags={"tags": {"managed-by": "mlplan", "mlplan-plan": plan.id[:250]}})
     key = EncryptionKey(name, provider=provider)
     net = Network(name, region=region, provider=provider,
                   eks_cluster_name=name if info.target == "aws-eks" else None)
-    bucket_name = cfg.get("modelBucket") or layout.model_bucket_name(plan, region)
+    bucket_name = cfg.get("modelBucket") or part.names.bucket or ""
     bucket = ModelBucket(f"{name}-models", bucket_name=bucket_name, kms_key_arn=key.arn, provider=provider)
     model_uri = f"s3://{bucket_name}/{plan.model.name}"
     if info.target == "aws-ec2":
         Ec2GpuServer(name, network=net, instance_type=part.instance, kms_key_arn=key.arn, bucket_arn=bucket.arn,
                      user_data=docker_user_data(plan, info, model_uri), disk_gib=node_disk_gib(plan, info),
-                     dedicated=plan.security.dedicated_tenancy, port=manifests.SERVE_PORT, provider=provider)
+                     dedicated=part.tenancy == "dedicated", port=manifests.SERVE_PORT, provider=provider)
         return {}
     max_nodes = max(part.nodes, plan.serving.max_replicas * layout.nodes_per_replica(part))
     cluster = EksGpuCluster(
         name, region=region, network=net, kms_key_arn=key.arn,
         nodes=NodeGroupSpec(instance_type=part.instance, nodes=part.nodes, max_nodes=max_nodes,
                             gpus_per_node=part.gpus_per_node, spot=part.purchase == "spot",
-                            dedicated=plan.security.dedicated_tenancy, disk_gib=node_disk_gib(plan, info),
-                            ami_type=ami_type(part.accelerator), gpu_taint=layout.device_resource(part.accelerator)),
+                            dedicated=part.tenancy == "dedicated", disk_gib=node_disk_gib(plan, info),
+                            ami_type=ami_type(part.device.resource), gpu_taint=part.device.resource or ""),
         private_endpoint_only=plan.security.private_networking, bucket_arn=bucket.arn,
         serving_namespace=info.namespace, serving_service_account=info.app,
-        irsa_role_name=layout.irsa_role_name(plan, region), provider=provider)
+        irsa_role_name=part.names.role or "", provider=provider)
     k8s_provider = cluster_provider(f"{name}-k8s", pulumi.Output.secret(cluster.kubeconfig),
                                     depends_on=[cluster.node_group])
     deps: list[pulumi.Resource] = []
-    if layout.device_resource(part.accelerator) == "nvidia.com/gpu":
+    if part.device.resource == "nvidia.com/gpu":
         deps.append(NvidiaDevicePlugin(f"{name}-device-plugin", provider=k8s_provider))
     if manifests.needs_kuberay(plan, info):
         deps.append(KubeRayOperator(f"{name}-kuberay", provider=k8s_provider))
@@ -100,7 +80,7 @@ def _aws_part(plan: Plan, info: layout.PartInfo, cfg: pulumi.Config, pair: Any) 
 
 def _cluster_part(plan: Plan, info: layout.PartInfo, cfg: pulumi.Config) -> dict[str, Any]:
     secret = "kubeconfig" if info.target == "kubeconfig" else "edgeKubeconfig"
-    name = layout.dns_name(f"mlplan-{plan.model.name}-{info.key}", 50)
+    name = info.part.names.resource_prefix
     provider = cluster_provider(f"{name}-k8s", cfg.require_secret(secret))
     deps: list[pulumi.Resource] = []
     if manifests.needs_kuberay(plan, info) and cfg.get_bool("installKubeRay") is not False:
@@ -110,8 +90,8 @@ def _cluster_part(plan: Plan, info: layout.PartInfo, cfg: pulumi.Config) -> dict
 
 
 def build(plan: Plan) -> None:
-    """Instantiate every component the plan needs (called inside a Pulumi program)."""
-    check_residency(plan)
+    """Instantiate every component the plan needs (called inside a Pulumi program, on a plan the folder loader
+    has verified against its spec)."""
     cfg = pulumi.Config("mlplan")
     infos = layout.parts(plan)
     pair = manifests.hybrid_local_remote(infos) if plan.placement == "hybrid" else None
@@ -121,7 +101,7 @@ def build(plan: Plan) -> None:
             sides[info.key] = _aws_part(plan, info, cfg, pair)
         elif info.target in ("kubeconfig", "edge-fleet"):
             sides[info.key] = _cluster_part(plan, info, cfg)
-        elif info.target == "manifests-only":
+        elif info.target in ("gcp-gke", "azure-aks"):
             pulumi.log.warn(f"part {info.key}: {info.part.provider} is not generated as IaC (AWS only); "
                             "apply k8s/*.yaml to your cluster instead")
     contexts = {k: v["ctx"] for k, v in sides.items() if "ctx" in v}
@@ -130,7 +110,7 @@ def build(plan: Plan) -> None:
         side = sides.get(key)
         if not side or "provider" not in side:
             continue
-        name = layout.dns_name(f"mlplan-{plan.model.name}-{key}", 50)
+        name = next(i.part.names.resource_prefix for i in infos if i.key == key)
         ModelServing(f"{name}-serving", objs=objs, provider=side["provider"], depends_on=side["deps"])
     pulumi.export("plan_id", plan.id)
     pulumi.export("placement", plan.placement)
@@ -138,5 +118,8 @@ def build(plan: Plan) -> None:
 
 
 def run(plan_file: str | Path) -> None:
-    """Entry point of ``infra/__main__.py``."""
-    build(load_plan(plan_file))
+    """Entry point of ``infra/__main__.py``: load and verify the plan folder (marker hashes, the spec copy, the
+    plan against the spec), then build."""
+    from stacks.folder import load_folder
+
+    build(load_folder(Path(plan_file).parent).plan)

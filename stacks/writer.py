@@ -1,38 +1,48 @@
 """Write the plan folder that ``mlplan plan SPEC --out DIR`` produces, atomically and deterministically.
 
-Layout (the contract with ``mlplan deploy``)::
+Layout (the contract with ``mlplan deploy``, read by :mod:`stacks.folder`)::
 
-    DIR/plan.yaml  PLAN.md  infra/  serving/  k8s/  firmware/  (.mlplan/ is deploy state, never written here)
+    DIR/.mlplan-folder  plan.yaml  PLAN.md  infra/  serving/  k8s/  firmware/  (.mlplan/ is deploy state)
 
-Atomic: everything is built in a temporary folder next to ``DIR`` (same filesystem), then renamed into place.
-An existing folder is replaced as a whole, keeping its ``.mlplan/`` deploy state; any failure leaves the old
-folder untouched and no temporary folder behind. Deterministic: sorted keys, no timestamps, no absolute paths
-of this machine, so re-running gives byte-identical files and a spec change gives a minimal diff.
+The folder is mlplan's own. ``--out`` may name a new or empty folder, or a folder mlplan wrote (its marker
+lists every file); it is refused, and nothing changes, for any other folder: one holding a path mlplan did not
+write, the current directory or one above it, a repository root, the home directory, or a folder holding the
+spec or another input. There is no override: to reuse such a folder, empty it first.
+
+Atomic: everything is built in a temporary folder next to ``DIR`` (same filesystem), then renamed into place
+under an exclusive lock, after the ownership checks are repeated under that lock. An existing folder is
+replaced as a whole, keeping its ``.mlplan/`` deploy state; any failure, SIGTERM included, leaves the old folder
+untouched and no temporary folder behind. Deterministic: sorted keys, no timestamps, no absolute paths of this
+machine, so re-running gives byte-identical files and a spec change gives a minimal diff.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import yaml
 
 import planner
 from planner.catalog import Catalog
-from planner.errors import InputError
+from planner.errors import EnvironmentProblem, InputError
+from planner.guard import check_plan, spec_digest
 from planner.plan import Plan, Recommendation
 from planner.specs import Spec
 from stacks import firmware, layout, manifests, planmd
+from stacks.folder import MARKER, STATE_DIR, foreign_paths, marker_text, read_marker
 
-STATE_DIR = ".mlplan"
 TMP_PREFIX = ".mlplan-tmp-"
 OLD_PREFIX = ".mlplan-old-"
 MAX_RUNNERS_UP = 3
@@ -111,8 +121,7 @@ def write_text(path: Path, content: str) -> None:
 
 
 def _infra(files: _Files, spec: Spec, plan: Plan) -> str:
-    stack = layout.dns_name(spec.name, 40)
-    project = layout.dns_name(f"mlplan-{spec.name}", 60)
+    stack, project = plan.names.stack, plan.names.project
     files.text("infra/Pulumi.yaml", dump_yaml({
         "name": project, "description": f"mlplan: {plan.id}",
         "runtime": {"name": "python", "options": {"toolchain": "pip", "virtualenv": "venv"}}}))
@@ -146,11 +155,13 @@ def build_folder(root: Path, spec: Spec, rec: Recommendation, plan_index: int, o
         raise InputError(f"--plan-index {plan_index} is out of range: the recommendation has "
                          f"{len(rec.plans)} plan(s)", fix=f"use 0..{max(0, len(rec.plans) - 1)}")
     plan = rec.plans[plan_index]
+    check_plan(plan, spec, catalog)
     runners_up = [p for i, p in enumerate(rec.plans) if i != plan_index][:MAX_RUNNERS_UP]
     files = _Files(root)
+    portable = _portable_spec(spec, out)
     files.text("plan.yaml", dump_yaml({
         "mlplan_version": planner.__version__, "catalog_version": rec.catalog_version,
-        "spec": _portable_spec(spec, out), "plan": plan.model_dump(mode="json"),
+        "spec": portable, "spec_sha256": spec_digest(portable), "plan": plan.model_dump(mode="json"),
         "runners_up": [p.model_dump(mode="json") for p in runners_up],
         "rejected": [r.model_dump(mode="json") for r in rec.rejected]}))
 
@@ -170,7 +181,7 @@ def build_folder(root: Path, spec: Spec, rec: Recommendation, plan_index: int, o
             fw = firmware.firmware_plan(plan, info.part, catalog)
             files.text("firmware/firmware.yaml", dump_yaml(fw))
             files.text("firmware/FIRMWARE.md", firmware.firmware_markdown(fw))
-        if info.target == "manifests-only":
+        if info.target in ("gcp-gke", "azure-aks"):
             notes.append(f"Part {info.key} runs on {info.part.provider}: only the AWS stack is generated, so this "
                          f"part gets Kubernetes manifests (`k8s/{info.key}.yaml`) and no IaC.")
 
@@ -184,10 +195,11 @@ def build_folder(root: Path, spec: Spec, rec: Recommendation, plan_index: int, o
             run = preview_folder if isolate else preview_in_process
             resources = planmd.resource_lines(run(root / "infra"))
         else:
-            resources = ["(offline preview skipped)"]
+            resources = [planmd.PREVIEW_SKIPPED]
     charts = _charts(files, spec, rec, plan, notes)
     files.text("PLAN.md", planmd.render(spec.name, rec.catalog_version, plan, runners_up, list(rec.rejected),
                                         resources, notes, charts=charts))
+    files.text(MARKER, marker_text(plan.id, root, files.written))
     return files.written
 
 
@@ -219,29 +231,88 @@ def _charts(files: _Files, spec: Spec, rec: Recommendation, plan: Plan, notes: l
 
 
 def write_plan_folder(spec: Spec, rec: Recommendation, out: str | Path, *, plan_index: int = 0,
-                      catalog: Catalog | None = None, preview: bool = True, isolate: bool = True) -> list[Path]:
+                      catalog: Catalog | None = None, preview: bool = True, isolate: bool = True,
+                      inputs: Sequence[str | Path] = ()) -> list[Path]:
     """Build the folder in a temp dir next to ``out`` and swap it into place; keep ``out/.mlplan``.
 
-    ``preview`` runs the generated Pulumi program under mocks for PLAN.md's resource list: in a subprocess
-    (``isolate``, the default: Pulumi's mock state is process-global) or in this process (tests, warm imports).
-    Returns the written paths (under ``out``).
+    ``inputs`` are the files the plan was made from (the spec, a catalog overlay, a model config): a folder
+    holding any of them is never replaced. ``preview`` runs the generated Pulumi program under mocks for
+    PLAN.md's resource list: in a subprocess (``isolate``, the default: Pulumi's mock state is process-global)
+    or in this process (tests, warm imports). Returns the written paths (under ``out``).
     """
     out = Path(out)
     try:
-        return _write(spec, rec, out, plan_index, catalog, preview, isolate)
+        with _terminate_as_exit():
+            return _write(spec, rec, out, plan_index, catalog, preview, isolate, [Path(p) for p in inputs])
     except OSError as e:  # read-only or full filesystem, a name too long, a parent that is a file ...
         where = e.filename or out
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise EnvironmentProblem(f"no space left to write the plan folder {out} ({where})",
+                                     fix="free disk space, or write the folder elsewhere") from None
         raise InputError(f"cannot write the plan folder {out}: {e.strerror or e} ({where})",
                          fix="pick a writable folder with room to spare") from None
 
 
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """While the folder is written, SIGTERM and SIGHUP raise SystemExit, so the temporary folder is removed and
+    the old folder stays as it was (the default action would kill the process mid-write)."""
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def refusal(out: Path, inputs: Sequence[Path] = ()) -> str | None:
+    """Why ``out`` may not be (re)written as a plan folder, or None. See the module docstring for the rules."""
+    if out.is_symlink():
+        return "is a symbolic link"
+    res = out.resolve()
+    cwd = Path.cwd().resolve()
+    if res == cwd or res in cwd.parents:
+        return "is the current directory" if res == cwd else "holds the current directory"
+    if res == Path(res.anchor) or res == Path.home().resolve():
+        return "is the home or root directory"
+    for path in inputs:
+        if res in path.resolve().parents:
+            return f"holds {path.name}, an input of this plan"
+    if not res.exists():
+        return None
+    if not res.is_dir():
+        return "exists and is not a directory"
+    if (res / ".git").exists():
+        return "is a repository root"
+    if not any(res.iterdir()):
+        return None
+    marker = read_marker(res)
+    if marker is None:
+        return f"is a non-empty folder that mlplan did not write (it has no {MARKER} marker)"
+    foreign = foreign_paths(res, marker)
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        return f"holds {foreign[0]}{more}, which mlplan did not write"
+    return None
+
+
+def _refuse_if_not_ours(out: Path, inputs: Sequence[Path]) -> None:
+    why = refusal(out, inputs)
+    if why is not None:
+        raise InputError(f"--out {out} {why}, so mlplan will not replace it",
+                         fix="pick a new or empty folder, or empty this one first (nothing was changed)")
+
+
 def _write(spec: Spec, rec: Recommendation, out: Path, plan_index: int, catalog: Catalog | None, preview: bool,
-           isolate: bool) -> list[Path]:
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} exists and is not a directory", fix="pick a folder path")
-    if out.is_dir() and any(out.iterdir()) and not (out / "plan.yaml").exists():
-        raise InputError(f"--out {out} is a non-empty folder that is not an mlplan plan folder",
-                         fix="pick an empty or new folder (mlplan only replaces its own plan folders)")
+           isolate: bool, inputs: Sequence[Path]) -> list[Path]:
+    _refuse_if_not_ours(out, inputs)  # fail fast; repeated under the lock, where it counts
     parent = out.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -249,13 +320,22 @@ def _write(spec: Spec, rec: Recommendation, out: Path, plan_index: int, catalog:
         raise InputError(f"cannot create {parent}: {e.strerror}", fix="check the path and permissions") from None
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{out.name}-", dir=parent))
     try:
+        _umask_mode(tmp)
         written = build_folder(tmp, spec, rec, plan_index, out, catalog=catalog, preview=preview, isolate=isolate)
         with _locked(parent):
+            _refuse_if_not_ours(out, inputs)
             _swap(tmp, out.resolve())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return [out / p.relative_to(tmp) for p in written]
+
+
+def _umask_mode(path: Path) -> None:
+    """``mkdtemp`` creates 0700; a plan folder gets the mode any folder the user creates gets (0777 - umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o777 & ~mask)
 
 
 @contextlib.contextmanager
@@ -291,15 +371,6 @@ def _swap(tmp: Path, out: Path) -> None:
             os.rename(old, out)
         raise
     shutil.rmtree(old, ignore_errors=True)
-
-
-def load_folder(folder: str | Path) -> dict[str, Any]:
-    """Read ``plan.yaml`` of a plan folder (for ``mlplan diff``): the raw mapping with ``plan`` validated, via the
-    one plan-folder reader (:func:`stacks.deploy.folder.load_folder`)."""
-    from stacks.deploy.folder import load_folder as read
-
-    pf = read(folder)
-    return {**pf.data, "plan": pf.plan}
 
 
 def dumps_json(data: Any) -> str:

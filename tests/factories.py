@@ -6,20 +6,86 @@ check that real recommendations have the same shape. Each factory takes keyword 
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+from planner import names
+from planner.catalog import Catalog
+from planner.optimizer.devices import device_of
+from planner.optimizer.nodes import node_shape
+from planner.optimizer.targets import deploy_target
 from planner.plan import (
     Cost,
     CostLine,
+    Device,
     ModelRef,
+    Names,
+    NodeShape,
     Part,
+    PartNames,
     Plan,
     Predicted,
     Security,
     Serving,
     Training,
 )
-from planner.specs import TensorSpec
+from planner.specs import Constraints, ModelSpec, Spec, TensorSpec
+
+#: (vCPU, GiB) of the instance types the factories use (AWS instance type pages)
+NODE_SIZES = {"g6e.xlarge": (4, 32), "g6.xlarge": (4, 16), "p5.48xlarge": (192, 2048), "p4d.24xlarge": (96, 1152),
+              "g2-standard-8": (8, 32)}
+BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+SPEC_NAME = "test"
+
+
+@cache
+def _catalog() -> Catalog:
+    return Catalog.load()
+
+
+def device(accelerator: str) -> Device:
+    cat = _catalog()
+    hw = cat.edge_devices.get(accelerator) or cat.accelerator(accelerator)
+    return device_of(hw)
+
+
+def node(part: Part) -> NodeShape:
+    vcpu, gib = NODE_SIZES.get(part.instance, (None, None))
+    return node_shape(part.provider if part.placement == "cloud" else part.placement, vcpu, gib,
+                      part.gpus_per_node)
+
+
+def part_names(part: Part, multi: bool, spec_name: str = SPEC_NAME, model: str = "m") -> PartNames:
+    key = names.part_key(part.role, part.placement, multi)
+    cloud = part.placement == "cloud" and part.region is not None
+    return PartNames(key=key, namespace=names.dns_label(f"mlplan-{spec_name}"), app=names.service_name(spec_name),
+                     resource_prefix=names.dns_label(f"mlplan-{spec_name}-{key}", 38),
+                     bucket=names.bucket_name(spec_name, model, part.region or "") if cloud else None,
+                     role=names.role_name(spec_name, part.region or "") if cloud else None)
+
+
+def finish_part(part: Part, *, params: int, multi: bool = False, training: bool = False,
+                privacy: str = "internal", routing: str = "all", spec_name: str = SPEC_NAME,
+                model: str = "m") -> Part:
+    """Fill the fields the planner derives (target, node shape, device, names, weight bytes, data class)."""
+    data_class = "public" if routing == "marked-public" else privacy
+    tenancy = ("dedicated" if data_class == "restricted" else "shared") if part.placement == "cloud" else "owned"
+    target = deploy_target(placement=part.placement, provider=part.provider, instance=part.instance,
+                           runtime=part.runtime, nodes=part.nodes, replicas=part.replicas,
+                           gpus_per_replica=part.tensor_parallel * part.pipeline_parallel, training=training)
+    upd = {"target": target, "routing": routing, "data_class": data_class, "tenancy": tenancy,
+           "device": device(part.accelerator), "weights_bytes": int(params * BYTES[part.dtype]),
+           "names": part_names(part, multi, spec_name, model)}
+    p = part.model_copy(update=upd)
+    return p.model_copy(update={"node": node(p)})
+
+
+def spec_for(plan: Plan, name: str = SPEC_NAME) -> Spec:
+    """A spec the plan keeps the promises of: its privacy class and regions (restricted: dedicated tenancy)."""
+    s = plan.security
+    return Spec(name=name, model=ModelSpec(preset="llama-3-8b"),
+                constraints=Constraints(privacy=s.privacy, allowed_regions=s.allowed_regions,  # type: ignore[arg-type]
+                                        dedicated_tenancy=s.privacy == "restricted"))
 
 MLP_INPUTS = (TensorSpec(name="input", dtype="fp32", shape=(64,)),)
 MLP_OUTPUTS = (TensorSpec(name="logits", dtype="fp32", shape=(10,)),)
@@ -33,14 +99,16 @@ def _cost(total: float, *lines: tuple[str, float]) -> Cost:
     )
 
 
-def _security(privacy: str = "internal", regions: tuple[str, ...] | None = None) -> Security:
+def _security(privacy: str = "internal", regions: tuple[str, ...] | None = None,
+              parts: tuple[Part, ...] = ()) -> Security:
     strict = privacy in ("confidential", "restricted", "air-gapped")
+    cloud = [p for p in parts if p.placement == "cloud"]
     return Security(
         privacy=privacy,
         allowed_regions=regions,
         encryption_at_rest=True,
         private_networking=strict,
-        dedicated_tenancy=privacy == "restricted",
+        dedicated_tenancy=bool(cloud) and all(p.tenancy == "dedicated" for p in cloud),
         deny_by_default_network=strict,
     )
 
@@ -50,12 +118,19 @@ def _llm_model(name: str = "llama-3-8b", params: int = 8_030_261_248) -> ModelRe
                     input_tokens=512, output_tokens=256, max_context=8192)
 
 
+_PLACEHOLDER_NODE = NodeShape(vcpu=1, memory_mib=1, accelerators=0, allocatable_cpu_millicores=1,
+                              allocatable_memory_mib=1, max_pods=1, reserves="placeholder")
+
+
 def _part(**kw: Any) -> Part:
+    """A part with the planner-derived fields as placeholders; :func:`_plan` fills them (:func:`finish_part`)."""
     base: dict[str, Any] = dict(
-        role="primary", placement="cloud", provider="aws", region="us-east-1", instance="g6e.xlarge",
-        accelerator="l40s", accelerator_count=1, gpus_per_node=1, nodes=2, tensor_parallel=1,
+        role="primary", placement="cloud", provider="aws", region="us-east-1", geography="us",
+        instance="g6e.xlarge", accelerator="l40s", accelerator_count=1, gpus_per_node=1, nodes=2, tensor_parallel=1,
         pipeline_parallel=1, replicas=2, dtype="fp8", purchase="on-demand", traffic_fraction=1.0, runtime="vllm",
-        monthly_cost_usd=2717.06,
+        monthly_cost_usd=2717.06, target="aws-eks", data_class="internal", tenancy="shared",
+        node=_PLACEHOLDER_NODE, device=Device(vendor="cpu", resource=None), weights_bytes=0,
+        names=PartNames(key="x", namespace="x", app="x", resource_prefix="x"),
     )
     base.update(kw)
     return Part(**base)
@@ -97,6 +172,15 @@ def _plan(part: Part, **kw: Any) -> Plan:
         security=_security(),
     )
     base.update(kw)
+    # the fields the planner derives, recomputed from each part's own fields and the plan's security
+    sec: Security = base["security"]
+    model: ModelRef = base["model"]
+    parts = base["parts"]
+    done = tuple(finish_part(p, params=model.params, multi=len(parts) > 1, training=base["workload"] == "training",
+                             privacy=sec.privacy, routing=p.routing, model=model.name) for p in parts)
+    base["parts"] = done
+    base["security"] = _security(sec.privacy, sec.allowed_regions, done)
+    base.setdefault("names", Names(project=names.dns_label(f"mlplan-{SPEC_NAME}"), stack=SPEC_NAME))
     return Plan(**base)
 
 
@@ -114,16 +198,17 @@ def cloud_llm_tensor_parallel(**kw: Any) -> Plan:
 
 def cloud_llm_pipeline_parallel(**kw: Any) -> Plan:
     """Llama-3.1-405B bf16 across 2 x p5.48xlarge: TP 8 x PP 2, one replica, EU region, confidential."""
-    part = _part(instance="p5.48xlarge", region="eu-west-1", accelerator="h100-sxm", accelerator_count=16,
-                 gpus_per_node=8, nodes=2, tensor_parallel=8, pipeline_parallel=2, replicas=1, dtype="bf16",
-                 monthly_cost_usd=88000.0)
-    return _plan(part, model=_llm_model("llama-3.1-405b", 405_853_388_800),
-                 security=_security("confidential", ("eu",)), **kw)
+    part = _part(instance="p5.48xlarge", region="eu-west-1", geography="eu", accelerator="h100-sxm",
+                 accelerator_count=16, gpus_per_node=8, nodes=2, tensor_parallel=8, pipeline_parallel=2, replicas=1,
+                 dtype="bf16", monthly_cost_usd=88000.0)
+    kw.setdefault("security", _security("confidential", ("eu",)))
+    return _plan(part, model=_llm_model("llama-3.1-405b", 405_853_388_800), **kw)
 
 
 def onprem_llm(**kw: Any) -> Plan:
     """Mistral-7B int8 on owned 4 x L40S servers, 3 replicas, restricted data, Triton."""
-    part = _part(placement="on-prem", provider="onprem", region="datacenter", instance="l40s-4gpu-server",
+    part = _part(placement="on-prem", provider="onprem", region="datacenter", geography="any",
+                 instance="l40s-4gpu-server",
                  accelerator="l40s", accelerator_count=1, gpus_per_node=4, nodes=1, replicas=3, dtype="int8",
                  purchase="owned", runtime="ray", monthly_cost_usd=1900.0)
     return _plan(part, model=_llm_model("mistral-7b", 7_241_732_096), security=_security("restricted"), **kw)
@@ -131,7 +216,7 @@ def onprem_llm(**kw: Any) -> Plan:
 
 def edge_vision(**kw: Any) -> Plan:
     """yolov8n int8 on a fleet of 12 Jetson Orin Nano devices (k3s), Triton."""
-    part = _part(placement="edge", provider="edge", region=None, instance="jetson-orin-nano",
+    part = _part(placement="edge", provider="edge", region=None, geography=None, instance="jetson-orin-nano",
                  accelerator="jetson-orin-nano", accelerator_count=1, gpus_per_node=1, nodes=12, replicas=12,
                  dtype="int8", purchase="buy", runtime="triton", monthly_cost_usd=210.0)
     model = ModelRef(name="yolov8n", kind="vision", family="cnn", params=3_200_000,
@@ -146,7 +231,8 @@ def edge_vision(**kw: Any) -> Plan:
 
 def microcontroller(**kw: Any) -> Plan:
     """A keyword-spotting DS-CNN int8 on STM32H7 boards: a firmware plan, not IaC."""
-    part = _part(placement="edge", provider="edge", region=None, instance="stm32h7", accelerator="stm32h7",
+    part = _part(placement="edge", provider="edge", region=None, geography=None, instance="stm32h7",
+                 accelerator="stm32h7",
                  accelerator_count=1, gpus_per_node=1, nodes=500, replicas=500, dtype="int8", purchase="buy",
                  runtime="firmware", monthly_cost_usd=450.0)
     model = ModelRef(name="kws-ds-cnn", kind="audio", family="cnn", params=38_604,
@@ -161,11 +247,13 @@ def microcontroller(**kw: Any) -> Plan:
 
 def hybrid_onprem_cloud_burst(**kw: Any) -> Plan:
     """Llama-3-8B: sensitive traffic on-prem (L4 server), cloud burst on AWS eu-central-1."""
-    onprem = _part(role="sensitive", placement="on-prem", provider="onprem", region="datacenter",
+    onprem = _part(role="sensitive", placement="on-prem", provider="onprem", region="datacenter", geography="eu",
                    instance="l4-8gpu-server", accelerator="l4", gpus_per_node=8, nodes=1, replicas=2,
-                   dtype="int8", purchase="owned", traffic_fraction=0.4, runtime="ray", monthly_cost_usd=700.0)
-    burst = _part(role="burst", region="eu-central-1", instance="g6.xlarge", accelerator="l4", nodes=3,
-                  replicas=3, dtype="int8", traffic_fraction=0.6, monthly_cost_usd=2100.0)
+                   dtype="int8", purchase="owned", traffic_fraction=0.4, runtime="ray", monthly_cost_usd=700.0,
+                   routing="not-marked-public")
+    burst = _part(role="burst", region="eu-central-1", geography="eu", instance="g6.xlarge", accelerator="l4",
+                  nodes=3, replicas=3, dtype="int8", traffic_fraction=0.6, monthly_cost_usd=2100.0,
+                  routing="marked-public")
     return _plan(onprem, placement="hybrid", parts=(onprem, burst), monthly_cost_usd=2800.0,
                  cost=_cost(2800.0, ("on-prem sensitive", 700.0), ("cloud burst", 2100.0)),
                  id="hybrid-onprem-datacenter+aws-eu-central-1-l4-int8",
@@ -174,7 +262,7 @@ def hybrid_onprem_cloud_burst(**kw: Any) -> Plan:
 
 def local_demo(runtime: str = "ray", **kw: Any) -> Plan:
     """The small ONNX MLP the project ships, served on this machine's CPU."""
-    part = _part(placement="on-prem", provider="onprem", region="local", instance="localhost",
+    part = _part(placement="on-prem", provider="onprem", region="local", geography="any", instance="localhost",
                  accelerator="cpu-x86", accelerator_count=1, gpus_per_node=0, nodes=1, replicas=1, dtype="fp32",
                  purchase="owned", runtime=runtime, monthly_cost_usd=0.0)
     model = ModelRef(name="mlp-demo", kind="other", family="mlp", params=85_002,

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from planner.catalog import Catalog
 from planner.catalog.schema import Accelerator, Instance, Interconnect, OnPremServer, Region
-from planner.errors import InfeasibleError
+from planner.errors import InfeasibleError, SpecError
 from planner.estimator import estimate_inference, profile
 from planner.estimator.calibration import SERVING_OVERHEAD_S
 from planner.models import resolve
@@ -264,15 +264,23 @@ def test_every_plan_meets_every_constraint(cat: Catalog, spec: Spec) -> None:
 )
 def test_privacy_can_never_be_broken(privacy: str, regions: tuple[str, ...] | None, dedicated: bool,
                                      placements: tuple[str, ...], sensitive: float) -> None:
-    """On the embedded catalog, with any constraints, no cloud part ever violates the privacy class."""
+    """On the embedded catalog, with any constraints, no cloud part ever violates the privacy class: every part
+    that may receive the spec's data (all but a hybrid's marked-public side) passes the spec's full check, and
+    every part, whatever it receives, stays inside allowed_regions. Names the catalog does not know are refused."""
     cat = Catalog.load()
     c = Constraints(privacy=privacy, allowed_regions=regions, dedicated_tenancy=dedicated,  # type: ignore[arg-type]
                     placements=placements)  # type: ignore[arg-type]
     spec = Spec(name="p", model=ModelSpec(preset="llama-2-7b"),
-                workload=InferenceWorkload(requests_per_s=2, sensitive_traffic_fraction=sensitive), constraints=c)
+                workload=InferenceWorkload(requests_per_s=2, sensitive_traffic_fraction=sensitive,
+                                           local_traffic_fraction=1 - sensitive if 0 < sensitive < 1 else 0.0),
+                constraints=c)
     try:
         rec = recommend(spec, cat, top=200)
     except InfeasibleError:
+        return
+    except SpecError as e:
+        known = {r.region.lower() for r in cat.regions.values()} | {r.geography for r in cat.regions.values()}
+        assert regions and any(r.lower() not in known for r in regions) and "unknown region" in str(e)
         return
     for p in rec.plans:
         for part in p.parts:
@@ -282,6 +290,11 @@ def test_privacy_can_never_be_broken(privacy: str, regions: tuple[str, ...] | No
             reg = cat.regions[(part.provider, part.region or "")]
             names = {r.lower() for r in regions} if regions is not None else None
             assert names is None or reg.region in names or reg.geography in names
-            if privacy == "restricted" and p.placement != "hybrid":
+            receives = "public" if part.routing == "marked-public" else privacy
+            assert part.data_class == receives
+            if receives == "restricted":
                 inst = next(i for i in cat.instances if (i.instance, i.region) == (part.instance, part.region))
-                assert dedicated and regions is not None and inst.dedicated
+                assert dedicated and regions is not None and inst.dedicated and part.tenancy == "dedicated"
+            if part.routing == "marked-public":  # the other side takes every request not marked public
+                safe = [q for q in p.parts if q is not part]
+                assert safe and all(q.placement != "cloud" and q.routing == "not-marked-public" for q in safe)

@@ -121,7 +121,7 @@ def preflight_cmd(
     GPU specs vs. the catalog, vCPU service quota, bucket names. Exit 4 (credentials / quota) or 5 on failure.
     """
     from planner.catalog import Catalog
-    from stacks.deploy import folder as folder_mod
+    from stacks import folder as folder_mod
     from stacks.deploy import preflight as pre
 
     session = None

@@ -54,6 +54,7 @@ class EdgeDevice(Row):
     price_usd: Pos
     runtime: str = Field(description="inference runtime: tensorrt, onnxruntime, tflite, edgetpu, tflite-micro, ...")
     int8_only: bool = False
+    cpu_cores: int | None = Field(default=None, ge=1, description="CPU cores of the board (node sizing)")
     source: Source
 
     @property
@@ -98,6 +99,8 @@ class OnPremServer(Row):
     power_w: Pos = Field(description="whole-server power under load")
     network_gbps: Pos = 100.0
     available: int | None = Field(default=None, ge=0, description="servers on hand; None = can be bought")
+    vcpu: int | None = Field(default=None, ge=1, description="hardware threads (node sizing); None: assumed")
+    ram_gib: Pos | None = Field(default=None, description="host memory, GiB (node sizing); None: assumed")
     source: Source
 
 

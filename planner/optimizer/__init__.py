@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from planner.catalog import Catalog
 from planner.errors import InfeasibleError
 from planner.models import resolve
-from planner.models.arch import ModelArch
 from planner.optimizer import assemble
 from planner.optimizer.options import OptionEvaluator
-from planner.optimizer.search import Candidate, Hybrid, Rejections, runtime_for, search_inference
+from planner.optimizer.privacy import check_names
+from planner.optimizer.search import Candidate, Hybrid, Rejections, search_inference
 from planner.optimizer.training import TrainCandidate, search_training
 from planner.plan import Plan, Recommendation, Rejected
 from planner.specs import Spec
@@ -74,6 +74,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
 
 def recommend(spec: Spec, catalog: Catalog | None = None, *, top: int = 10) -> Recommendation:
     cat = catalog if catalog is not None else Catalog.load(spec.catalog_overlay)
+    check_names(spec.constraints, cat)
     arch = resolve(spec.model)
     ev = OptionEvaluator(arch, spec.workload, spec.constraints)  # type: ignore[arg-type]
     found: list[Candidate | Hybrid | TrainCandidate]
@@ -103,20 +104,11 @@ def recommend(spec: Spec, catalog: Catalog | None = None, *, top: int = 10) -> R
         if isinstance(c, TrainCandidate):
             plans.append(assemble.training_plan(spec, arch, c, rank, on_front, nxt))
         else:
-            runtimes = _runtimes(spec, cat, arch, c)
-            plans.append(assemble.inference_plan(spec, arch, c, rank, runtimes, on_front, nxt))
+            plans.append(assemble.inference_plan(spec, arch, c, rank, on_front, nxt))
     return Recommendation(
         spec_name=spec.name, catalog_version=cat.version, candidates_searched=searched, plans=tuple(plans),
         rejected=_rejected(rej),
     )
-
-
-def _runtimes(spec: Spec, cat: Catalog, arch: ModelArch, c: Candidate | Hybrid) -> dict[str, str]:
-    out = {}
-    for p in c.parts if isinstance(c, Hybrid) else (c,):
-        hw = cat.edge_devices[p.accelerator] if p.placement == "edge" else cat.accelerator(p.accelerator)
-        out[p.accelerator] = runtime_for(spec.constraints, hw, arch.is_llm)
-    return out
 
 
 def _rejected(rej: Rejections) -> tuple[Rejected, ...]:

@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import math
 
+from planner import names
+from planner.estimator.inference import weights_bytes
+from planner.estimator.shape import shape_of
 from planner.models.arch import ModelArch
 from planner.optimizer.privacy import needs_private_networking
-from planner.optimizer.search import Candidate, Hybrid
+from planner.optimizer.search import Candidate, Hybrid, Side
 from planner.optimizer.training import TrainCandidate
-from planner.plan import Cost, CostLine, ModelRef, Part, Plan, Predicted, Security, Serving, Training
+from planner.plan import (
+    Cost,
+    CostLine,
+    ModelRef,
+    Names,
+    Part,
+    PartNames,
+    Plan,
+    Predicted,
+    Security,
+    Serving,
+    Target,
+    Training,
+)
 from planner.specs import Spec
 
 
@@ -21,7 +37,8 @@ def model_ref(spec: Spec, arch: ModelArch) -> ModelRef:
     w = spec.workload
     llm = arch.is_llm and w.kind == "inference"
     return ModelRef(
-        name=arch.name, kind=arch.kind, family=arch.family, params=arch.params, artifact=spec.model.artifact,
+        name=arch.name, hf_id=hf_id(arch), kind=arch.kind, family=arch.family, params=arch.params,
+        artifact=spec.model.artifact,
         inputs=arch.inputs, outputs=arch.outputs,
         input_tokens=w.input_tokens if llm and w.kind == "inference" else None,
         output_tokens=w.output_tokens if llm and w.kind == "inference" else None,
@@ -29,16 +46,46 @@ def model_ref(spec: Spec, arch: ModelArch) -> ModelRef:
     )
 
 
-def security(spec: Spec) -> Security:
+def hf_id(arch: ModelArch) -> str | None:
+    """The model's full Hugging Face id (org/name), where the model names one."""
+    return getattr(arch, "hf_id", None)
+
+
+def security(spec: Spec, parts: list[Part]) -> Security:
+    """What the plan's resources do, as a whole. ``dedicated_tenancy`` is true only when the plan has cloud
+    parts and every one of them runs on dedicated hosts; each part states its own tenancy and data class."""
     c = spec.constraints
+    cloud = [p for p in parts if p.placement == "cloud"]
     return Security(
         privacy=c.privacy,
         allowed_regions=c.allowed_regions,
         encryption_at_rest=True,  # always on: costs nothing on any provider we emit for
-        private_networking=needs_private_networking(c),
-        dedicated_tenancy=c.privacy == "restricted",
-        deny_by_default_network=needs_private_networking(c),
+        private_networking=needs_private_networking(c.privacy),
+        dedicated_tenancy=bool(cloud) and all(p.tenancy == "dedicated" for p in cloud),
+        deny_by_default_network=needs_private_networking(c.privacy),
     )
+
+
+def plan_names(spec: Spec) -> Names:
+    return Names(project=names.dns_label(f"mlplan-{spec.name}", 60), stack=names.dns_label(spec.name, 40))
+
+
+def part_names(spec: Spec, arch: ModelArch, side: Side, target: Target, multi: bool) -> PartNames:
+    """Names unique per spec (see :mod:`planner.names`); cloud parts also name their bucket and role."""
+    key = names.part_key(side.role, side.placement, multi)
+    cloud = side.placement == "cloud" and side.region is not None
+    return PartNames(
+        key=key, namespace=names.dns_label(f"mlplan-{spec.name}", 63), app=names.service_name(spec.name, 63),
+        resource_prefix=names.dns_label(f"mlplan-{spec.name}-{key}", 38),
+        bucket=names.bucket_name(spec.name, arch.name, side.region or "") if cloud else None,
+        role=names.role_name(spec.name, side.region or "") if cloud else None,
+    )
+
+
+def part_weights_bytes(arch: ModelArch, dtype: str) -> int:
+    """Weight bytes of the whole model in ``dtype``, as the estimator counts them (quantization scales
+    included; embeddings kept at 16 bit under weight quantization)."""
+    return int(weights_bytes(shape_of(arch), dtype))
 
 
 def serving(spec: Spec, cand: Candidate, runtime: str, replicas: int) -> Serving:
@@ -70,15 +117,25 @@ def serving(spec: Spec, cand: Candidate, runtime: str, replicas: int) -> Serving
     )
 
 
-def _part(c: Candidate, runtime: str) -> Part:
+def _part(spec: Spec, arch: ModelArch, side: Side, *, accelerator_count: int, nodes: int, tp: int, pp: int,
+          replicas: int, dtype: str, purchase: str, monthly: float, target: Target, multi: bool) -> Part:
     return Part(
-        role=c.role, placement=c.placement, provider=c.provider, region=c.region,
-        instance=c.instance, accelerator=c.accelerator, accelerator_count=c.option.gpus,
-        gpus_per_node=c.gpus_per_node, nodes=c.nodes, tensor_parallel=c.option.tp, pipeline_parallel=c.option.pp,
-        replicas=c.replicas, dtype=c.option.dtype, purchase=c.purchase,
-        traffic_fraction=c.traffic_fraction, runtime=runtime,
-        monthly_cost_usd=round(c.monthly, 2),
+        role=side.role, placement=side.placement, provider=side.provider, region=side.region,
+        geography=side.geography, instance=side.instance, accelerator=side.accelerator,
+        accelerator_count=accelerator_count, gpus_per_node=side.gpus_per_node, nodes=nodes, tensor_parallel=tp,
+        pipeline_parallel=pp, replicas=replicas, dtype=dtype, purchase=purchase,
+        traffic_fraction=side.traffic_fraction, runtime=side.runtime,
+        monthly_cost_usd=round(monthly, 2), target=target, routing=side.routing, data_class=side.data_class,
+        tenancy=side.tenancy, node=side.node, device=side.device,
+        weights_bytes=part_weights_bytes(arch, dtype), names=part_names(spec, arch, side, target, multi),
     )
+
+
+def _candidate_part(spec: Spec, arch: ModelArch, c: Candidate, multi: bool) -> Part:
+    o = c.option
+    return _part(spec, arch, c.side, accelerator_count=o.gpus, nodes=c.nodes, tp=o.tp, pp=o.pp,
+                 replicas=c.replicas, dtype=o.dtype, purchase=c.purchase, monthly=c.monthly, target=c.target,
+                 multi=multi)
 
 
 def _cost(spec: Spec, lines: list[tuple[str, float]]) -> Cost:
@@ -130,10 +187,10 @@ def rationale(spec: Spec, c: Candidate, rank: int, cheapest_other: float | None)
     return f"{head}: {shape}, batch {o.batch}, {', '.join(slo) or 'no latency SLO'}{tail}"
 
 
-def inference_plan(spec: Spec, arch: ModelArch, cand: Candidate | Hybrid, rank: int, runtimes: dict[str, str],
-                   pareto: bool, next_cost: float | None) -> Plan:
+def inference_plan(spec: Spec, arch: ModelArch, cand: Candidate | Hybrid, rank: int, pareto: bool,
+                   next_cost: float | None) -> Plan:
     cands = list(cand.parts) if isinstance(cand, Hybrid) else [cand]
-    parts = [_part(c, runtimes[c.accelerator]) for c in cands]
+    parts = [_candidate_part(spec, arch, c, len(cands) > 1) for c in cands]
     primary = cands[0]
     lines: list[tuple[str, float]] = []
     for c in cands:
@@ -157,19 +214,15 @@ def inference_plan(spec: Spec, arch: ModelArch, cand: Candidate | Hybrid, rank: 
                             else 0.0),
         rationale=rationale(spec, primary, rank, next_cost),
         pareto=pareto, parts=tuple(parts), model=model_ref(spec, arch),
-        serving=srv, security=security(spec), notes=tuple(notes),
+        serving=srv, security=security(spec, parts), names=plan_names(spec), notes=tuple(notes),
     )
 
 
 def training_plan(spec: Spec, arch: ModelArch, t: TrainCandidate, rank: int, pareto: bool,
                   next_cost: float | None) -> Plan:
     gpus = t.tp * t.pp
-    part = Part(
-        role="training", placement=t.placement, provider=t.provider, region=t.region,
-        instance=t.instance, accelerator=t.accelerator, accelerator_count=gpus, gpus_per_node=t.gpus_per_node,
-        nodes=t.nodes, tensor_parallel=t.tp, pipeline_parallel=t.pp, replicas=t.dp, dtype=t.dtype,
-        purchase=t.purchase, traffic_fraction=1.0, runtime="ray", monthly_cost_usd=round(t.monthly, 2),
-    )
+    part = _part(spec, arch, t.side, accelerator_count=gpus, nodes=t.nodes, tp=t.tp, pp=t.pp, replicas=t.dp,
+                 dtype=t.dtype, purchase=t.purchase, monthly=t.monthly, target=t.target, multi=False)
     notes = ["monthly_cost_usd is the cost of one training run"]
     if t.placement == "cloud":
         notes.append("hybrid pattern: train here on data that may leave its site, then plan the serving side "
@@ -196,7 +249,7 @@ def training_plan(spec: Spec, arch: ModelArch, t: TrainCandidate, rank: int, par
         rationale=rat, pareto=pareto, parts=(part,), model=model_ref(spec, arch),
         serving=Serving(runtime="ray", max_batch_size=1, preferred_batch_sizes=(1,), max_queue_delay_us=0,
                         max_ongoing_requests=1, min_replicas=1, max_replicas=1, target_ongoing_requests=1.0),
-        security=security(spec),
+        security=security(spec, [part]), names=plan_names(spec),
         training=Training(data_parallel=t.dp, zero_stage=t.zero, activation_checkpointing=t.checkpointing,
                           model_states_bytes_per_gpu=t.model_states_bytes_per_gpu, time_s=_r(t.time_s) or 0.0),
         notes=tuple(notes),

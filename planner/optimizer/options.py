@@ -112,12 +112,11 @@ class OptionEvaluator:
             p = self._profiles[hw.id] = profile(hw)
         return p
 
-    def gpu(self, hw: Accelerator | EdgeDevice, dtype: str, tp: int, pp: int, rtt_s: float) -> ReplicaOption | Miss:
-        """Evaluate one replica shape; ``rtt_s`` is the users' network round trip, to which the serving runtime's
-        own per-request overhead (calibration.SERVING_OVERHEAD_S) is added before the SLO checks."""
-        from planner.optimizer.search import runtime_for
-
-        rtt_s += SERVING_OVERHEAD_S[runtime_for(self.c, hw, self.arch.is_llm)]
+    def gpu(self, hw: Accelerator | EdgeDevice, dtype: str, tp: int, pp: int, rtt_s: float,
+            runtime: str) -> ReplicaOption | Miss:
+        """Evaluate one replica shape served by ``runtime``; ``rtt_s`` is the users' network round trip, to which
+        the runtime's own per-request overhead (calibration.SERVING_OVERHEAD_S) is added before the SLO checks."""
+        rtt_s += SERVING_OVERHEAD_S[runtime]
         key = (hw.id, dtype, tp, pp, round(rtt_s, 6))
         hit = self._memo.get(key)
         if hit is None:

@@ -19,38 +19,89 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from planner.catalog import Catalog
-from planner.catalog.schema import Accelerator, EdgeDevice, Instance
+from planner.catalog.schema import Accelerator, EdgeDevice, Instance, OnPremServer
 from planner.optimizer import costs
+from planner.optimizer.devices import device_of
+from planner.optimizer.nodes import node_shape
 from planner.optimizer.options import Miss, OptionEvaluator, ReplicaOption, allowed_dtypes
-from planner.optimizer.privacy import cloud_privacy_reason, onprem_privacy_reason
-from planner.specs import Constraints, Spec
+from planner.optimizer.privacy import PUBLIC, part_reason
+from planner.optimizer.runtimes import choose_runtime
+from planner.optimizer.targets import deploy_target
+from planner.plan import Device, NodeShape, Routing, Target
+from planner.specs import Spec
 
 LAN_RTT_S = 0.002  # users on the same campus as an on-prem cluster (typical LAN RTT, documented assumption)
 MAX_PIPELINE_NODES = 8
 
 
 @dataclass(frozen=True, slots=True)
-class Candidate:
+class Side:
+    """Where a part runs and what it may receive: everything about a candidate that is not its sizing."""
+
     placement: str  # cloud, on-prem, edge
     provider: str
     region: str | None
+    geography: str | None
     instance: str
     accelerator: str
     gpus_per_node: int
+    node: NodeShape
+    device: Device
+    runtime: str
+    data_class: str
+    routing: Routing
+    tenancy: str  # dedicated, shared, owned
+    role: str = "primary"
+    traffic_fraction: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    side: Side
     option: ReplicaOption
     replicas: int
     nodes: int
     purchase: str
     cost: costs.CostBreakdown
     rtt_s: float
-    dedicated: bool = False
-    runtime_hint: str = ""
-    traffic_fraction: float = 1.0
-    role: str = "primary"
+    target: Target
 
     @property
     def monthly(self) -> float:
         return self.cost.total
+
+    # the side's fields, read everywhere a candidate is
+    @property
+    def placement(self) -> str:
+        return self.side.placement
+
+    @property
+    def provider(self) -> str:
+        return self.side.provider
+
+    @property
+    def region(self) -> str | None:
+        return self.side.region
+
+    @property
+    def instance(self) -> str:
+        return self.side.instance
+
+    @property
+    def accelerator(self) -> str:
+        return self.side.accelerator
+
+    @property
+    def gpus_per_node(self) -> int:
+        return self.side.gpus_per_node
+
+    @property
+    def role(self) -> str:
+        return self.side.role
+
+    @property
+    def traffic_fraction(self) -> float:
+        return self.side.traffic_fraction
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,25 +164,6 @@ def shapes(gpus_per_node: int, acc: Accelerator) -> Iterator[tuple[int, int]]:
                 yield tp_full, pp
 
 
-def runtime_for(c: Constraints, acc_or_dev: Accelerator | EdgeDevice, is_llm: bool) -> str:
-    """The serving runtime for this hardware: firmware on MCUs, Triton on Jetsons, Ray on other edge devices and
-    CPUs, else the spec's preference, else vLLM for LLMs and Triton for other models."""
-    pref = c.runtime
-    if isinstance(acc_or_dev, EdgeDevice):
-        if acc_or_dev.kind == "mcu":
-            return "firmware"
-        return "triton" if acc_or_dev.kind == "jetson" else "ray"
-    if pref is not None:
-        return pref
-    if acc_or_dev.vendor == "cpu":
-        return "ray"
-    return "vllm" if is_llm else "triton"
-
-
-def user_zone(spec: Spec) -> str | None:
-    return spec.constraints.users_location
-
-
 class Search:
     def __init__(self, spec: Spec, catalog: Catalog, ev: OptionEvaluator) -> None:
         self.spec = spec
@@ -141,17 +173,17 @@ class Search:
         self.searched = 0
         self.near: list[tuple[str, Candidate | Hybrid]] = []
         self.util = spec.assumptions.planning_utilization
+        self.training = spec.workload.kind == "training"
 
     # ------------------------------------------------------------------------------------------ helpers
     def rtt_for_region(self, provider: str, region: str) -> float:
-        z = user_zone(self.spec)
+        """Users' round trip to a cloud region (0 when the spec names no ``users_location``). Unknown zones are
+        refused when the spec is checked (:func:`planner.optimizer.privacy.check_names`), so a miss here is a
+        catalog error and propagates."""
+        z = self.spec.constraints.users_location
         if z is None:
             return 0.0
-        reg = self.cat.region(provider, region)
-        try:
-            return self.cat.rtt_ms(z, reg.zone) / 1000.0
-        except Exception:
-            return 0.0
+        return self.cat.rtt_ms(z, self.cat.region(provider, region).zone) / 1000.0
 
     def _budget_ok(self, cand: Candidate | Hybrid, label: str) -> bool:
         b = self.spec.constraints.budget_usd_per_month
@@ -173,100 +205,149 @@ class Search:
         rpn, npr = per_node
         return math.ceil(replicas / rpn) if rpn else replicas * npr
 
+    def runtime(self, hw: Accelerator | EdgeDevice, label: str) -> str | None:
+        """The runtime that serves this model on ``hw``, or None (recorded as a rejection). Training runs on Ray
+        Train (a KubeRay RayJob) wherever the accelerator has a Ray device plugin."""
+        if self.training:
+            return "ray"
+        name, why = choose_runtime(self.spec.constraints, hw, self.ev.arch.is_llm)
+        if name is None:
+            self.rej.add(hw.id, "hardware", f"{hw.id}: {why}")
+        return name
+
+    def target(self, side: Side, opt: ReplicaOption, replicas: int, nodes: int) -> Target:
+        return deploy_target(placement=side.placement, provider=side.provider, instance=side.instance,
+                             runtime=side.runtime, nodes=nodes, replicas=replicas, gpus_per_replica=opt.gpus,
+                             training=self.training)
+
     # --------------------------------------------------------------------------------------------- cloud
-    def cloud(self, rps: float, *, privacy_check: bool = True, role: str = "primary",
-              fraction: float = 1.0) -> list[Candidate]:
+    def cloud_sides(self, *, data_class: str, routing: Routing = "all", role: str = "primary",
+                    fraction: float = 1.0) -> list[tuple[Side, Instance]]:
+        """Every cloud instance row that may receive ``data_class`` (privacy and residency checked per row)."""
         c = self.spec.constraints
-        out: list[Candidate] = []
+        out: list[tuple[Side, Instance]] = []
         for inst in self.cat.instances:
             label = f"{inst.instance} {inst.provider}/{inst.region}"
             if c.providers is not None and inst.provider not in c.providers:
                 self.rej.add(label, "provider", f"{label}: provider {inst.provider} not in {', '.join(c.providers)}")
                 continue
             region = self.cat.region(inst.provider, inst.region)
-            if privacy_check:
-                why = cloud_privacy_reason(inst, region, c)
-                if why is not None:
-                    self.rej.add(label, "residency" if "residency" in why else "privacy", why)
-                    continue
-            elif c.allowed_regions is not None:
-                why = cloud_privacy_reason(inst, region, c.model_copy(update={"privacy": "internal"}))
-                if why is not None:
-                    self.rej.add(label, "residency", why)
-                    continue
-            dedicated = privacy_check and c.privacy == "restricted"
-            out.extend(self._size_cloud(inst, rps, dedicated, role, fraction))
+            why = part_reason(placement="cloud", provider=inst.provider, region=inst.region,
+                              geography=region.geography, label=label, data_class=data_class,
+                              dedicated_capable=inst.dedicated, c=c)
+            if why is not None:
+                self.rej.add(label, "residency" if "residency" in why else "privacy", why)
+                continue
+            acc = self.cat.accelerator(inst.accelerator)
+            runtime = self.runtime(acc, label)
+            if runtime is None:
+                continue
+            out.append((Side(
+                placement="cloud", provider=inst.provider, region=inst.region, geography=region.geography,
+                instance=inst.instance, accelerator=acc.id, gpus_per_node=inst.accelerator_count,
+                node=node_shape(inst.provider, inst.vcpu, inst.ram_gib, inst.accelerator_count),
+                device=device_of(acc), runtime=runtime, data_class=data_class, routing=routing,
+                tenancy="dedicated" if data_class == "restricted" else "shared", role=role,
+                traffic_fraction=fraction), inst))
         return out
 
-    def _sized(self, acc: Accelerator, gpus_per_node: int, rps: float, rtt: float,
+    def cloud(self, rps: float, *, data_class: str, routing: Routing = "all", role: str = "primary",
+              fraction: float = 1.0) -> list[Candidate]:
+        out: list[Candidate] = []
+        for side, inst in self.cloud_sides(data_class=data_class, routing=routing, role=role, fraction=fraction):
+            out.extend(self._size_cloud(side, inst, rps))
+        return out
+
+    def _sized(self, acc: Accelerator, side: Side, rps: float, rtt: float,
                label: str) -> Iterator[tuple[ReplicaOption, int, int]]:
-        """Every replica shape that meets the SLOs on nodes of ``gpus_per_node`` x ``acc``, sized for ``rps``:
-        (option, replicas, nodes). Misses are recorded as rejections."""
+        """Every replica shape that meets the SLOs on the side's nodes, sized for ``rps``: (option, replicas,
+        nodes). Misses are recorded as rejections."""
         dtypes = allowed_dtypes(self.spec.constraints, acc)
         if not dtypes:
             self.rej.add(acc.id, "precision", f"{acc.id}: none of {', '.join(self.spec.constraints.precisions)} "
                          f"is supported (it runs {', '.join(acc.tflops)})")
             return
         for dtype in dtypes:
-            for tp, pp in shapes(gpus_per_node, acc):
+            for tp, pp in shapes(side.gpus_per_node, acc):
                 if not self.ev.arch.is_llm and (tp, pp) != (1, 1):
                     continue
                 self.searched += 1
-                opt = self.ev.gpu(acc, dtype, tp, pp, rtt)
+                opt = self.ev.gpu(acc, dtype, tp, pp, rtt, side.runtime)
                 if isinstance(opt, Miss):
                     self.rej.miss(acc.id if opt.constraint == "memory" else label, opt)
                     continue
-                per_node = self._fits_node(opt, gpus_per_node)
+                per_node = self._fits_node(opt, side.gpus_per_node)
                 if per_node is not None:
                     replicas = replicas_for(rps, opt, self.util)
                     yield opt, replicas, self._nodes(replicas, per_node)
 
-    def _size_cloud(self, inst: Instance, rps: float, dedicated: bool, role: str,
-                    fraction: float) -> Iterator[Candidate]:
+    def _size_cloud(self, side: Side, inst: Instance, rps: float) -> Iterator[Candidate]:
         acc = self.cat.accelerator(inst.accelerator)
         label = f"{inst.instance} {inst.provider}/{inst.region}"
         rtt = self.rtt_for_region(inst.provider, inst.region)
+        dedicated = side.tenancy == "dedicated"
         prices = [("on-demand", inst.on_demand_usd_per_h)]
         if self.spec.constraints.allow_spot and inst.spot_usd_per_h is not None and not dedicated:
             prices.append(("spot", inst.spot_usd_per_h))
-        for opt, replicas, nodes in self._sized(acc, inst.accelerator_count, rps, rtt, label):
+        for opt, replicas, nodes in self._sized(acc, side, rps, rtt, label):
             for purchase, price in prices:
                 cost = costs.cloud_monthly(price, nodes, self.spec.assumptions, dedicated=dedicated)
-                cand = Candidate("cloud", inst.provider, inst.region, inst.instance, acc.id,
-                                 inst.accelerator_count, opt, replicas, nodes, purchase, cost, rtt,
-                                 dedicated=dedicated, role=role, traffic_fraction=fraction)
+                cand = Candidate(side, opt, replicas, nodes, purchase, cost, rtt,
+                                 self.target(side, opt, replicas, nodes))
                 if self._budget_ok(cand, f"{label} {opt.dtype} tp{opt.tp}"):
                     yield cand
 
     # ------------------------------------------------------------------------------------------- on-prem
-    def onprem(self, rps: float, *, role: str = "primary", fraction: float = 1.0) -> list[Candidate]:
-        c, a = self.spec.constraints, self.spec.assumptions
-        out: list[Candidate] = []
+    def onprem_sides(self, *, data_class: str, routing: Routing = "all", role: str = "primary",
+                     fraction: float = 1.0) -> list[tuple[Side, OnPremServer]]:
+        """Every on-prem server (owned or to buy) that may receive ``data_class``."""
+        c = self.spec.constraints
+        out: list[tuple[Side, OnPremServer]] = []
         for srv in self.cat.onprem_servers:
             owned = srv.available is not None
             label = f"{srv.sku} ({'owned' if owned else 'buy'})"
             if c.onprem_owned_only and not owned:
                 self.rej.add(label, "placement", f"{srv.sku}: would have to be bought (onprem_owned_only)")
                 continue
-            why = onprem_privacy_reason(srv, c)
+            why = part_reason(placement="on-prem", provider="onprem", region=srv.site, geography=srv.geography,
+                              label=srv.sku, data_class=data_class, dedicated_capable=True, c=c)
             if why is not None:
                 self.rej.add(label, "residency", why)
                 continue
             acc = self.cat.accelerator(srv.accelerator)
-            for opt, replicas, nodes in self._sized(acc, srv.accelerator_count, rps, LAN_RTT_S, label):
+            runtime = self.runtime(acc, label)
+            if runtime is None:
+                continue
+            out.append((Side(
+                placement="on-prem", provider="onprem", region=srv.site, geography=srv.geography, instance=srv.sku,
+                accelerator=acc.id, gpus_per_node=srv.accelerator_count,
+                node=node_shape("onprem", srv.vcpu, srv.ram_gib, srv.accelerator_count), device=device_of(acc),
+                runtime=runtime, data_class=data_class, routing=routing, tenancy="owned", role=role,
+                traffic_fraction=fraction), srv))
+        return out
+
+    def onprem(self, rps: float, *, data_class: str, routing: Routing = "all", role: str = "primary",
+               fraction: float = 1.0) -> list[Candidate]:
+        a = self.spec.assumptions
+        out: list[Candidate] = []
+        for side, srv in self.onprem_sides(data_class=data_class, routing=routing, role=role, fraction=fraction):
+            owned = srv.available is not None
+            label = f"{srv.sku} ({'owned' if owned else 'buy'})"
+            acc = self.cat.accelerator(srv.accelerator)
+            for opt, replicas, nodes in self._sized(acc, side, rps, LAN_RTT_S, label):
                 if srv.available is not None and nodes > srv.available:
                     self.rej.add(label, "capacity", f"{srv.sku}: needs {nodes} servers, {srv.available} on hand")
                     continue
                 cost = costs.onprem_monthly(srv.capex_usd, srv.power_w, nodes, a)
-                cand = Candidate("on-prem", "onprem", srv.site, srv.sku, acc.id, srv.accelerator_count, opt,
-                                 replicas, nodes, "owned" if owned else "buy", cost, LAN_RTT_S, role=role,
-                                 traffic_fraction=fraction)
+                cand = Candidate(side, opt, replicas, nodes, "owned" if owned else "buy", cost, LAN_RTT_S,
+                                 self.target(side, opt, replicas, nodes))
                 if self._budget_ok(cand, f"{label} {opt.dtype} tp{opt.tp}"):
                     out.append(cand)
         return out
 
     # ---------------------------------------------------------------------------------------------- edge
-    def edge(self, rps: float, *, role: str = "primary", fraction: float = 1.0) -> list[Candidate]:
+    def edge(self, rps: float, *, data_class: str, routing: Routing = "all", role: str = "primary",
+             fraction: float = 1.0) -> list[Candidate]:
         c, a, w = self.spec.constraints, self.spec.assumptions, self.spec.workload
         assert w.kind == "inference"
         out: list[Candidate] = []
@@ -276,66 +357,87 @@ class Search:
                 self.rej.add(dev.id, "precision", f"{dev.id}: runs int8 only; the spec allows "
                              f"{', '.join(c.precisions)} with accuracy loss '{c.max_accuracy_loss}'")
                 continue
+            runtime = self.runtime(dev, dev.id)
+            if runtime is None:
+                continue
+            side = Side(placement="edge", provider="edge", region=None, geography=None, instance=dev.id,
+                        accelerator=dev.id, gpus_per_node=1,
+                        node=node_shape("edge", dev.cpu_cores, dev.ram_mib / 1024.0, 1), device=device_of(dev),
+                        runtime=runtime, data_class=data_class, routing=routing, tenancy="owned", role=role,
+                        traffic_fraction=fraction)
             for dtype in dtypes:
                 self.searched += 1
-                opt = self.ev.gpu(dev, dtype, 1, 1, 0.0)
+                opt = self.ev.gpu(dev, dtype, 1, 1, 0.0, runtime)
                 if isinstance(opt, Miss):
                     self.rej.miss(dev.id, opt)
                     continue
                 devices = max(w.fleet_size or 1, replicas_for(rps, opt, a.edge_average_utilization))
                 cost = costs.edge_monthly(dev.price_usd, dev.power_w, devices, a)
-                cand = Candidate("edge", "edge", None, dev.id, dev.id, 1, opt, devices, devices, "buy", cost, 0.0,
-                                 role=role, traffic_fraction=fraction)
+                cand = Candidate(side, opt, devices, devices, "buy", cost, 0.0,
+                                 self.target(side, opt, devices, devices))
                 if self._budget_ok(cand, f"{dev.id} {dtype}"):
                     out.append(cand)
         return out
 
     # -------------------------------------------------------------------------------------------- hybrid
     def hybrids(self, rps: float) -> list[Hybrid]:
-        """(a) sensitive share on-prem/edge + rest in cloud; (b) local share on edge + cloud fallback."""
+        """Two kinds of split, each part checked for the data it receives (see :mod:`privacy`):
+
+        (a) ``sensitive_traffic_fraction``: the router sends only requests positively marked public to the
+            cloud (``marked-public``, data class public); every other request, untagged ones included, stays
+            on-prem or on the edge (``not-marked-public``, the spec's class), which is sized for that share;
+        (b) ``local_traffic_fraction``: an edge fleet serves its own sites' requests and the cloud the rest:
+            those carry the spec's data class, so the cloud side passes the spec's full privacy check.
+        """
         w, c = self.spec.workload, self.spec.constraints
         assert w.kind == "inference"
         out: list[Hybrid] = []
         if c.privacy == "air-gapped" or ("cloud" not in c.placements and "hybrid" not in c.placements):
             return out
-        splits: list[tuple[str, float, str]] = []
         if 0 < w.sensitive_traffic_fraction < 1:
-            splits.append(("sensitive", w.sensitive_traffic_fraction, "burst"))
+            share = w.sensitive_traffic_fraction
+            safe = dict(data_class=c.privacy, routing="not-marked-public", role="sensitive", fraction=share)
+            local = self.onprem(rps * share, **safe) + self.edge(rps * share, **safe)  # type: ignore[arg-type]
+            remote = self.cloud(rps * (1 - share), data_class=PUBLIC, routing="marked-public", role="burst",
+                                fraction=1 - share)
+            self._pair(local, remote, out)
         if 0 < w.local_traffic_fraction < 1:
-            splits.append(("local", w.local_traffic_fraction, "fallback"))
-        for local_role, share, cloud_role in splits:
-            local = self.onprem(rps * share, role=local_role, fraction=share) if local_role == "sensitive" else []
-            local += self.edge(rps * share, role=local_role, fraction=share)
-            # the non-sensitive remainder may use any cloud region the residency rules allow
-            remote = self.cloud(rps * (1 - share), privacy_check=False, role=cloud_role, fraction=1 - share)
-            if not local or not remote:
-                continue
-            best_local = min(local, key=lambda x: x.monthly)
-            best_remote = min(remote, key=lambda x: x.monthly)
-            h = Hybrid((best_local, best_remote))
-            if self._budget_ok(h, f"hybrid {best_local.instance}+{best_remote.instance}"):
-                out.append(h)
+            share = w.local_traffic_fraction
+            local = self.edge(rps * share, data_class=c.privacy, routing="local-sites", role="local",
+                              fraction=share)
+            remote = self.cloud(rps * (1 - share), data_class=c.privacy, routing="not-local", role="fallback",
+                                fraction=1 - share)
+            self._pair(local, remote, out)
         return out
+
+    def _pair(self, local: list[Candidate], remote: list[Candidate], out: list[Hybrid]) -> None:
+        if not local or not remote:
+            return
+        best_local = min(local, key=lambda x: x.monthly)
+        best_remote = min(remote, key=lambda x: x.monthly)
+        h = Hybrid((best_local, best_remote))
+        if self._budget_ok(h, f"hybrid {best_local.instance}+{best_remote.instance}"):
+            out.append(h)
 
 
 def search_inference(spec: Spec, catalog: Catalog, ev: OptionEvaluator) -> SearchResult:
     s = Search(spec, catalog, ev)
     rps = required_rps(spec)
     placements = set(spec.constraints.placements)
+    data_class = spec.constraints.privacy
     found: list[Candidate | Hybrid] = []
     if "cloud" in placements:
-        found.extend(s.cloud(rps))
+        found.extend(s.cloud(rps, data_class=data_class))
     else:
         s.rej.add("cloud", "placement", "cloud: not in the spec's allowed placements")
     if "on-prem" in placements:
-        found.extend(s.onprem(rps))
+        found.extend(s.onprem(rps, data_class=data_class))
     else:
         s.rej.add("on-prem", "placement", "on-prem: not in the spec's allowed placements")
     if "edge" in placements:
-        found.extend(s.edge(rps))
+        found.extend(s.edge(rps, data_class=data_class))
     else:
         s.rej.add("edge", "placement", "edge: not in the spec's allowed placements")
     if "hybrid" in placements:
         found.extend(s.hybrids(rps))
     return SearchResult(found, s.rej, s.searched, s.near)
-

@@ -10,8 +10,9 @@ from planner.catalog.schema import Accelerator
 from planner.estimator import estimate_training
 from planner.optimizer import costs
 from planner.optimizer.options import OptionEvaluator, dtype_supported
-from planner.optimizer.privacy import cloud_privacy_reason, onprem_privacy_reason
-from planner.optimizer.search import Rejections, shapes
+from planner.optimizer.search import Rejections, Search, Side, shapes
+from planner.optimizer.targets import deploy_target
+from planner.plan import Target
 from planner.specs import Spec, TrainingWorkload
 
 NODE_COUNTS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -19,12 +20,7 @@ NODE_COUNTS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 @dataclass(frozen=True, slots=True)
 class TrainCandidate:
-    placement: str
-    provider: str
-    region: str | None
-    instance: str
-    accelerator: str
-    gpus_per_node: int
+    side: Side
     nodes: int
     tp: int
     pp: int
@@ -38,10 +34,35 @@ class TrainCandidate:
     purchase: str
     cost: costs.CostBreakdown
     checkpointing: bool
+    target: Target
 
     @property
     def monthly(self) -> float:
         return self.cost.total
+
+    @property
+    def placement(self) -> str:
+        return self.side.placement
+
+    @property
+    def provider(self) -> str:
+        return self.side.provider
+
+    @property
+    def region(self) -> str | None:
+        return self.side.region
+
+    @property
+    def instance(self) -> str:
+        return self.side.instance
+
+    @property
+    def accelerator(self) -> str:
+        return self.side.accelerator
+
+    @property
+    def gpus_per_node(self) -> int:
+        return self.side.gpus_per_node
 
 
 def training_tokens(w: TrainingWorkload, seq_len: int) -> float:
@@ -74,34 +95,26 @@ def search_training(spec: Spec, cat: Catalog, ev: OptionEvaluator) -> tuple[list
             memo[key] = (e.time_s, e.model_states_bytes_per_gpu, e.total_bytes_per_gpu, e.fits)
         return memo[key]
 
-    sites: list[tuple[str, str, str | None, str, Accelerator, int, list[tuple[str, float]], int | None, bool]] = []
+    search = Search(spec, cat, ev)
+    search.rej = rej
+    # (side, accelerator, prices, servers on hand)
+    sites: list[tuple[Side, Accelerator, list[tuple[str, float]], int | None]] = []
     if "cloud" in c.placements:
-        for inst in cat.instances:
-            reg = cat.region(inst.provider, inst.region)
-            label = f"{inst.instance} {inst.provider}/{inst.region}"
-            why = cloud_privacy_reason(inst, reg, c)
-            if why is not None:
-                rej.add(label, "residency" if "residency" in why else "privacy", why)
-                continue
-            if c.providers is not None and inst.provider not in c.providers:
-                continue
+        for side, inst in search.cloud_sides(data_class=c.privacy, role="training"):
             prices = [("on-demand", inst.on_demand_usd_per_h)]
-            if c.allow_spot and inst.spot_usd_per_h is not None and c.privacy != "restricted":
+            if c.allow_spot and inst.spot_usd_per_h is not None and side.tenancy != "dedicated":
                 prices.append(("spot", inst.spot_usd_per_h))
-            sites.append(("cloud", inst.provider, inst.region, inst.instance, cat.accelerator(inst.accelerator),
-                          inst.accelerator_count, prices, None, c.privacy == "restricted"))
+            sites.append((side, cat.accelerator(inst.accelerator), prices, None))
     if "on-prem" in c.placements:
-        for srv in cat.onprem_servers:
-            if onprem_privacy_reason(srv, c) is not None or (c.onprem_owned_only and srv.available is None):
-                continue
+        for side, srv in search.onprem_sides(data_class=c.privacy, role="training"):
             # on-prem cost of a run: the TCO of the servers for the run's duration (hourly TCO rate)
             tco_h = costs.onprem_monthly(srv.capex_usd, srv.power_w, 1, a).total / a.hours_per_month
-            sites.append(("on-prem", "onprem", srv.site, srv.sku, cat.accelerator(srv.accelerator),
-                          srv.accelerator_count, [("owned" if srv.available is not None else "buy", tco_h)],
-                          srv.available, False))
+            sites.append((side, cat.accelerator(srv.accelerator),
+                          [("owned" if srv.available is not None else "buy", tco_h)], srv.available))
 
-    for placement, provider, region, name, acc, g, prices, cap, dedicated in sites:
-        label = f"{name} {provider}/{region}"
+    for side, acc, prices, cap in sites:
+        name, region, g, dedicated = side.instance, side.region, side.gpus_per_node, side.tenancy == "dedicated"
+        label = f"{name} {side.provider}/{region}"
         if not dtype_supported(acc, dtype):
             rej.add(acc.id, "precision", f"{acc.id}: no {dtype} support for mixed-precision training")
             continue
@@ -130,9 +143,12 @@ def search_training(spec: Spec, cat: Catalog, ev: OptionEvaluator) -> tuple[list
                 for purchase, price in prices:
                     cost = costs.cloud_run(price, nodes, t / 3600.0,
                                            dedicated_premium=a.dedicated_tenancy_premium if dedicated else 0)
-                    out.append(TrainCandidate(placement, provider, region, name, acc.id, g, nodes, tp, pp,
-                                              gpus // (tp * pp), zero, dtype, t, states, total,
-                                              acc.memory_bytes, purchase, cost, w.activation_checkpointing))
+                    target = deploy_target(placement=side.placement, provider=side.provider, instance=name,
+                                           runtime=side.runtime, nodes=nodes, replicas=1,
+                                           gpus_per_replica=gpus, training=True)
+                    out.append(TrainCandidate(side, nodes, tp, pp, gpus // (tp * pp), zero, dtype, t, states,
+                                              total, acc.memory_bytes, purchase, cost,
+                                              w.activation_checkpointing, target))
                 break
         if best_miss and not any(x.instance == name and x.region == region for x in out):
             rej.add(label, "training-time" if "limit" in best_miss else "memory", best_miss)

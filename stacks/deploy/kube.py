@@ -36,8 +36,8 @@ from planner.errors import (
     DeployError,
     MissingDependency,
 )
-from stacks.deploy.folder import PlanFolder
 from stacks.deploy.state import DeployState
+from stacks.folder import PlanFolder
 
 FIELD_MANAGER = "mlplan"
 TARGET = "kubernetes"

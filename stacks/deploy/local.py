@@ -33,8 +33,8 @@ from typing import Any
 
 from planner.errors import ArtifactError, DeployError, InputError
 from planner.plan import Plan
-from stacks.deploy.folder import PlanFolder
 from stacks.deploy.state import DeployState
+from stacks.folder import PlanFolder
 
 TARGET = "local"
 KSERVE_DTYPES = {"fp32": "FP32", "fp16": "FP16", "int64": "INT64", "int32": "INT32", "int8": "INT8",

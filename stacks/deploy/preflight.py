@@ -35,7 +35,7 @@ from stacks.deploy.aws import (
     normalise_gpu,
     quota_class,
 )
-from stacks.deploy.folder import PlanFolder
+from stacks.folder import PlanFolder
 
 GPU_MEMORY_TOLERANCE = 0.10  # EC2 reports usable MiB (e.g. 81559 MiB for an 80 GB H100)
 
@@ -65,7 +65,7 @@ def aws_parts(folder: PlanFolder) -> list[Any]:
 
 def stack_buckets(folder: PlanFolder) -> list[str]:
     """Buckets the Pulumi stack will create: each AWS part's model bucket (``mlplan:modelBucket`` from
-    ``infra/Pulumi.<stack>.yaml``, else the deterministic ``stacks.layout.model_bucket_name``), plus any other
+    ``infra/Pulumi.<stack>.yaml``, else the plan's ``names.bucket``), plus any other
     config value whose key ends in bucket / bucketName."""
     if not folder.infra_dir.is_dir():
         return []
@@ -81,12 +81,10 @@ def stack_buckets(folder: PlanFolder) -> list[str]:
         short = key.split(":")[-1].lower().replace("_", "")
         if isinstance(value, str) and value and (short.endswith("bucket") or short.endswith("bucketname")):
             names.add(value)
-    from stacks.layout import model_bucket_name, parts
-
     override = config.get("mlplan:modelBucket")
-    for info in parts(folder.plan):
-        if info.target in ("aws-ec2", "aws-eks") and info.part.region and not override:
-            names.add(model_bucket_name(folder.plan, info.part.region))
+    for part in folder.plan.parts:
+        if part.target in ("aws-ec2", "aws-eks") and part.names.bucket and not override:
+            names.add(part.names.bucket)
     return sorted(names)
 
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import DeployError, EnvironmentProblem, MissingDependency
-from stacks.deploy.folder import PlanFolder
 from stacks.deploy.state import DeployState
+from stacks.folder import PlanFolder
 
 TARGET = "pulumi"
 INSTALL_FIX = ("install the Pulumi CLI: curl -fsSL https://get.pulumi.com | sh "

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import DeployError, InputError
-from stacks.deploy.folder import TARGETS, PlanFolder, load_folder
 from stacks.deploy.state import DeployState
+from stacks.folder import TARGETS, PlanFolder, load_folder
 
 
 @dataclass

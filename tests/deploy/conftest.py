@@ -14,16 +14,32 @@ from tests.deploy.fake_kube import FakeKubeServer
 
 
 def write_plan_folder(root: Path, plan: Plan, files: dict[str, str] | None = None) -> Path:
-    """A plan folder with ``plan.yaml`` (as the plan writer stores it) plus the given artifact files."""
+    """A plan folder with ``plan.yaml`` (as the plan writer stores it: the spec copy and its hash), the given
+    artifact files and the ownership marker over all of them."""
+    from planner.guard import spec_digest
+    from tests.factories import spec_for
+
     root.mkdir(parents=True, exist_ok=True)
-    data: dict[str, Any] = {"mlplan_version": "0.1.0", "catalog_version": "test", "spec": {"name": "test"},
-                            "plan": plan.model_dump(mode="json"), "runners_up": [], "rejected": []}
+    spec = spec_for(plan).model_dump(mode="json")
+    data: dict[str, Any] = {"mlplan_version": "0.1.0", "catalog_version": "test", "spec": spec,
+                            "spec_sha256": spec_digest(spec), "plan": plan.model_dump(mode="json"),
+                            "runners_up": [], "rejected": []}
     (root / "plan.yaml").write_text(yaml.safe_dump(data, sort_keys=True))
     for rel, text in (files or {}).items():
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
+    reseal(root)
     return root
+
+
+def reseal(root: Path) -> None:
+    """Recompute a folder's marker after a test changed its files (as a re-plan would have written them)."""
+    from stacks.folder import MARKER, marker_text
+
+    plan_id = yaml.safe_load((root / "plan.yaml").read_text())["plan"]["id"]
+    written = [p for p in root.rglob("*") if p.is_file() and p.name != MARKER and ".mlplan" not in p.parts]
+    (root / MARKER).write_text(marker_text(plan_id, root, written))
 
 
 @pytest.fixture

@@ -54,6 +54,11 @@ def test_missing_and_corrupt_folders(tmp_path: Path) -> None:
     bad.mkdir()
     (bad / "plan.yaml").write_text("plan: {id: 3}\n")
     done = mlplan("status", str(bad))
+    assert done.returncode == 5 and "has no valid .mlplan-folder marker" in one_line_error(done)
+    from stacks.folder import MARKER, marker_text
+
+    (bad / MARKER).write_text(marker_text("3", bad, [bad / "plan.yaml"]))
+    done = mlplan("status", str(bad))
     assert done.returncode == 5 and "plan.yaml: plan: field" in one_line_error(done)
 
 

@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from planner.errors import ArtifactError, ClusterUnreachable, DeployError
-from stacks.deploy.folder import load_folder
 from stacks.deploy.kube import KubernetesTarget, read_manifests, readiness
 from stacks.deploy.state import DeployState
+from stacks.folder import load_folder
 from tests import factories
-from tests.deploy.conftest import write_plan_folder
+from tests.deploy.conftest import reseal, write_plan_folder
 from tests.deploy.fake_kube import FakeKubeServer
 
 NS = "mlplan-mistral"
@@ -95,6 +95,7 @@ def test_second_apply_changes_nothing(tmp_path: Path, kube_server: FakeKubeServe
     # a changed manifest is reported as configured, and only that object is written
     changed = dict(DEPLOYMENT, spec={**DEPLOYMENT["spec"], "replicas": 4})  # type: ignore[dict-item]
     (folder / "k8s/20-deployment.yaml").write_text(yaml.safe_dump(changed))
+    reseal(folder)  # as a re-plan writes it
     third = _target(folder, kube_server, tmp_path, out).deploy(timeout_s=20, poll_s=0.01)
     assert [o["action"] for o in third["objects"]] == ["unchanged", "configured", "unchanged"]
     assert kube_server.fake.writes == writes + 1
@@ -276,6 +277,7 @@ def test_objects_dropped_from_the_manifests_are_pruned(tmp_path: Path, kube_serv
     out: list[str] = []
     _target(folder, kube_server, tmp_path, out).deploy(timeout_s=20, poll_s=0.01)
     (folder / "k8s/10-service.yaml").unlink()  # the new plan has no Service
+    reseal(folder)
     dry = _target(folder, kube_server, tmp_path, out).deploy(dry_run=True)
     assert dry["pruned"] == ["Service/mistral-7b"]
     assert kube_server.fake.get("services", NS, "mistral-7b") is not None  # a dry run deletes nothing

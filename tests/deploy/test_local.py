@@ -18,9 +18,9 @@ from serving import launch
 from serving.ray_config import build_serve_config
 from serving.triton import write_model_repository
 from stacks.deploy import targets
-from stacks.deploy.folder import load_folder
 from stacks.deploy.local import percentile
 from stacks.deploy.state import DeployState
+from stacks.folder import load_folder
 from tests import factories
 from tests.deploy.conftest import write_plan_folder
 

@@ -17,9 +17,8 @@ from botocore.stub import Stubber
 
 from planner.errors import CredentialsError, DeployError, EnvironmentProblem, InputError
 from stacks.deploy.aws import quota_class
-from stacks.deploy.folder import load_folder
 from stacks.deploy.preflight import Preflight, raise_for, stack_buckets
-from stacks.layout import model_bucket_name
+from stacks.folder import load_folder
 from tests import factories
 from tests.deploy.conftest import reset_moto, small_catalog, write_plan_folder
 
@@ -81,7 +80,7 @@ def test_all_checks_pass(tmp_path: Path, aws: Aws) -> None:
     assert "1 x NVIDIA L40S 44.7 GiB (matches the catalog)" in text
     assert "L-DB2E81BA) = 64 vCPUs, 0 in use, 64 free; the plan needs 2 x 4 = 8" in text
     assert "bucket mlplan-llama-artifacts: name is free" in text
-    stack_bucket = model_bucket_name(factories.cloud_llm_single_gpu(), "us-east-1")  # the stack's model bucket
+    stack_bucket = factories.cloud_llm_single_gpu().parts[0].names.bucket  # the stack's model bucket
     assert f"bucket {stack_bucket}: name is free" in text
     assert "model bucket models: exists and is readable" in text
     raise_for(checks)  # nothing failed: no error
@@ -153,7 +152,7 @@ def test_bucket_taken_by_another_account(tmp_path: Path, aws: Aws) -> None:
     # moto has one account, so the 403 of a bucket owned elsewhere comes from a Stubber on a real S3 client
     s3 = boto3.client("s3", region_name="us-east-1", **CREDS)
     stub = Stubber(s3)
-    stack_bucket = model_bucket_name(factories.cloud_llm_single_gpu(), "us-east-1")
+    stack_bucket = factories.cloud_llm_single_gpu().parts[0].names.bucket
     stub.add_client_error("head_bucket", service_error_code="404", service_message="Not Found",
                           http_status_code=404, expected_params={"Bucket": stack_bucket})
     stub.add_client_error("head_bucket", service_error_code="403", service_message="Forbidden",

@@ -10,9 +10,9 @@ import yaml
 
 from planner.errors import DeployError, EnvironmentProblem, MissingDependency
 from stacks.deploy import pulumi_target, targets
-from stacks.deploy.folder import load_folder
 from stacks.deploy.pulumi_target import PulumiTarget, backend_url, stack_name, workspace_env
 from stacks.deploy.state import DeployState
+from stacks.folder import load_folder
 from tests import factories
 from tests.deploy.conftest import write_plan_folder
 

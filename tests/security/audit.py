@@ -383,7 +383,8 @@ def public_exposure(resources: list[Res], manifests: list[Obj] | None = None) ->
 
 def residency_violations(resources: list[Res], plan: Any) -> list[str]:
     """AWS resources (and AWS providers) in a region outside the plan's residency set."""
-    from stacks import layout
+    from planner.catalog import Catalog
+    from planner.optimizer.privacy import region_allowed
 
     allowed = plan.security.allowed_regions
     out = []
@@ -391,7 +392,8 @@ def residency_violations(resources: list[Res], plan: Any) -> list[str]:
         region = r.get("region") or (r["inputs"].get("region") if r["type"] == "pulumi:providers:aws" else "")
         if not r["type"].startswith(("aws:", "pulumi:providers:aws")) or not region:
             continue
-        if not layout.region_allowed("aws", str(region), allowed):
+        geography = Catalog.load().region("aws", str(region)).geography  # the catalog's, not the plan's claim
+        if not region_allowed("aws", str(region), geography, allowed):
             out.append(f"{r['type']} {r['name']} in {region}, outside {list(allowed or ())}")
     return out
 

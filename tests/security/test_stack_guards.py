@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from planner.errors import InputError
+from planner.errors import ArtifactError
 from tests import factories
 from tests.faults.conftest import leftovers
 from tests.security import audit
@@ -58,27 +59,70 @@ def test_every_resource_inside_the_residency_set(mock_resources: dict[str, list[
 # ------------------------------------------------------------------------------------- tampered plans
 
 
-def _outside_residency() -> Any:
+def _moved(geography: str) -> Any:
+    """The EU-restricted factory plan with its part moved to us-east-1 (its geography claim set to ``geography``)."""
     plan = factories.cloud_llm_pipeline_parallel()  # confidential, allowed_regions ("eu",), eu-west-1
-    part = plan.parts[0].model_copy(update={"region": "us-east-1"})
+    part = plan.parts[0].model_copy(update={"region": "us-east-1", "geography": geography})
     return plan.model_copy(update={"parts": (part,), "region": "us-east-1"})
 
 
 @pytest.mark.parametrize("preview", [False, True])
-def test_writer_refuses_a_plan_outside_its_residency_set(tmp_path: Path, preview: bool) -> None:
+@pytest.mark.parametrize(("geography", "why"), [("us", "residency eu only"),
+                                                ("eu", "the plan places us-east-1 in geography eu, the catalog in us")])
+def test_writer_refuses_a_plan_outside_its_residency_set(tmp_path: Path, preview: bool, geography: str,
+                                                         why: str) -> None:
     from stacks.writer import write_plan_folder
-    from tests.stacks.test_writer import fixed_catalog, recommendation, spec_for
+    from tests.stacks.test_writer import fixed_catalog, recommendation
 
+    plan = _moved(geography)
     out = tmp_path / "plan"
-    with pytest.raises(InputError, match="region us-east-1 is outside allowed_regions eu"):
-        write_plan_folder(spec_for("tampered"), recommendation(_outside_residency()), out, catalog=fixed_catalog(),
+    with pytest.raises(ArtifactError, match=why):
+        write_plan_folder(factories.spec_for(plan), recommendation(plan), out, catalog=fixed_catalog(),
                           preview=preview, isolate=False)
     assert not out.exists() and leftovers(tmp_path) == []
 
 
-def test_program_refuses_a_plan_outside_its_residency_set() -> None:
-    with pytest.raises(InputError, match="outside allowed_regions"):
-        audit.mock_run(_outside_residency())
+def _reseal(folder: Path) -> None:
+    """What a careless editor's tool would do after editing: recompute the folder's marker."""
+    from stacks.folder import MARKER, marker_text
+
+    files = [p for p in folder.rglob("*") if p.is_file() and p.name != MARKER]
+    plan_id = yaml.safe_load((folder / "plan.yaml").read_text())["plan"]["id"]
+    (folder / MARKER).write_text(marker_text(plan_id, folder, files))
+
+
+def test_program_refuses_a_tampered_folder(tmp_path: Path) -> None:
+    """The Pulumi program (infra/__main__.py -> stacks.program.run) verifies the folder before it builds: an edited
+    plan.yaml (hash mismatch), an edited plan re-sealed (the plan breaks the stored spec), an edited spec copy
+    re-sealed (spec hash mismatch)."""
+    from stacks.program import run
+    from stacks.writer import write_plan_folder
+    from tests.stacks.test_writer import fixed_catalog, recommendation
+
+    plan = factories.cloud_llm_pipeline_parallel()
+    out = tmp_path / "plan"
+    write_plan_folder(factories.spec_for(plan), recommendation(plan), out, catalog=fixed_catalog(), preview=False)
+    pristine = (out / "plan.yaml").read_text()
+    data = yaml.safe_load(pristine)
+    data["plan"]["parts"][0].update(region="us-east-1", geography="us")
+    (out / "plan.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ArtifactError, match=r"plan\.yaml changed since `mlplan plan` wrote the folder"):
+        run(out / "plan.yaml")
+    _reseal(out)
+    with pytest.raises(ArtifactError, match=r"breaks its spec: .*residency eu only"):
+        run(out / "plan.yaml")
+    data = yaml.safe_load(pristine)
+    data["spec"]["constraints"]["allowed_regions"] = None
+    (out / "plan.yaml").write_text(yaml.safe_dump(data))
+    _reseal(out)
+    with pytest.raises(ArtifactError, match="stored spec does not match its spec_sha256"):
+        run(out / "plan.yaml")
+    sec = yaml.safe_load(pristine)
+    sec["plan"]["security"]["private_networking"] = False  # loosen the security block
+    (out / "plan.yaml").write_text(yaml.safe_dump(sec))
+    _reseal(out)
+    with pytest.raises(ArtifactError, match=r"security\.private_networking is False"):
+        run(out / "plan.yaml")
 
 
 def test_a_public_bucket_fails_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,7 +22,7 @@ EXPECTED = {
     "onprem_llm": {"ray/serve_config.yaml", "kuberay/rayservice.yaml"},
     "edge_vision": {"triton/model_repository/yolov8n/config.pbtxt", "triton/model_repository/yolov8n/1/model.py"},
     "microcontroller": set(),
-    "hybrid_onprem_cloud_burst": {"ray/serve_config.yaml", "ray/serve_config.llama-3-8b-burst.yaml",
+    "hybrid_onprem_cloud_burst": {"ray/serve_config.yaml", "ray/serve_config.test-burst-cloud.yaml",
                                   "kuberay/rayservice.yaml"},
     "local_demo": {"ray/serve_config.yaml"},
     "training_zero": set(),

@@ -58,14 +58,14 @@ def test_rayservice_validates_and_carries_the_plan(name: str) -> None:
         assert group["replicas"] == group["minReplicas"] == part.nodes
         assert group["maxReplicas"] >= part.nodes
         container = group["template"]["spec"]["containers"][0]
-        gpus = container["resources"]["limits"][hardware.GPU_RESOURCE]
+        gpus = container["resources"]["limits"][hardware.device_resource(part)]
         assert group["rayStartParams"]["num-gpus"] == gpus == str(part.gpus_per_node)
         assert container["resources"]["requests"] == container["resources"]["limits"]
         selector = group["template"]["spec"]["nodeSelector"]
         if part.placement == "cloud":
             assert selector == {hardware.INSTANCE_TYPE_LABEL: part.instance}
         else:
-            assert selector[hardware.GPU_PRODUCT_LABEL] == hardware.names(part.accelerator).gpu_product
+            assert selector[hardware.GPU_PRODUCT_LABEL] == part.device.gpu_product
         serve = yaml.safe_load(rs["spec"]["serveConfigV2"])
         app = serve["applications"][0]
         if app["import_path"].startswith("ray.serve.llm"):

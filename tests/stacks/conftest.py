@@ -27,17 +27,15 @@ def triton_tensor_parallel() -> Plan:
 
 def gcp_plan() -> Plan:
     base = f.cloud_llm_single_gpu()
-    part = base.parts[0].model_copy(update={"provider": "gcp", "region": "europe-west4", "instance": "g2-standard-8",
-                                            "accelerator": "l4"})
+    part = base.parts[0].model_copy(update={"provider": "gcp", "region": "europe-west4", "geography": "eu",
+                                            "instance": "g2-standard-8", "accelerator": "l4"})
     return f.cloud_llm_single_gpu(parts=(part,), provider="gcp", region="europe-west4", instance="g2-standard-8",
                                   accelerator="l4")
 
 
 def restricted_dedicated() -> Plan:
     """Restricted data in the cloud: dedicated tenancy, EU only."""
-    base = f.cloud_llm_pipeline_parallel()
-    sec = base.security.model_copy(update={"privacy": "restricted", "dedicated_tenancy": True})
-    return base.model_copy(update={"security": sec})
+    return f.cloud_llm_pipeline_parallel(security=f._security("restricted", ("eu",)))
 
 
 PLANS: dict[str, Any] = {**f.ALL_PLANS, "ec2_single_gpu": ec2_single_gpu,

@@ -6,12 +6,16 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 
-from planner.errors import InputError
-from stacks import layout
-from stacks.program import check_residency
+from planner.catalog import Catalog
+from planner.errors import ArtifactError
+from planner.guard import check_plan
+from planner.optimizer.privacy import region_allowed
 from tests import factories as f
 from tests.stacks.conftest import PLANS
+
+CATALOG = Catalog.load()
 
 Res = dict[str, Any]
 
@@ -58,11 +62,11 @@ def test_eks_plan_creates_cluster_gpu_node_group_bucket_and_irsa(mock_runs: dict
     assert "nvidia-device-plugin" in charts
     # IRSA: the serving role trusts only the serving service account, and reads only the model bucket
     roles = {r["name"]: r["inputs"] for r in of_type(res, "aws:iam/role:Role")}
-    serving = roles["mlplan-llama-3-70b-primary-serving"]
+    serving = roles[f"{plan.parts[0].names.resource_prefix}-serving"]
     trust = json.loads(serving["assumeRolePolicy"])["Statement"][0]
     assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
     sub = next(v for k, v in trust["Condition"]["StringEquals"].items() if k.endswith(":sub"))
-    assert sub == "system:serviceaccount:mlplan-llama-3-70b:llama-3-70b"
+    assert sub == "system:serviceaccount:mlplan-test:test"  # the spec's names, not the model's
     policy = json.loads(one(res, "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
     bucket = one(res, "aws:s3/bucket:Bucket")["inputs"]["bucket"]
     actions = {a for s in policy["Statement"] for a in s["Action"]}
@@ -137,7 +141,8 @@ def test_every_aws_resource_in_the_plans_region(mock_runs: dict[str, list[Res]],
     assert bool(aws_res) == bool(regions) and (name != "gcp_plan" or not aws_res)
     for r in aws_res:
         assert r["region"] in regions, (r["type"], r["name"], r["region"])
-        assert layout.region_allowed("aws", r["region"], plan.security.allowed_regions)
+        geography = CATALOG.region("aws", r["region"]).geography  # the catalog's, not the plan's claim
+        assert region_allowed("aws", r["region"], geography, plan.security.allowed_regions)
     for p in of_type(res, "pulumi:providers:aws"):
         assert p["inputs"]["region"] in regions
 
@@ -182,8 +187,15 @@ def test_hybrid_creates_both_sides_and_the_router(mock_runs: dict[str, list[Res]
     assert len(of_type(res, "pulumi:providers:kubernetes")) == 2
     objs = config_group_objs(res)
     cm = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-router"))
-    assert '"weight": 40' in json.dumps(cm) or "weight: 40" in cm["data"]["envoy.yaml"]
-    assert "weight: 60" in cm["data"]["envoy.yaml"] and "x-mlplan-data-class" in cm["data"]["envoy.yaml"]
+    envoy = yaml.safe_load(cm["data"]["envoy.yaml"])
+    hcm = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    # an allow-list: only requests marked public go to the cloud; everything else (untagged too) stays on-prem
+    assert routes == [
+        {"match": {"prefix": "/", "headers": [{"name": "x-mlplan-data-class", "string_match": {"exact": "public"}}]},
+         "route": {"cluster": "cloud", "timeout": "300s"}},
+        {"match": {"prefix": "/"}, "route": {"cluster": "local", "timeout": "300s"}}]
+    assert "weighted_clusters" not in cm["data"]["envoy.yaml"]
     rs = next(o for o in objs if o["kind"] == "RayService" and "serveService" in o["spec"])
     assert rs["spec"]["serveService"]["spec"]["type"] == "LoadBalancer"
 
@@ -206,6 +218,6 @@ def test_training_plan_gets_a_rayjob_on_gpu_nodes(mock_runs: dict[str, list[Res]
 
 def test_residency_is_enforced_before_anything_is_created() -> None:
     plan = f.cloud_llm_pipeline_parallel()  # allowed_regions: eu
-    part = plan.parts[0].model_copy(update={"region": "us-east-1"})
-    with pytest.raises(InputError, match="outside allowed_regions"):
-        check_residency(plan.model_copy(update={"parts": (part,)}))
+    part = plan.parts[0].model_copy(update={"region": "us-east-1", "geography": "us"})
+    with pytest.raises(ArtifactError, match="residency eu only"):
+        check_plan(plan.model_copy(update={"parts": (part,)}), f.spec_for(plan))

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from planner.catalog import Catalog, EdgeDevice, RttTable
-from planner.errors import ArtifactError, InputError
+from planner.catalog import Catalog, EdgeDevice, Region, RttTable
+from planner.errors import ArtifactError, EnvironmentProblem, InputError
 from planner.plan import Plan, Recommendation, Rejected
 from planner.specs import ModelSpec, Spec
 from stacks import writer
@@ -25,7 +25,7 @@ UPDATE = os.environ.get("MLPLAN_UPDATE_GOLDEN") == "1"
 GOLDEN_CASES = ["cloud_llm_tensor_parallel", "ec2_single_gpu", "onprem_llm", "edge_vision", "microcontroller",
                 "hybrid_onprem_cloud_burst", "local_demo", "training_zero"]
 #: serving/ is the serving package's output (pinned by its own tests); the golden files pin what stacks/ writes.
-OWNED_BY_OTHERS = ("serving/",)
+OWNED_BY_OTHERS = ("serving/", ".mlplan-folder")
 
 
 def fixed_catalog() -> Catalog:
@@ -33,8 +33,12 @@ def fixed_catalog() -> Catalog:
     stm = EdgeDevice(id="stm32h7", name="STM32H743", kind="mcu", ram_mib=1.0, storage_mib=2.0, bandwidth_gbps=1.9,
                      tops={"int8": 0.00192}, power_w=0.42, price_usd=12, runtime="tflite-micro", int8_only=True,
                      source="STM32H743 datasheet DS12110")
+    regions = [Region(provider=pr, region=r, geography=g, zone="x", source="test fixture")  # type: ignore[arg-type]
+               for pr, r, g in (("aws", "us-east-1", "us"), ("aws", "eu-west-1", "eu"), ("aws", "eu-central-1", "eu"),
+                                ("gcp", "europe-west4", "eu"))]
     return Catalog(version="test", accelerators={}, edge_devices={"stm32h7": stm}, instances=(), onprem_servers=(),
-                   regions={}, rtt=RttTable(zones=["x"], rtt_ms={}, source="test fixture"))
+                   regions={(r.provider, r.region): r for r in regions},
+                   rtt=RttTable(zones=["x"], rtt_ms={}, source="test fixture"))
 
 
 def recommendation(plan: Plan) -> Recommendation:
@@ -51,7 +55,7 @@ def recommendation(plan: Plan) -> Recommendation:
 
 
 def spec_for(name: str) -> Spec:
-    return Spec(name=name.replace("_", "-"), model=ModelSpec(preset="llama-3-8b"))
+    return f.spec_for(PLANS[name](), name.replace("_", "-"))
 
 
 def write(name: str, out: Path, plan: Plan | None = None, **kw: Any) -> list[Path]:
@@ -88,16 +92,17 @@ def test_folder_layout_per_placement(tmp_path: Path) -> None:
     eks = write("cloud_llm_tensor_parallel", tmp_path / "eks")
     rel = {p.relative_to(tmp_path / "eks").as_posix() for p in eks}
     assert {"plan.yaml", "PLAN.md", "infra/Pulumi.yaml", "infra/__main__.py", "infra/requirements.txt",
-            "infra/Pulumi.cloud-llm-tensor-parallel.yaml", "k8s/primary.yaml",
+            "infra/Pulumi.test.yaml", "k8s/primary.yaml",
             "serving/kuberay/rayservice.yaml"} <= rel
     main = (tmp_path / "eks/infra/__main__.py").read_text()
     assert len(main.splitlines()) <= 10 and "stacks.program" in main
-    stack_cfg = yaml.safe_load((tmp_path / "eks/infra/Pulumi.cloud-llm-tensor-parallel.yaml").read_text())
+    stack_cfg = yaml.safe_load((tmp_path / "eks/infra/Pulumi.test.yaml").read_text())
     assert stack_cfg["config"]["aws:region"] == "us-east-1"
     data = yaml.safe_load((tmp_path / "eks/plan.yaml").read_text())
     assert Plan.model_validate(data["plan"]) == PLANS["cloud_llm_tensor_parallel"]()
     assert len(data["runners_up"]) == 2 and data["rejected"][0]["constraint"] == "memory"
-    assert set(data) == {"mlplan_version", "catalog_version", "spec", "plan", "runners_up", "rejected"}
+    assert set(data) == {"mlplan_version", "catalog_version", "spec", "spec_sha256", "plan", "runners_up",
+                         "rejected"}
 
     fw = write("microcontroller", tmp_path / "fw")
     rel = {p.relative_to(tmp_path / "fw").as_posix() for p in fw}
@@ -109,7 +114,7 @@ def test_folder_layout_per_placement(tmp_path: Path) -> None:
     assert fwy["fit"]["flash_fits"] is True and fwy["model"]["weights_bytes"] == 38_604 and fwy["int8_required"]
 
     onprem = write("onprem_llm", tmp_path / "onprem")
-    cfg_text = (tmp_path / "onprem/infra/Pulumi.onprem-llm.yaml").read_text()
+    cfg_text = (tmp_path / "onprem/infra/Pulumi.test.yaml").read_text()
     assert "pulumi config set --secret mlplan:kubeconfig" in cfg_text
     assert "apiVersion" not in cfg_text and "kubeconfig:" not in cfg_text.split("\n", 1)[1]  # no secret in clear
     assert onprem
@@ -120,9 +125,11 @@ def test_plan_md_lists_decision_costs_runners_up_rejected_and_previewed_resource
     md = (tmp_path / "h/PLAN.md").read_text()
     for text in ("**Decision:**", "## Predicted figures", "## Cost breakdown", "hours_per_month = 730.0",
                  "## Runner-up plans", "why it lost", "+$", "## Rejected option classes", "**memory** (1)",
-                 "### Routing between the parts", "x-mlplan-data-class: sensitive", "40% sensitive-on-prem",
-                 "aws:eks/nodeGroup:NodeGroup mlplan-llama-3-8b-burst-cloud-gpu (eu-central-1)",
-                 "kubernetes:helm.sh/v3:Release", "RayService mlplan-llama-3-8b/"):
+                 "### Routing between the parts", "x-mlplan-data-class: public", "sized for the 40% of requests",
+                 "| sensitive-on-prem | every request not marked public (untagged ones included) | confidential "
+                 "| owned |", "| burst-cloud | only requests marked `x-mlplan-data-class: public` | public | shared |",
+                 "aws:eks/nodeGroup:NodeGroup mlplan-test-burst-cloud-gpu (eu-central-1)",
+                 "kubernetes:helm.sh/v3:Release", "RayService mlplan-test/"):
         assert text in md, text
     gcp = write("gcp_plan", tmp_path / "g")
     assert gcp
@@ -172,8 +179,8 @@ def test_diff_summarises_placement_cost_and_resources(tmp_path: Path) -> None:
     assert "| placement | cloud | hybrid |" in text
     assert "$40,179 -> $2,800 (-$37,379 (-93.0%))" in text
     assert "| instance | p5.48xlarge x 1 | l4-8gpu-server x 1 + g6.xlarge x 3 |" in text
-    assert "`+ aws:eks/nodeGroup:NodeGroup mlplan-llama-3-8b-burst-cloud-gpu`" in text
-    assert "`- aws:eks/nodeGroup:NodeGroup mlplan-llama-3-70b-primary-gpu`" in text
+    assert "`+ aws:eks/nodeGroup:NodeGroup mlplan-test-burst-cloud-gpu`" in text
+    assert "`- aws:eks/nodeGroup:NodeGroup mlplan-test-primary-gpu`" in text
     assert resources_of(tmp_path / "old") and resources_of(tmp_path / "new")
     same = diff_folders(tmp_path / "old", tmp_path / "old")
     assert "Plan unchanged" in same and "**Files:** identical." in same and "Resources:** unchanged" in same
@@ -191,11 +198,28 @@ def test_rewrite_keeps_deploy_state(tmp_path: Path) -> None:
     write("onprem_llm", out)
     (out / ".mlplan").mkdir()
     (out / ".mlplan/state.json").write_text('{"deployed": true}')
-    (out / "stale.txt").write_text("from an older mlplan")
+    (out / "infra/venv/bin").mkdir(parents=True)  # what `pulumi up` creates: regenerable, not the user's
+    (out / "infra/venv/bin/python").write_text("")
+    (out / "k8s/primary.yaml").write_text("# edited by hand\n")  # a generated file: mlplan's to replace
     write("edge_vision", out)
     assert (out / ".mlplan/state.json").read_text() == '{"deployed": true}'
-    assert not (out / "stale.txt").exists()
+    assert not (out / "infra/venv").exists() and "# edited by hand" not in (out / "k8s/primary.yaml").read_text()
     assert Plan.model_validate(yaml.safe_load((out / "plan.yaml").read_text())["plan"]).placement == "edge"
+    assert [p.name for p in tmp_path.iterdir()] == ["plan"]
+
+
+def test_refuses_a_plan_folder_holding_a_file_mlplan_did_not_write(tmp_path: Path) -> None:
+    out = tmp_path / "plan"
+    write("onprem_llm", out)
+    (out / "notes").mkdir()
+    (out / "notes/mine.txt").write_text("the user's")
+    before = files_of(out)
+    with pytest.raises(InputError, match=r"holds notes/mine\.txt, which mlplan did not write"):
+        write("edge_vision", out)
+    assert files_of(out) == before
+    (out / "notes/mine.txt").unlink()
+    with pytest.raises(InputError, match=r"holds notes/, which mlplan did not write"):  # an empty folder too
+        write("edge_vision", out)
     assert [p.name for p in tmp_path.iterdir()] == ["plan"]
 
 
@@ -215,7 +239,7 @@ def test_failure_mid_write_leaves_old_folder_and_no_temp_dir(tmp_path: Path, mon
         real(path, content)
 
     monkeypatch.setattr(writer, "write_text", flaky)
-    with pytest.raises(InputError, match="No space left"):  # one clear line, not a raw OSError
+    with pytest.raises(EnvironmentProblem, match="no space left"):  # the machine's problem, not bad input
         write("edge_vision", out)
     assert files_of(out) == before
     assert [p.name for p in tmp_path.iterdir()] == ["plan"]
@@ -244,7 +268,7 @@ def test_failure_during_the_swap_rolls_back(tmp_path: Path, monkeypatch: pytest.
 def test_refuses_to_replace_a_folder_that_is_not_a_plan(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src/main.py").write_text("print('mine')")
-    with pytest.raises(InputError, match="not an mlplan plan folder"):
+    with pytest.raises(InputError, match="non-empty folder that mlplan did not write"):
         write("local_demo", tmp_path / "src")
     with pytest.raises(InputError, match="out of range"):
         write("local_demo", tmp_path / "x", plan_index=7)

@@ -1,0 +1,55 @@
+"""Every resource name a plan gives, decided once here and carried on the plan (``Plan.names``, ``Part.names``).
+
+Names carry the spec's name, so two teams serving the same model from two specs on one cluster or in one
+account never share a namespace, Kubernetes object, bucket or role (deploying the second must not reconfigure
+the first, and destroying it must not delete the first's objects).
+
+Rules (Kubernetes object names: DNS-1123 labels; Service names: DNS-1035 labels, which start with a letter:
+https://kubernetes.io/docs/concepts/overview/working-with-objects/names/ ; S3 bucket names: 3-63 characters of
+``[a-z0-9.-]``, globally unique: https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html ;
+IAM role names: up to 64 characters).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+__all__ = ["bucket_name", "dns_label", "part_key", "role_name", "service_name", "short_hash"]
+
+_NOT_DNS = re.compile(r"[^a-z0-9-]+")
+
+
+def dns_label(text: str, max_len: int = 63) -> str:
+    """A DNS-1123 label from any text: lowercase ``[a-z0-9-]``, starts and ends alphanumeric, at most
+    ``max_len`` characters."""
+    out = _NOT_DNS.sub("-", text.lower()).strip("-")
+    out = re.sub(r"-{2,}", "-", out)[:max_len].strip("-")
+    return out or "mlplan"
+
+
+def service_name(text: str, max_len: int = 63) -> str:
+    """A DNS-1035 label (a Service name): a DNS-1123 label that starts with a letter."""
+    label = dns_label(text, max_len)
+    return label if label[0].isalpha() else dns_label(f"m-{label}", max_len)
+
+
+def short_hash(text: str, n: int = 8) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def part_key(role: str, placement: str, multi: bool) -> str:
+    """The part's key: its role, plus its placement when the plan has several parts."""
+    return dns_label(f"{role}-{placement}" if multi else role, 30)
+
+
+def bucket_name(spec_name: str, model: str, region: str) -> str:
+    """A deterministic model bucket name for one spec, model and region (a hash keeps it globally unlikely to
+    collide and short enough for long spec names)."""
+    digest = short_hash(f"{spec_name}/{model}/{region}")
+    return dns_label(f"mlplan-{spec_name[:30]}-{digest}", 63)
+
+
+def role_name(spec_name: str, region: str) -> str:
+    """The serving role (AWS IAM / GCP service account / Azure identity) of one spec in one region."""
+    return dns_label(f"mlplan-{spec_name[:30]}-{region}-serving", 64)

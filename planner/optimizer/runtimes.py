@@ -1,0 +1,87 @@
+"""Serving runtimes and what each can serve: the one place that decides the runtime of a part.
+
+A runtime is chosen only where mlplan can emit a working configuration for it (``serving/`` builds the Ray Serve,
+Triton and TensorRT-LLM artifacts; ``stacks/`` the vLLM and firmware ones). An option whose hardware no capable
+runtime serves is rejected with that reason, never assigned a runtime that cannot serve it.
+
+==============  ================================================  ==========================================
+runtime         serves                                            on
+==============  ================================================  ==========================================
+vllm            LLMs (OpenAI-compatible server)                   NVIDIA GPUs (CUDA), AMD Instinct (ROCm),
+                                                                  x86 CPUs (vLLM CPU backend)
+tensorrt-llm    LLMs (Triton TensorRT-LLM backend)                NVIDIA data-centre GPUs
+triton          tensor models (ONNX / Python backend)             NVIDIA GPUs, CPUs, Jetson (iGPU image)
+ray             tensor models (Ray Serve + onnxruntime)           CPUs, NVIDIA and AMD GPUs, single-board computers
+firmware        tensor models compiled for the device             microcontrollers
+==============  ================================================  ==========================================
+
+Sources: vLLM installation docs (GPU: CUDA and ROCm; CPU: x86 with AVX-512; https://docs.vllm.ai/en/latest/
+getting_started/installation/); Triton Inference Server support matrix (x86/ARM CPU, NVIDIA GPU, Jetson iGPU
+builds; https://docs.nvidia.com/deeplearning/triton-inference-server/user-guide/docs/); TensorRT-LLM support
+matrix (NVIDIA data-centre GPUs); Ray installation (Linux x86_64 and aarch64 wheels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from planner.catalog.schema import Accelerator, EdgeDevice
+from planner.specs import Constraints
+
+__all__ = ["RUNTIMES", "RuntimeCaps", "choose_runtime", "hardware_class"]
+
+
+@dataclass(frozen=True)
+class RuntimeCaps:
+    name: str
+    llm: bool
+    """serves LLMs (token generation) rather than tensor-in / tensor-out models"""
+    hardware: frozenset[str]
+    """hardware classes it runs on (see :func:`hardware_class`)"""
+
+
+RUNTIMES: dict[str, RuntimeCaps] = {
+    "vllm": RuntimeCaps("vllm", True, frozenset({"nvidia-gpu", "amd-gpu", "cpu-x86"})),
+    "tensorrt-llm": RuntimeCaps("tensorrt-llm", True, frozenset({"nvidia-gpu"})),
+    "triton": RuntimeCaps("triton", False, frozenset({"nvidia-gpu", "cpu-x86", "cpu-arm", "jetson"})),
+    "ray": RuntimeCaps("ray", False, frozenset({"nvidia-gpu", "amd-gpu", "cpu-x86", "cpu-arm", "sbc", "edge-tpu"})),
+    "firmware": RuntimeCaps("firmware", False, frozenset({"mcu"})),
+}
+
+# Preference when the spec names no runtime: the first capable one wins.
+_DEFAULT_ORDER = {
+    True: ("vllm", "tensorrt-llm"),
+    False: ("firmware", "triton", "ray"),
+}
+# Tensor models on CPUs and SBCs prefer Ray Serve (the runtime mlplan runs locally and tests end to end).
+_CPU_FIRST = ("firmware", "ray", "triton")
+
+
+def hardware_class(hw: Accelerator | EdgeDevice) -> str:
+    """nvidia-gpu, amd-gpu, intel-gpu, google-tpu, aws-neuron, cpu-x86, cpu-arm, jetson, sbc, edge-tpu, mcu."""
+    if isinstance(hw, EdgeDevice):
+        return {"jetson": "jetson", "sbc": "sbc", "tpu": "edge-tpu", "mcu": "mcu"}[hw.kind]
+    if hw.vendor == "cpu":
+        return "cpu-arm" if "arm" in hw.id else "cpu-x86"
+    return {"nvidia": "nvidia-gpu", "amd": "amd-gpu", "intel": "intel-gpu", "google": "google-tpu",
+            "aws": "aws-neuron"}[hw.vendor]
+
+
+def choose_runtime(c: Constraints, hw: Accelerator | EdgeDevice, is_llm: bool) -> tuple[str | None, str]:
+    """(runtime, reason): the spec's runtime if it can serve this model on this hardware, else the first capable
+    default; ``(None, why)`` when no runtime mlplan emits can."""
+    cls = hardware_class(hw)
+    what = "an LLM" if is_llm else "a tensor model"
+    if c.runtime is not None:
+        caps = RUNTIMES[c.runtime]
+        if caps.llm != is_llm:
+            return None, f"runtime {c.runtime} does not serve {what}"
+        if cls not in caps.hardware:
+            return None, f"runtime {c.runtime} does not run on {cls}"
+        return c.runtime, ""
+    order = _CPU_FIRST if cls in ("cpu-x86", "cpu-arm", "sbc", "edge-tpu") and not is_llm else _DEFAULT_ORDER[is_llm]
+    for name in order:
+        caps = RUNTIMES[name]
+        if caps.llm == is_llm and cls in caps.hardware:
+            return name, ""
+    return None, f"no runtime mlplan emits serves {what} on {cls}"
