@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
+from planner.markup import md
 from planner.plan import Plan, Recommendation
 
 
@@ -58,28 +59,28 @@ def headline(p: Plan) -> str:
 def to_markdown(rec: Recommendation, *, max_plans: int = 5, max_rejected: int = 12) -> str:
     """A compact PR comment: the decision, the runners-up, and why options were rejected."""
     if not rec.plans:
-        return f"### mlplan: `{rec.spec_name}`\n\nNo feasible plan.\n"
+        return f"### mlplan: {md(rec.spec_name)}\n\nNo feasible plan.\n"
     best = rec.plans[0]
     out = [
-        f"### mlplan recommendation: `{rec.spec_name}`",
+        f"### mlplan recommendation: {md(rec.spec_name)}",
         "",
-        f"**Decision:** {where(best)}: {shape(best)}, {best.dtype}, **{fmt_usd(best.monthly_cost_usd)}/month**"
-        + (" (per training run)" if best.training is not None else ""),
+        f"**Decision:** {md(where(best))}: {md(shape(best))}, {md(best.dtype)}, "
+        f"**{fmt_usd(best.monthly_cost_usd)}/month**" + (" (per training run)" if best.training is not None else ""),
         "",
-        f"{headline(best)}; memory headroom {best.predicted.memory_headroom:.0%}. {best.rationale}.",
+        f"{headline(best)}; memory headroom {best.predicted.memory_headroom:.0%}. {md(best.rationale)}.",
         "",
         "| # | where | shape | dtype | predicted | $/month | Pareto |",
         "|---|---|---|---|---|---:|:-:|",
     ]
     for p in rec.plans[:max_plans]:
-        out.append(f"| {p.rank} | {where(p)} | {shape(p)} | {p.dtype} | {headline(p)} | "
+        out.append(f"| {p.rank} | {md(where(p))} | {md(shape(p))} | {md(p.dtype)} | {headline(p)} | "
                    f"{fmt_usd(p.monthly_cost_usd)} | {'yes' if p.pareto else ''} |")
     out += ["", "<details><summary>Cost breakdown (chosen plan)</summary>", ""]
-    out += [f"- {line.item}: {fmt_usd(line.usd_per_month)}" for line in best.cost.lines]
+    out += [f"- {md(line.item)}: {fmt_usd(line.usd_per_month)}" for line in best.cost.lines]
     out += ["", "</details>", ""]
     groups: dict[str, list[str]] = defaultdict(list)
     for r in rec.rejected:
-        groups[r.constraint].append(f"`{r.option}`: {r.reason}")
+        groups[r.constraint].append(f"{md(r.option)}: {md(r.reason)}")
     if groups:
         out += ["<details><summary>Rejected options</summary>", ""]
         for shown, constraint in enumerate(sorted(groups), start=1):
@@ -89,5 +90,5 @@ def to_markdown(rec: Recommendation, *, max_plans: int = 5, max_rejected: int = 
             if shown >= max_rejected:
                 break
         out += ["", "</details>"]
-    out.append(f"\n<sub>{rec.candidates_searched} candidates searched, catalog {rec.catalog_version}</sub>")
+    out.append(f"\n<sub>{rec.candidates_searched} candidates searched, catalog {md(rec.catalog_version)}</sub>")
     return "\n".join(out) + "\n"

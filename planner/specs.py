@@ -15,13 +15,24 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import reprlib
 import stat
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from planner.errors import MlplanError, SpecError
 
@@ -33,13 +44,70 @@ PRIVACY_ORDER: tuple[str, ...] = ("public", "internal", "confidential", "restric
 ModelKind = Literal["llm", "encoder", "vision", "audio", "other"]
 Optimizer = Literal["adamw", "adam", "sgd", "sgd-momentum"]
 
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-PositiveInt = Annotated[int, Field(gt=0)]
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+"""Region ids, geographies, zones: identifier characters only, so they render safely in Markdown, HTML and Rich."""
+MAX_RPS = 1_000_000.0
+"""Requests/s of one spec: a million is beyond any single service's planning; larger loads are split."""
+MAX_TOKENS = 10_000_000
+"""Tokens per request: the longest context any published model accepts (Llama 4 Scout: 10M)."""
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, str | bytes | bytearray):
+        return "a string (remove the quotes)"
+    return type(value).__name__
+
+
+def _number_kind(annotation: Any) -> type | None:
+    """``int`` or ``float`` if the field holds a number (optional or inside a tuple), else None."""
+    if annotation in (int, float):
+        return annotation  # type: ignore[no-any-return]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, tuple, typing.Annotated):
+        kinds = {_number_kind(a) for a in typing.get_args(annotation) if a not in (type(None), Ellipsis)}
+        kinds.discard(None)
+        return kinds.pop() if len(kinds) == 1 else None
+    return None
+
+
+def _check_number(value: Any, kind: type, where: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{where}must be a number, not {_kind(value)}")
+    if kind is int and isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"{where}must be a whole number")
+        return int(value) if abs(value) < 1e18 else value
+    return value
 
 
 class Frozen(BaseModel):
+    """Every spec object: immutable, no unknown keys, no NaN/Infinity, and strict numbers: YAML's ``true`` /
+    ``false``, quoted numbers and bytes are refused where a number is expected (pydantic would read ``true`` as
+    1 and ``"8"`` as 8). Every numeric field also has a lower and an upper bound."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_numbers(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name, value in data.items():
+            field = cls.model_fields.get(name) if isinstance(name, str) else None
+            kind = _number_kind(field.annotation) if field is not None else None
+            if kind is None or value is None:
+                continue
+            try:
+                if isinstance(value, list | tuple):
+                    out[name] = type(value)(_check_number(v, kind, f"item {i} ") for i, v in enumerate(value))
+                else:
+                    out[name] = _check_number(value, kind, "")
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
+        return out
 
 
 # --------------------------------------------------------------------------------------------------- model
@@ -50,13 +118,13 @@ class TensorSpec(Frozen):
 
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
     dtype: Literal["fp32", "fp16", "int64", "int32", "int8", "uint8", "bool", "string"] = "fp32"
-    shape: tuple[int, ...] = Field(description="shape without the batch dimension")
+    shape: tuple[int, ...] = Field(max_length=16, description="shape without the batch dimension")
 
     @field_validator("shape")
     @classmethod
     def _dims(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        if any(d == 0 or d < -1 for d in v):
-            raise ValueError("dimensions must be positive, or -1 for a dynamic dimension")
+        if any(d == 0 or d < -1 or d > 1_000_000_000 for d in v):
+            raise ValueError("dimensions must be 1..1e9, or -1 for a dynamic dimension")
         return v
 
 
@@ -69,19 +137,27 @@ class ModelSpec(Frozen):
     - ``params`` with ``flops_per_inference`` and ``input_shape``: a vision / other model.
     """
 
-    preset: str | None = None
-    hf_config: str | None = None
-    params: PositiveFloat | None = None
+    preset: str | None = Field(default=None, min_length=1, max_length=200)
+    hf_config: str | None = Field(default=None, min_length=1, max_length=4096)
+    params: float | None = Field(default=None, gt=0, le=1e14)
     kind: ModelKind | None = None
     name: str | None = Field(default=None, max_length=64, pattern=r"^[a-z0-9][a-z0-9.-]*$")
-    flops_per_inference: PositiveFloat | None = None
-    input_shape: tuple[PositiveInt, ...] | None = None
-    layers: PositiveInt | None = None
-    hidden_size: PositiveInt | None = None
-    artifact: str | None = Field(default=None, description="where the weights live: a path or s3://bucket/key")
-    inputs: tuple[TensorSpec, ...] | None = None
-    outputs: tuple[TensorSpec, ...] | None = None
-    max_context: PositiveInt | None = None
+    flops_per_inference: float | None = Field(default=None, gt=0, le=1e18)
+    input_shape: tuple[int, ...] | None = Field(default=None, min_length=1, max_length=16)
+    layers: int | None = Field(default=None, ge=1, le=4096)
+    hidden_size: int | None = Field(default=None, ge=1, le=1_048_576)
+    artifact: str | None = Field(default=None, min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f\x7f]*$",
+                                 description="where the weights live: a path or s3://bucket/key")
+    inputs: tuple[TensorSpec, ...] | None = Field(default=None, max_length=64)
+    outputs: tuple[TensorSpec, ...] | None = Field(default=None, max_length=64)
+    max_context: int | None = Field(default=None, ge=1, le=100_000_000)
+
+    @field_validator("input_shape")
+    @classmethod
+    def _input_dims(cls, v: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if v is not None and any(d < 1 or d > 1_000_000_000 for d in v):
+            raise ValueError("dimensions must be 1..1e9")
+        return v
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> ModelSpec:
@@ -100,34 +176,35 @@ class ModelSpec(Frozen):
 
 class InferenceWorkload(Frozen):
     kind: Literal["inference"] = "inference"
-    requests_per_s: PositiveFloat = 1.0
-    input_tokens: PositiveInt = 512
-    output_tokens: PositiveInt = 256
-    concurrency: PositiveInt | None = Field(default=None, description="in-flight requests; default from Little's law")
-    batch_size: PositiveInt | None = Field(default=None, description="fixed batch for non-LLM models")
-    peak_to_average: float = Field(default=1.0, ge=1.0, le=100.0, allow_inf_nan=False)
-    hours_per_month: float = Field(default=730.0, gt=0, le=744, allow_inf_nan=False)
+    requests_per_s: float = Field(default=1.0, gt=0, le=MAX_RPS)
+    input_tokens: int = Field(default=512, ge=1, le=MAX_TOKENS)
+    output_tokens: int = Field(default=256, ge=1, le=MAX_TOKENS)
+    batch_size: int | None = Field(default=None, ge=1, le=65_536, description="fixed batch for non-LLM models")
+    peak_to_average: float = Field(default=1.0, ge=1.0, le=100.0)
     local_traffic_fraction: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="share of traffic that is sensitive/local (hybrid plans)"
-    )
-    sensitive_traffic_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
-    fleet_size: PositiveInt | None = Field(
-        default=None, description="edge: sites that each need their own device (cameras, stores, sensors)"
-    )
+        default=0.0, ge=0.0, le=1.0,
+        description="share of requests from the edge sites themselves (edge + cloud-fallback hybrids)")
+    sensitive_traffic_fraction: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="share of requests that carry the spec's data class; clients mark the rest "
+                    "x-mlplan-data-class: public (on-prem + cloud hybrids)")
+    fleet_size: int | None = Field(
+        default=None, ge=1, le=1_000_000,
+        description="edge: sites that each need their own device (cameras, stores, sensors)")
 
 
 class TrainingWorkload(Frozen):
     kind: Literal["training"] = "training"
-    tokens: PositiveFloat | None = Field(default=None, description="training tokens per epoch (LLMs)")
-    samples: PositiveFloat | None = Field(default=None, description="samples per epoch (non-LLM)")
-    epochs: PositiveFloat = 1.0
-    sequence_length: PositiveInt = 2048
-    micro_batch_size: PositiveInt = 1
+    tokens: float | None = Field(default=None, gt=0, le=1e16, description="training tokens per epoch (LLMs)")
+    samples: float | None = Field(default=None, gt=0, le=1e14, description="samples per epoch (non-LLM)")
+    epochs: float = Field(default=1.0, gt=0, le=10_000)
+    sequence_length: int = Field(default=2048, ge=1, le=MAX_TOKENS)
+    micro_batch_size: int = Field(default=1, ge=1, le=65_536)
     optimizer: Optimizer = "adamw"
     mixed_precision: Literal["bf16", "fp16", "fp32"] = "bf16"
-    activation_checkpointing: bool = True
+    activation_checkpointing: StrictBool = True
     zero_stage: Literal[0, 1, 2, 3] | None = Field(default=None, description="fix the ZeRO/FSDP stage; default: search")
-    target_wall_time_h: PositiveFloat | None = None
+    target_wall_time_h: float | None = Field(default=None, gt=0, le=87_600)
     method: Literal["full", "lora"] = "full"
 
     @model_validator(mode="after")
@@ -144,29 +221,31 @@ Workload = Annotated[InferenceWorkload | TrainingWorkload, Field(discriminator="
 
 
 class Constraints(Frozen):
-    ttft_s: PositiveFloat | None = Field(default=None, description="time to first token SLO (LLM)")
-    tpot_s: PositiveFloat | None = Field(default=None, description="time per output token SLO (LLM)")
-    latency_s: PositiveFloat | None = Field(default=None, description="end-to-end latency SLO (non-LLM)")
-    min_throughput_rps: PositiveFloat | None = None
+    ttft_s: float | None = Field(default=None, gt=0, le=3600, description="time to first token SLO (LLM)")
+    tpot_s: float | None = Field(default=None, gt=0, le=60, description="time per output token SLO (LLM)")
+    latency_s: float | None = Field(default=None, gt=0, le=3600, description="end-to-end latency SLO (non-LLM)")
+    min_throughput_rps: float | None = Field(default=None, gt=0, le=MAX_RPS)
     privacy: Privacy = "internal"
-    allowed_regions: tuple[str, ...] | None = Field(
-        default=None, description="region ids or geographies (us, eu, apac, ...); None = anywhere"
-    )
-    dedicated_tenancy: bool = Field(default=False, description="restricted data: dedicated hosts are acceptable")
-    budget_usd_per_month: PositiveFloat | None = None
+    allowed_regions: tuple[Identifier, ...] | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="region ids or geographies (us, eu, apac, ...); None = anywhere")
+    dedicated_tenancy: StrictBool = Field(default=False,
+                                          description="restricted data: dedicated hosts are acceptable")
+    budget_usd_per_month: float | None = Field(default=None, gt=0, le=1e10)
     placements: tuple[Placement, ...] = ("cloud", "on-prem", "edge", "hybrid")
     precisions: tuple[Dtype, ...] = ("bf16", "fp16", "fp8", "int8", "int4")
-    providers: tuple[str, ...] | None = None
-    allow_spot: bool = False
-    onprem_owned_only: bool = Field(
+    providers: tuple[Literal["aws", "gcp", "azure"], ...] | None = None
+    allow_spot: StrictBool = False
+    onprem_owned_only: StrictBool = Field(
         default=False, description="on-prem: only servers on hand (inventory rows with `available`), buy nothing"
     )
-    users_location: str | None = Field(default=None, description="where users are, for network RTT (e.g. eu-west)")
-    memory_headroom: float = Field(default=0.10, ge=0.0, lt=0.9, allow_inf_nan=False)
+    users_location: Identifier | None = Field(default=None,
+                                              description="where users are, for network RTT (e.g. eu-west)")
+    memory_headroom: float = Field(default=0.10, ge=0.0, le=0.8)
     runtime: Literal["ray", "triton", "vllm", "tensorrt-llm"] | None = Field(
         default=None, description="serving runtime preference; default: chosen per model kind and hardware"
     )
-    max_training_days: PositiveFloat = Field(default=30.0, description="training: longest acceptable run")
+    max_training_days: float = Field(default=30.0, gt=0, le=3650, description="training: longest acceptable run")
     max_accuracy_loss: Literal["none", "small", "moderate"] = Field(
         default="small", description="none: fp16/bf16 only; small: fp8/int8 too; moderate: int4 too"
     )
@@ -182,21 +261,19 @@ class Constraints(Frozen):
 class Assumptions(Frozen):
     """Cost assumptions; all visible in the output and overridable in the spec."""
 
-    hours_per_month: float = Field(default=730.0, gt=0, le=744, allow_inf_nan=False)
-    onprem_amortization_years: PositiveFloat = 4.0
-    power_usd_per_kwh: NonNegFloat = 0.12
-    pue: float = Field(default=1.4, ge=1.0, le=3.0, allow_inf_nan=False)
-    onprem_ops_usd_per_server_month: NonNegFloat = 400.0
-    edge_amortization_years: PositiveFloat = 3.0
-    edge_connectivity_usd_per_device_month: NonNegFloat = 5.0
-    edge_average_utilization: float = Field(default=0.5, gt=0, le=1, allow_inf_nan=False)
-    gpu_average_utilization: float = Field(default=0.6, gt=0, le=1, allow_inf_nan=False)
-    training_mfu: float = Field(default=0.40, gt=0, le=1, allow_inf_nan=False)
-    dedicated_tenancy_premium: float = Field(default=0.10, ge=0, le=2, allow_inf_nan=False)
+    hours_per_month: float = Field(default=730.0, gt=0, le=744)
+    onprem_amortization_years: float = Field(default=4.0, gt=0, le=30)
+    power_usd_per_kwh: float = Field(default=0.12, ge=0, le=10)
+    pue: float = Field(default=1.4, ge=1.0, le=3.0)
+    onprem_ops_usd_per_server_month: float = Field(default=400.0, ge=0, le=1e6)
+    edge_amortization_years: float = Field(default=3.0, gt=0, le=30)
+    edge_connectivity_usd_per_device_month: float = Field(default=5.0, ge=0, le=1e4)
+    edge_average_utilization: float = Field(default=0.5, gt=0, le=1)
+    gpu_average_utilization: float = Field(default=0.6, gt=0, le=1)
+    training_mfu: float = Field(default=0.40, gt=0, le=1)
+    dedicated_tenancy_premium: float = Field(default=0.10, ge=0, le=2)
     planning_utilization: float = Field(
-        default=0.8, gt=0, le=1, allow_inf_nan=False,
-        description="plan replicas to run at this fraction of their saturated throughput",
-    )
+        default=0.8, gt=0, le=1, description="plan replicas to run at this fraction of their saturated throughput")
 
 
 class Spec(Frozen):
@@ -205,7 +282,16 @@ class Spec(Frozen):
     workload: Workload = Field(default_factory=InferenceWorkload)
     constraints: Constraints = Field(default_factory=Constraints)
     assumptions: Assumptions = Field(default_factory=Assumptions)
-    catalog_overlay: str | None = Field(default=None, description="path to a catalog overlay file")
+    catalog_overlay: str | None = Field(default=None, min_length=1, max_length=4096,
+                                        description="path to a catalog overlay file")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inference_by_default(cls, data: Any) -> Any:
+        """A workload without ``kind`` is an inference workload (the common case; training names itself)."""
+        if isinstance(data, dict) and isinstance(data.get("workload"), dict) and "kind" not in data["workload"]:
+            return {**data, "workload": {"kind": "inference", **data["workload"]}}
+        return data
 
 
 # ------------------------------------------------------------------------------------------------- loading
@@ -229,9 +315,13 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     unknown, so a typo such as ``modle:`` reads as what it is.
     """
     errors = err.errors()
-    first = errors[0]
+    first: dict[str, Any] = dict(errors[0])
     loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in {"inference", "training"}))
     msg = first["msg"].removeprefix("Value error, ")
+    head, sep, rest = msg.partition(": ")
+    given = first.get("input")
+    if sep and isinstance(given, dict) and head in given:  # a model-level check that names one field
+        loc, msg, first["input"] = f"{loc}.{head}" if loc else head, rest, given[head]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     where = f"field '{loc}'" if loc else "the document"
     if first["type"] == "missing":
@@ -302,6 +392,12 @@ _UniqueKeyLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+# YAML 1.2 floats (``13e9``, ``2.0e9``): PyYAML follows YAML 1.1, where an exponent needs a dot and a sign, so it
+# reads ``params: 13e9`` as the string "13e9". Specs refuse strings where numbers go, so these must be numbers.
+# Appended after the 1.1 resolvers: integers and 1.1 floats resolve as before. (YAML 1.2 core schema, 10.3.2.)
+_YAML12_FLOAT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
+for _first in "-+.0123456789":
+    _UniqueKeyLoader.yaml_implicit_resolvers.setdefault(_first, []).append(("tag:yaml.org,2002:float", _YAML12_FLOAT))
 
 MAX_SPEC_BYTES = 65_536
 """A spec is a few hundred bytes; 64 KiB is generous and keeps the worst case (dense flow YAML) well under 1 s."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from planner.markup import md, md_code
 from planner.plan import Plan, Rejected
 from planner.report import fmt_s, fmt_usd, headline, shape, where
 from stacks import layout
@@ -77,12 +78,12 @@ def why_lost(best: Plan, other: Plan) -> str:
 def render(spec_name: str, catalog_version: str, plan: Plan, runners_up: list[Plan], rejected: list[Rejected],
            resources: list[str] | None, extra_notes: list[str], *, charts: list[str] | None = None) -> str:
     infos = layout.parts(plan)
-    out: list[str] = [f"# mlplan plan: `{spec_name}`", ""]
-    out += [f"**Decision:** {where(plan)}: {shape(plan)}, {plan.dtype}, runtime {plan.serving.runtime}, "
+    out: list[str] = [f"# mlplan plan: {md_code(spec_name)}", ""]
+    out += [f"**Decision:** {md(where(plan))}: {md(shape(plan))}, {plan.dtype}, runtime {plan.serving.runtime}, "
             f"{plan.purchase}, **{fmt_usd(plan.monthly_cost_usd)}/month**.", "",
-            f"- Plan id: `{plan.id}` (catalog {catalog_version})",
-            f"- Model: {plan.model.name} ({plan.model.kind}, {plan.model.params:,} parameters)",
-            f"- Why: {plan.rationale}", f"- Predicted: {headline(plan)}", ""]
+            f"- Plan id: {md_code(plan.id)} (catalog {md(catalog_version)})",
+            f"- Model: {md(plan.model.name)} ({plan.model.kind}, {plan.model.params:,} parameters)",
+            f"- Why: {md(plan.rationale)}", f"- Predicted: {headline(plan)}", ""]
     titles = {"cost-latency.svg": "cost vs latency of every plan considered: Pareto front, chosen plan, SLO, budget",
               "placement.svg": "which part runs where, and the data paths between them"}
     out += [f"![{titles.get(c, c)}]({c})" for c in charts or []]
@@ -91,15 +92,16 @@ def render(spec_name: str, catalog_version: str, plan: Plan, runners_up: list[Pl
     out += ["## Predicted figures", "", "| figure | value |", "|---|---:|"]
     out += [f"| {k} | {v} |" for k, v in _figures(plan)]
     out += ["", "## Cost breakdown", "", "| item | USD/month |", "|---|---:|"]
-    out += [f"| {line.item} | {line.usd_per_month:,.2f} |" for line in plan.cost.lines]
+    out += [f"| {md(line.item)} | {line.usd_per_month:,.2f} |" for line in plan.cost.lines]
     out += [f"| **total** | **{plan.cost.monthly_usd:,.2f}** |", "", "Assumptions: " + ", ".join(
-        f"{k} = {v}" for k, v in sorted(plan.cost.assumptions.items())) + ".", ""]
+        f"{md(k)} = {md(v)}" for k, v in sorted(plan.cost.assumptions.items())) + ".", ""]
     out += ["## Where each part runs", "",
             "| part | placement | where | instance x nodes | GPUs/replica | replicas | traffic | IaC |",
             "|---|---|---|---|---:|---:|---:|---|"]
     for i in infos:
         p = i.part
-        out.append(f"| {i.key} | {p.placement} | {p.provider}/{p.region or 'fleet'} | {p.instance} x {p.nodes} | "
+        out.append(f"| {i.key} | {p.placement} | {md(p.provider)}/{md(p.region or 'fleet')} | "
+                   f"{md(p.instance)} x {p.nodes} | "
                    f"{layout.gpus_per_replica(p)} (TP{p.tensor_parallel} x PP{p.pipeline_parallel}) | "
                    f"{p.replicas} | {p.traffic_fraction:.0%} | {i.target} |")
     out.append("")
@@ -121,13 +123,14 @@ def render(spec_name: str, catalog_version: str, plan: Plan, runners_up: list[Pl
                     for i in infos]
     s = plan.security
     out += ["", "## Security posture", "",
-            f"- Data class: **{s.privacy}**; allowed regions: {', '.join(s.allowed_regions or ('any',))}",
+            f"- Data class: **{s.privacy}**; allowed regions: {md(', '.join(s.allowed_regions or ('any',)))}",
             f"- Encryption at rest: {'KMS, customer-managed key' if s.encryption_at_rest else 'provider default'}; "
             f"private networking: {'yes' if s.private_networking else 'no'}; NetworkPolicy deny-by-default: "
             f"{'yes' if s.deny_by_default_network else 'no'}", "",
             "| part | receives | data class | tenancy | where (geography) |", "|---|---|---|---|---|"]
     out += [f"| {i.key} | {ROUTING_TEXT[i.part.routing]} | {i.part.data_class} | {i.part.tenancy} | "
-            f"{i.part.provider}/{i.part.region or 'fleet'} ({i.part.geography or 'user sites'}) |" for i in infos]
+            f"{md(i.part.provider)}/{md(i.part.region or 'fleet')} ({md(i.part.geography or 'user sites')}) |"
+            for i in infos]
     out += ["",
             "- Pods: Pod Security `restricted` (non-root, read-only root filesystem, no privilege escalation, all "
             "capabilities dropped, seccomp RuntimeDefault), requests = limits, startup/readiness/liveness probes.",
@@ -135,8 +138,8 @@ def render(spec_name: str, catalog_version: str, plan: Plan, runners_up: list[Pl
     out += ["## Runner-up plans", ""]
     if runners_up:
         out += ["| rank | plan | where | shape | USD/month | why it lost |", "|---:|---|---|---|---:|---|"]
-        out += [f"| {r.rank} | `{r.id}` | {where(r)} | {shape(r)} | {r.monthly_cost_usd:,.0f} | "
-                f"{why_lost(plan, r)} |" for r in runners_up]
+        out += [f"| {r.rank} | {md_code(r.id)} | {md(where(r))} | {md(shape(r))} | {r.monthly_cost_usd:,.0f} | "
+                f"{md(why_lost(plan, r))} |" for r in runners_up]
     else:
         out.append("None: no other feasible plan.")
     out += ["", "## Rejected option classes", ""]
@@ -147,7 +150,7 @@ def render(spec_name: str, catalog_version: str, plan: Plan, runners_up: list[Pl
         for constraint in sorted(by):
             items = by[constraint]
             out.append(f"- **{constraint}** ({len(items)}): " + "; ".join(
-                f"`{r.option}`: {r.reason}" for r in items[:5]) + (" ..." if len(items) > 5 else ""))
+                f"{md(r.option)}: {md(r.reason)}" for r in items[:5]) + (" ..." if len(items) > 5 else ""))
     else:
         out.append("None recorded.")
     out += ["", "## Resources the stack will create", ""]
@@ -162,7 +165,7 @@ def render(spec_name: str, catalog_version: str, plan: Plan, runners_up: list[Pl
         out += ["```"]
     out += ["", "## Notes", ""]
     notes = list(plan.notes) + extra_notes
-    out += [f"- {n}" for n in notes] if notes else ["None."]
+    out += [f"- {md(n)}" for n in plan.notes] + [f"- {n}" for n in extra_notes] if notes else ["None."]
     out.append("")
     return "\n".join(out)
 

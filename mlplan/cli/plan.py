@@ -18,7 +18,8 @@ def register(app: typer.Typer) -> None:
 
 def plan_cmd(
     spec: Annotated[Path, typer.Argument(help="spec YAML (model, workload, constraints)")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="plan folder to write (replaced atomically)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="plan folder to write: new, empty, or one mlplan wrote "
+                                                         "(replaced atomically)")],
     plan_index: Annotated[int, typer.Option("--plan-index", min=0, max=99,
                                             help="0 = the cheapest plan; N = the N-th runner-up")] = 0,
     catalog: Annotated[Path | None, typer.Option(help="catalog overlay YAML (inventory, prices)")] = None,
@@ -27,8 +28,10 @@ def plan_cmd(
 ) -> None:
     """Write DIR: plan.yaml, PLAN.md, infra/ (Pulumi), serving/, k8s/ or firmware/.
 
-    Deterministic (re-running gives byte-identical files) and atomic (a failure leaves DIR as it was). An
-    existing DIR/.mlplan/ deploy state is kept.
+    Deterministic (re-running gives byte-identical files) and atomic (a failure leaves DIR as it was). DIR must
+    be new, empty, or a plan folder mlplan wrote; mlplan refuses any other folder (the current directory, a
+    repository root, a folder holding the spec or a file mlplan did not write) and changes nothing. An existing
+    DIR/.mlplan/ deploy state is kept.
     """
     from planner.catalog import Catalog
     from planner.optimizer import recommend
@@ -37,9 +40,11 @@ def plan_cmd(
     from stacks.writer import write_plan_folder
 
     s = load_spec(spec)
-    cat = Catalog.load(catalog or s.catalog_overlay)
+    overlay = catalog or s.catalog_overlay
+    cat = Catalog.load(overlay)
     rec = recommend(s, cat, top=max(10, plan_index + 4))
-    written = write_plan_folder(s, rec, out, plan_index=plan_index, catalog=cat, preview=preview)
+    inputs = [p for p in (spec, overlay, s.model.hf_config) if p is not None]
+    written = write_plan_folder(s, rec, out, plan_index=plan_index, catalog=cat, preview=preview, inputs=inputs)
     if plan_index >= len(rec.plans):  # pragma: no cover - write_plan_folder raised already
         return
     p = rec.plans[plan_index]

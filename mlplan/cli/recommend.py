@@ -54,6 +54,7 @@ def recommend_cmd(
 
 def _table(rec: object, elapsed: float) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from planner.plan import Recommendation
@@ -69,12 +70,12 @@ def _table(rec: object, elapsed: float) -> None:
         lat = fmt_s(pr.ttft_s if pr.ttft_s is not None else pr.latency_s or pr.training_time_s)
         tput = (f"{pr.throughput_tokens_per_s:,.0f} tok/s" if pr.throughput_tokens_per_s
                 else f"{pr.throughput_rps:,.1f} req/s" if pr.throughput_rps else "-")
-        t.add_row(str(p.rank), where(p), shape(p), p.dtype, lat, fmt_s(pr.tpot_s), tput,
+        t.add_row(str(p.rank), escape(where(p)), escape(shape(p)), p.dtype, lat, fmt_s(pr.tpot_s), tput,
                   f"{pr.memory_headroom:.0%}", fmt_usd(p.monthly_cost_usd), "*" if p.pareto else "")
     console.print(t)
     best = rec.plans[0]
-    console.print(f"[bold]Chosen:[/bold] {best.rationale}")
-    console.print("Cost: " + "; ".join(f"{c.item} = {fmt_usd(c.usd_per_month)}" for c in best.cost.lines))
+    console.print(f"[bold]Chosen:[/bold] {escape(best.rationale)}")
+    console.print("Cost: " + escape("; ".join(f"{c.item} = {fmt_usd(c.usd_per_month)}" for c in best.cost.lines)))
     by: dict[str, int] = {}
     for r in rec.rejected:
         by[r.constraint] = by.get(r.constraint, 0) + 1
@@ -82,4 +83,4 @@ def _table(rec: object, elapsed: float) -> None:
         console.print("Rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items()))
                       + " (see --json or --markdown for every reason)")
     console.print(f"[dim]{rec.candidates_searched} candidates searched in {elapsed * 1e3:.0f} ms; "
-                  f"catalog {rec.catalog_version}; * = cost/latency Pareto front[/dim]")
+                  f"catalog {escape(rec.catalog_version)}; * = cost/latency Pareto front[/dim]")

@@ -10,6 +10,9 @@ CatalogDtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4"]
 Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Source = Annotated[str, Field(min_length=3, description="datasheet, price page or paper these numbers come from")]
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+"""Instance types, regions, zones and sites: identifier characters only, so they are safe in resource names,
+file names, Markdown and terminal markup."""
 
 
 class Row(BaseModel):
@@ -70,8 +73,8 @@ class Instance(Row):
     """A cloud instance type in one region, with its prices."""
 
     provider: Literal["aws", "gcp", "azure"]
-    instance: str
-    region: str
+    instance: Name
+    region: Name
     accelerator: str
     accelerator_count: int = Field(ge=1)
     vcpu: int = Field(ge=1)
@@ -91,7 +94,7 @@ class OnPremServer(Row):
     """A server SKU one can buy (``available`` None) or a server one already owns (``available`` = count)."""
 
     sku: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")
-    site: str = Field(default="datacenter", description="site or location label, used for residency")
+    site: Name = Field(default="datacenter", description="site or location label, used for residency")
     geography: str = Field(default="any", description="us, eu, apac ... or any (where you would buy it)")
     accelerator: str
     accelerator_count: int = Field(ge=1)
@@ -106,9 +109,9 @@ class OnPremServer(Row):
 
 class Region(Row):
     provider: Literal["aws", "gcp", "azure"]
-    region: str
+    region: Name
     geography: Literal["us", "ca", "sa", "eu", "uk", "me", "af", "apac", "cn"]
-    zone: str = Field(description="network zone used by the RTT table, e.g. us-east, eu-west")
+    zone: Name = Field(description="network zone used by the RTT table, e.g. us-east, eu-west")
     source: Source
 
 

@@ -98,7 +98,9 @@ def serving(spec: Spec, cand: Candidate, runtime: str, replicas: int) -> Serving
     opt, c, w = cand.option, spec.constraints, spec.workload
     b = max(1, opt.batch)
     preferred = tuple(sorted({min(b, 2**k) for k in range(int(math.log2(b)) + 1) if 2**k >= max(1, b // 4)} | {b}))
-    if opt.ttft_s is not None:
+    if b == 1:
+        delay = 0  # no batch forms: waiting for companions would only add latency
+    elif opt.ttft_s is not None:
         delay = int(min(0.1 * (c.ttft_s or 1.0), 0.01) * 1e6)
     else:
         slack = (c.latency_s or 0.1) - 2 * (opt.latency_s or 0.0)

@@ -67,9 +67,18 @@ def hardware_class(hw: Accelerator | EdgeDevice) -> str:
             "aws": "aws-neuron"}[hw.vendor]
 
 
-def choose_runtime(c: Constraints, hw: Accelerator | EdgeDevice, is_llm: bool) -> tuple[str | None, str]:
+def choose_runtime(c: Constraints, hw: Accelerator | EdgeDevice, is_llm: bool,
+                   has_artifact: bool = True) -> tuple[str | None, str]:
     """(runtime, reason): the spec's runtime if it can serve this model on this hardware, else the first capable
-    default; ``(None, why)`` when no runtime mlplan emits can."""
+    default; ``(None, why)`` when no runtime mlplan emits can. A tensor model served by Ray Serve or Triton is
+    loaded from its file (``model.artifact``): without one, only firmware (a build plan) can be planned."""
+    name, why = _choose(c, hw, is_llm)
+    if name in ("ray", "triton") and not has_artifact:
+        return None, f"{name} serves a tensor model from its file, and the spec gives no model.artifact"
+    return name, why
+
+
+def _choose(c: Constraints, hw: Accelerator | EdgeDevice, is_llm: bool) -> tuple[str | None, str]:
     cls = hardware_class(hw)
     what = "an LLM" if is_llm else "a tensor model"
     if c.runtime is not None:

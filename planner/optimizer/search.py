@@ -32,6 +32,11 @@ from planner.specs import Spec
 
 LAN_RTT_S = 0.002  # users on the same campus as an on-prem cluster (typical LAN RTT, documented assumption)
 MAX_PIPELINE_NODES = 8
+MAX_CLUSTER_NODES = 5000
+"""Nodes of one part: Kubernetes supports clusters of up to 5,000 nodes
+(https://kubernetes.io/docs/setup/best-practices/cluster-large/); a load that needs more is split."""
+MAX_FLEET_DEVICES = 100_000
+"""Devices of one edge fleet (a planning cap: the largest published retail / camera fleets are of this order)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +215,8 @@ class Search:
         Train (a KubeRay RayJob) wherever the accelerator has a Ray device plugin."""
         if self.training:
             return "ray"
-        name, why = choose_runtime(self.spec.constraints, hw, self.ev.arch.is_llm)
+        name, why = choose_runtime(self.spec.constraints, hw, self.ev.arch.is_llm,
+                                   has_artifact=self.spec.model.artifact is not None)
         if name is None:
             self.rej.add(hw.id, "hardware", f"{hw.id}: {why}")
         return name
@@ -279,7 +285,12 @@ class Search:
                 per_node = self._fits_node(opt, side.gpus_per_node)
                 if per_node is not None:
                     replicas = replicas_for(rps, opt, self.util)
-                    yield opt, replicas, self._nodes(replicas, per_node)
+                    nodes = self._nodes(replicas, per_node)
+                    if nodes > MAX_CLUSTER_NODES:
+                        self.rej.add(label, "capacity", f"{label}: {opt.dtype} tp{opt.tp} needs {nodes:,} nodes for "
+                                     f"{rps:,.0f} req/s, over the {MAX_CLUSTER_NODES:,}-node cluster limit")
+                        continue
+                    yield opt, replicas, nodes
 
     def _size_cloud(self, side: Side, inst: Instance, rps: float) -> Iterator[Candidate]:
         acc = self.cat.accelerator(inst.accelerator)
@@ -372,6 +383,10 @@ class Search:
                     self.rej.miss(dev.id, opt)
                     continue
                 devices = max(w.fleet_size or 1, replicas_for(rps, opt, a.edge_average_utilization))
+                if devices > MAX_FLEET_DEVICES:
+                    self.rej.add(dev.id, "capacity", f"{dev.id}: {dtype} needs {devices:,} devices for "
+                                 f"{rps:,.0f} req/s, over the {MAX_FLEET_DEVICES:,}-device fleet cap")
+                    continue
                 cost = costs.edge_monthly(dev.price_usd, dev.power_w, devices, a)
                 cand = Candidate(side, opt, devices, devices, "buy", cost, 0.0,
                                  self.target(side, opt, devices, devices))

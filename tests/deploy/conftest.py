@@ -33,11 +33,11 @@ def write_plan_folder(root: Path, plan: Plan, files: dict[str, str] | None = Non
     return root
 
 
-def reseal(root: Path) -> None:
+def reseal(root: Path, plan_id: str | None = None) -> None:
     """Recompute a folder's marker after a test changed its files (as a re-plan would have written them)."""
     from stacks.folder import MARKER, marker_text
 
-    plan_id = yaml.safe_load((root / "plan.yaml").read_text())["plan"]["id"]
+    plan_id = plan_id or yaml.safe_load((root / "plan.yaml").read_text())["plan"]["id"]
     written = [p for p in root.rglob("*") if p.is_file() and p.name != MARKER and ".mlplan" not in p.parts]
     (root / MARKER).write_text(marker_text(plan_id, root, written))
 

@@ -22,7 +22,7 @@ from stacks.deploy.local import percentile
 from stacks.deploy.state import DeployState
 from stacks.folder import load_folder
 from tests import factories
-from tests.deploy.conftest import write_plan_folder
+from tests.deploy.conftest import reseal, write_plan_folder
 
 # Ray 2.60's own serve config models pass ``update_type=`` to pydantic ``Field`` (PydanticDeprecatedSince20 at
 # import); that is Ray's code, so exactly that message is ignored here, as in tests/serving.
@@ -41,6 +41,7 @@ def triton_folder(root: Path) -> Path:
     plan = factories.local_demo("triton")
     folder = write_plan_folder(root, plan)
     write_model_repository(plan, folder / "serving" / "triton" / "model_repository")
+    reseal(folder)
     return folder
 
 
@@ -130,9 +131,13 @@ def test_errors(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match=r"has no plan\.yaml"):
         load_folder(tmp_path / "empty")
     (tmp_path / "empty" / "plan.yaml").write_text("plan: {rank: 0}\n")
+    with pytest.raises(ArtifactError, match=r"has no valid \.mlplan-folder marker, so mlplan did not write it"):
+        load_folder(tmp_path / "empty")
+    reseal(tmp_path / "empty", plan_id="x")
     with pytest.raises(ArtifactError, match=r"plan\.yaml: plan: field 'rank'"):
         load_folder(tmp_path / "empty")
     (tmp_path / "empty" / "plan.yaml").write_text("plan: [\n")
+    reseal(tmp_path / "empty", plan_id="x")
     with pytest.raises(ArtifactError, match="is not valid YAML"):
         load_folder(tmp_path / "empty")
     folder = write_plan_folder(tmp_path / "vllm", factories.cloud_llm_single_gpu())
@@ -146,6 +151,7 @@ def test_errors(tmp_path: Path) -> None:
         targets.deploy(hybrid, say=lambda _: None)
     ray = ray_folder(tmp_path / "ray2")
     (ray / "serving/ray/serve_config.yaml").unlink()
+    reseal(ray)  # as if the folder had been written without it
     with pytest.raises(ArtifactError, match=r"the Ray Serve config is missing \(serving/ray/serve_config.yaml\)"):
         targets.deploy(ray, opts=targets.Options(smoke_requests=0), say=lambda _: None)
 

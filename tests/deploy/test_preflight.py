@@ -153,20 +153,21 @@ def test_bucket_taken_by_another_account(tmp_path: Path, aws: Aws) -> None:
     s3 = boto3.client("s3", region_name="us-east-1", **CREDS)
     stub = Stubber(s3)
     stack_bucket = factories.cloud_llm_single_gpu().parts[0].names.bucket
-    stub.add_client_error("head_bucket", service_error_code="404", service_message="Not Found",
-                          http_status_code=404, expected_params={"Bucket": stack_bucket})
+    # the checks run in name order: the configured bucket, then the stack's (the spec's name "test" sorts after)
     stub.add_client_error("head_bucket", service_error_code="403", service_message="Forbidden",
                           http_status_code=403, expected_params={"Bucket": "mlplan-llama-artifacts"})
+    stub.add_client_error("head_bucket", service_error_code="404", service_message="Not Found",
+                          http_status_code=404, expected_params={"Bucket": stack_bucket})
     stub.add_client_error("head_bucket", service_error_code="404", service_message="Not Found",
                           http_status_code=404, expected_params={"Bucket": "models"})
     pre = Preflight(_folder(tmp_path), client_factory=lambda s, r: s3 if s == "s3" else aws(s, r),
                     catalog=small_catalog(), say=lambda _: None)
     with stub:
         pre.check_buckets("us-east-1")
-    assert [(c.name, c.ok) for c in pre.checks] == [(f"bucket {stack_bucket}", True),
-                                                    ("bucket mlplan-llama-artifacts", False),
+    assert [(c.name, c.ok) for c in pre.checks] == [("bucket mlplan-llama-artifacts", False),
+                                                    (f"bucket {stack_bucket}", True),
                                                     ("model bucket models", False)]
-    assert "taken by another AWS account" in pre.checks[1].message
+    assert "taken by another AWS account" in pre.checks[0].message
 
 
 def test_configured_model_bucket_replaces_the_derived_name(tmp_path: Path) -> None:
