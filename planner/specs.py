@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from planner.errors import MlplanError, SpecError
 
-Dtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4"]
-SERVING_DTYPES: tuple[str, ...] = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
+Dtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4", "fp4"]
+SERVING_DTYPES: tuple[str, ...] = ("fp32", "fp16", "bf16", "fp8", "int8", "int4", "fp4")
+"""fp4: MXFP4 / NVFP4 weights (gpt-oss, NVFP4 checkpoints); weight-only W4A16 math where the hardware has no fp4."""
 Placement = Literal["cloud", "on-prem", "edge", "hybrid"]
 Privacy = Literal["public", "internal", "confidential", "restricted", "air-gapped"]
 PRIVACY_ORDER: tuple[str, ...] = ("public", "internal", "confidential", "restricted", "air-gapped")
@@ -82,6 +83,11 @@ class ModelSpec(Frozen):
     inputs: tuple[TensorSpec, ...] | None = None
     outputs: tuple[TensorSpec, ...] | None = None
     max_context: PositiveInt | None = None
+    hf_id: str | None = Field(default=None, max_length=200,
+                              pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$", description="Hugging Face repository id (org/name) the serving runtime fetches")
+    active_params: PositiveFloat | None = Field(default=None, description="MoE with params: parameters per token")
+    experts: PositiveInt | None = Field(default=None, le=4096, description="MoE with params: routed experts")
+    experts_per_token: PositiveInt | None = Field(default=None, le=4096, description="MoE with params: top-k")
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> ModelSpec:
@@ -92,6 +98,15 @@ class ModelSpec(Frozen):
             )
         if self.flops_per_inference is not None and self.params is None:
             raise ValueError("flops_per_inference only goes with params (a custom model)")
+        moe = [k for k in ("active_params", "experts", "experts_per_token") if getattr(self, k) is not None]
+        if moe and self.params is None:
+            raise ValueError(f"{', '.join(moe)} only go with params (a bare-size mixture of experts)")
+        if self.active_params is not None and self.params is not None and self.active_params > self.params:
+            raise ValueError(f"active_params ({self.active_params:g}) must be at most params ({self.params:g})")
+        if (self.experts is None) != (self.experts_per_token is None):
+            raise ValueError("give experts and experts_per_token together")
+        if self.experts is not None and self.experts_per_token is not None and self.experts_per_token > self.experts:
+            raise ValueError(f"experts_per_token ({self.experts_per_token}) must be at most experts ({self.experts})")
         return self
 
 
@@ -113,6 +128,9 @@ class InferenceWorkload(Frozen):
     sensitive_traffic_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
     fleet_size: PositiveInt | None = Field(
         default=None, description="edge: sites that each need their own device (cameras, stores, sensors)"
+    )
+    images_per_request: int = Field(
+        default=0, ge=0, le=1024, description="vision-language models: images in each request's prompt"
     )
 
 

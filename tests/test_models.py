@@ -42,7 +42,7 @@ PUBLISHED: dict[str, tuple[Any, ...]] = {
     "gemma-7b": ("gemma-7b", 8_537_680_896, None, "gemma", "llm", 28, 3072, 16, 16, 256, 256000, 8192, "full"),
     "gemma-2-9b": ("gemma-2-9b", 9_241_705_984, None, "gemma2", "llm", 42, 3584, 16, 8, 256, 256000, 8192, "full"),
     "Phi-3-mini-4k-instruct": ("phi-3-mini", 3_821_079_552, None, "phi3", "llm", 32, 3072, 32, 32, 96, 32064, 4096,
-                               "full"),
+                               "sliding"),  # sliding_window 2047 on every layer (transformers' Phi-3)
     "gpt2": ("gpt2", 124_439_808, None, "gpt2", "llm", 12, 768, 12, 12, 64, 50257, 1024, "full"),
     "gpt-j-6b": ("gpt-j-6b", 6_050_882_784, None, "gptj", "llm", 28, 4096, 16, 16, 256, 50400, 2048, "full"),
     "gpt-neox-20b": ("gpt-neox-20b", 20_554_567_680, None, "gpt_neox", "llm", 44, 6144, 64, 64, 96, 50432, 2048,
