@@ -165,7 +165,7 @@ def shape_of(arch: ModelArch) -> Shape:
     e, k = max(1, arch.experts), max(1, arch.experts_per_token)
     active_body = shared_body + (expert_params * k // e if expert_params else 0)
     window = arch.sliding_window if arch.attention == "sliding" else None
-    groups = kv_groups_of(arch) if llm else ()
+    groups = kv_groups_of(arch) if (llm or arch.layer_groups) else ()
     kv = sum(g.kv_elems_per_token for g in groups if g.kind != "cross")
     input_elems = math.prod(arch.input_shape) if arch.input_shape else 0
     moe_layers = (arch.moe_layers if arch.moe_layers is not None else layers) if expert_params else 0

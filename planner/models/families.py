@@ -451,7 +451,7 @@ def _llama_like(f: Fields, family: str, *, tied_default: bool | None = None) -> 
         moe = Moe(hidden, experts, top_k, inter)
         moe_at = set(range(n))
     elif family in ("qwen2_moe", "qwen3_moe", "qwen3_vl_moe_text"):
-        experts = f.any_int(("num_experts", "num_local_experts"), 60 if family == "qwen2_moe" else 128,
+        experts = f.any_int(("num_experts", "num_local_experts"), 128 if family == "qwen3_moe" else 60,
                             hi=EXPERTS, lo=0)
         default_k = {"qwen2_moe": 4, "qwen3_moe": 8, "qwen3_vl_moe_text": 4}[family]
         top_k = _top_k(f, max(experts, 1), default_k, experts_key="num_experts")
@@ -837,13 +837,25 @@ def _pixtral(t: Tally, v: Fields) -> tuple[int, int, int]:
     return h, img, patch
 
 
+_MISTRAL3_TEXT = {"head_dim": 128, "hidden_size": 5120, "intermediate_size": 32768, "max_position_embeddings": 131072,
+                  "model_type": "mistral", "num_attention_heads": 32, "num_hidden_layers": 40,
+                  "num_key_value_heads": 8, "sliding_window": None, "vocab_size": 131072}
+_MISTRAL3_VISION = {"intermediate_size": 4096, "hidden_size": 1024, "patch_size": 14, "image_size": 1540,
+                    "num_hidden_layers": 24, "num_attention_heads": 16, "head_dim": 64}
+"""Mistral3Config.sub_configs_defaults (Mistral-Small-3.1): used when a sub-config is absent altogether."""
+
+
 def _mistral3(f: Fields, family: str) -> Parsed:
     """Mistral-Small-3.x (mistral3): a mistral text decoder, a Pixtral tower and the patch-merger projector.
     Tokens per image at the tower's full size: (image / patch / merge)^2 plus one [IMG_BREAK] per row."""
+    if f.data.get("text_config") is None:
+        f = Fields({**f.data, "text_config": dict(_MISTRAL3_TEXT)}, f.where)
+    if f.data.get("vision_config") is None:
+        f = Fields({**f.data, "vision_config": dict(_MISTRAL3_VISION)}, f.where)
     tf = f.sub("text_config")
     sub_type = tf.str_("model_type", "mistral")
     text = _llama_like(tf, sub_type if sub_type in _LLAMA_DEFAULTS else "mistral",
-                       tied_default=f.bool_("tie_word_embeddings", False))
+                       tied_default=f.bool_("tie_word_embeddings", True))
     t = text.tally
     vh, img, patch = _pixtral(t, f.sub("vision_config"))
     merge = f.int_("spatial_merge_size", 2, hi=64)
