@@ -97,7 +97,9 @@ def test_hf_config_round_trips_to_its_preset(folder: str) -> None:
     """Reading the official config.json gives the same architecture as the embedded preset."""
     preset = presets.load_preset(PUBLISHED[folder][0])
     arch = hf.read_hf_config(str(CONFIGS / folder))  # a model folder works too
-    ignore = {"name", "source", "max_context", "flops_per_inference", "input_shape", "inputs", "outputs"}
+    ignore = {"name", "source", "max_context", "flops_per_inference", "input_shape", "inputs", "outputs",
+              # the checkpoint (its torch_dtype, repository id) is not part of the architecture a preset stores
+              "hf_id", "dtype", "weight_bytes", "expert_weight_bytes", "quantization"}
     assert arch.model_dump(exclude=ignore) == preset.model_dump(exclude=ignore)
     assert arch.params == presets.preset_entries()[preset.name].published_params
 
@@ -320,7 +322,7 @@ def test_not_utf8(tmp_path: Path) -> None:
     [
         ('{"model_type": "llama",', "not valid JSON at line 1"),
         ("", "not valid JSON"),
-        ('{"model_type": "llama", "hidden_size": NaN}', "NaN"),
+        ('{"model_type": "llama", "hidden_size": NaN}', "field 'hidden_size' = nan: must be a whole number"),
         ('{"model_type": "llama", "model_type": "gpt2"}', "duplicate key 'model_type'"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
     ],
@@ -347,7 +349,6 @@ def test_missing_model_type(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "needle"),
     [
-        ({"hidden_size": None}, "required field 'hidden_size' is missing"),
         ({"num_hidden_layers": "32"}, "field 'num_hidden_layers' = '32': must be an integer, got str"),
         ({"num_hidden_layers": True}, "field 'num_hidden_layers' = True: must be an integer"),
         ({"hidden_size": -4096}, "field 'hidden_size' = -4096: must be at least 1"),
@@ -371,6 +372,20 @@ def test_bad_fields_name_the_field(tmp_path: Path, change: dict[str, Any], needl
             data[key] = value
     msg = config_error(write_config(tmp_path, data))
     assert needle in msg and "To fix:" in msg
+
+
+def test_a_left_out_field_takes_the_transformers_default() -> None:
+    """LlamaConfig's hidden_size defaults to 4096, as Meta-Llama-3-8B has it: leaving it out changes nothing."""
+    data = load_fixture("Meta-Llama-3-8B")
+    del data["hidden_size"]
+    assert hf.arch_from_config(data, name="x", source="t").params == 8_030_261_248
+
+
+def test_infinity_is_accepted(tmp_path: Path) -> None:
+    """Published configs carry Infinity (Nemotron-H's time_step_limit): the reader accepts it."""
+    data = load_fixture("Meta-Llama-3-8B")
+    text = json.dumps(data)[:-1] + ', "time_step_limit": [0.0, Infinity]}'
+    assert hf.read_hf_config(write_config(tmp_path, text)).params == 8_030_261_248
 
 
 def test_moe_top_k_over_experts(tmp_path: Path) -> None:

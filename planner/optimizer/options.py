@@ -24,10 +24,10 @@ GB = 1e9
 ACCURACY_DTYPES = {
     "none": ("fp32", "fp16", "bf16"),
     "small": ("fp32", "fp16", "bf16", "fp8", "int8"),
-    "moderate": ("fp32", "fp16", "bf16", "fp8", "int8", "int4"),
+    "moderate": ("fp32", "fp16", "bf16", "fp8", "int8", "int4", "fp4"),
 }
 # Preference when costs tie: higher precision first.
-DTYPE_ORDER = ("bf16", "fp16", "fp32", "fp8", "int8", "int4")
+DTYPE_ORDER = ("bf16", "fp16", "fp32", "fp8", "int8", "int4", "fp4")
 
 
 def dtype_supported(hw: Accelerator | EdgeDevice, dtype: str) -> bool:
@@ -38,11 +38,23 @@ def dtype_supported(hw: Accelerator | EdgeDevice, dtype: str) -> bool:
         return dtype == "int8"
     if dtype in table:
         return True
-    return dtype in ("int8", "int4") and "fp16" in table
+    return dtype in ("int8", "int4", "fp4") and "fp16" in table
 
 
-def allowed_dtypes(c: Constraints, hw: Accelerator | EdgeDevice) -> list[str]:
+def allowed_dtypes(c: Constraints, hw: Accelerator | EdgeDevice, arch: ModelArch | None = None) -> list[str]:
+    """Dtypes to try for ``arch`` on ``hw``: those the accuracy tolerance and ``precisions`` allow.
+
+    The checkpoint's own precision (``arch.dtype``: gpt-oss ships MXFP4, DeepSeek-V3 FP8) is how the model was
+    trained or released, so it is lossless and always offered; precisions above it are not (upcasting adds memory
+    and no accuracy: gpt-oss-120b is ~65 GB as shipped, 234 GB in bf16).
+    """
+    from planner.estimator.dtypes import PRECISION_RANK
+
     ok = set(ACCURACY_DTYPES[c.max_accuracy_loss]) & set(c.precisions)
+    shipped = arch.dtype if arch is not None else None
+    if shipped in PRECISION_RANK:
+        assert shipped is not None
+        ok = {d for d in ok if PRECISION_RANK.get(d, 0) <= PRECISION_RANK[shipped]} | {shipped}
     return [d for d in DTYPE_ORDER if d in ok and dtype_supported(hw, d)]
 
 
