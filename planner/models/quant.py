@@ -67,7 +67,9 @@ def _excluded(patterns: list[str]) -> set[str]:
     out: set[str] = set()
     for p in patterns:
         low = p.lower()
-        if re.search(r"self_attn|\battn\b|attention", low) and "mlp" not in low:
+        if "norm" in low or re.search(r"(mlp|moe)\.(gate|router)$", low):
+            continue  # norms and routers are never quantized anyway
+        if re.search(r"(self_attn|attn|attention)(\.[qkvo]_proj|\.qkv_proj)?\W*$", low) and "mlp" not in low:
             out.add("attn")
         if "shared_expert" in low:
             out.add("shared")
