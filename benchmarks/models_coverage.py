@@ -27,8 +27,8 @@ from planner.models import hf_config as hf  # noqa: E402
 
 def _folders() -> list[Path]:
     out: list[Path] = []
-    for base in (ROOT / "shared" / "hf-configs", ROOT.parent.parent / "shared" / "hf-configs",
-                 Path("/work/shared/hf-configs")):
+    for base in (ROOT / "shared" / "hf-configs", ROOT.parent / "shared" / "hf-configs",
+                 ROOT.parent.parent / "shared" / "hf-configs"):
         if base.is_dir():
             out += sorted(p.parent for p in base.glob("*/config.json"))
             break

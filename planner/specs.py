@@ -84,7 +84,8 @@ class ModelSpec(Frozen):
     outputs: tuple[TensorSpec, ...] | None = None
     max_context: PositiveInt | None = None
     hf_id: str | None = Field(default=None, max_length=200,
-                              pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$", description="Hugging Face repository id (org/name) the serving runtime fetches")
+                              pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$",
+                              description="Hugging Face repository id (org/name) the serving runtime fetches")
     active_params: PositiveFloat | None = Field(default=None, description="MoE with params: parameters per token")
     experts: PositiveInt | None = Field(default=None, le=4096, description="MoE with params: routed experts")
     experts_per_token: PositiveInt | None = Field(default=None, le=4096, description="MoE with params: top-k")

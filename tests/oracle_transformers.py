@@ -163,7 +163,7 @@ def main() -> None:
     for label, data in todo.items():
         try:
             results[label] = measure(data)
-        except Exception as e:  # noqa: BLE001 - reported per config, the tests decide
+        except Exception as e:  # reported per config: the tests decide
             results[label] = {"error": f"{type(e).__name__}: {e}"[:500]}
     print(json.dumps(results, allow_nan=True, default=lambda o: None if isinstance(o, float) and math.isnan(o)
                      else str(o)))

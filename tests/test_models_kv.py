@@ -28,12 +28,8 @@ from planner.models import ModelArch, image_context_tokens, presets, resolve
 from planner.models import hf_config as hf
 from planner.optimizer.options import allowed_dtypes
 from planner.specs import Constraints, InferenceWorkload, ModelSpec
+from tests.test_models_oracle import SHARED
 
-SHARED = Path("/work/shared/hf-configs")
-for _c in (Path(__file__).resolve().parents[1] / "shared" / "hf-configs",
-           Path(__file__).resolve().parents[2] / "shared" / "hf-configs"):
-    if _c.is_dir():
-        SHARED = _c
 EXTRA = Path(__file__).parent / "data" / "hf-configs-extra"
 BF16 = 2
 

@@ -29,10 +29,11 @@ from planner.models.families import PARSERS
 
 ROOT = Path(__file__).resolve().parent.parent
 ORACLE_PY = ROOT / ".venv-oracle" / "bin" / "python"
-SHARED = ROOT.parent.parent / "shared" / "hf-configs"
-for candidate in (ROOT / "shared" / "hf-configs", ROOT.parent / "shared" / "hf-configs", Path("/work/shared/hf-configs")):
-    if candidate.is_dir():
-        SHARED = candidate
+# shared/ sits beside the checkout (CI), two levels up from a worktree, or inside the checkout
+SHARED = ROOT.parent / "shared" / "hf-configs"
+for candidate in (ROOT / "shared", ROOT.parent / "shared", ROOT.parent.parent / "shared"):
+    if (candidate / "hf-configs").is_dir():
+        SHARED = candidate / "hf-configs"
         break
 EXTRA = Path(__file__).parent / "data" / "hf-configs-extra"
 

@@ -46,9 +46,8 @@ def estimate_cmd(
         help="fp32, fp16, bf16, fp8, int8, int4, fp4; default: the checkpoint's own precision (else bf16)")] = None,
     tp: Annotated[int, typer.Option(min=1, max=1024, help="tensor parallel degree")] = 1,
     pp: Annotated[int, typer.Option(min=1, max=1024, help="pipeline parallel degree")] = 1,
-    ep: Annotated[int, typer.Option(min=1, max=1024,
-                                    help="expert parallel degree (MoE; divides --tp, as vLLM --enable-expert-parallel)")]
-    = 1,
+    ep: Annotated[int, typer.Option(
+        min=1, max=1024, help="expert parallel degree (MoE; divides --tp, as vLLM --enable-expert-parallel)")] = 1,
     batch: Annotated[int | None, typer.Option(min=1, max=1_000_000, help="concurrent sequences / batch")] = None,
     input_tokens: Annotated[int | None, typer.Option(min=1, max=10_000_000)] = None,
     output_tokens: Annotated[int | None, typer.Option(min=1, max=10_000_000)] = None,
@@ -158,7 +157,7 @@ def _inference(arch: Any, acc: Any, spec: Any, dtype: str, tp: int, pp: int, bat
         },
     }
     if whatif:
-        rows = quantization_whatif(arch, prof, ("bf16", "fp16", "fp8", "int8", "int4", "fp4"), baseline=dtype,
+        rows = quantization_whatif(arch, prof, ("bf16", "fp16", "fp8", "int8", "int4"), baseline=dtype,
                                    input_tokens=i, output_tokens=o, tp=tp)
         for structured in (False, True):
             rows += pruning_whatif(arch, prof, sparsity, structured, dtype=dtype, input_tokens=i,

@@ -200,9 +200,7 @@ class Attn:
         nb = 2 if self.qk_norm_bias else 1
         if self.qk_norm == "head":
             t.add("small", 2 * hd * nb, component)
-        elif self.qk_norm == "full":
-            t.add("small", (self.heads + self.kv_heads) * hd * nb, component)
-        elif self.qk_norm == "head_matrix":
+        elif self.qk_norm in ("full", "head_matrix"):  # OLMo-2: over all heads; Cohere: a (heads, head_dim) weight
             t.add("small", (self.heads + self.kv_heads) * hd * nb, component)
         if self.sinks:
             t.add("small", self.heads, component)
@@ -744,7 +742,7 @@ def _qwen3_vl_vision(t: Tally, v: Fields, moe: bool) -> int:
     depth = v.any_int(("depth", "num_hidden_layers"), 27, hi=LAYERS)
     h = v.int_("hidden_size", 1152, hi=HIDDEN)
     inter = v.int_("intermediate_size", 4304, hi=INTER)
-    heads = v.any_int(("num_heads", "num_attention_heads"), 16, hi=HEADS)
+    v.any_int(("num_heads", "num_attention_heads"), 16, hi=HEADS)  # validated; the fused qkv does not depend on it
     ch = v.int_("in_channels", 3, hi=64)
     patch = v.int_("patch_size", 16, hi=1 << 12)
     tps = v.int_("temporal_patch_size", 2, hi=64)
@@ -992,7 +990,7 @@ def _whisper(f: Fields, family: str) -> Parsed:
         Mlp(d, gated=False, bias=True).count(enc, eff, "mlp", "audio")
         enc.add("small", 4 * d, "audio")
     enc.add("small", 2 * d, "audio")
-    for (comp, cat), v in enc.counts.items():
+    for (_, cat), v in enc.counts.items():
         t.counts[("audio", cat)] += v
     self_attn = Attn(d, dh, dh, d // dh, q_bias=True, kv_bias=True, k_bias=False, o_bias=True)
     t.add("embed", vocab * d)
