@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed
 # checkov pins old boto3/packaging: it lives in its own environment, from its own lock
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# The test oracle (transformers + CPU torch, tests/test_models_oracle.py) lives in its own environment, installed with
+# pip from its own pins: pip takes torch's CPU build from the machine's local wheels (uv would fetch a CUDA build).
+ORACLE_VENV := .venv-oracle
+ORACLE_STAMP := $(ORACLE_VENV)/.installed
 
 .PHONY: demo test lint typecheck lock clean bench
 
@@ -24,13 +28,18 @@ $(CHECKOV_STAMP): requirements-checkov.lock $(STAMP)
 	$(UV) pip install --python $(CHECKOV_VENV)/bin/python --quiet -r requirements-checkov.lock
 	touch $(CHECKOV_STAMP)
 
+$(ORACLE_STAMP): requirements-oracle.txt
+	test -x $(ORACLE_VENV)/bin/python || $(PY) -m venv $(ORACLE_VENV)
+	$(ORACLE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-oracle.txt
+	touch $(ORACLE_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/mlplan recommend examples/chat-eu-pii.yaml
 	rm -rf .demo && $(BIN)/mlplan plan examples/local-demo.yaml --out .demo/local-demo
 	trap '$(BIN)/mlplan destroy .demo/local-demo' EXIT; \
 		$(BIN)/mlplan deploy .demo/local-demo --target local && $(BIN)/mlplan status .demo/local-demo
 
-test: $(STAMP) $(CHECKOV_STAMP)
+test: $(STAMP) $(CHECKOV_STAMP) $(ORACLE_STAMP)
 	$(BIN)/ruff check mlplan planner stacks serving tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
@@ -42,4 +51,4 @@ lock:
 		--no-header --custom-compile-command "make lock" -o requirements-checkov.lock
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(ORACLE_VENV) .pytest_cache .mypy_cache .ruff_cache

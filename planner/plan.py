@@ -168,6 +168,8 @@ class Part(Value):
     dtype: str
     purchase: Literal["on-demand", "spot", "owned", "buy"]
     traffic_fraction: float = Field(ge=0, le=1)
+    expert_parallel: int = Field(default=1, ge=1, description="MoE: experts sharded over this many of a "
+                                                                  "replica's GPUs (vLLM --enable-expert-parallel)")
     runtime: Runtime
     monthly_cost_usd: float
     target: Target

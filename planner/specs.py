@@ -36,8 +36,9 @@ from pydantic import (
 
 from planner.errors import MlplanError, SpecError
 
-Dtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4"]
-SERVING_DTYPES: tuple[str, ...] = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
+Dtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4", "fp4"]
+SERVING_DTYPES: tuple[str, ...] = ("fp32", "fp16", "bf16", "fp8", "int8", "int4", "fp4")
+"""fp4: MXFP4 / NVFP4 weights (gpt-oss, NVFP4 checkpoints); weight-only W4A16 math where the hardware has no fp4."""
 Placement = Literal["cloud", "on-prem", "edge", "hybrid"]
 Privacy = Literal["public", "internal", "confidential", "restricted", "air-gapped"]
 PRIVACY_ORDER: tuple[str, ...] = ("public", "internal", "confidential", "restricted", "air-gapped")
@@ -151,6 +152,13 @@ class ModelSpec(Frozen):
     inputs: tuple[TensorSpec, ...] | None = Field(default=None, max_length=64)
     outputs: tuple[TensorSpec, ...] | None = Field(default=None, max_length=64)
     max_context: int | None = Field(default=None, ge=1, le=100_000_000)
+    hf_id: str | None = Field(default=None, max_length=200,
+                              pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$",
+                              description="Hugging Face repository id (org/name) the serving runtime fetches")
+    active_params: float | None = Field(default=None, gt=0, le=1e14,
+                                        description="MoE with params: parameters per token")
+    experts: int | None = Field(default=None, ge=1, le=4096, description="MoE with params: routed experts")
+    experts_per_token: int | None = Field(default=None, ge=1, le=4096, description="MoE with params: top-k")
 
     @field_validator("input_shape")
     @classmethod
@@ -168,6 +176,15 @@ class ModelSpec(Frozen):
             )
         if self.flops_per_inference is not None and self.params is None:
             raise ValueError("flops_per_inference only goes with params (a custom model)")
+        moe = [k for k in ("active_params", "experts", "experts_per_token") if getattr(self, k) is not None]
+        if moe and self.params is None:
+            raise ValueError(f"{', '.join(moe)} only go with params (a bare-size mixture of experts)")
+        if self.active_params is not None and self.params is not None and self.active_params > self.params:
+            raise ValueError(f"active_params ({self.active_params:g}) must be at most params ({self.params:g})")
+        if (self.experts is None) != (self.experts_per_token is None):
+            raise ValueError("give experts and experts_per_token together")
+        if self.experts is not None and self.experts_per_token is not None and self.experts_per_token > self.experts:
+            raise ValueError(f"experts_per_token ({self.experts_per_token}) must be at most experts ({self.experts})")
         return self
 
 
@@ -191,6 +208,8 @@ class InferenceWorkload(Frozen):
     fleet_size: int | None = Field(
         default=None, ge=1, le=1_000_000,
         description="edge: sites that each need their own device (cameras, stores, sensors)")
+    images_per_request: int = Field(
+        default=0, ge=0, le=1024, description="vision-language models: images in each request's prompt")
 
 
 class TrainingWorkload(Frozen):

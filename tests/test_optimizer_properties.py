@@ -257,7 +257,9 @@ def test_every_plan_meets_every_constraint(cat: Catalog, spec: Spec) -> None:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     privacy=st.sampled_from(("public", "internal", "confidential", "restricted", "air-gapped")),
-    regions=st.one_of(st.none(), st.lists(st.text(min_size=0, max_size=12), max_size=4).map(tuple)),
+    regions=st.one_of(st.none(), st.lists(st.one_of(
+        st.sampled_from(("eu", "us", "uk", "apac", "eu-west-1", "us-east-1", "europe-west4", "eastus", "ca")),
+        st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,11}", fullmatch=True)), min_size=1, max_size=4).map(tuple)),
     dedicated=st.booleans(),
     placements=st.lists(st.sampled_from(("cloud", "on-prem", "edge", "hybrid")), min_size=1, unique=True).map(tuple),
     sensitive=st.floats(0, 1),

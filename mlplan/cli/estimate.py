@@ -42,9 +42,12 @@ def estimate_cmd(
     model: Annotated[str | None, typer.Argument(help="preset name, HF config.json, or spec YAML")] = None,
     params: Annotated[float | None, typer.Option(help="only a size, e.g. 13e9 (a Llama-shaped decoder)")] = None,
     hardware: Annotated[str, typer.Option(help="accelerator or edge device id from the catalog")] = "h100-sxm",
-    dtype: Annotated[str, typer.Option(help="fp32, fp16, bf16, fp8, int8, int4")] = "bf16",
+    dtype: Annotated[str | None, typer.Option(
+        help="fp32, fp16, bf16, fp8, int8, int4, fp4; default: the checkpoint's own precision (else bf16)")] = None,
     tp: Annotated[int, typer.Option(min=1, max=1024, help="tensor parallel degree")] = 1,
     pp: Annotated[int, typer.Option(min=1, max=1024, help="pipeline parallel degree")] = 1,
+    ep: Annotated[int, typer.Option(
+        min=1, max=1024, help="expert parallel degree (MoE; divides --tp, as vLLM --enable-expert-parallel)")] = 1,
     batch: Annotated[int | None, typer.Option(min=1, max=1_000_000, help="concurrent sequences / batch")] = None,
     input_tokens: Annotated[int | None, typer.Option(min=1, max=10_000_000)] = None,
     output_tokens: Annotated[int | None, typer.Option(min=1, max=10_000_000)] = None,
@@ -67,55 +70,87 @@ def estimate_cmd(
     for name, val in (("--params", params), ("--train-tokens", train_tokens)):
         if val is not None and (not math.isfinite(val) or val <= 0 or val > 1e16):
             raise SpecError(f"{name} = {val!r} must be a positive finite number below 1e16")
-    if dtype not in ("fp32", "fp16", "bf16", "fp8", "int8", "int4"):
-        raise SpecError(f"--dtype {dtype!r} is not a dtype", fix="use fp32, fp16, bf16, fp8, int8 or int4")
+    from planner.specs import SERVING_DTYPES
+
+    if dtype is not None and dtype not in SERVING_DTYPES:
+        raise SpecError(f"--dtype {dtype!r} is not a dtype", fix=f"use one of {', '.join(SERVING_DTYPES)}")
     arch = resolve(mspec)
+    if dtype is None:
+        dtype = arch.dtype if arch.dtype in SERVING_DTYPES else "bf16"
     cat = Catalog.load(spec.catalog_overlay if spec else None)
     wl = workload or (spec.workload.kind if spec else "inference")
     out: dict[str, Any] = {"model": {"name": arch.name, "kind": arch.kind, "family": arch.family,
-                                     "params": arch.params, "active_params": arch.active_params},
-                           "hardware": hardware, "dtype": dtype, "tp": tp, "pp": pp}
+                                     "params": arch.params, "active_params": arch.active_params,
+                                     "components": arch.components_dict, "hf_id": arch.hf_id,
+                                     "checkpoint_dtype": arch.dtype, "quantization": arch.quantization,
+                                     "experts": arch.experts, "experts_per_token": arch.experts_per_token,
+                                     "image_tokens": arch.image_tokens,
+                                     "layer_kinds": _layer_kinds(arch)},
+                           "hardware": hardware, "dtype": dtype, "tp": tp, "pp": pp, "ep": ep}
     if hardware in cat.edge_devices:
         out.update(_edge(arch, cat.edge_device(hardware), dtype, batch or 1))
     elif wl == "training":
         out.update(_training(arch, cat.accelerator(hardware), spec, gpus, zero, tp, pp, train_tokens, dtype))
     else:
         out.update(_inference(arch, cat.accelerator(hardware), spec, dtype, tp, pp, batch, input_tokens,
-                              output_tokens, whatif or student is not None, sparsity, student))
+                              output_tokens, whatif or student is not None, sparsity, student, ep=ep))
     if json_out:
         print(json.dumps(out, indent=2))
     else:
         _print(out)
 
 
+def _layer_kinds(arch: Any) -> list[dict[str, Any]]:
+    """The decoder's layers by kind (and window): how many of each."""
+    counts: dict[tuple[str, int | None], int] = {}
+    for g in arch.layer_groups:
+        counts[(g.kind, g.window)] = counts.get((g.kind, g.window), 0) + g.count
+    return [{"kind": k, "window": w, "layers": n} for (k, w), n in counts.items()]
+
+
 def _inference(arch: Any, acc: Any, spec: Any, dtype: str, tp: int, pp: int, batch: int | None,
                input_tokens: int | None, output_tokens: int | None, whatif: bool, sparsity: float = 0.5,
-               student: str | None = None) -> dict[str, Any]:
+               student: str | None = None, ep: int = 1) -> dict[str, Any]:
     from planner.estimator import (
         distillation_whatif,
         estimate_inference,
         profile,
         pruning_whatif,
         quantization_whatif,
+        shape_of,
     )
+    from planner.estimator.inference import (
+        kv_bytes_per_sequence,
+        kv_bytes_per_token_all_layers,
+        state_bytes_per_sequence,
+    )
+    from planner.models import image_context_tokens
 
     w = spec.workload if spec is not None and spec.workload.kind == "inference" else None
     i = input_tokens or (w.input_tokens if w else 512)
     o = output_tokens or (w.output_tokens if w else 256)
     b = batch or (w.batch_size if w and w.batch_size else 1)
+    images = image_context_tokens(arch, w.images_per_request) if w else 0
+    i += images
     prof = profile(acc)
-    e = estimate_inference(arch, prof, dtype, tp=tp, pp=pp, input_tokens=i, output_tokens=o, batch=b)
+    e = estimate_inference(arch, prof, dtype, tp=tp, pp=pp, input_tokens=i, output_tokens=o, batch=b, ep=ep)
     m = e.memory
+    s = shape_of(arch)
     res: dict[str, Any] = {
         "memory": {
             "weights_bytes": m.weights_bytes, "weights_bytes_per_gpu": m.weights_bytes_per_gpu,
-            "kv_cache_bytes_per_token": m.kv_cache_bytes_per_token, "kv_cache_bytes_per_gpu": m.kv_cache_bytes_per_gpu,
+            "kv_cache_bytes_per_token": m.kv_cache_bytes_per_token,
+            "kv_cache_bytes_per_token_all_layers": kv_bytes_per_token_all_layers(s, dtype),
+            "kv_cache_bytes_per_sequence": kv_bytes_per_sequence(s, dtype, i + o),
+            "state_bytes_per_sequence": state_bytes_per_sequence(s, dtype),
+            "kv_cache_bytes_per_gpu": m.kv_cache_bytes_per_gpu,
             "activation_bytes_per_gpu": m.activation_bytes_per_gpu, "overhead_bytes_per_gpu": m.overhead_bytes_per_gpu,
             "total_bytes_per_gpu": m.total_bytes_per_gpu, "capacity_bytes_per_gpu": prof.memory_bytes,
             "fits": e.fits,
         },
         "performance": {
-            "batch": b, "input_tokens": i, "output_tokens": o, "ttft_s": e.ttft_s, "tpot_s": e.tpot_s,
+            "batch": b, "input_tokens": i, "image_tokens": images, "output_tokens": o, "ttft_s": e.ttft_s,
+            "tpot_s": e.tpot_s,
             "throughput_tokens_per_s": e.throughput_tokens_per_s, "max_batch": e.max_batch,
             "requests_per_s": e.requests_per_s, "latency_s": e.latency_s,
             "energy_j_per_token": e.energy_j_per_token, "energy_j_per_request": e.energy_j_per_request,

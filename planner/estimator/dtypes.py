@@ -19,9 +19,14 @@ DTYPE_BYTES: Final[dict[str, float]] = {
     "fp8": 1.0,
     "int8": 1.0,
     "int4": 0.5,
+    "fp4": 0.5,  # MXFP4 / NVFP4 payload (E2M1)
 }
 
-QUANTIZED: Final = frozenset({"fp8", "int8", "int4"})
+QUANTIZED: Final = frozenset({"fp8", "int8", "int4", "fp4"})
+
+PRECISION_RANK: Final[dict[str, int]] = {"fp32": 4, "tf32": 4, "fp16": 3, "bf16": 3, "fp8": 2, "int8": 2,
+                                         "int4": 1, "fp4": 1}
+"""Coarse precision order (bits per weight): what "above the shipped precision" means."""
 
 
 def check_dtype(dtype: str) -> str:
@@ -38,9 +43,13 @@ def weight_bytes_per_param(dtype: str) -> float:
       = 0.51953 B.
     - int8, per-output-channel fp16 scale (LLM.int8(), SmoothQuant): 1 + 2 / in_features (4096 typical).
     - fp8 E4M3 with per-tensor scale (ModelOpt / vLLM): 1 B.
+    - fp4, MXFP4: 4-bit E2M1 + one 8-bit E8M0 scale per 32 weights = 0.53125 B (OCP Microscaling Formats v1.0,
+      2023; gpt-oss). NVFP4 (fp8 scale per 16: 0.5625 B) is read exactly from a checkpoint's quantization_config.
     - fp16/bf16 2 B, fp32/tf32 4 B.
     """
     b = DTYPE_BYTES[check_dtype(dtype)]
+    if dtype == "fp4":
+        return b + 1.0 / 32
     if dtype == "int4":
         return b + (cal.INT4_SCALE_BYTES + cal.INT4_ZERO_BYTES) / cal.INT4_GROUP_SIZE
     if dtype == "int8":
@@ -72,7 +81,9 @@ def compute_dtype(weight_dtype: str, supported: tuple[str, ...] | frozenset[str]
 
     fp8 weights use fp8 tensor cores where present (Hopper+), else are upcast (W8A16, e.g. vLLM's Marlin fp8 on
     Ampere). int8 runs W8A8 (SmoothQuant) where int8 math exists. int4 is weight-only (W4A16: AWQ/GPTQ kernels
-    dequantize to fp16), except on int4-math devices with no fp16 (NPUs). fp32 uses tf32 only if fp32 is absent.
+    dequantize to fp16), except on int4-math devices with no fp16 (NPUs). fp4 runs on fp4 tensor cores where the
+    catalog lists them (Blackwell), else weight-only W4A16 (vLLM's Marlin MXFP4/NVFP4 kernels dequantize to 16 bit).
+    fp32 uses tf32 only if fp32 is absent.
     """
     if weight_dtype in supported:
         if weight_dtype == "int4" and ("fp16" in supported or "bf16" in supported):

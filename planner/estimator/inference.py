@@ -10,7 +10,13 @@ Model (each piece is a small function below, with its source):
 - decode reads all (active) weights once per step, shared by the batch, plus each sequence's KV cache
   (Pope et al. 2022, Sec. 2-3: decode is memory-bound at small batch, compute-bound at large batch).
 - MoE: weights = all experts; a step touches the experts its tokens route to: expected distinct experts of t
-  tokens with top-k of E under uniform routing is E (1 - (1 - k/E)^t) <= min(E, t k).
+  tokens with top-k of E under uniform routing is E (1 - (1 - k/E)^t) <= min(E, t k). Expert parallelism (vLLM
+  ``--enable-expert-parallel``) places whole experts on ``ep`` GPUs and adds two all-to-alls per MoE layer
+  (dispatch and combine; GShard, Lepikhin et al. 2020), each priced as a pairwise exchange (Thakur, Rabenseifner
+  & Gropp 2005).
+- layer by layer: each layer keeps what its attention needs (full: every token; sliding / chunked: its window;
+  multi-head latent attention: the latent, on every TP rank; linear attention and Mamba-2: a fixed state), and a
+  decode step reads exactly that (:class:`planner.estimator.shape.KvGroup`).
 - saturated throughput with continuous batching (Orca, Yu et al. 2022): per request, its prefill compute plus
   its share output_tokens x TPOT(b) / b of the decode steps.
 """
@@ -22,7 +28,14 @@ from dataclasses import dataclass
 
 from planner.errors import InputError
 from planner.estimator import calibration as cal
-from planner.estimator.dtypes import DTYPE_BYTES, activation_bytes, check_dtype, kv_dtype, weight_bytes_per_param
+from planner.estimator.dtypes import (
+    DTYPE_BYTES,
+    QUANTIZED,
+    activation_bytes,
+    check_dtype,
+    kv_dtype,
+    weight_bytes_per_param,
+)
 from planner.estimator.hardware import HardwareProfile
 from planner.estimator.shape import Shape, shape_of
 from planner.models.arch import ModelArch
@@ -30,18 +43,87 @@ from planner.models.arch import ModelArch
 # --------------------------------------------------------------------------------------------- formulas
 
 
-def weights_bytes(s: Shape, dtype: str) -> float:
-    """Stored weight bytes. Quantized dtypes keep embeddings / LM head at 16 bit (AutoAWQ, AutoGPTQ, ModelOpt
-    skip them; see calibration.QUANTIZED_KEEPS_EMBEDDINGS_16BIT)."""
+def _emb_bpp(dtype: str) -> float:
     bpp = weight_bytes_per_param(dtype)
-    emb_bpp = 2.0 if (dtype in ("fp8", "int8", "int4") and cal.QUANTIZED_KEEPS_EMBEDDINGS_16BIT) else bpp
-    return s.body_params * bpp + (s.embed_params + s.lm_head_params) * emb_bpp
+    return 2.0 if (dtype in QUANTIZED and cal.QUANTIZED_KEEPS_EMBEDDINGS_16BIT) else bpp
+
+
+def weights_bytes(s: Shape, dtype: str) -> float:
+    """Stored weight bytes. At the checkpoint's own precision: its exact bytes (from its quantization_config or
+    safetensors headers). Otherwise quantized dtypes keep embeddings / LM head and vision / audio towers at 16 bit
+    (AutoAWQ, AutoGPTQ, ModelOpt skip them; see calibration.QUANTIZED_KEEPS_EMBEDDINGS_16BIT)."""
+    if s.native_weight_bytes and dtype == s.native_dtype:
+        return float(s.native_weight_bytes)
+    return s.body_params * weight_bytes_per_param(dtype) + (
+        s.embed_params + s.lm_head_params + s.tower_params) * _emb_bpp(dtype)
+
+
+def streamed_weight_bytes(s: Shape, dtype: str) -> tuple[float, float]:
+    """(shared, all routed experts) weight bytes a decode step streams, whole model: the shared body and the LM
+    head every step, the experts as far as tokens route to them. The embedding table is only gathered (a row per
+    token) and the towers run once per image. At the checkpoint's own precision the experts cost their stored
+    bytes and the rest the checkpoint's average over its other weights (gpt-oss: MXFP4 experts, bf16 rest)."""
+    if s.native_weight_bytes and dtype == s.native_dtype and s.native_expert_bytes is not None:
+        total_params = s.body_params + s.embed_params + s.lm_head_params + s.tower_params
+        rest = max(1, total_params - s.expert_params)
+        avg = (s.native_weight_bytes - s.native_expert_bytes) / rest
+        return (s.shared_body_params + s.lm_head_math_params) * avg, float(s.native_expert_bytes)
+    bpp = weight_bytes_per_param(dtype)
+    return s.shared_body_params * bpp + s.lm_head_math_params * _emb_bpp(dtype), s.expert_params * bpp
+
+
+def _kv_elem_bytes(dtype: str) -> float:
+    return DTYPE_BYTES[kv_dtype(dtype)]
+
+
+def state_elem_bytes(dtype: str) -> float:
+    """Bytes per element of a recurrent (Mamba / DeltaNet) state: the model's activation dtype (vLLM's
+    ``mamba_ssm_cache_dtype`` "auto"), never fp8."""
+    return activation_bytes(dtype)
 
 
 def kv_bytes_per_token(s: Shape, dtype: str) -> int:
-    """K and V for one token over all layers: 2 x layers x kv_heads x head_dim x kv_bytes (Pope et al. 2022;
-    GQA shrinks kv_heads, Ainslie et al. 2023). Llama-2-7B fp16: 2 x 32 x 32 x 128 x 2 = 512 KiB."""
-    return int(s.kv_elems_per_token * DTYPE_BYTES[kv_dtype(dtype)])
+    """KV bytes one more token adds once every window is full: the layers whose cache grows with the context
+    (full attention: K and V, 2 x kv_heads x head_dim per layer, Pope et al. 2022, GQA Ainslie et al. 2023;
+    multi-head latent attention: kv_lora_rank + qk_rope_head_dim per layer, DeepSeek-V2 arXiv:2405.04434).
+    Sliding-window, chunked, linear-attention and state-space layers add nothing past their window.
+    Llama-2-7B fp16: 2 x 32 x 32 x 128 x 2 = 512 KiB."""
+    return int(sum(g.kv_elems_per_token for g in s.kv_groups if g.grows) * _kv_elem_bytes(dtype))
+
+
+def kv_bytes_per_token_all_layers(s: Shape, dtype: str) -> int:
+    """KV bytes per token while every window is still filling: all caching layers (cross-attention aside)."""
+    return int(s.kv_elems_per_token * _kv_elem_bytes(dtype))
+
+
+def kv_bytes_per_sequence(s: Shape, dtype: str, tokens: int) -> int:
+    """KV bytes one sequence of ``tokens`` tokens holds, each layer as it really is: full / MLA layers every token,
+    sliding and chunked layers at most their window, cross-attention its encoder positions (once per request)."""
+    kvb = _kv_elem_bytes(dtype)
+    return int(sum(g.kv_elems_per_token * g.kept(tokens) for g in s.kv_groups) * kvb)
+
+
+def state_bytes_per_sequence(s: Shape, dtype: str) -> int:
+    """Fixed recurrent state per sequence: linear-attention (Gated DeltaNet) and Mamba-2 layers' state plus
+    their causal-convolution window, whatever the length (Dao & Gu 2024; Yang et al. 2024)."""
+    return int(sum(g.state_elems for g in s.kv_groups) * state_elem_bytes(dtype))
+
+
+def _paged(tokens: float) -> float:
+    blk = cal.KV_BLOCK_TOKENS
+    return float(-(-math.ceil(tokens) // blk) * blk) if tokens > 0 else 0.0
+
+
+def kv_sequence_bytes_per_gpu(s: Shape, dtype: str, tokens: int, tp: int, pp: int) -> float:
+    """One sequence's KV + state on one GPU: each group's kept tokens rounded up to paged-KV blocks (vLLM
+    ``block_size`` 16), split over pp stages and over min(tp, shards) ranks (KV heads; MLA is replicated on every
+    rank, vLLM/SGLang keep the whole latent per rank)."""
+    kvb, sb = _kv_elem_bytes(dtype), state_elem_bytes(dtype)
+    total = 0.0
+    for g in s.kv_groups:
+        split = pp * max(1, min(tp, g.shards))
+        total += (g.kv_elems_per_token * _paged(g.kept(tokens)) * kvb + g.state_elems * sb) / split
+    return total
 
 
 def kv_tokens(s: Shape, context_tokens: int) -> int:
@@ -81,9 +163,13 @@ def linear_flops_per_token(s: Shape, *, with_lm_head: bool = True) -> float:
 
 def attention_flops_per_token(s: Shape, context: float) -> float:
     """QK^T and AV for one query attending to ``context`` keys: 2 x 2 x layers x context x d_attn (Kaplan et al.
-    2020, Table 1; PaLM, Chowdhery et al. 2022, App. B). Sliding-window models attend to at most the window."""
-    c = context if s.kv_window is None else min(context, s.kv_window)
-    return 4.0 * s.layers * c * s.attn_dim
+    2020, Table 1; PaLM, Chowdhery et al. 2022, App. B), each layer over the keys it keeps (a sliding window or a
+    chunk at most). Linear-attention / state-space layers update and read their state instead: ~4 FLOPs per state
+    element per token (decay, rank-1 update, readout; Mamba-2's recurrent form, Dao & Gu 2024)."""
+    if not s.kv_groups:
+        c = context if s.kv_window is None else min(context, s.kv_window)
+        return 4.0 * s.layers * c * s.attn_dim
+    return sum(4.0 * g.attn_dim * g.kept(context) + 4.0 * g.state_elems for g in s.kv_groups)
 
 
 def ring_allreduce_s(message_bytes: float, n: int, link_bytes_per_s: float) -> float:
@@ -93,6 +179,28 @@ def ring_allreduce_s(message_bytes: float, n: int, link_bytes_per_s: float) -> f
         return 0.0
     return (2.0 * (n - 1) / n * message_bytes / (link_bytes_per_s * cal.ALLREDUCE_BANDWIDTH_EFFICIENCY)
             + cal.ALLREDUCE_LATENCY_S)
+
+
+def all_to_all_s(message_bytes: float, n: int, link_bytes_per_s: float) -> float:
+    """All-to-all where each of ``n`` GPUs holds ``message_bytes`` spread over all destinations: pairwise exchange,
+    (n-1) steps each of message/n bytes (Thakur, Rabenseifner & Gropp 2005, "Optimization of Collective
+    Communication Operations in MPICH", IJHPCA 19(1): T = (n-1) alpha + (n-1)/n x M x beta)."""
+    if n <= 1:
+        return 0.0
+    return ((n - 1) / n * message_bytes / (link_bytes_per_s * cal.ALLREDUCE_BANDWIDTH_EFFICIENCY)
+            + (n - 1) * cal.P2P_LATENCY_S)
+
+
+def moe_all_to_all_s(s: Shape, tokens: float, ep: int, tp: int, link_bytes_per_s: float, act_bytes: float) -> float:
+    """Extra communication of expert parallelism for one forward over ``tokens`` tokens, all MoE layers: per layer
+    a dispatch and a combine all-to-all of each token's hidden state to its top-k experts (GShard, Lepikhin et al.
+    2020; DeepSpeed-MoE, Rajbhandari et al. 2022), minus the tensor-parallel all-reduce of the MoE output that EP
+    over the whole TP group no longer needs (vLLM ``--enable-expert-parallel``)."""
+    if ep <= 1 or not s.moe_layers:
+        return 0.0
+    msg = tokens * s.experts_per_token * s.hidden * act_bytes
+    saved = ring_allreduce_s(tokens * s.hidden * act_bytes, tp, link_bytes_per_s) if ep == tp else 0.0
+    return s.moe_layers * max(0.0, 2.0 * all_to_all_s(msg, ep, link_bytes_per_s) - saved)
 
 
 def tp_scaling_efficiency(tp: int) -> float:
@@ -153,6 +261,7 @@ class DecodeModel:
     flops_per_token: float
     """linear FLOPs per decoded token (whole model)"""
     kv_bytes_per_token_per_gpu: float
+    """KV growth per token per GPU once every window is full (layers without a window)"""
     act_msg_bytes_per_token: float
     """bytes of one token's hidden state (the all-reduce / pipeline message)"""
     input_tokens: int
@@ -161,6 +270,19 @@ class DecodeModel:
     """FLOPs of one request's prefill (whole model)"""
     max_batch: int
     step_overhead_s: float = cal.DECODE_STEP_OVERHEAD_S
+    dtype: str = "bf16"
+    ep: int = 1
+
+    def kv_read_bytes(self, context: float) -> float:
+        """KV + state bytes one sequence's decode step reads on one GPU at ``context``: each layer only the tokens
+        it keeps; a recurrent state is read and written back."""
+        s = self.shape
+        kvb, sb = _kv_elem_bytes(self.dtype), state_elem_bytes(self.dtype)
+        total = 0.0
+        for g in s.kv_groups:
+            split = self.pp * max(1, min(self.tp, g.shards))
+            total += (g.kv_elems_per_token * g.kept(context) * kvb + 2.0 * g.state_elems * sb) / split
+        return total
 
     def tpot(self, batch: int, context: float | None = None) -> float:
         """Seconds per decode step for ``batch`` sequences at average ``context`` (default input + output/2)."""
@@ -171,6 +293,9 @@ class DecodeModel:
         if tp > 1:
             stage += 2.0 * self.layers / pp * ring_allreduce_s(mb * self.act_msg_bytes_per_token, tp,
                                                                self.link_bytes_per_s)
+        if self.ep > 1:
+            stage += moe_all_to_all_s(self.shape, mb, self.ep, tp, self.link_bytes_per_s,
+                                      activation_bytes(self.dtype)) / pp
         send = (pp - 1) * (mb * self.act_msg_bytes_per_token / self.link_bytes_per_s + cal.P2P_LATENCY_S)
         return pp * stage + send + self.step_overhead_s
 
@@ -187,8 +312,7 @@ class DecodeModel:
         """One stage's decode attention for ``mb`` sequences at ``context``: max(QK^T/AV FLOPs, KV bytes read)."""
         s = self.shape
         flops = mb * attention_flops_per_token(s, context) / (self.tp * self.pp)
-        kv_c = context if s.kv_window is None else min(context, s.kv_window)
-        byts = mb * kv_c * self.kv_bytes_per_token_per_gpu
+        byts = mb * self.kv_read_bytes(context)
         return max(flops / self.flops_per_s, byts / self.bytes_per_s)
 
     def prefill_busy_s(self) -> float:
@@ -198,6 +322,8 @@ class DecodeModel:
         if self.tp > 1:
             t += 2.0 * self.layers / self.pp * ring_allreduce_s(
                 self.input_tokens * self.act_msg_bytes_per_token, self.tp, self.link_bytes_per_s)
+        t += moe_all_to_all_s(self.shape, self.input_tokens, self.ep, self.tp, self.link_bytes_per_s,
+                              activation_bytes(self.dtype)) / self.pp
         return t
 
     def throughput_at(self, batch: int) -> float:
@@ -332,7 +458,7 @@ def _memory(s: Shape, dtype: str, tp: int, pp: int, batch: int, context_tokens: 
     w_gpu = w / (tp * pp)
     if s.llm:
         kv_tok = kv_bytes_per_token(s, dtype)
-        kv_gpu = batch * kv_tokens(s, context_tokens) * kv_tok / (pp * kv_shards(s, tp))
+        kv_gpu = batch * kv_sequence_bytes_per_gpu(s, dtype, context_tokens, tp, pp)
         act = _llm_activation_bytes(s, dtype, tp, batch, context_tokens)
     else:
         kv_tok, kv_gpu = 0, 0.0
@@ -349,15 +475,14 @@ def _memory(s: Shape, dtype: str, tp: int, pp: int, batch: int, context_tokens: 
 
 
 def _decode_model(s: Shape, hw: HardwareProfile, dtype: str, tp: int, pp: int, input_tokens: int,
-                  output_tokens: int, max_batch: int) -> DecodeModel:
+                  output_tokens: int, max_batch: int, ep: int = 1) -> DecodeModel:
     n = tp * pp
     peak = hw.peak_flops(dtype) * tp_scaling_efficiency(tp)
-    bpp = weight_bytes_per_param(dtype)
-    emb_bpp = 2.0 if (dtype in ("fp8", "int8", "int4") and cal.QUANTIZED_KEEPS_EMBEDDINGS_16BIT) else bpp
-    # streamed per step: shared body + LM head (the embedding table is only gathered, a row per token)
-    shared = (s.shared_body_params * bpp + s.lm_head_math_params * emb_bpp) / n
-    experts = s.expert_params * bpp / n
-    kv_gpu_tok = kv_bytes_per_token(s, dtype) / (pp * kv_shards(s, tp))
+    shared_all, experts_all = streamed_weight_bytes(s, dtype)
+    shared = shared_all / n
+    experts = experts_all / n
+    kvb = _kv_elem_bytes(dtype)
+    kv_gpu_tok = sum(g.kv_elems_per_token * kvb / (pp * max(1, min(tp, g.shards))) for g in s.kv_groups if g.grows)
     prefill_flops = (input_tokens * linear_flops_per_token(s, with_lm_head=False) + 2.0 * s.lm_head_math_params
                      + input_tokens * attention_flops_per_token(s, input_tokens / 2.0))
     return DecodeModel(
@@ -370,7 +495,7 @@ def _decode_model(s: Shape, hw: HardwareProfile, dtype: str, tp: int, pp: int, i
         flops_per_token=linear_flops_per_token(s), kv_bytes_per_token_per_gpu=kv_gpu_tok,
         act_msg_bytes_per_token=s.hidden * activation_bytes(dtype),
         input_tokens=input_tokens, output_tokens=output_tokens, prefill_flops=prefill_flops, max_batch=max_batch,
-        step_overhead_s=_step_overhead(hw, s.layers),
+        step_overhead_s=_step_overhead(hw, s.layers), dtype=dtype, ep=ep,
     )
 
 
@@ -407,23 +532,39 @@ def prefill_time_s(dm: DecodeModel) -> float:
     attn_flops = t_in * attention_flops_per_token(s, t_in / 2.0) / tp
     lin_flops = dm.prefill_flops / tp - attn_flops
     w_bytes = (dm.shared_weight_bytes + dm.expert_weight_bytes * expert_fraction(s, t_in)) * pp
-    kv_bytes = t_in * dm.kv_bytes_per_token_per_gpu * pp
+    kv_bytes = kv_sequence_bytes_per_gpu(s, dm.dtype, t_in, tp, pp) * pp
     t = (max(lin_flops / dm.prefill_flops_per_s, w_bytes / dm.bytes_per_s)
          + max(attn_flops / dm.prefill_flops_per_s, kv_bytes / dm.bytes_per_s))
     if tp > 1:
         t += 2.0 * s.layers * ring_allreduce_s(t_in * dm.act_msg_bytes_per_token, tp, dm.link_bytes_per_s)
     if pp > 1:
         t += (pp - 1) * (t_in * dm.act_msg_bytes_per_token / dm.link_bytes_per_s + cal.P2P_LATENCY_S)
+    t += moe_all_to_all_s(s, t_in, dm.ep, tp, dm.link_bytes_per_s, activation_bytes(dm.dtype))
     return t + cal.PREFILL_OVERHEAD_S
+
+
+def check_ep(s: Shape, tp: int, ep: int) -> None:
+    """Expert parallelism spreads whole experts over ``ep`` of the ``tp`` tensor-parallel GPUs of a stage (vLLM
+    ``--enable-expert-parallel``: EP size = TP size x DP size); ``ep`` must divide ``tp`` and the experts."""
+    if ep == 1:
+        return
+    if ep < 1 or tp % ep:
+        raise InputError(f"ep = {ep} must be a divisor of tp = {tp}", fix="use ep = 1 or ep = tp")
+    if not s.expert_params or s.experts <= 1:
+        raise InputError(f"ep = {ep}: expert parallelism needs a mixture-of-experts model", fix="use ep = 1")
+    if ep > s.experts:
+        raise InputError(f"ep = {ep} is more than the model's {s.experts} experts", fix=f"use ep <= {s.experts}")
 
 
 def estimate_inference(arch: ModelArch, hw: HardwareProfile, dtype: str, *, tp: int = 1, pp: int = 1,
                        input_tokens: int, output_tokens: int, batch: int | None = None,
-                       memory_headroom: float = 0.1, max_batch_cap: int | None = None) -> InferenceEstimate:
+                       memory_headroom: float = 0.1, max_batch_cap: int | None = None,
+                       ep: int = 1) -> InferenceEstimate:
     """Predict one replica of ``tp`` x ``pp`` accelerators serving ``arch`` in ``dtype``.
 
     ``batch`` (default 1) is the concurrent sequences for ``memory``/``tpot_s`` (LLM) or the batch size
-    (non-LLM). ``memory_headroom`` is the fraction of accelerator memory kept free.
+    (non-LLM). ``memory_headroom`` is the fraction of accelerator memory kept free. ``ep`` > 1 runs the experts
+    expert-parallel over ``ep`` of the ``tp`` GPUs (see :func:`moe_all_to_all_s`).
     """
     check_dtype(dtype)
     b = 1 if batch is None else batch
@@ -432,6 +573,7 @@ def estimate_inference(arch: ModelArch, hw: HardwareProfile, dtype: str, *, tp: 
         raise InputError(f"input_tokens must be >= 1 and output_tokens >= 0 (got {input_tokens}, {output_tokens})",
                          fix="give positive token counts")
     s = shape_of(arch)
+    check_ep(s, tp, ep)
     overhead = overhead_for(hw)
     usable = hw.memory_bytes * (1.0 - memory_headroom)
     n = tp * pp
@@ -443,11 +585,10 @@ def estimate_inference(arch: ModelArch, hw: HardwareProfile, dtype: str, *, tp: 
     # largest batch: everything but per-sequence KV + per-sequence activations/logits is fixed
     act_tok = activation_elems_per_token(s, tp) * activation_bytes(dtype)
     fixed = mem.weights_bytes_per_gpu + overhead + cal.PREFILL_CHUNK_TOKENS * act_tok
-    per_seq = (kv_tokens(s, ctx) * mem.kv_cache_bytes_per_token / (pp * kv_shards(s, tp))
-               + act_tok + s.vocab / tp * cal.LOGITS_BYTES)
+    per_seq = (kv_sequence_bytes_per_gpu(s, dtype, ctx, tp, pp) + act_tok + s.vocab / tp * cal.LOGITS_BYTES)
     cap = cal.MAX_CONCURRENT_SEQUENCES if max_batch_cap is None else max_batch_cap
     max_batch = max(0, min(cap, int((usable - fixed) // per_seq))) if per_seq > 0 else 0
-    dm = _decode_model(s, hw, dtype, tp, pp, input_tokens, output_tokens, max_batch)
+    dm = _decode_model(s, hw, dtype, tp, pp, input_tokens, output_tokens, max_batch, ep)
     ttft = prefill_time_s(dm)
     tpot = dm.tpot(b)
     mb = max(1, max_batch)
@@ -458,9 +599,8 @@ def estimate_inference(arch: ModelArch, hw: HardwareProfile, dtype: str, *, tp: 
     c_avg = input_tokens + output_tokens / 2.0
     mbf = max(1.0, b / pp)
     compute_t = mbf * (dm.flops_per_token + attention_flops_per_token(s, c_avg)) / n / dm.flops_per_s
-    kv_c = c_avg if s.kv_window is None else min(c_avg, s.kv_window)
     bytes_t = (dm.shared_weight_bytes + dm.expert_weight_bytes * expert_fraction(s, mbf)
-               + mbf * kv_c * dm.kv_bytes_per_token_per_gpu) / dm.bytes_per_s
+               + mbf * dm.kv_read_bytes(c_avg)) / dm.bytes_per_s
     return InferenceEstimate(
         memory=mem, fits=mem.total_bytes_per_gpu <= usable, max_batch=max_batch, batch=b, ttft_s=ttft,
         tpot_s=tpot, tpot_s_at_max_batch=tpot_max, throughput_tokens_per_s=thr,

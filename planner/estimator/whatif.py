@@ -28,6 +28,8 @@ QUALITY_NOTES: dict[str, str] = {
             "(Dettmers et al. 2022)",
     "int4": "W4A16 group-128 AWQ/GPTQ: ~0.1-0.5 perplexity increase on 7-70B LLMs (Lin et al. 2023, Frantar et al. "
             "2022); larger loss on small models",
+    "fp4": "MXFP4 / NVFP4 weights: lossless where the checkpoint ships in it (gpt-oss, trained with MXFP4 experts); "
+           "post-training NVFP4 ~1% accuracy change on LLM benchmarks (NVIDIA, Introducing NVFP4, 2025)",
 }
 
 

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from planner.errors import ModelConfigError
 from planner.models.arch import ModelArch
-from planner.models.hf_config import arch_from_config
+from planner.models.hf_config import arch_from_config, hf_id_of
 
 __all__ = ["PresetEntry", "all_presets", "load_preset", "preset_entries", "preset_names", "resolve_name"]
 
@@ -39,6 +39,12 @@ class PresetEntry:
     hf_config: dict[str, Any] | None
     overrides: dict[str, Any]
     arch: dict[str, Any] | None
+    hf_id: str | None = None
+    card_params: str | None = None
+    """the total as the model card / paper prints it ("235B"); tests check the counted shape rounds to it"""
+    card_active_params: str | None = None
+    card_active_basis: str | None = None
+    """"no-embedding": the card's active count leaves the input embedding table out (gpt-oss)"""
 
 
 def _bad(message: str) -> ModelConfigError:
@@ -65,6 +71,13 @@ def preset_entries() -> dict[str, PresetEntry]:
         aliases = row.get("aliases") or []
         if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
             raise _bad(f"entry {name!r}: aliases must be a list of names")
+        hf_id = row.get("hf_id")
+        if hf_id is None and has_cfg:  # the Hugging Face repo id among the aliases
+            hf_id = next((a for a in aliases if hf_id_of(a)), None)
+        if hf_id is not None and not hf_id_of(hf_id):
+            raise _bad(f"entry {name!r}: hf_id {hf_id!r} is not an org/name repository id")
+        card = {k: (str(row[k]) if row.get(k) is not None else None)
+                for k in ("card_params", "card_active_params", "card_active_basis")}
         entries[name] = PresetEntry(
             name=name,
             aliases=tuple(aliases),
@@ -74,6 +87,8 @@ def preset_entries() -> dict[str, PresetEntry]:
             hf_config=dict(row["hf_config"]) if has_cfg else None,
             overrides=dict(row.get("overrides") or {}),
             arch=dict(row["arch"]) if has_arch else None,
+            hf_id=hf_id,
+            **card,
         )
     return entries
 
@@ -120,9 +135,11 @@ def _build(entry: PresetEntry) -> ModelArch:
             arch = arch_from_config(entry.hf_config, name=entry.name, source=entry.source, where=where)
             if entry.overrides:
                 arch = ModelArch.model_validate({**arch.model_dump(), **entry.overrides})
-            return arch
+            return arch.model_copy(update={"hf_id": entry.hf_id}) if entry.hf_id else arch
         assert entry.arch is not None
         fields = {**entry.arch, "name": entry.name, "source": entry.source}
+        if entry.hf_id and "hf_id" not in fields:
+            fields["hf_id"] = entry.hf_id
         return ModelArch.model_validate(fields)
     except ValidationError as e:
         first = e.errors()[0]

@@ -119,12 +119,13 @@ def _llm(spec: ModelSpec, params: float) -> ModelArch:
         )
     n = round(params)
     how = "given" if spec.layers is not None or spec.hidden_size is not None else "interpolated"
+    moe = _moe(spec, n, shape)
     return ModelArch(
         name=spec.name or f"llm-{_size_label(params)}",
         kind="llm",
         family="llama",
         params=n,
-        active_params=n,
+        active_params=moe.get("active_params", n),
         layers=shape.layers,
         hidden_size=shape.hidden,
         attention_heads=shape.heads,
@@ -137,8 +138,32 @@ def _llm(spec: ModelSpec, params: float) -> ModelArch:
         source=(
             f"sized: a Llama-3-style decoder of {n:,} params; shape {how} from the Llama 3.2-1B/3.2-3B/3-8B/"
             f"2-13B/3-70B/3.1-405B configs (counted shape: {counted:,} params)"
+            + (f"; mixture of experts: {moe['active_params']:,} active, {moe['experts']} experts, top-"
+               f"{moe['experts_per_token']}" if moe else "")
         ),
+        **{k: v for k, v in moe.items() if k != "active_params"},
     )
+
+
+def _moe(spec: ModelSpec, n: int, shape: TransformerShape) -> dict[str, int]:
+    """A bare-size mixture of experts (``active_params``, ``experts``, ``experts_per_token``): the decode reads and
+    FLOPs follow the active parameters. With E experts of e params and k active: total = shared + E e and
+    active = shared + k e, so the routed experts hold E (total - active) / (E - k) (exact for Mixtral)."""
+    if spec.active_params is None and spec.experts is None:
+        return {}
+    active = round(spec.active_params) if spec.active_params is not None else n
+    e = spec.experts or 1
+    k = spec.experts_per_token or 1
+    if active < n and e <= k:
+        raise ModelConfigError(
+            f"model active_params = {active:,} < params = {n:,} needs experts and experts_per_token (top-k < E)",
+            fix="add experts: <routed experts> and experts_per_token: <top-k>, e.g. 128 and 8 for Qwen3-30B-A3B",
+        )
+    out: dict[str, int] = {"active_params": active, "experts": e, "experts_per_token": k}
+    if active < n:
+        out["expert_params"] = min(n, round((n - active) * e / (e - k)))
+        out["moe_layers"] = shape.layers
+    return out
 
 
 def _custom(spec: ModelSpec, params: float, flops: float) -> ModelArch:

@@ -45,7 +45,7 @@ def _key(c: Candidate | Hybrid | TrainCandidate) -> tuple[object, ...]:
     if isinstance(c, TrainCandidate):
         return (round(c.monthly, 6), c.nodes, c.tp * c.pp, c.pp, c.zero, c.time_s, c.instance, c.region or "")
     first = c.parts[0] if isinstance(c, Hybrid) else c
-    ident = tuple((p.instance, p.region or "", p.option.dtype, p.option.tp, p.option.pp, p.purchase)
+    ident = tuple((p.instance, p.region or "", p.option.dtype, p.option.tp, p.option.pp, p.option.ep, p.purchase)
                   for p in (c.parts if isinstance(c, Hybrid) else (c,)))
     return (round(c.monthly, 6), DTYPE_RANK.get(first.option.dtype, 9), round(_latency(c), 9), ident)
 

@@ -7,6 +7,7 @@ import math
 from planner import names
 from planner.estimator.inference import weights_bytes
 from planner.estimator.shape import shape_of
+from planner.models import image_context_tokens
 from planner.models.arch import ModelArch
 from planner.optimizer.privacy import needs_private_networking
 from planner.optimizer.search import Candidate, Hybrid, Side
@@ -37,18 +38,14 @@ def model_ref(spec: Spec, arch: ModelArch) -> ModelRef:
     w = spec.workload
     llm = arch.is_llm and w.kind == "inference"
     return ModelRef(
-        name=arch.name, hf_id=hf_id(arch), kind=arch.kind, family=arch.family, params=arch.params,
+        name=arch.name, hf_id=arch.hf_id, kind=arch.kind, family=arch.family, params=arch.params,
         artifact=spec.model.artifact,
         inputs=arch.inputs, outputs=arch.outputs,
-        input_tokens=w.input_tokens if llm and w.kind == "inference" else None,
+        input_tokens=(w.input_tokens + image_context_tokens(arch, w.images_per_request)
+                      if llm and w.kind == "inference" else None),
         output_tokens=w.output_tokens if llm and w.kind == "inference" else None,
         max_context=arch.max_context,
     )
-
-
-def hf_id(arch: ModelArch) -> str | None:
-    """The model's full Hugging Face id (org/name), where the model names one."""
-    return getattr(arch, "hf_id", None)
 
 
 def security(spec: Spec, parts: list[Part]) -> Security:
@@ -120,7 +117,8 @@ def serving(spec: Spec, cand: Candidate, runtime: str, replicas: int) -> Serving
 
 
 def _part(spec: Spec, arch: ModelArch, side: Side, *, accelerator_count: int, nodes: int, tp: int, pp: int,
-          replicas: int, dtype: str, purchase: str, monthly: float, target: Target, multi: bool) -> Part:
+          replicas: int, dtype: str, purchase: str, monthly: float, target: Target, multi: bool,
+          ep: int = 1) -> Part:
     return Part(
         role=side.role, placement=side.placement, provider=side.provider, region=side.region,
         geography=side.geography, instance=side.instance, accelerator=side.accelerator,
@@ -130,6 +128,7 @@ def _part(spec: Spec, arch: ModelArch, side: Side, *, accelerator_count: int, no
         monthly_cost_usd=round(monthly, 2), target=target, routing=side.routing, data_class=side.data_class,
         tenancy=side.tenancy, node=side.node, device=side.device,
         weights_bytes=part_weights_bytes(arch, dtype), names=part_names(spec, arch, side, target, multi),
+        expert_parallel=ep,
     )
 
 
@@ -137,7 +136,7 @@ def _candidate_part(spec: Spec, arch: ModelArch, c: Candidate, multi: bool) -> P
     o = c.option
     return _part(spec, arch, c.side, accelerator_count=o.gpus, nodes=c.nodes, tp=o.tp, pp=o.pp,
                  replicas=c.replicas, dtype=o.dtype, purchase=c.purchase, monthly=c.monthly, target=c.target,
-                 multi=multi)
+                 multi=multi, ep=o.ep)
 
 
 def _cost(spec: Spec, lines: list[tuple[str, float]]) -> Cost:
@@ -154,7 +153,8 @@ def plan_id(parts: list[Part]) -> str:
     for p in parts:
         where = p.region or "fleet"
         bits.append(f"{p.placement}-{p.provider}-{where}-{p.instance}-{p.dtype}-tp{p.tensor_parallel}"
-                    f"pp{p.pipeline_parallel}" + ("-spot" if p.purchase == "spot" else ""))
+                    f"pp{p.pipeline_parallel}" + (f"ep{p.expert_parallel}" if p.expert_parallel > 1 else "")
+                    + ("-spot" if p.purchase == "spot" else ""))
     return "+".join(bits)
 
 

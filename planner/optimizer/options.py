@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from planner.catalog.schema import Accelerator, EdgeDevice
 from planner.estimator import HardwareProfile, estimate_edge, estimate_inference, profile
 from planner.estimator.calibration import SERVING_OVERHEAD_S
+from planner.models import image_context_tokens
 from planner.models.arch import ModelArch
 from planner.specs import Constraints, InferenceWorkload
 
@@ -24,10 +25,10 @@ GB = 1e9
 ACCURACY_DTYPES = {
     "none": ("fp32", "fp16", "bf16"),
     "small": ("fp32", "fp16", "bf16", "fp8", "int8"),
-    "moderate": ("fp32", "fp16", "bf16", "fp8", "int8", "int4"),
+    "moderate": ("fp32", "fp16", "bf16", "fp8", "int8", "int4", "fp4"),
 }
 # Preference when costs tie: higher precision first.
-DTYPE_ORDER = ("bf16", "fp16", "fp32", "fp8", "int8", "int4")
+DTYPE_ORDER = ("bf16", "fp16", "fp32", "fp8", "int8", "int4", "fp4")
 
 
 def dtype_supported(hw: Accelerator | EdgeDevice, dtype: str) -> bool:
@@ -38,11 +39,23 @@ def dtype_supported(hw: Accelerator | EdgeDevice, dtype: str) -> bool:
         return dtype == "int8"
     if dtype in table:
         return True
-    return dtype in ("int8", "int4") and "fp16" in table
+    return dtype in ("int8", "int4", "fp4") and "fp16" in table
 
 
-def allowed_dtypes(c: Constraints, hw: Accelerator | EdgeDevice) -> list[str]:
+def allowed_dtypes(c: Constraints, hw: Accelerator | EdgeDevice, arch: ModelArch | None = None) -> list[str]:
+    """Dtypes to try for ``arch`` on ``hw``: those the accuracy tolerance and ``precisions`` allow.
+
+    The checkpoint's own precision (``arch.dtype``: gpt-oss ships MXFP4, DeepSeek-V3 FP8) is how the model was
+    trained or released, so it is lossless and always offered; precisions above it are not (upcasting adds memory
+    and no accuracy: gpt-oss-120b is ~65 GB as shipped, 234 GB in bf16).
+    """
+    from planner.estimator.dtypes import PRECISION_RANK
+
     ok = set(ACCURACY_DTYPES[c.max_accuracy_loss]) & set(c.precisions)
+    shipped = arch.dtype if arch is not None else None
+    if shipped in PRECISION_RANK:
+        assert shipped is not None
+        ok = {d for d in ok if PRECISION_RANK.get(d, 0) <= PRECISION_RANK[shipped]} | {shipped}
     return [d for d in DTYPE_ORDER if d in ok and dtype_supported(hw, d)]
 
 
@@ -62,6 +75,8 @@ class ReplicaOption:
     capacity_bytes_per_gpu: int
     max_batch: int | None
     energy_j_per_request: float | None
+    ep: int = 1
+    """expert-parallel degree (MoE): experts sharded over ``ep`` of the replica's GPUs instead of split by TP"""
 
     @property
     def gpus(self) -> int:
@@ -102,7 +117,10 @@ class OptionEvaluator:
         self.arch = arch
         self.w = w
         self.c = c
-        self._memo: dict[tuple[str, str, int, int, float], ReplicaOption | Miss] = {}
+        self._memo: dict[tuple[str, str, int, int, int, float], ReplicaOption | Miss] = {}
+        images = getattr(w, "images_per_request", 0)
+        self.input_tokens = getattr(w, "input_tokens", 1) + image_context_tokens(arch, images)
+        """prompt tokens with the images' tokens (vision-language models)"""
         self._profiles: dict[str, HardwareProfile] = {}
         self.evaluations = 0
 
@@ -113,30 +131,32 @@ class OptionEvaluator:
         return p
 
     def gpu(self, hw: Accelerator | EdgeDevice, dtype: str, tp: int, pp: int, rtt_s: float,
-            runtime: str) -> ReplicaOption | Miss:
+            runtime: str, ep: int = 1) -> ReplicaOption | Miss:
         """Evaluate one replica shape served by ``runtime``; ``rtt_s`` is the users' network round trip, to which
         the runtime's own per-request overhead (calibration.SERVING_OVERHEAD_S) is added before the SLO checks."""
         rtt_s += SERVING_OVERHEAD_S[runtime]
-        key = (hw.id, dtype, tp, pp, round(rtt_s, 6))
+        key = (hw.id, dtype, tp, pp, ep, round(rtt_s, 6))
         hit = self._memo.get(key)
         if hit is None:
             self.evaluations += 1
             hit = self._memo[key] = (
-                self._llm(hw, dtype, tp, pp, rtt_s) if self.arch.is_llm else self._dense(hw, dtype, rtt_s)
+                self._llm(hw, dtype, tp, pp, rtt_s, ep) if self.arch.is_llm else self._dense(hw, dtype, rtt_s)
             )
         return hit
 
     # ------------------------------------------------------------------------------------------------ LLMs
-    def _llm(self, hw: Accelerator | EdgeDevice, dtype: str, tp: int, pp: int, rtt_s: float) -> ReplicaOption | Miss:
+    def _llm(self, hw: Accelerator | EdgeDevice, dtype: str, tp: int, pp: int, rtt_s: float,
+             ep: int = 1) -> ReplicaOption | Miss:
         a, w, c = self.arch, self.w, self.c
         prof = self.profile_of(hw)
 
         def est(b: int):  # type: ignore[no-untyped-def]
-            return estimate_inference(a, prof, dtype, tp=tp, pp=pp, input_tokens=w.input_tokens,
-                                      output_tokens=w.output_tokens, batch=b, memory_headroom=c.memory_headroom)
+            return estimate_inference(a, prof, dtype, tp=tp, pp=pp, input_tokens=self.input_tokens,
+                                      output_tokens=w.output_tokens, batch=b, memory_headroom=c.memory_headroom,
+                                      ep=ep)
 
         base = est(1)
-        shape = f"{hw.id} {dtype} tp{tp}" + (f" pp{pp}" if pp > 1 else "")
+        shape = f"{hw.id} {dtype} tp{tp}" + (f" pp{pp}" if pp > 1 else "") + (f" ep{ep}" if ep > 1 else "")
         if not base.fits or base.max_batch < 1:
             need = base.memory.total_bytes_per_gpu
             cap = prof.memory_bytes * (1 - c.memory_headroom)
@@ -160,7 +180,7 @@ class OptionEvaluator:
             accelerator=hw.id, dtype=dtype, tp=tp, pp=pp, batch=b, ttft_s=ttft, tpot_s=e.tpot_s, latency_s=None,
             rps=rps, tokens_per_s=rps * w.output_tokens, memory_bytes_per_gpu=e.memory.total_bytes_per_gpu,
             capacity_bytes_per_gpu=prof.memory_bytes, max_batch=max_b,
-            energy_j_per_request=(e.energy_j_per_token * w.output_tokens if e.energy_j_per_token else None),
+            energy_j_per_request=(e.energy_j_per_token * w.output_tokens if e.energy_j_per_token else None), ep=ep,
         )
 
     # ------------------------------------------------------------------------------ vision / encoder / other

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from planner.catalog import Catalog
 from planner.catalog.schema import Accelerator, EdgeDevice, Instance, OnPremServer
+from planner.estimator.shape import shape_of
 from planner.optimizer import costs
 from planner.optimizer.devices import device_of
 from planner.optimizer.nodes import node_shape
@@ -155,6 +156,13 @@ def replicas_for(rps: float, option: ReplicaOption, utilization: float) -> int:
     return max(1, math.ceil(rps / (option.rps * utilization) - 1e-9))
 
 
+def expert_parallel_degrees(tp: int, moe: bool, runtime: str) -> tuple[int, ...]:
+    """EP degrees to try with ``tp``-way TP: 1 (experts split by TP), and for a MoE model on vLLM also ``tp``
+    (vLLM ``--enable-expert-parallel`` shards whole experts over the TP group's GPUs: EP size = TP x DP;
+    https://docs.vllm.ai/en/latest/serving/expert_parallel_deployment.html)."""
+    return (1, tp) if moe and tp > 1 and runtime == "vllm" else (1,)
+
+
 def shapes(gpus_per_node: int, acc: Accelerator) -> Iterator[tuple[int, int]]:
     """(tp, pp) shapes: TP over divisors of the node within one interconnect domain; then whole-node TP with
     PP over 2..MAX_PIPELINE_NODES nodes (Megatron-LM: TP inside a node, PP across nodes; Narayanan et al. 2021)."""
@@ -268,17 +276,19 @@ class Search:
                label: str) -> Iterator[tuple[ReplicaOption, int, int]]:
         """Every replica shape that meets the SLOs on the side's nodes, sized for ``rps``: (option, replicas,
         nodes). Misses are recorded as rejections."""
-        dtypes = allowed_dtypes(self.spec.constraints, acc)
+        dtypes = allowed_dtypes(self.spec.constraints, acc, self.ev.arch)
         if not dtypes:
             self.rej.add(acc.id, "precision", f"{acc.id}: none of {', '.join(self.spec.constraints.precisions)} "
                          f"is supported (it runs {', '.join(acc.tflops)})")
             return
+        moe = self.ev.arch.is_llm and shape_of(self.ev.arch).expert_params > 0
         for dtype in dtypes:
-            for tp, pp in shapes(side.gpus_per_node, acc):
+            for tp, pp, ep in ((t, p, e) for t, p in shapes(side.gpus_per_node, acc)
+                               for e in expert_parallel_degrees(t, moe, side.runtime)):
                 if not self.ev.arch.is_llm and (tp, pp) != (1, 1):
                     continue
                 self.searched += 1
-                opt = self.ev.gpu(acc, dtype, tp, pp, rtt, side.runtime)
+                opt = self.ev.gpu(acc, dtype, tp, pp, rtt, side.runtime, ep)
                 if isinstance(opt, Miss):
                     self.rej.miss(acc.id if opt.constraint == "memory" else label, opt)
                     continue
@@ -363,7 +373,7 @@ class Search:
         assert w.kind == "inference"
         out: list[Candidate] = []
         for dev in self.cat.edge_devices.values():
-            dtypes = allowed_dtypes(c, dev)
+            dtypes = allowed_dtypes(c, dev, self.ev.arch)
             if not dtypes:
                 self.rej.add(dev.id, "precision", f"{dev.id}: runs int8 only; the spec allows "
                              f"{', '.join(c.precisions)} with accuracy loss '{c.max_accuracy_loss}'")
