@@ -3,7 +3,8 @@
 The embedded data lives in ``planner/catalog/data/*.yaml`` (each row names its source). A user overlays their
 own file (on-prem inventory, negotiated prices) with ``Catalog.load(overlay=path)``: rows with the same key
 replace embedded rows, new keys add rows. Keys: accelerators and edge devices by ``id``, instances by
-``(provider, instance, region)``, on-prem servers by ``sku``, regions by ``(provider, region)``.
+``(provider, instance, region)``, on-prem servers by ``sku``, regions by ``(provider, region)``, platform
+service prices by ``(provider, region, item)``.
 
 The optimizer only ever sees a :class:`Catalog`; nothing here touches the network.
 """
@@ -18,14 +19,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from planner.catalog.schema import Accelerator, EdgeDevice, Instance, OnPremServer, Region, RttTable
+from planner.catalog.schema import Accelerator, EdgeDevice, Instance, OnPremServer, Region, RttTable, ServicePrice
 from planner.errors import CatalogError
 from planner.specs import format_validation_error, read_yaml
 
 DATA_DIR = Path(__file__).parent / "data"
-SECTIONS = ("accelerators", "edge_devices", "instances", "onprem_servers", "regions")
+SECTIONS = ("accelerators", "edge_devices", "instances", "onprem_servers", "regions", "services")
 
-__all__ = ["Accelerator", "Catalog", "EdgeDevice", "Instance", "OnPremServer", "Region", "RttTable"]
+__all__ = ["Accelerator", "Catalog", "EdgeDevice", "Instance", "OnPremServer", "Region", "RttTable", "ServicePrice"]
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -39,6 +40,7 @@ class Catalog:
     onprem_servers: tuple[OnPremServer, ...]
     regions: Mapping[tuple[str, str], Region]
     rtt: RttTable
+    services: Mapping[tuple[str, str, str], ServicePrice] = field(default_factory=dict)
     overlay: str | None = None
     _zone_cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -69,6 +71,8 @@ class Catalog:
         srv.update({r.sku: r for r in _rows(OnPremServer, data.get("onprem_servers"), source, "onprem_servers")})
         reg = dict(self.regions)
         reg.update({(r.provider, r.region): r for r in _rows(Region, data.get("regions"), source, "regions")})
+        svc = dict(self.services)
+        svc.update({r.key: r for r in _rows(ServicePrice, data.get("services"), source, "services")})
         cat = Catalog(
             version=f"{self.version}+overlay",
             accelerators=acc,
@@ -77,6 +81,7 @@ class Catalog:
             onprem_servers=tuple(srv.values()),
             regions=reg,
             rtt=self.rtt,
+            services=svc,
             overlay=source,
         )
         cat.check_references()
@@ -133,6 +138,21 @@ class Catalog:
     def find_instance(self, name: str) -> list[Instance]:
         return [i for i in self.instances if i.instance == name]
 
+    def service_price(self, provider: str, region: str, item: str) -> ServicePrice:
+        """The price of a platform ``item`` (see ``data/services.yaml``) in ``region``: the region's own row, else
+        the provider-wide ``*`` row. The returned row's ``region`` says which one applied (show it on the bill)."""
+        for key in ((provider, region, item), (provider, "*", item)):
+            row = self.services.get(key)
+            if row is not None:
+                return row
+        known = sorted({k[2] for k in self.services if k[0] == provider})
+        raise CatalogError(f"no {provider} price for {item!r} in the catalog (region {region})",
+                           fix=f"add a services row (provider {provider}, item {item}) in a catalog overlay"
+                               + (f"; known items: {', '.join(known)}" if known else ""))
+
+    def service_items(self, provider: str) -> list[str]:
+        return sorted({k[2] for k in self.services if k[0] == provider})
+
 
 def _rows(kind: type[R], items: Any, source: str, section: str) -> list[R]:
     if items is None:
@@ -176,6 +196,7 @@ def _embedded() -> Catalog:
         onprem_servers=tuple(_load_section(OnPremServer, "onprem_servers")),
         regions={(r.provider, r.region): r for r in _load_section(Region, "regions")},
         rtt=rtt,
+        services={r.key: r for r in _load_section(ServicePrice, "services")},
     )
     cat.check_references()
     return cat

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-CatalogDtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4"]
+CatalogDtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4", "fp4"]
+SpotBand = Literal["<5%", "5-10%", "10-15%", "15-20%", ">20%"]
+"""AWS Spot Instance Advisor's 'frequency of interruption' bands (share of instances interrupted per month)."""
+DEVICE_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "aws.amazon.com/neuron", "google.com/tpu", "habana.ai/gaudi")
 Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Source = Annotated[str, Field(min_length=3, description="datasheet, price page or paper these numbers come from")]
@@ -20,9 +25,10 @@ class Row(BaseModel):
 
 
 class Interconnect(Row):
-    kind: Literal["nvlink", "pcie", "infinity-fabric", "none"]
+    kind: Literal["nvlink", "pcie", "infinity-fabric", "ici", "neuronlink", "ethernet", "none"]
     bandwidth_gbps: Pos = Field(description="GPU-to-GPU bandwidth per GPU, one direction, GB/s (1e9)")
-    gpus_per_domain: int = Field(ge=1, description="GPUs that share this fabric (one NVLink domain / node)")
+    gpus_per_domain: int = Field(ge=1, description="accelerators that share this fabric: one NVLink domain (8 on HGX, "
+                                                    "72 on GB200 NVL72), one TPU ICI slice, one Neuron ring")
 
 
 class Accelerator(Row):
@@ -32,13 +38,46 @@ class Accelerator(Row):
     memory_gib: Pos
     bandwidth_gbps: Pos = Field(description="memory bandwidth, GB/s (1e9)")
     tflops: dict[CatalogDtype, Pos] = Field(description="peak dense TFLOPS (TOPS for int) per dtype, no sparsity")
+    sparse_tflops: dict[CatalogDtype, Pos] = Field(
+        default_factory=dict,
+        description="peak with 2:4 structured sparsity, where the datasheet gives it (not planned on)")
     tdp_w: Pos
     interconnect: Interconnect
     pcie_gbps: Pos = Field(default=32.0, description="host link, GB/s one direction")
+    usable_memory_mib: Pos | None = Field(
+        default=None, description="memory the driver reports (nvidia-smi memory.total, rocminfo pool size, ...), MiB; "
+                                  "planning uses this, memory_gib stays the marketed figure for display")
+    usable_memory_source: str | None = Field(default=None, description="where usable_memory_mib comes from")
+    gpu_product: str | None = Field(default=None, description="nvidia.com/gpu.product label value NVIDIA GPU Feature "
+                                                              "Discovery sets on nodes with this GPU")
+    ray_type: str | None = Field(default=None, description="ray.util.accelerators constant value (accelerator_type)")
+    device_resource: str | None = Field(default=None, description="Kubernetes device-plugin resource name")
+    names_source: str | None = Field(default=None, description="source of gpu_product / ray_type / device_resource")
     source: Source
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Accelerator:
+        if self.usable_memory_mib is not None:
+            if not self.usable_memory_source or len(self.usable_memory_source) < 3:
+                raise ValueError("usable_memory_mib needs usable_memory_source")
+            if self.usable_memory_mib > self.memory_gib * 1024:
+                raise ValueError(f"usable_memory_mib {self.usable_memory_mib:g} exceeds the sold "
+                                 f"{self.memory_gib:g} GiB")
+        if (self.gpu_product or self.ray_type or self.device_resource) and not self.names_source:
+            raise ValueError("gpu_product / ray_type / device_resource need names_source")
+        if self.device_resource is not None and self.device_resource not in DEVICE_RESOURCES:
+            raise ValueError(f"device_resource {self.device_resource!r} is not one of {', '.join(DEVICE_RESOURCES)}")
+        return self
 
     @property
     def memory_bytes(self) -> int:
+        """Bytes planning can use: the driver-reported figure where the row has one, else the marketed size."""
+        if self.usable_memory_mib is not None:
+            return int(self.usable_memory_mib * 2**20)
+        return self.memory_sold_bytes
+
+    @property
+    def memory_sold_bytes(self) -> int:
         return int(self.memory_gib * 2**30)
 
     def supports(self, dtype: str) -> bool:
@@ -83,11 +122,49 @@ class Instance(Row):
     spot_usd_per_h: Pos | None = None
     dedicated: bool = Field(default=True, description="offered on dedicated hosts / sole tenancy")
     network_gbps: Pos = Field(default=25.0, description="inter-node network, Gbit/s")
-    source: Source
+    source: Source = Field(description="shape: accelerators, vCPU, RAM, network")
+    price_source: str | None = Field(default=None, description="where on_demand_usd_per_h comes from (this row's "
+                                                                "own figure: region and family)")
+    price_observed: date | None = Field(default=None, description="date the on-demand price was read")
+    spot_observed: date | None = Field(default=None, description="date the spot price was observed (moves hourly)")
+    spot_source: str | None = None
+    spot_interruption: SpotBand | None = Field(default=None, description="AWS Spot Advisor frequency-of-interruption "
+                                                                          "band; None = not known")
+    spot_interruption_source: str | None = None
+    spot_interruption_observed: date | None = None
+
+    @model_validator(mode="after")
+    def _spot(self) -> Instance:
+        if self.spot_usd_per_h is not None and self.spot_observed is not None and not self.spot_source:
+            raise ValueError("spot_observed needs spot_source")
+        if self.spot_interruption is not None and not (self.spot_interruption_source and
+                                                       self.spot_interruption_observed):
+            raise ValueError("spot_interruption needs spot_interruption_source and spot_interruption_observed")
+        return self
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.provider, self.instance, self.region)
+
+    @property
+    def family(self) -> str:
+        """Price family: ``g6e`` of ``g6e.xlarge``, ``a3-highgpu`` of ``a3-highgpu-8g``, ``NC_A100_v4`` ..."""
+        if self.provider == "aws":
+            return self.instance.split(".")[0]
+        if self.provider == "gcp":
+            return re.sub(r"-\d+[a-z]*$", "", self.instance)
+        return re.sub(r"^(Standard_[A-Z]+)\d+", r"\1", self.instance)
+
+    def spot_risk(self) -> str:
+        """One line a plan on spot shows: price date, and the interruption band or that it is unknown."""
+        if self.spot_usd_per_h is None:
+            return "no spot offering in the catalog"
+        seen = f"spot ${self.spot_usd_per_h:g}/h observed {self.spot_observed}" if self.spot_observed else \
+            f"spot ${self.spot_usd_per_h:g}/h (observation date not recorded)"
+        if self.spot_interruption is None:
+            return f"{seen}; interruption frequency unknown (no Spot Advisor data for this row): plan for restarts"
+        return (f"{seen}; interruptions {self.spot_interruption} of instances per month "
+                f"(AWS Spot Advisor, {self.spot_interruption_observed})")
 
 
 class OnPremServer(Row):
@@ -127,3 +204,26 @@ class RttTable(Row):
                 if b not in self.zones:
                     raise ValueError(f"rtt_ms names unknown zone {b!r}")
         return self
+
+
+ServiceUnit = Literal["hour", "gb", "gb_month", "month", "10k_requests", "lcu_hour", "device_month", "server_month"]
+
+
+class ServicePrice(Row):
+    """A platform price the bill needs next to the instances: control planes, NAT, load balancers, volumes,
+    object storage, KMS, egress, tenancy fees, edge connectivity, on-prem network and storage.
+
+    ``region`` ``*`` is the provider-wide price, used where no row names the region. Key: (provider, region, item).
+    """
+
+    provider: Literal["aws", "gcp", "azure", "onprem", "edge"]
+    region: str = Field(default="*", pattern=r"^(\*|[a-z0-9-]+)$")
+    item: str = Field(pattern=r"^[a-z0-9_]+$")
+    usd: NonNeg
+    unit: ServiceUnit
+    note: str = ""
+    source: Source
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.provider, self.region, self.item)

@@ -1,7 +1,9 @@
 """The hardware view the estimator needs: a flat, fast :class:`HardwareProfile` built from a catalog row.
 
 Units are SI: bytes, bytes/s, FLOP/s (TOPS for integer dtypes), watts. Catalog rows give GiB for memory (as
-datasheets do: "80 GB" HBM is 80 GiB) and GB/s (1e9) for bandwidth.
+datasheets do: "80 GB" HBM is 80 GiB) and GB/s (1e9) for bandwidth. The profile's memory is the *usable* memory the
+driver reports (``Accelerator.usable_memory_mib``, e.g. 23,034 MiB on an L4 sold as 24 GB), not the marketed size:
+a plan with 10% headroom on the marketed figure would really have ~3% on an L4.
 """
 
 from __future__ import annotations
@@ -47,13 +49,20 @@ class HardwareProfile:
         return self.internode_bytes_per_s
 
 
+def usable_memory_bytes(hw: Accelerator) -> int:
+    """Driver-reported memory of one accelerator (the marketed size only for rows that lack the figure)."""
+    if hw.usable_memory_mib is not None:
+        return int(hw.usable_memory_mib * 2**20)
+    return int(hw.memory_gib * 2**30)
+
+
 def profile(hw: Accelerator | EdgeDevice) -> HardwareProfile:
     """Build a :class:`HardwareProfile` from a catalog accelerator or edge device row."""
     if isinstance(hw, Accelerator):
         link = hw.interconnect.bandwidth_gbps if hw.interconnect.kind != "none" else hw.pcie_gbps
         return HardwareProfile(
             id=hw.id,
-            memory_bytes=hw.memory_bytes,
+            memory_bytes=usable_memory_bytes(hw),
             bandwidth_bytes_per_s=hw.bandwidth_gbps * 1e9,
             flops_per_s={k: v * 1e12 for k, v in hw.tflops.items()},
             power_w=hw.tdp_w,

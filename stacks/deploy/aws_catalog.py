@@ -44,7 +44,8 @@ def match_accelerator(accelerators: Mapping[str, Accelerator], gpu: Mapping[str,
         tokens = {normalise_gpu(acc.id.split("-")[0])} | {normalise_gpu(w) for w in acc.name.split()}
         if not name or name not in tokens:
             continue
-        diff = abs(acc.memory_gib - mem) / acc.memory_gib
+        ref = acc.usable_memory_mib / 1024 if acc.usable_memory_mib else acc.memory_gib  # EC2 reports usable MiB
+        diff = abs(ref - mem) / ref
         if mem and diff > MEMORY_MATCH:
             continue
         if best is None or diff < best[0]:
@@ -159,7 +160,8 @@ def refresh_catalog(provider: str = "aws", *, regions: Iterable[str], out_path: 
     known_regions = set(catalog.regions) | {("aws", r.get("region")) for r in existing.get("regions") or []}
     factory = client_factory or default_factory(session)
     pricing = factory("pricing", pricing_region)
-    today = date.today().isoformat()
+    day = date.today()
+    today = day.isoformat()
 
     rows: list[dict[str, Any]] = []
     new_regions: list[dict[str, Any]] = []
@@ -203,14 +205,21 @@ def refresh_catalog(provider: str = "aws", *, regions: Iterable[str], out_path: 
             if usd is None:
                 notes.append(f"{name} in {region}: no Linux on-demand price in the Pricing API; row skipped")
                 continue
+            spot = spot_price(ec2, name)
             row = Instance(
                 provider="aws", instance=name, region=region, accelerator=acc_id,
                 accelerator_count=sum(int(g.get("Count", 0)) for g in it["GpuInfo"]["Gpus"]),
                 vcpu=int(it["VCpuInfo"]["DefaultVCpus"]),
                 ram_gib=round(it["MemoryInfo"]["SizeInMiB"] / 1024, 2),
-                on_demand_usd_per_h=usd, spot_usd_per_h=spot_price(ec2, name), dedicated=dedicated,
+                on_demand_usd_per_h=usd, spot_usd_per_h=spot, dedicated=dedicated,
                 network_gbps=parse_network_gbps(str(it.get("NetworkInfo", {}).get("NetworkPerformance", ""))) or 10.0,
                 source=f"AWS EC2 DescribeInstanceTypes + Pricing GetProducts, {region}, refreshed {today}",
+                price_source=f"AWS Pricing GetProducts (AmazonEC2, Linux, shared tenancy, on-demand), {name} in "
+                             f"{region}, read {today}",
+                price_observed=day,
+                spot_observed=day if spot is not None else None,
+                spot_source=(f"EC2 DescribeSpotPriceHistory (Linux/UNIX), latest price, lowest over {region}'s zones"
+                             if spot is not None else None),
             )
             rows.append(row.model_dump(mode="json", exclude_none=True))
 
