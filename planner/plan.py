@@ -219,6 +219,9 @@ class Plan(Value):
     names: Names
     training: Training | None = None
     notes: tuple[str, ...] = ()
+    variants: tuple[str, ...] = Field(
+        default=(), description="options collapsed into this plan: the same hardware and sharding at the same cost "
+                                "in another precision, in a pricier instance size, or (training) on more nodes")
 
 
 class Rejected(Value):

@@ -22,6 +22,9 @@ def recommend_cmd(
     markdown: Annotated[bool, typer.Option("--markdown", help="print a PR comment in Markdown")] = False,
     top: Annotated[int, typer.Option(min=1, max=100, help="plans to list (plus the Pareto front)")] = 10,
     catalog: Annotated[Path | None, typer.Option(help="catalog overlay YAML (inventory, prices)")] = None,
+    variants: Annotated[bool, typer.Option("--variants", help="also list the options collapsed into each plan "
+                                                              "(same hardware: another precision at the same "
+                                                              "cost, a pricier size, more nodes)")] = False,
 ) -> None:
     """Recommend where and how to run the model: placement, sharding, precision and cost.
 
@@ -49,10 +52,10 @@ def recommend_cmd(
     elif markdown:
         print(to_markdown(rec), end="")
     else:
-        _table(rec, elapsed)
+        _table(rec, elapsed, variants)
 
 
-def _table(rec: object, elapsed: float) -> None:
+def _table(rec: object, elapsed: float, variants: bool = False) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -73,6 +76,14 @@ def _table(rec: object, elapsed: float) -> None:
         t.add_row(str(p.rank), escape(where(p)), escape(shape(p)), p.dtype, lat, fmt_s(pr.tpot_s), tput,
                   f"{pr.memory_headroom:.0%}", fmt_usd(p.monthly_cost_usd), "*" if p.pareto else "")
     console.print(t)
+    collapsed = sum(len(p.variants) for p in rec.plans)
+    if variants:
+        for p in rec.plans:
+            for v in p.variants:
+                console.print(f"  #{p.rank} also: {escape(v)}")
+    elif collapsed:
+        console.print(f"[dim]{collapsed} near-duplicate option(s) collapsed into the rows above (--variants lists "
+                      "them)[/dim]")
     best = rec.plans[0]
     console.print(f"[bold]Chosen:[/bold] {escape(best.rationale)}")
     console.print("Cost: " + escape("; ".join(f"{c.item} = {fmt_usd(c.usd_per_month)}" for c in best.cost.lines)))

@@ -24,6 +24,7 @@ from planner.specs import Spec
 
 __all__ = ["pareto_front", "recommend"]
 
+MAX_VARIANTS = 20
 DTYPE_RANK = {"bf16": 0, "fp16": 1, "fp32": 2, "fp8": 3, "int8": 4, "int4": 5}
 
 
@@ -59,6 +60,26 @@ def _family(c: Candidate | Hybrid | TrainCandidate) -> tuple[object, ...]:
     return ("c", c.placement, c.instance, c.option.dtype, c.option.tp, c.option.pp, c.purchase)
 
 
+def _shape_key(c: Candidate | Hybrid | TrainCandidate) -> tuple[object, ...]:
+    """What a reader compares: the hardware and its sharding, not the tie-broken details. Options with the same
+    key differ only in precision at the same cost, or are the same shape in a pricier instance size (or, for
+    training, the same run on more nodes at the same cost): they are listed as the kept plan's variants."""
+    if isinstance(c, TrainCandidate):
+        return ("t", c.provider, c.accelerator, c.gpus_per_node, c.tp, c.pp, c.purchase)
+    parts = c.parts if isinstance(c, Hybrid) else (c,)
+    return ("s", *((p.placement, p.provider, p.accelerator, p.gpus_per_node, p.option.tp, p.option.pp, p.option.ep,
+                    p.replicas, p.nodes, p.purchase, p.role) for p in parts))
+
+
+def _variant(c: Candidate | Hybrid | TrainCandidate) -> str:
+    if isinstance(c, TrainCandidate):
+        return (f"{c.nodes} x {c.instance} {c.provider}/{c.region} ZeRO-{c.zero}: {c.time_s / 3600:.1f} h, "
+                f"${c.monthly:,.0f}")
+    parts = c.parts if isinstance(c, Hybrid) else (c,)
+    return " + ".join(f"{p.instance} {p.provider}/{p.region or 'fleet'} {p.option.dtype}" for p in parts) + \
+        f": ${c.monthly:,.0f}/month"
+
+
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
     """Mask of points not dominated in (cost, latency): no other point is <= in both and < in one."""
     order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
@@ -89,12 +110,19 @@ def recommend(spec: Spec, catalog: Catalog | None = None, *, top: int = 10) -> R
         raise infeasible(spec, rej, near)
     found.sort(key=_key)
     seen: set[tuple[object, ...]] = set()
+    kept: dict[tuple[object, ...], list[str]] = {}  # shape key -> the variants collapsed into its plan
     distinct: list[Candidate | Hybrid | TrainCandidate] = []
     for c in found:
         f = _family(c)
-        if f not in seen:
-            seen.add(f)
-            distinct.append(c)
+        if f in seen:
+            continue
+        seen.add(f)
+        shape_key = _shape_key(c)
+        if shape_key in kept:
+            kept[shape_key].append(_variant(c))
+            continue
+        kept[shape_key] = []
+        distinct.append(c)
     front = pareto_front([(c.monthly, _latency(c)) for c in distinct])
     chosen = [c for i, c in enumerate(distinct) if i < top or front[i]]
     chosen_front = [front[i] for i, c in enumerate(distinct) if i < top or front[i]]
@@ -102,9 +130,10 @@ def recommend(spec: Spec, catalog: Catalog | None = None, *, top: int = 10) -> R
     for rank, (c, on_front) in enumerate(zip(chosen, chosen_front, strict=True), start=1):
         nxt = chosen[rank].monthly if rank < len(chosen) else None
         if isinstance(c, TrainCandidate):
-            plans.append(assemble.training_plan(spec, arch, c, rank, on_front, nxt))
+            plan = assemble.training_plan(spec, arch, c, rank, on_front, nxt)
         else:
-            plans.append(assemble.inference_plan(spec, arch, c, rank, on_front, nxt))
+            plan = assemble.inference_plan(spec, arch, c, rank, on_front, nxt)
+        plans.append(plan.model_copy(update={"variants": tuple(kept[_shape_key(c)][:MAX_VARIANTS])}))
     return Recommendation(
         spec_name=spec.name, catalog_version=cat.version, candidates_searched=searched, plans=tuple(plans),
         rejected=_rejected(rej),

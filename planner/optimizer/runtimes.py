@@ -28,7 +28,11 @@ from dataclasses import dataclass
 from planner.catalog.schema import Accelerator, EdgeDevice
 from planner.specs import Constraints
 
-__all__ = ["RUNTIMES", "RuntimeCaps", "choose_runtime", "hardware_class"]
+__all__ = ["RUNTIMES", "TRAINING_HARDWARE", "RuntimeCaps", "choose_runtime", "hardware_class", "training_runtime"]
+
+TRAINING_HARDWARE = frozenset({"nvidia-gpu", "amd-gpu"})
+"""Training runs as a KubeRay RayJob with DeepSpeed ZeRO on the vendor's Ray image (CUDA for NVIDIA, ROCm for
+AMD); TPUs (JAX/XLA), Trainium (Neuron) and Gaudi need other training stacks that mlplan does not emit."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,14 @@ def hardware_class(hw: Accelerator | EdgeDevice) -> str:
         return "cpu-arm" if "arm" in hw.id else "cpu-x86"
     return {"nvidia": "nvidia-gpu", "amd": "amd-gpu", "intel": "intel-gpu", "google": "google-tpu",
             "aws": "aws-neuron"}[hw.vendor]
+
+
+def training_runtime(hw: Accelerator | EdgeDevice) -> tuple[str | None, str]:
+    """("ray", "") where mlplan can emit a training job for ``hw``, else (None, why)."""
+    cls = hardware_class(hw)
+    if cls in TRAINING_HARDWARE:
+        return "ray", ""
+    return None, f"mlplan emits training jobs for NVIDIA and AMD GPUs (DeepSpeed on Ray), not for {cls}"
 
 
 def choose_runtime(c: Constraints, hw: Accelerator | EdgeDevice, is_llm: bool,

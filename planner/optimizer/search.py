@@ -26,7 +26,7 @@ from planner.optimizer.devices import device_of
 from planner.optimizer.nodes import node_shape
 from planner.optimizer.options import Miss, OptionEvaluator, ReplicaOption, allowed_dtypes
 from planner.optimizer.privacy import PUBLIC, part_reason
-from planner.optimizer.runtimes import choose_runtime
+from planner.optimizer.runtimes import choose_runtime, training_runtime
 from planner.optimizer.targets import deploy_target
 from planner.plan import Device, NodeShape, Routing, Target
 from planner.specs import Spec
@@ -219,12 +219,13 @@ class Search:
         return math.ceil(replicas / rpn) if rpn else replicas * npr
 
     def runtime(self, hw: Accelerator | EdgeDevice, label: str) -> str | None:
-        """The runtime that serves this model on ``hw``, or None (recorded as a rejection). Training runs on Ray
-        Train (a KubeRay RayJob) wherever the accelerator has a Ray device plugin."""
+        """The runtime that serves (or trains) this model on ``hw``, or None, recorded as a rejection
+        (:mod:`planner.optimizer.runtimes`)."""
         if self.training:
-            return "ray"
-        name, why = choose_runtime(self.spec.constraints, hw, self.ev.arch.is_llm,
-                                   has_artifact=self.spec.model.artifact is not None)
+            name, why = training_runtime(hw)
+        else:
+            name, why = choose_runtime(self.spec.constraints, hw, self.ev.arch.is_llm,
+                                       has_artifact=self.spec.model.artifact is not None)
         if name is None:
             self.rej.add(hw.id, "hardware", f"{hw.id}: {why}")
         return name
@@ -283,12 +284,17 @@ class Search:
             return
         moe = self.ev.arch.is_llm and shape_of(self.ev.arch).expert_params > 0
         for dtype in dtypes:
+            fits_one_node = False  # some shape inside one node holds the model in this dtype
             for tp, pp, ep in ((t, p, e) for t, p in shapes(side.gpus_per_node, acc)
                                for e in expert_parallel_degrees(t, moe, side.runtime)):
                 if not self.ev.arch.is_llm and (tp, pp) != (1, 1):
                     continue
+                if tp * pp > side.gpus_per_node and fits_one_node:
+                    continue  # no pipeline across instances for a model that fits one node
                 self.searched += 1
                 opt = self.ev.gpu(acc, dtype, tp, pp, rtt, side.runtime, ep)
+                if tp * pp <= side.gpus_per_node and not (isinstance(opt, Miss) and opt.constraint == "memory"):
+                    fits_one_node = True
                 if isinstance(opt, Miss):
                     self.rej.miss(acc.id if opt.constraint == "memory" else label, opt)
                     continue
