@@ -173,8 +173,21 @@ def _gcp_outputs(typ: str, name: str, out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: The input that carries the ARM name of each Azure type (azure-native names it per type); ``name`` echoes it.
+_AZURE_NAME_INPUT = {"resources:ResourceGroup": "resourceGroupName", "network:VirtualNetwork": "virtualNetworkName",
+                     "network:Subnet": "subnetName", "keyvault:Vault": "vaultName", "keyvault:Key": "keyName",
+                     "storage:StorageAccount": "accountName", "storage:BlobContainer": "containerName",
+                     "managedidentity:UserAssignedIdentity": "resourceName",
+                     "managedidentity:FederatedIdentityCredential": "federatedIdentityCredentialResourceName",
+                     "containerservice:ManagedCluster": "resourceName", "containerservice:AgentPool": "agentPoolName",
+                     "compute:DiskEncryptionSet": "diskEncryptionSetName",
+                     "compute:DedicatedHostGroup": "hostGroupName",
+                     "compute:DedicatedHost": "hostName"}
+
+
 def _azure_outputs(typ: str, name: str, out: dict[str, Any]) -> dict[str, Any]:
-    out.setdefault("name", name)
+    key = _AZURE_NAME_INPUT.get(typ.removeprefix("azure-native:"))
+    out["name"] = str(out.get(key) or name) if key else out.get("name", name)
     identity = out.get("identity")
     if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
         # ARM takes a list of identity ids and answers a map id -> {principalId, clientId}
@@ -183,7 +196,7 @@ def _azure_outputs(typ: str, name: str, out: dict[str, Any]) -> dict[str, Any]:
             for n, i in enumerate(identity["userAssignedIdentities"])}}
     if typ == "azure-native:containerservice:ManagedCluster":
         out["oidcIssuerProfile"] = {**(out.get("oidcIssuerProfile") or {}),
-                                    "issuerUrl": f"https://{out.get('location')}.oic.prod-aks.azure.com/"
+                                    "issuerURL": f"https://{out.get('location')}.oic.prod-aks.azure.com/"
                                                  f"{MOCK_AZURE_TENANT}/{name}/"}
         out["fqdn"] = f"{name}.hcp.{out.get('location')}.azmk8s.io"
         out["privateFQDN"] = f"{name}.privatelink.{out.get('location')}.azmk8s.io"
