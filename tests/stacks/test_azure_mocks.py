@@ -248,7 +248,7 @@ def test_the_role_check_catches_broad_grants() -> None:
     sub = "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/"
     planted = [
         {"type": "azure-native:authorization:RoleAssignment", "name": "a", "inputs": {
-            "roleDefinitionId": sub + "ba92f5b4-2d11-4e0a-8fa5-6f2b1e4b6a0a",  # Storage Blob Data Contributor
+            "roleDefinitionId": sub + "ba92f5b4-2d11-453d-a403-e96b0029c9fe",  # Storage Blob Data Contributor
             "scope": f"{args.name}-models-container-id"}},
         {"type": "azure-native:authorization:RoleAssignment", "name": "b", "inputs": {
             "roleDefinitionId": sub + CONTRIBUTOR, "scope": f"{args.name}-rg-id"}},
