@@ -305,3 +305,16 @@ def test_restricted_on_a_size_without_dedicated_hosts_is_refused(size: str) -> N
 def test_args_refuse_what_azure_would_reject_or_leak(change: dict[str, Any], message: str) -> None:
     with pytest.raises(InputError, match=message):
         base(**change)
+
+
+def test_plan_md_lists_the_aks_resources_with_their_location(runs: dict[str, Any]) -> None:
+    """PLAN.md's offline preview (stacks.planmd.resource_lines over the mock records) names every Azure resource."""
+    from stacks.planmd import resource_lines
+
+    res, _ = runs["nd-h100-confidential"]
+    lines = resource_lines(res)
+    assert "azure-native:containerservice:ManagedCluster mlplan-llama-primary (westeurope)" in lines
+    assert "azure-native:containerservice:AgentPool mlplan-llama-primary-gpu (westeurope)" in lines
+    assert "kubernetes:helm.sh/v3:Release mlplan-llama-primary-device-plugin (chart nvidia-device-plugin 0.17.1)" \
+        in lines
+    assert all(line.endswith("(westeurope)") for line in lines if line.startswith("azure-native:"))

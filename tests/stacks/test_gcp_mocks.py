@@ -312,3 +312,15 @@ def test_args_refuse_what_gke_would_reject_or_leak(change: dict[str, Any], messa
     with pytest.raises(InputError, match=message) as err:
         base(**change)
     assert "To fix:" in err.value.one_line()
+
+
+def test_plan_md_lists_the_gke_resources_with_their_region(runs: dict[str, Any]) -> None:
+    """PLAN.md's offline preview (stacks.planmd.resource_lines over the mock records) names every GCP resource."""
+    from stacks.planmd import resource_lines
+
+    res, _ = runs["a3-confidential"]
+    lines = resource_lines(res)
+    assert "gcp:container/cluster:Cluster mlplan-llama-primary (europe-west4)" in lines
+    assert "gcp:container/nodePool:NodePool mlplan-llama-primary-accel (europe-west4)" in lines
+    assert "gcp:storage/bucket:Bucket mlplan-llama-primary-models (europe-west4)" in lines
+    assert all(line.endswith("(europe-west4)") for line in lines if line.startswith("gcp:"))
