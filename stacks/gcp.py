@@ -61,6 +61,26 @@ _ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
 _TOPOLOGY = re.compile(r"^\d+(x\d+){1,2}$")
 
 
+#: The catalog's accelerator id -> GKE's accelerator type name (``--accelerator type=...``). Source: GKE GPU
+#: platforms (https://cloud.google.com/kubernetes-engine/docs/how-to/gpus#multiple-gpus) and the machine-series pages
+#: (A2: nvidia-tesla-a100 / nvidia-a100-80gb, A3: nvidia-h100-80gb / nvidia-h100-mega-80gb, A3 Ultra:
+#: nvidia-h200-141gb, A4: nvidia-b200, G2: nvidia-l4, N1: nvidia-tesla-t4).
+GKE_ACCELERATOR_TYPES: dict[str, str] = {
+    "t4": "nvidia-tesla-t4", "l4": "nvidia-l4", "a100-40gb": "nvidia-tesla-a100", "a100-80gb": "nvidia-a100-80gb",
+    "h100-sxm": "nvidia-h100-80gb", "h100-mega": "nvidia-h100-mega-80gb", "h200": "nvidia-h200-141gb",
+    "b200": "nvidia-b200", "tpu-v5e": "tpu-v5-lite-podslice", "tpu-v6e": "tpu-v6e-slice",
+}
+
+
+def gke_accelerator_type(accelerator: str) -> str:
+    """GKE's name for a catalog accelerator id (``l4`` -> ``nvidia-l4``)."""
+    try:
+        return GKE_ACCELERATOR_TYPES[accelerator]
+    except KeyError:
+        raise InputError(f"no GKE accelerator type for catalog accelerator {accelerator!r}",
+                         fix="add it to stacks.gcp.GKE_ACCELERATOR_TYPES with its source") from None
+
+
 def accelerator_kind(accelerator_type: str | None) -> Literal["nvidia", "tpu", "none"]:
     """``nvidia-*`` GKE accelerator types are GPUs, ``tpu-*`` ones TPUs (GKE's own names, e.g. ``nvidia-l4``,
     ``nvidia-h100-80gb``, ``tpu-v5-lite-podslice``)."""

@@ -324,3 +324,16 @@ def test_plan_md_lists_the_gke_resources_with_their_region(runs: dict[str, Any])
     assert "gcp:container/nodePool:NodePool mlplan-llama-primary-accel (europe-west4)" in lines
     assert "gcp:storage/bucket:Bucket mlplan-llama-primary-models (europe-west4)" in lines
     assert all(line.endswith("(europe-west4)") for line in lines if line.startswith("gcp:"))
+
+
+def test_every_gcp_catalog_accelerator_has_a_gke_type() -> None:
+    import yaml
+
+    from stacks.gcp import GKE_ACCELERATOR_TYPES, accelerator_kind, gke_accelerator_type
+
+    path = __import__("pathlib").Path(__file__).resolve().parents[2] / "planner/catalog/data/instances_gcp.yaml"
+    catalog = {row["accelerator"] for row in yaml.safe_load(path.read_text())["rows"]}
+    assert catalog <= set(GKE_ACCELERATOR_TYPES)
+    assert all(accelerator_kind(gke_accelerator_type(a)) in ("nvidia", "tpu") for a in GKE_ACCELERATOR_TYPES)
+    with pytest.raises(InputError, match="no GKE accelerator type"):
+        gke_accelerator_type("mi300x")
