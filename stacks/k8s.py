@@ -19,6 +19,11 @@ KUBERAY_VERSION = "1.4.2"
 #: NVIDIA device plugin chart (advertises nvidia.com/gpu). Source: https://github.com/NVIDIA/k8s-device-plugin
 DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
 DEVICE_PLUGIN_VERSION = "0.17.1"
+#: AMD GPU device plugin chart (advertises amd.com/gpu). Source: https://github.com/ROCm/k8s-device-plugin
+#: (helm/amd-gpu/Chart.yaml version 0.16.0, appVersion 1.31.0.2; values: node_selector_enabled, node_selector,
+#: tolerations).
+AMD_DEVICE_PLUGIN_REPO = "https://rocm.github.io/k8s-device-plugin/"
+AMD_DEVICE_PLUGIN_VERSION = "0.16.0"
 
 
 def cluster_provider(name: str, kubeconfig: pulumi.Input[str], parent: pulumi.Resource | None = None,
@@ -45,14 +50,35 @@ class KubeRayOperator(pulumi.ComponentResource):
 class NvidiaDevicePlugin(pulumi.ComponentResource):
     """The NVIDIA device plugin DaemonSet on GPU nodes (the AL2023 NVIDIA AMI ships the driver, not the plugin)."""
 
-    def __init__(self, name: str, *, provider: k8s.Provider, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, *, provider: k8s.Provider, extra_tolerations: Sequence[dict[str, str]] = (),
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplan:k8s:NvidiaDevicePlugin", name, None, opts)
+        tolerations = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        tolerations += [t for t in extra_tolerations if t not in tolerations]
         self.release = k8s.helm.v3.Release(
             name, name="nvidia-device-plugin", chart="nvidia-device-plugin", version=DEVICE_PLUGIN_VERSION,
             repository_opts={"repo": DEVICE_PLUGIN_REPO}, namespace="nvidia-device-plugin",
             create_namespace=True, atomic=True,
             values={"nodeSelector": {"mlplan.dev/gpu": "true"},
-                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+                    "tolerations": tolerations},
+            opts=pulumi.ResourceOptions(parent=self, provider=provider))
+        self.register_outputs({"status": self.release.status})
+
+
+class AmdDevicePlugin(pulumi.ComponentResource):
+    """The ROCm device plugin DaemonSet (advertises ``amd.com/gpu``) on the AMD GPU nodes (``mlplan.dev/gpu``)."""
+
+    def __init__(self, name: str, *, provider: k8s.Provider, extra_tolerations: Sequence[dict[str, str]] = (),
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlplan:k8s:AmdDevicePlugin", name, None, opts)
+        tolerations = [{"key": "amd.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        tolerations += [t for t in extra_tolerations if t not in tolerations]
+        self.release = k8s.helm.v3.Release(
+            name, name="amd-gpu", chart="amd-gpu", version=AMD_DEVICE_PLUGIN_VERSION,
+            repository_opts={"repo": AMD_DEVICE_PLUGIN_REPO}, namespace="kube-amd-gpu", create_namespace=True,
+            atomic=True,
+            values={"node_selector_enabled": True, "node_selector": {"mlplan.dev/gpu": "true"},
+                    "tolerations": tolerations},
             opts=pulumi.ResourceOptions(parent=self, provider=provider))
         self.register_outputs({"status": self.release.status})
 

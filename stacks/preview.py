@@ -27,6 +27,11 @@ ACCOUNT = "123456789012"
 
 def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[str, Any]:
     """Outputs a real create would return, enough for dependent resources to resolve."""
+    from stacks.clouds import fake_outputs as cloud_outputs
+
+    cloud = cloud_outputs(typ, name, inputs)  # GCP / Azure types
+    if cloud is not None:
+        return cloud
     out = dict(inputs)
     service = typ.split(":")[1].split("/")[0] if typ.count(":") >= 2 else "mock"
     out.setdefault("arn", f"arn:aws:{service}:{region}:{ACCOUNT}:{name}")
@@ -64,8 +69,8 @@ def _recording_mocks() -> Any:
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
             rid = f"{args.name}-id"
             region = ""
-            if args.typ == "pulumi:providers:aws":
-                region = str(args.inputs.get("region", ""))
+            if args.typ in ("pulumi:providers:aws", "pulumi:providers:gcp", "pulumi:providers:azure-native"):
+                region = str(args.inputs.get("region") or args.inputs.get("location") or "")
                 self.provider_region[rid] = region
             elif args.provider:
                 region = self.provider_region.get(args.provider.rsplit("::", 1)[-1], "")
@@ -74,6 +79,11 @@ def _recording_mocks() -> Any:
             return rid, fake_outputs(args.typ, args.name, dict(args.inputs), region)
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+            from stacks.clouds import mock_invoke
+
+            cloud = mock_invoke(args.token, dict(args.args))  # GCP / Azure data sources
+            if cloud is not None:
+                return cloud, []
             if args.token == "aws:ssm/getParameter:getParameter":
                 return {"name": args.args.get("name"), "value": "ami-0123456789abcdef0", "type": "String",
                         "arn": "arn:aws:ssm:::parameter/mock", "id": "mock", "version": 1,
