@@ -307,46 +307,43 @@ def batcher_analytic(cost: BatchCost, engine: DynamicBatching, *, rate_rps: floa
                      replicas: int = 1, router: Router = "round_robin", network_s: float = 0.0) -> Analytic:
     """Closed-form latency percentiles of ``replicas`` dynamically batched replicas at ``rate_rps``.
 
-    The batch size is the fixed point b = clamp(lambda x (S(b) + wait), 1, max_batch_size) (a greedy batcher
-    collects what arrived while the previous batch ran: Neuts' general bulk-service rule, Neuts 1967); a request
-    waits for companions (up to the queue delay), for the batch in progress (its residual S(b) / 2 when busy),
-    then its own batch S(b); near capacity a G/G/1 wait (Kingman) on the per-request service S(b) / b is added."""
+    Under load a greedy batcher takes what arrived while the previous batch ran, so the batch size is the fixed
+    point b = clamp(lambda S(b) / instances, 1, max_batch_size) (Neuts' general bulk-service rule, Neuts 1967).
+    An arrival finds the instance busy with probability rho = lambda S(b) / (instances b): it waits for the
+    batch in progress (its residual, uniform over S(b)) and then runs in the next one; otherwise it waits for
+    companions (up to the queue delay, or until a preferred size fills) and runs alone or nearly. Waits longer
+    than one batch are left out, so under heavy load this is a lower bound (safe for pruning); the replica is
+    unstable when even full batches cannot keep up."""
     lam = rate_rps / max(1, replicas)
-    ca2 = split_ca2(arrival_ca2, replicas, router)
+    del arrival_ca2, router
     B = engine.max_batch_size
     c = engine.instances
-    s1 = cost.batch_s(1)
+    d = engine.max_queue_delay_s
+    target = min(engine.preferred_batch_sizes) if engine.preferred_batch_sizes else B
+    fill = (target - 1) / lam if lam > 0 and target > 1 else (INF if target > 1 else 0.0)
+    form = min(d, fill) if d > 0 else 0.0
+    b_idle = max(1, min(B, round(1 + lam * form)))
+    s_idle = cost.batch_s(b_idle)
+    idle = network_s + form + s_idle
     if lam <= 0:
-        lat = network_s + engine.max_queue_delay_s + s1 if B > 1 and engine.max_queue_delay_s > 0 and \
-            not (engine.preferred_batch_sizes and min(engine.preferred_batch_sizes) == 1) else network_s + s1
-        return Analytic(0.0, True, 1.0, s1, (lat,) * 3, (0.0,) * 3, (0.0,) * 3, (lat,) * 3, 0.0)
-    cap = c * B / cost.batch_s(B)
-    if lam >= cap:
+        return Analytic(0.0, True, 1.0, s_idle, (idle,) * 3, (0.0,) * 3, (0.0,) * 3, (idle,) * 3, 0.0)
+    if lam * cost.batch_s(B) >= c * B:
         return Analytic(rate_rps, False, float(B), cost.batch_s(B), (INF,) * 3, (0.0,) * 3, (0.0,) * 3,
                         (INF,) * 3, 1.0)
-    # companions: a lone request waits up to the delay unless a preferred size (or the max) fills first
-    target = min(engine.preferred_batch_sizes) if engine.preferred_batch_sizes else B
-    d = engine.max_queue_delay_s
-    fill = (target - 1) / lam if target > 1 else 0.0
-    form = min(d, fill) if d > 0 else 0.0
     b = 1.0
-    s = s1
-    for _ in range(100):
-        s = cost.batch_s(max(1, min(B, round(b))))
-        nb = min(float(B), max(1.0, lam * (s / c + form)))
-        if abs(nb - b) < 1e-6:
+    for _ in range(200):
+        nb = min(float(B), max(1.0, lam * cost.batch_s(max(1, round(b))) / c))
+        if abs(nb - b) < 1e-9:
             break
         b = nb
-    s = cost.batch_s(max(1, min(B, round(b))))
-    rho = lam * s / (b * c)
-    if rho >= 1:
-        return Analytic(rate_rps, False, b, s, (INF,) * 3, (0.0,) * 3, (0.0,) * 3, (INF,) * 3, 1.0)
-    residual = min(1.0, rho) * s / 2.0
-    wq = allen_cunneen_wait(c, rho, ca2, 0.0, s / b) if c > 1 else kingman_wait(rho, ca2, 0.0, s / b)
-    base = network_s + form + s
+    s = cost.batch_s(max(1, round(b)))
+    rho = min(1.0, lam * s / (c * b))
 
     def q_of(q: float) -> float:
-        return base + wait_quantile(residual + wq, max(rho, 1e-9), q)
+        tail = 1.0 - q / 100.0
+        if tail >= rho:
+            return idle
+        return network_s + s + s * (1.0 - tail / rho)
 
     lats = (q_of(50), q_of(90), q_of(99))
     return Analytic(rate_rps, True, b, s, lats, (0.0,) * 3, (0.0,) * 3, lats, rho)

@@ -71,6 +71,9 @@ class _State:
         self.max_q = 0
         self.itl = LogHistogram()
         self.preemptions = 0
+        self.prefill_tokens = 0
+        self.batch_log: list[tuple[float, int, float, float]] | None = None
+        self.close_log: list[tuple[float, int, float]] = []
         self.busy = 0.0
         self.batch_area = 0.0
         self.batches = 0
@@ -309,9 +312,9 @@ class _LlmReplica:
                 return self._plan_run(t, True)
         return self._schedule_general(t)
 
-    def _plan_run(self, t: float, interruptible: bool) -> float:
+    def _plan_run(self, t: float, interruptible: bool, max_k: int = 0) -> float:
         """A run of pure decode steps from ``t`` (this step's blocks already allocated): until the next
-        completion, the KV limit, or (if ``interruptible``) an arrival that can join."""
+        completion, the KV limit, ``max_k`` steps (if > 0), or (if ``interruptible``) an arrival that can join."""
         n_dec = len(self.decode)
         D = self.D
         heap = self.fin_heap
@@ -319,6 +322,8 @@ class _LlmReplica:
         if self.kv_limited:
             k_fin = min(k_fin, 1 + self._steps_affordable(D + 1, self.free))
         k = k_fin if k_fin > 1 else 1
+        if max_k and k > max_k:
+            k = max_k
         self.busy = True
         self.t0 = t
         self.n_dec = n_dec
@@ -405,7 +410,9 @@ class _LlmReplica:
             return self.t_end
         if n_dec == 0:  # nothing can run: only possible if a request exceeds the whole KV cache (validated)
             raise RuntimeError("simulator: a waiting request cannot be scheduled on an idle replica")
-        return self._plan_run(t, not waiting)
+        # a step that preempted admits nothing (V1), so the next one may admit: run one step only. Otherwise a
+        # waiting head that could not be admitted stays blocked until a completion (blocks only shrink)
+        return self._plan_run(t, not waiting, 1 if preempted else 0)
 
     # ------------------------------------------------------------------------------------------ commit
     def _commit_run(self, t: float) -> None:
@@ -438,6 +445,7 @@ class _LlmReplica:
         bs = self.bs
         D = self.D
         for rid, n in self.chunks:
+            st.prefill_tokens += n
             c = comp[rid] + n
             comp[rid] = c
             if c < prompt[rid] + outs[rid]:
@@ -492,6 +500,7 @@ class _BatchReplica:
         self.collecting = False
         self.coll_start = 0.0
         self.pending: deque[list[int]] = deque()
+        self.ready_since = 0.0
         self.n_out = 0
         self.version = 0
         self.cache: dict[int, float] = {}
@@ -521,6 +530,8 @@ class _BatchReplica:
             st.dequeue(rid, t)
         n = len(batch)
         dur = self._batch_s(n)
+        if st.batch_log is not None:  # (start, size, oldest arrival, when an instance / the collector freed)
+            st.batch_log.append((t, n, st.arr[batch[0]], self.ready_since))
         self.seq += 1
         heapq.heappush(self.running, (t + dur, self.seq, batch))
         self.free_inst -= 1
@@ -562,6 +573,8 @@ class _BatchReplica:
                 self.coll_start = t
             if len(q) >= self.max_b or t >= self.coll_start + self.delay - 1e-12:
                 take = min(len(q), self.max_b)
+                if self.st.batch_log is not None:
+                    self.st.close_log.append((t, take, self.coll_start))
                 self.pending.append([q.popleft() for _ in range(take)])
                 self.collecting = False
                 continue
@@ -584,6 +597,7 @@ class _BatchReplica:
         while self.running and self.running[0][0] <= t:
             _, _, batch = heapq.heappop(self.running)
             self.free_inst += 1
+            self.ready_since = t
             for rid in batch:
                 st.t_first[rid] = t
                 st.t_done[rid] = t
@@ -604,11 +618,12 @@ class _BatchReplica:
 
 
 def simulate(workload: Workload, engine: ContinuousBatching | DynamicBatching, cost: StepCost | BatchCost,
-             cluster: Cluster | None = None, *, warmup: int = 0) -> SimResult:
+             cluster: Cluster | None = None, *, warmup: int = 0, trace: bool = False) -> SimResult:
     """Simulate ``workload`` on ``cluster.replicas`` replicas of ``engine`` timed by ``cost``.
 
-    ``warmup`` first requests (by arrival) are served but left out of the latency distributions. Pure and
-    deterministic: the same arguments give the same result.
+    ``warmup`` first requests (by arrival) are served but left out of the latency distributions. ``trace`` adds
+    per-request times and the batch log to ``result.extra``. Pure and deterministic: the same arguments give the
+    same result.
     """
     cl = cluster or Cluster()
     llm = isinstance(engine, ContinuousBatching)
@@ -625,6 +640,8 @@ def simulate(workload: Workload, engine: ContinuousBatching | DynamicBatching, c
     else:
         prompt, olen = [1] * n, [1] * n
     st = _State(n, prompt, olen)
+    if trace:
+        st.batch_log = []
     replicas: list[Any] = []
     for i in range(cl.replicas):
         if llm:
@@ -751,7 +768,14 @@ def simulate(workload: Workload, engine: ContinuousBatching | DynamicBatching, c
         if nt is not None:
             n_seq += 1
             heappush(heap, (nt, n_seq, r, rep.version))
-    return _result(workload, st, cl, llm, warmup)
+    res = _result(workload, st, cl, llm, warmup)
+    if trace:
+        res.extra["trace"] = {"arrival": list(st.arr), "first": list(st.t_first), "done": list(st.t_done),
+                              "replica": list(st.rep), "queue_wait": list(st.q_total), "prompt": list(prompt),
+                              "output": list(olen)}
+        res.extra["batches"] = list(st.batch_log or [])
+        res.extra["collector"] = list(st.close_log)
+    return res
 
 
 def _result(w: Workload, st: _State, cl: Cluster, llm: bool, warmup: int) -> SimResult:
@@ -785,5 +809,6 @@ def _result(w: Workload, st: _State, cl: Cluster, llm: bool, warmup: int) -> Sim
         batches=st.batches, utilization=st.busy / (horizon * cl.replicas) if horizon > 0 else 0.0,
         replicas=cl.replicas, llm=llm,
         extra={"area_in_system": st.area_sys, "area_queue": st.area_q,
-               "total_queue_wait_s": math.fsum(st.q_total)},
+               "total_queue_wait_s": math.fsum(st.q_total), "prefill_tokens": st.prefill_tokens,
+               "decode_area": st.batch_area if llm else 0.0},
     )
