@@ -650,3 +650,32 @@ def test_percentile_interpolates_like_numpy() -> None:
     vals = [float(v) for v in range(1, 11)]
     assert percentile(vals, 50) == 5.5 and percentile(vals, 90) == pytest.approx(9.1)
     assert percentile(vals, 0) == 1.0 and percentile(vals, 100) == 10.0 and math.isnan(percentile([], 50))
+
+
+# ------------------------------------------------------------------------------------------------ the CLI
+
+
+def test_estimate_rate_prints_simulated_percentiles_and_idle_says_so() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from mlplan.cli import app
+
+    run = CliRunner().invoke
+    res = run(app, ["estimate", "llama-3-8b", "--hardware", "h100-sxm", "--rate", "10", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    load, perf = d["load"], d["performance"]
+    assert load["mode"] == "open loop" and load["rate_rps"] == 10 and load["engine"]["max_num_seqs"] == 1024
+    for key in ("ttft", "tpot", "itl", "latency"):
+        assert load[key]["p50_s"] <= load[key]["p90_s"] <= load[key]["p99_s"]
+    assert load["ttft"]["p50_s"] >= perf["ttft_s"] * 0.999 and load["tpot"]["p50_s"] > perf["tpot_s"]
+    closed = json.loads(run(app, ["estimate", "llama-3-8b", "--concurrency", "8", "--json"]).output)["load"]
+    assert closed["mode"] == "closed loop" and closed["concurrency"] == 8
+    idle = json.loads(run(app, ["estimate", "llama-3-8b", "--json"]).output)["load"]
+    assert idle["mode"] == "idle" and "--rate" in idle["note"]
+    text = run(app, ["estimate", "llama-3-8b"])
+    assert "idle figures" in " ".join(text.output.split())
+    both = run(app, ["estimate", "llama-3-8b", "--rate", "1", "--concurrency", "2"])
+    assert both.exit_code == 2 or isinstance(both.exception, InputError)

@@ -63,3 +63,28 @@ def simulate_estimate(arch: ModelArch, hw: HardwareProfile, dtype: str, *, tp: i
 
 def _pct(d: Any) -> dict[str, float]:
     return {"p50_s": d.p50, "p90_s": d.p90, "p99_s": d.p99, "mean_s": d.mean}
+
+
+def load_table(load: dict[str, Any]) -> tuple[str, list[str], list[list[str]], str]:
+    """(title, columns, rows, footer) that show :func:`simulate_estimate`'s result (or the idle note)."""
+    if load.get("mode") == "idle":
+        return "", [], [], str(load["note"])
+    what = (f"{load['rate_rps']:g} req/s open loop" if load["rate_rps"] is not None
+            else f"{load['concurrency']} clients closed loop")
+    knobs = ", ".join(f"{k} {v}" for k, v in load["engine"].items() if v not in (None, ()) and k != "block_size")
+    title = f"under load: {what}, {load['requests']} simulated requests ({load['runtime']}: {knobs})"
+    idle = load["idle"]
+    keys = [("TTFT", "ttft", idle["ttft_s"]), ("TPOT", "tpot", idle["tpot_s"]), ("ITL", "itl", None)] \
+        if "ttft" in load else []
+    keys.append(("latency", "latency", idle["latency_s"]))
+    rows = [[label, *(_ms(load[key][k]) for k in ("p50_s", "p90_s", "p99_s")), _ms(base) if base else ""]
+            for label, key, base in keys]
+    footer = (f"throughput {load['throughput_rps']:.3g} req/s, queue mean {load['mean_queue_length']:.3g} / max "
+              f"{load['max_queue_length']}, mean batch {load['mean_batch']:.3g}")
+    if "preemptions" in load:
+        footer += f", preemptions {load['preemptions']}"
+    return title, ["metric", "p50", "p90", "p99", "idle"], rows, footer
+
+
+def _ms(v: float) -> str:
+    return f"{v * 1e3:,.2f} ms" if v < 1 else f"{v:,.2f} s"
