@@ -59,6 +59,8 @@ class EstimatorStepCost:
         self.lm_head_flops = 2.0 * s.lm_head_math_params
         self.allreduce_latency_s = ring_allreduce_s(0.0, dm.tp, dm.link_bytes_per_s) if dm.tp > 1 else 0.0
         self._decode: dict[int, tuple[float, float]] = {}
+        self._prefill: dict[tuple[int, float], float] = {}
+        self._fused: dict[tuple[int, int], float] = {}
         t_in = dm.input_tokens
         self.prefill_fixed_s = max(0.0, prefill_time_s(dm) - self.prefill_compute_s(t_in, t_in * t_in / 2.0))
         """fixed cost of a step that carries prompt tokens (recovered from ``prefill_time_s``)"""
@@ -124,17 +126,32 @@ class EstimatorStepCost:
     def step_s(self, prefill_tokens: int, decode_seqs: int, decode_context_tokens: int,
                prefill_attention_pairs: float = 0.0) -> float:
         if prefill_tokens <= 0:
-            return self.decode_s(decode_seqs, decode_context_tokens) if decode_seqs > 0 else 0.0
+            if decode_seqs <= 0:
+                return 0.0
+            base, slope = self._decode.get(decode_seqs) or self._decode_coeffs(decode_seqs)
+            c = decode_context_tokens / decode_seqs
+            if self.window is not None and c > self.window:
+                c = float(self.window)
+            return base + slope * c
         pairs = prefill_attention_pairs or prefill_tokens * prefill_tokens / 2.0
-        t = self.prefill_compute_s(prefill_tokens, pairs)
+        key = (prefill_tokens, pairs)
+        t = self._prefill.get(key)
+        if t is None:
+            if len(self._prefill) > 100_000:
+                self._prefill.clear()
+            t = self._prefill[key] = self.prefill_compute_s(prefill_tokens, pairs)
         if decode_seqs <= 0:
             return t + self.prefill_fixed_s
-        step_ovh = self.dm.step_overhead_s
-        t += self.decode_s(decode_seqs, decode_context_tokens) - step_ovh + max(self.prefill_fixed_s, step_ovh)
-        t -= self.weight_overlap_s(prefill_tokens, decode_seqs)
-        if self.dm.tp > 1:
-            t -= 2.0 * self.layers * self.allreduce_latency_s
-        return t
+        key2 = (prefill_tokens, decode_seqs)
+        fused = self._fused.get(key2)
+        if fused is None:
+            if len(self._fused) > 100_000:
+                self._fused.clear()
+            step_ovh = self.dm.step_overhead_s
+            fused = self._fused[key2] = (max(self.prefill_fixed_s, step_ovh) - step_ovh
+                                         - self.weight_overlap_s(prefill_tokens, decode_seqs)
+                                         - (2.0 * self.layers * self.allreduce_latency_s if self.dm.tp > 1 else 0.0))
+        return t + self.decode_s(decode_seqs, decode_context_tokens) + fused
 
 
 class EstimatorBatchCost:

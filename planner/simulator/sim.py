@@ -40,6 +40,8 @@ from planner.simulator.workload import Workload
 
 INF = math.inf
 UNBOUNDED_BLOCKS = 1 << 60
+_log = math.log
+_BINS = LogHistogram.BINS_PER_E
 
 
 class _State:
@@ -143,6 +145,8 @@ class _LlmReplica:
         self.delta = 0.0
         self.n_dec = 0
         self.interruptible = False
+        self.first_need = 0
+        """KV blocks allocated for the first step of a run chained after a prompt step (returned if cut to 0)"""
         self.chunks: list[tuple[int, int]] = []
         self.dur = 0.0
 
@@ -156,8 +160,15 @@ class _LlmReplica:
         self.st.enqueue(rid, t)
         if not self.busy:
             return self._schedule(t)
-        if self.is_run and self.interruptible and self.k > 1:
-            j = self._steps_until(t - self.t0)
+        if self.is_run and self.interruptible:
+            if t < self.t0:  # during the prompt step that precedes the run: join at its end
+                j = 0
+                self.free += self.first_need  # the run's first step will not happen: its blocks come back
+                self.first_need = 0
+            elif self.k > 1:
+                j = self._steps_until(t - self.t0)
+            else:
+                return None
             if j < self.k:
                 self.k = j
                 self.version += 1
@@ -319,7 +330,8 @@ class _LlmReplica:
         D = self.D
         heap = self.fin_heap
         k_fin = heap[0][0] - D if heap else 1
-        if self.kv_limited:
+        # KV: at most one new block per sequence every bs steps; count exactly only when that could run out
+        if self.kv_limited and n_dec * (k_fin // self.bs + 1) > self.free:
             k_fin = min(k_fin, 1 + self._steps_affordable(D + 1, self.free))
         k = k_fin if k_fin > 1 else 1
         if max_k and k > max_k:
@@ -381,8 +393,9 @@ class _LlmReplica:
                 pairs += n * (c + n / 2.0)
                 budget -= n
         if not preempted:
-            max_seqs = self.max_seqs
-            while waiting and budget > 0 and len(decode) + len(prefill) < max_seqs:
+            room = self.max_seqs - len(decode) - len(prefill)
+            while waiting and budget > 0 and room > 0:
+                room -= 1
                 rid = waiting[0]
                 n = min(prompt[rid] + outs[rid], budget)
                 blocks = -(-n // bs)
@@ -407,6 +420,20 @@ class _LlmReplica:
             self.chunks = chunks
             self.dur = self.cost.step_s(P, n_dec, self.dec_ctx, pairs)
             self.t_end = t + self.dur
+            if not preempted and not waiting and self._quiet_step(chunks):
+                # nothing ends and nothing waits at this step's end: commit it now and chain the decode run
+                # that follows (an arrival during the step cuts the run to 0 steps: it joins at the step's end)
+                t_mid = self.t_end
+                self._commit_step(t_mid)
+                need = self.bucket[self.D % bs] if decode else 0
+                if decode and need <= self.free:
+                    self.free -= need
+                    end = self._plan_run(t_mid, True)
+                    self.first_need = need
+                    return end
+                self.is_run, self.k, self.t0, self.interruptible = True, 0, t_mid, True
+                self.first_need = 0
+                return t_mid
             return self.t_end
         if n_dec == 0:  # nothing can run: only possible if a request exceeds the whole KV cache (validated)
             raise RuntimeError("simulator: a waiting request cannot be scheduled on an idle replica")
@@ -414,10 +441,23 @@ class _LlmReplica:
         # waiting head that could not be admitted stays blocked until a completion (blocks only shrink)
         return self._plan_run(t, not waiting, 1 if preempted else 0)
 
+    def _quiet_step(self, chunks: list[tuple[int, int]]) -> bool:
+        """True when no request finishes at the end of a step with these prompt chunks: every chunk completes
+        its prompt into a decoding sequence with tokens left, and no decoding sequence reaches its last token."""
+        st = self.st
+        prompt, outs, comp, olen = st.prompt, st.outs, st.comp, st.olen
+        for rid, n in chunks:
+            if comp[rid] + n != prompt[rid] + outs[rid] or outs[rid] + 1 >= olen[rid]:
+                return False
+        heap = self.fin_heap
+        return not heap or heap[0][0] > self.D + 1
+
     # ------------------------------------------------------------------------------------------ commit
     def _commit_run(self, t: float) -> None:
         st = self.st
         k = self.k
+        if k <= 0:
+            return
         n = self.n_dec
         if self.kv_limited and k > 1:
             self.free -= self._blocks_for(self.D + 1, k - 1)
@@ -425,7 +465,15 @@ class _LlmReplica:
         self.D = D
         self.dec_ctx += n * k
         dt = t - self.t0
-        st.itl.add(dt / k, n * k)
+        v = dt / k
+        if v > 0.0:  # LogHistogram.add, inlined (the hot path)
+            h = st.itl
+            b = int(_log(v) * _BINS)
+            h.bins[b] = h.bins.get(b, 0.0) + n * k
+            h.total += n * k
+            h.weighted_sum += dt * n
+            if v > h.max:
+                h.max = v
         st.busy += dt
         st.batch_area += n * dt
         if self.fin_heap and self.fin_heap[0][0] <= D:
@@ -655,6 +703,7 @@ def simulate(workload: Workload, engine: ContinuousBatching | DynamicBatching, c
     outstanding = [0] * R
     held: deque[int] = deque()
     rng = random.Random(workload.seed * 7919 + 3)
+    rnd = rng.random
     rr = [0]
     heap: list[tuple[float, int, int, int]] = []
     seq = [0]
@@ -688,10 +737,12 @@ def simulate(workload: Workload, engine: ContinuousBatching | DynamicBatching, c
                     return r
             return -1
         if policy == "random":
-            r = rng.randrange(R)
+            r = int(rnd() * R)
             return r if accepts(r) else least(range(R))
         if policy == "power_of_two":
-            a, b = rng.sample(range(R), 2)
+            a = int(rnd() * R)
+            b = int(rnd() * (R - 1))
+            b += b >= a  # two distinct replicas, uniformly
             r = least([a, b])
             return r if r >= 0 else least(range(R))
         return least(range(R))
