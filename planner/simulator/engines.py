@@ -31,9 +31,11 @@ from planner.errors import InputError
 
 Router = Literal["round_robin", "least_outstanding", "power_of_two", "random"]
 ROUTERS: tuple[Router, ...] = ("round_robin", "least_outstanding", "power_of_two", "random")
-RUNTIME_ROUTER: dict[str, Router] = {"ray": "power_of_two", "vllm": "round_robin", "triton": "round_robin",
-                                     "tensorrt-llm": "round_robin"}
-"""The router each runtime's replicas sit behind when mlplan deploys them (see the module docstring)."""
+RUNTIME_ROUTER: dict[str, Router] = {"ray": "power_of_two", "vllm": "random", "triton": "random",
+                                     "tensorrt-llm": "random"}
+"""The router each runtime's replicas sit behind when mlplan deploys them: Ray Serve's own router for Ray plans;
+a Kubernetes ClusterIP / LoadBalancer Service (stacks/manifests.py) for vLLM, Triton and TensorRT-LLM pods, which
+kube-proxy's default iptables mode balances at random per connection."""
 
 GIB = 2**30
 
