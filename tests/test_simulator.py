@@ -210,6 +210,10 @@ def test_estimator_adapter_reproduces_the_estimators_idle_figures(preset: str, h
     for b in (1, 7, 64):
         for ctx in (100.0, i + o / 2.0, 3000.0):
             assert c.step_s(0, b, int(b * ctx)) == pytest.approx(dm.tpot(b, float(int(b * ctx)) / b), rel=1e-9)
+            if c.decode_coeffs is not None:  # the one-call affine form the simulator's runs use
+                base, per = c.decode_coeffs(b)
+                assert base + per * int(b * ctx) == pytest.approx(c.step_s(0, b, int(b * ctx)), rel=1e-9)
+    assert (c.decode_coeffs is None) == (dm.shape.kv_window is not None)  # not affine past a sliding window
     # a fused step costs more than either part and less than both apart
     for p, b in ((256, 8), (2048, 64), (8192, 200)):
         ctx = b * (i + o // 2)

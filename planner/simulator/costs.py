@@ -12,7 +12,9 @@ The simulator never imports the estimator. It takes an object that satisfies one
 Contract the simulator relies on (documented so a cost model can honour it): between two events a run of pure
 decode steps is integrated in closed form, assuming ``step_s(0, b, C)`` is affine in ``C`` (the roofline's decode
 attention reads each sequence's KV once, so its time is proportional to the context; the GEMMs do not depend on
-it). A cost model that is not affine is sampled at the start of a run and one step later, and extrapolated.
+it). A cost model that is not affine is sampled at the start of a run and one step later, and extrapolated. A cost
+model may also offer ``decode_coeffs(b) -> (seconds at context 0, seconds per context token)``, the same affine
+decode step in one call (the simulator uses it when present; it must agree with ``step_s``).
 
 :class:`AffineStepCost` and :class:`AffineBatchCost` are small exact models for tests and benchmarks;
 ``planner.simulator.estimator_costs`` builds the real ones from the estimator.
@@ -50,6 +52,9 @@ class AffineStepCost:
     prefill_fixed_s: float = 0.010
     per_prefill_token_s: float = 0.0
     per_attention_pair_s: float = 0.0
+
+    def decode_coeffs(self, decode_seqs: int) -> tuple[float, float]:
+        return self.decode_fixed_s + self.per_decode_seq_s * decode_seqs, self.per_context_token_s
 
     def step_s(self, prefill_tokens: int, decode_seqs: int, decode_context_tokens: int,
                prefill_attention_pairs: float = 0.0) -> float:

@@ -26,6 +26,7 @@ runtime overhead and one step's activations) and the non-LLM batch time (``nonll
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from planner.estimator import calibration as cal
@@ -59,6 +60,8 @@ class EstimatorStepCost:
         self.lm_head_flops = 2.0 * s.lm_head_math_params
         self.allreduce_latency_s = ring_allreduce_s(0.0, dm.tp, dm.link_bytes_per_s) if dm.tp > 1 else 0.0
         self._decode: dict[int, tuple[float, float]] = {}
+        self.decode_coeffs: Callable[[int], tuple[float, float]] | None = (
+            self._affine_decode if s.kv_window is None else None)
         self._prefill: dict[tuple[int, float], float] = {}
         self._fused: dict[tuple[int, int], float] = {}
         t_in = dm.input_tokens
@@ -76,6 +79,12 @@ class EstimatorStepCost:
             probe = 1024.0 if self.window is None else float(min(1024, self.window))
             hit = self._decode[b] = (base, (dm.tpot(b, probe) - base) / probe)
         return hit
+
+    def _affine_decode(self, decode_seqs: int) -> tuple[float, float]:
+        """The decode step as (seconds at total context 0, seconds per context token): ``decode_coeffs`` for the
+        simulator's runs (offered only without a sliding window, where the step is affine in the context)."""
+        base, slope = self._decode.get(decode_seqs) or self._decode_coeffs(decode_seqs)
+        return base, slope / decode_seqs
 
     def decode_s(self, decode_seqs: int, decode_context_tokens: float) -> float:
         """``DecodeModel.tpot(decode_seqs, decode_context_tokens / decode_seqs)``, memoized per batch."""

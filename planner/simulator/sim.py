@@ -30,6 +30,7 @@ import heapq
 import math
 import random
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from planner.errors import InputError
@@ -120,6 +121,7 @@ class _LlmReplica:
     def __init__(self, idx: int, cfg: ContinuousBatching, cost: StepCost, st: _State) -> None:
         self.idx = idx
         self.cost = cost
+        self.decode_coeffs: Callable[[int], tuple[float, float]] | None = getattr(cost, "decode_coeffs", None)
         self.st = st
         self.M = cfg.max_num_batched_tokens
         self.max_seqs = cfg.max_num_seqs
@@ -344,12 +346,18 @@ class _LlmReplica:
         self.k = k
         self.interruptible = interruptible and n_dec < self.max_seqs
         ctx = self.dec_ctx
-        step = self.cost.step_s
-        s0 = step(0, n_dec, ctx)
+        coeffs = self.decode_coeffs
+        if coeffs is not None:  # affine in the context: step = base + per_token x context, one call
+            base, per = coeffs(n_dec)
+            s0 = base + per * ctx
+            d = per * n_dec
+        else:
+            step = self.cost.step_s
+            s0 = step(0, n_dec, ctx)
+            d = (step(0, n_dec, ctx + n_dec) - s0) if k > 1 else 0.0
         self.s0 = s0
-        d = (step(0, n_dec, ctx + n_dec) - s0) if k > 1 else 0.0
         self.delta = d
-        end = t + k * s0 + d * k * (k - 1) / 2.0
+        end: float = t + k * s0 + d * k * (k - 1) / 2.0
         self.t_end = end
         return end
 
@@ -685,6 +693,12 @@ def simulate(workload: Workload, engine: ContinuousBatching | DynamicBatching, c
                 raise InputError(f"a request of {max(prompt)} + {max(olen)} tokens needs {worst} KV blocks, more "
                                  f"than the replica's {blocks}", fix="shorten the requests or give the replica "
                                  "more KV-cache memory (more GPUs per replica, a smaller dtype)")
+            if worst * min(engine.max_num_seqs, n) <= blocks:
+                # even max_num_seqs of the longest requests fit: the KV cache can never bind, so its block
+                # accounting (exact, but costly) changes nothing and is skipped
+                engine = ContinuousBatching(max_num_seqs=engine.max_num_seqs,
+                                            max_num_batched_tokens=engine.max_num_batched_tokens,
+                                            kv_capacity_tokens=None, block_size=engine.block_size)
     else:
         prompt, olen = [1] * n, [1] * n
     st = _State(n, prompt, olen)
