@@ -37,8 +37,9 @@ import pulumi
 import pulumi_azure_native as azure
 
 from planner.errors import InputError
+from planner.names import dns_label as dns_name
+from planner.names import short_hash
 from stacks.clouds import PartOutputs, Taint
-from stacks.layout import dns_name, short_hash
 
 VNET_CIDR = "10.60.0.0/16"
 NODE_SUBNET_CIDR = "10.60.0.0/20"

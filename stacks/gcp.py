@@ -37,8 +37,9 @@ import pulumi
 import pulumi_gcp as gcp
 
 from planner.errors import InputError
+from planner.names import dns_label as dns_name
+from planner.names import short_hash
 from stacks.clouds import PartOutputs, Taint
-from stacks.layout import dns_name, short_hash
 
 SUBNET_CIDR = "10.50.0.0/20"
 PODS_CIDR = "10.52.0.0/14"

@@ -26,9 +26,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from mlplan.cli import catalog, deploy, estimate, explain, plan, recommend
+    from mlplan.cli import catalog, deploy, estimate, explain, loadtest, plan, recommend
 
-    for mod in (estimate, recommend, catalog, plan, deploy, explain):
+    for mod in (estimate, recommend, catalog, plan, deploy, explain, loadtest):
         mod.register(app)
 
 

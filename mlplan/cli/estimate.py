@@ -59,6 +59,10 @@ def estimate_cmd(
     sparsity: Annotated[float, typer.Option(min=0.0, max=0.95, help="what-if: pruned fraction")] = 0.5,
     student: Annotated[str | None, typer.Option(help="what-if: a distilled student (preset name)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    rate: Annotated[float | None, typer.Option(
+        "--rate", min=0.0, help="simulate an open-loop Poisson load of R requests/s: latency percentiles")] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", min=1, max=100_000, help="simulate N clients in a closed loop: latency percentiles")] = None,
 ) -> None:
     """Estimate what a model needs: weights, KV cache, activations; TTFT, TPOT, throughput; training memory/time."""
     import math
@@ -94,6 +98,8 @@ def estimate_cmd(
     else:
         out.update(_inference(arch, cat.accelerator(hardware), spec, dtype, tp, pp, batch, input_tokens,
                               output_tokens, whatif or student is not None, sparsity, student, ep=ep))
+        out["load"] = _load(arch, cat.accelerator(hardware), dtype, tp, pp, batch, out["performance"], rate,
+                            concurrency)
     if json_out:
         print(json.dumps(out, indent=2))
     else:
@@ -172,6 +178,23 @@ def _inference(arch: Any, acc: Any, spec: Any, dtype: str, tp: int, pp: int, bat
     return res
 
 
+def _load(arch: Any, acc: Any, dtype: str, tp: int, pp: int, batch: int | None, perf: dict[str, Any],
+          rate: float | None, concurrency: int | None) -> dict[str, Any]:
+    """Simulated percentiles under --rate / --concurrency (planner.simulator), else a note that the figures
+    above are idle ones."""
+    from planner.simulator.estimate import IDLE_NOTE, simulate_estimate
+
+    if rate is None and concurrency is None:
+        return {"mode": "idle", "note": IDLE_NOTE}
+    if rate is not None and rate <= 0:
+        raise SpecError(f"--rate {rate!r} must be a positive number of requests/s", fix="e.g. --rate 10")
+    from planner.estimator import profile
+
+    return simulate_estimate(arch, profile(acc), dtype, tp=tp, pp=pp, input_tokens=perf["input_tokens"],
+                             output_tokens=perf["output_tokens"], rate_rps=rate, concurrency=concurrency,
+                             max_num_seqs=batch, max_batch_size=batch)
+
+
 def _asdict(obj: Any) -> dict[str, Any]:
     import dataclasses
 
@@ -223,6 +246,8 @@ def _print(out: dict[str, Any]) -> None:
         for k, v in out[section].items():
             t.add_row(k, _fmt(k, v))
         c.print(t)
+    if "load" in out:
+        _print_load(c, out["load"])
     if "whatif" in out:
         t = Table(title="quantization what-if", title_justify="left")
         rows = out["whatif"]
@@ -231,6 +256,22 @@ def _print(out: dict[str, Any]) -> None:
         for r in rows:
             t.add_row(*[_fmt(k, v) for k, v in r.items()])
         c.print(t)
+
+
+def _print_load(c: Any, load: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from planner.simulator.estimate import load_table
+
+    title, columns, rows, footer = load_table(load)
+    if columns:
+        t = Table(title=title, title_justify="left")
+        for col in columns:
+            t.add_column(col)
+        for row in rows:
+            t.add_row(*row)
+        c.print(t)
+    c.print(footer)
 
 
 def _fmt(key: str, v: Any) -> str:

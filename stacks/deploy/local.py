@@ -22,9 +22,6 @@ import os
 import random
 import signal
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from math import ceil, prod
@@ -137,62 +134,21 @@ def _flatten(x: Any) -> list[Any]:
 
 
 def smoke_load(url: str, body: bytes, check: Callable[[Any], None], *, requests: int = 200,
-               concurrency: int = 4, warmup: int = 10, timeout_s: float = 10.0) -> SmokeResult:
-    """Send ``requests`` POSTs from ``concurrency`` threads (after ``warmup`` unmeasured ones); per-request
-    wall time from send to the checked response. Stops early once 5% of the requests (at least 10) failed."""
+               concurrency: int = 4, warmup: int = 10, timeout_s: float = 10.0,
+               rate_rps: float | None = None) -> SmokeResult:
+    """``requests`` POSTs as an open-loop Poisson load at ``rate_rps`` (default: all of them within about 2 s),
+    at most ``concurrency`` in flight, after ``warmup`` unmeasured ones (``stacks.deploy.loadtest``); latency
+    from each request's scheduled send to its checked response. Stops early once 5% of the requests (at least
+    10) failed."""
+    from stacks.deploy.loadtest import Target, open_loop
 
-    def one() -> float:
-        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
-        t0 = time.perf_counter()
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            data = resp.read()
-        dt = time.perf_counter() - t0
-        check(json.loads(data))
-        return dt
-
-    for _ in range(warmup):
-        with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
-            one()
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    counter = iter(range(requests))
-    give_up = max(10, requests // 20)  # a dead server fails fast: stop after this many errors
-    sent = 0
-
-    def worker() -> None:
-        nonlocal sent
-        while True:
-            with lock:
-                if len(errors) >= give_up or next(counter, None) is None:
-                    return
-                sent += 1
-            try:
-                dt = one()
-            except urllib.error.HTTPError as e:
-                msg = f"HTTP {e.code}: {e.read()[:200]!r}"
-                with lock:
-                    errors.append(msg)
-                continue
-            except (urllib.error.URLError, OSError, ValueError) as e:
-                with lock:
-                    errors.append(f"{type(e).__name__}: {e}")
-                continue
-            with lock:
-                latencies.append(dt)
-
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, concurrency))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    lat = sorted(x * 1000 for x in latencies)
-    return SmokeResult(requests=sent, errors=len(errors), p50_ms=percentile(lat, 50),
-                       p99_ms=percentile(lat, 99), mean_ms=sum(lat) / len(lat) if lat else float("nan"),
-                       throughput_rps=len(lat) / wall if wall > 0 else 0.0,
-                       first_error=errors[0] if errors else None)
+    rate = rate_rps or max(1.0, requests / 2.0)
+    r = open_loop(Target(kind="smoke", url=url, body=body, check=check), rate_rps=rate,
+                  duration_s=10.0 * requests / rate + 1.0, max_requests=requests, concurrency=concurrency,
+                  timeout_s=timeout_s, warmup=warmup)
+    lat = r.latency
+    return SmokeResult(requests=r.sent, errors=r.errors, p50_ms=lat.p50 * 1e3, p99_ms=lat.p99 * 1e3,
+                       mean_ms=lat.mean * 1e3, throughput_rps=r.throughput_rps, first_error=r.first_error)
 
 
 # ---------------------------------------------------------------------------------------------- target
@@ -368,7 +324,10 @@ class LocalTarget:
         if self.smoke_requests > 0:
             with self.state.step(TARGET, "smoke load", requests=self.smoke_requests) as step:
                 url, body, check = build_request(plan, record)
-                result = smoke_load(url, body, check, requests=self.smoke_requests, concurrency=self.concurrency)
+                planned = ((self.folder.data.get("spec") or {}).get("workload") or {}).get("requests_per_s")
+                rate = max(float(planned or 0.0), self.smoke_requests / 5.0)  # the planned rate, done in <= 5 s
+                result = smoke_load(url, body, check, requests=self.smoke_requests, concurrency=self.concurrency,
+                                    rate_rps=rate)
                 smoke = result.as_dict()
                 step.update(smoke)
                 if result.errors:
@@ -377,7 +336,7 @@ class LocalTarget:
                                       fix=f"read the server logs: {', '.join(record.get('logs', []))}")
             predicted = plan.predicted.latency_s
             pred = f"{predicted * 1000:.1f} ms" if predicted is not None else "n/a"
-            self.say(f"smoke load: {result.requests} requests, concurrency {self.concurrency}: "
+            self.say(f"smoke load: {result.requests} requests, open loop at {rate:g} req/s: "
                      f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, {result.throughput_rps:.0f} req/s "
                      f"(predicted latency {pred})")
         self.state.update(TARGET, status="deployed", smoke=smoke)

@@ -1,0 +1,263 @@
+"""The estimator as the simulator's cost model: step times of a vLLM-style engine and batch times of a
+dynamically batched model, from the public pieces of :mod:`planner.estimator.inference`.
+
+A chunked-prefill step is timed with the same per-operator roofline the estimator uses for its two pure cases
+(LLM-Viewer, Yuan et al. 2024; Williams et al. 2009), extended to a fused step:
+
+- linear layers: the step's prompt tokens (at the prefill FLOP efficiency) and decode tokens (at the decode FLOP
+  efficiency) run as one GEMM per weight matrix, so the weights are read once: max(prompt FLOP time + decode FLOP
+  time, weight bytes / bandwidth). MoE steps read the experts the step's tokens route to;
+- decode attention over the KV each decoding sequence reads (``DecodeModel.attention_s``), plus the prompt
+  chunks' causal attention (``prefill_attention_pairs`` x 4 x layers x d_attn FLOPs, Kaplan et al. 2020);
+- under tensor parallelism two ring all-reduces per layer of the step's hidden states (Megatron-LM), whose fixed
+  latency is paid once per step;
+- one fixed cost per step: the decode step overhead for decode-only steps, the prefill admission cost for steps
+  that carry prompt tokens.
+
+Anchors, so that the simulator reproduces the estimator's idle figures exactly: a decode-only step at batch b and
+mean context c is ``DecodeModel.tpot(b, c)``; a whole prompt alone is ``prefill_time_s``. The prefill fixed
+cost is not a public field of the estimator, so it is recovered here as ``prefill_time_s(dm)`` minus the
+variable part this module computes for the same prompt (it is the calibration's prefill overhead plus the
+pipeline sends' latency; :attr:`EstimatorStepCost.prefill_fixed_s`).
+
+Also from here: the KV-cache capacity of a replica in tokens (what vLLM's profiler leaves after weights,
+runtime overhead and one step's activations) and the non-LLM batch time (``nonllm_batch_latency_s``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from planner.estimator import calibration as cal
+from planner.estimator.hardware import HardwareProfile
+from planner.estimator.inference import (
+    DecodeModel,
+    InferenceEstimate,
+    attention_flops_per_token,
+    estimate_inference,
+    expert_fraction,
+    kv_sequence_bytes_per_gpu,
+    linear_flops_per_token,
+    nonllm_batch_latency_s,
+    prefill_time_s,
+    ring_allreduce_s,
+)
+from planner.estimator.shape import Shape, shape_of
+from planner.models.arch import ModelArch
+from planner.simulator.engines import ContinuousBatching, DynamicBatching, vllm_defaults
+
+
+class EstimatorStepCost:
+    """:class:`~planner.simulator.costs.StepCost` of one replica, from the estimator's :class:`DecodeModel`."""
+
+    def __init__(self, dm: DecodeModel) -> None:
+        self.dm = dm
+        s = dm.shape
+        self.window = s.kv_window
+        self.layers = s.layers
+        self.flops_per_pair = attention_flops_per_token(s, 1.0)  # 4 x layers x d_attn per (query, key) pair
+        self.lin_flops_per_prompt_token = linear_flops_per_token(s, with_lm_head=False)
+        self.lm_head_flops = 2.0 * s.lm_head_math_params
+        self.allreduce_latency_s = ring_allreduce_s(0.0, dm.tp, dm.link_bytes_per_s) if dm.tp > 1 else 0.0
+        self._decode: dict[int, tuple[float, float]] = {}
+        self.decode_coeffs: Callable[[int], tuple[float, float]] | None = (
+            self._affine_decode if s.kv_window is None else None)
+        self._prefill: dict[tuple[int, float], float] = {}
+        self._fused: dict[tuple[int, int], float] = {}
+        t_in = dm.input_tokens
+        self.prefill_fixed_s = max(0.0, prefill_time_s(dm) - self.prefill_compute_s(t_in, t_in * t_in / 2.0))
+        """fixed cost of a step that carries prompt tokens (recovered from ``prefill_time_s``)"""
+
+    # ------------------------------------------------------------------------------------------- pieces
+    def _decode_coeffs(self, b: int) -> tuple[float, float]:
+        """(step time at context 0, seconds per context token of the mean sequence) at batch ``b``:
+        ``DecodeModel.tpot(b, c)`` is affine in c below the attention window."""
+        hit = self._decode.get(b)
+        if hit is None:
+            dm = self.dm
+            base = dm.tpot(b, 0.0)
+            probe = 1024.0 if self.window is None else float(min(1024, self.window))
+            hit = self._decode[b] = (base, (dm.tpot(b, probe) - base) / probe)
+        return hit
+
+    def _affine_decode(self, decode_seqs: int) -> tuple[float, float]:
+        """The decode step as (seconds at total context 0, seconds per context token): ``decode_coeffs`` for the
+        simulator's runs (offered only without a sliding window, where the step is affine in the context)."""
+        base, slope = self._decode.get(decode_seqs) or self._decode_coeffs(decode_seqs)
+        return base, slope / decode_seqs
+
+    def decode_s(self, decode_seqs: int, decode_context_tokens: float) -> float:
+        """``DecodeModel.tpot(decode_seqs, decode_context_tokens / decode_seqs)``, memoized per batch."""
+        base, slope = self._decode_coeffs(decode_seqs)
+        c = decode_context_tokens / decode_seqs
+        if self.window is not None and c > self.window:
+            c = float(self.window)
+        return base + slope * c
+
+    def prefill_compute_s(self, prompt_tokens: int, attention_pairs: float) -> float:
+        """A prompt chunk's variable time, as ``prefill_time_s`` counts it: linear layers and causal attention
+        (each max(FLOPs, bytes)), TP all-reduces, pipeline sends' bandwidth term; no fixed cost."""
+        dm = self.dm
+        s: Shape = dm.shape
+        tp, pp = dm.tp, dm.pp
+        pairs = attention_pairs if self.window is None else min(attention_pairs, prompt_tokens * self.window)
+        attn_flops = pairs * self.flops_per_pair / tp
+        lin_flops = (prompt_tokens * self.lin_flops_per_prompt_token + self.lm_head_flops) / tp
+        w_bytes = (dm.shared_weight_bytes + dm.expert_weight_bytes * expert_fraction(s, prompt_tokens)) * pp
+        kv_bytes = prompt_tokens * dm.kv_bytes_per_token_per_gpu * pp
+        t = (max(lin_flops / dm.prefill_flops_per_s, w_bytes / dm.bytes_per_s)
+             + max(attn_flops / dm.prefill_flops_per_s, kv_bytes / dm.bytes_per_s))
+        if tp > 1:
+            t += 2.0 * s.layers * ring_allreduce_s(prompt_tokens * dm.act_msg_bytes_per_token, tp,
+                                                    dm.link_bytes_per_s)
+        if pp > 1:
+            t += (pp - 1) * prompt_tokens * dm.act_msg_bytes_per_token / dm.link_bytes_per_s
+        return t
+
+    def weight_overlap_s(self, prompt_tokens: int, decode_seqs: int) -> float:
+        """Time saved by running the prompt and decode tokens of one step through each weight matrix together:
+        max(Fp, Wp) + max(Fd, Wd) - max(Fp + Fd, W(p + d)) (per-operator roofline of the fused GEMM)."""
+        dm = self.dm
+        s = dm.shape
+        tp, pp = dm.tp, dm.pp
+        n = tp * pp
+        bw = dm.bytes_per_s
+        mb = max(1.0, decode_seqs / pp)
+        fp = (prompt_tokens * self.lin_flops_per_prompt_token + self.lm_head_flops) / tp / dm.prefill_flops_per_s
+        fd = pp * (mb * dm.flops_per_token / n) / dm.flops_per_s
+        sh, ex = dm.shared_weight_bytes, dm.expert_weight_bytes
+        wp = pp * (sh + ex * expert_fraction(s, prompt_tokens)) / bw
+        wd = pp * (sh + ex * expert_fraction(s, mb)) / bw
+        wf = pp * (sh + ex * expert_fraction(s, prompt_tokens + mb)) / bw
+        return max(0.0, max(fp, wp) + max(fd, wd) - max(fp + fd, wf))
+
+    # -------------------------------------------------------------------------------------- StepCost
+    def step_s(self, prefill_tokens: int, decode_seqs: int, decode_context_tokens: int,
+               prefill_attention_pairs: float = 0.0) -> float:
+        if prefill_tokens <= 0:
+            if decode_seqs <= 0:
+                return 0.0
+            base, slope = self._decode.get(decode_seqs) or self._decode_coeffs(decode_seqs)
+            c = decode_context_tokens / decode_seqs
+            if self.window is not None and c > self.window:
+                c = float(self.window)
+            return base + slope * c
+        pairs = prefill_attention_pairs or prefill_tokens * prefill_tokens / 2.0
+        key = (prefill_tokens, pairs)
+        t = self._prefill.get(key)
+        if t is None:
+            if len(self._prefill) > 100_000:
+                self._prefill.clear()
+            t = self._prefill[key] = self.prefill_compute_s(prefill_tokens, pairs)
+        if decode_seqs <= 0:
+            return t + self.prefill_fixed_s
+        key2 = (prefill_tokens, decode_seqs)
+        fused = self._fused.get(key2)
+        if fused is None:
+            if len(self._fused) > 100_000:
+                self._fused.clear()
+            step_ovh = self.dm.step_overhead_s
+            fused = self._fused[key2] = (max(self.prefill_fixed_s, step_ovh) - step_ovh
+                                         - self.weight_overlap_s(prefill_tokens, decode_seqs)
+                                         - (2.0 * self.layers * self.allreduce_latency_s if self.dm.tp > 1 else 0.0))
+        return t + self.decode_s(decode_seqs, decode_context_tokens) + fused
+
+
+class EstimatorBatchCost:
+    """:class:`~planner.simulator.costs.BatchCost` of a non-LLM replica: ``nonllm_batch_latency_s``, memoized."""
+
+    def __init__(self, shape: Shape, hw: HardwareProfile, dtype: str, seq: int, tp: int = 1,
+                 flops_efficiency: float | None = None) -> None:
+        self.shape = shape
+        self.hw = hw
+        self.dtype = dtype
+        self.seq = seq
+        self.tp = tp
+        self.flops_efficiency = nonllm_flops_efficiency(hw) if flops_efficiency is None else flops_efficiency
+        self._memo: dict[int, float] = {}
+
+    def batch_s(self, batch: int) -> float:
+        v = self._memo.get(batch)
+        if v is None:
+            v = self._memo[batch] = nonllm_batch_latency_s(self.shape, self.hw, self.dtype, batch, self.seq,
+                                                            self.flops_efficiency, self.tp)[0]
+        return v
+
+
+def nonllm_flops_efficiency(hw: HardwareProfile) -> float:
+    """The FLOP efficiency ``estimate_inference`` uses for non-LLM models on ``hw`` (the estimator's private
+    ``_flops_eff`` with the non-LLM default, repeated here from the calibration constants)."""
+    if hw.kind == "gpu":
+        return cal.NONLLM_FLOPS_EFFICIENCY
+    if hw.kind == "cpu":
+        return cal.CPU_FLOPS_EFFICIENCY
+    return cal.EDGE_FLOPS_EFFICIENCY.get(hw.kind, cal.NONLLM_FLOPS_EFFICIENCY)
+
+
+def kv_capacity_tokens(est: InferenceEstimate, dtype: str, memory_headroom: float = 0.1) -> int:
+    """KV-cache slots of one replica: the usable memory per GPU (``1 - memory_headroom`` of it, like vLLM's
+    ``gpu_memory_utilization``) less weights, runtime overhead and one step's activations, divided by the KV
+    bytes one token of this workload's sequences takes per GPU: a whole sequence's cache (each layer as it is:
+    sliding windows, MLA latents, recurrent state) over its tokens, so hybrid-attention models count what they
+    really keep. ``est`` should be an estimate at batch 1 (its activations are one prefill chunk's)."""
+    dm = est.decode
+    if dm is None:
+        return 0
+    ctx = max(1, dm.input_tokens + dm.output_tokens)
+    per_token = kv_sequence_bytes_per_gpu(dm.shape, dtype, ctx, dm.tp, dm.pp) / ctx
+    if per_token <= 0:
+        return 0
+    m = est.memory
+    usable = est.capacity_bytes_per_gpu * (1.0 - memory_headroom)
+    free = usable - m.weights_bytes_per_gpu - m.overhead_bytes_per_gpu - m.activation_bytes_per_gpu
+    return max(0, int(free // per_token))
+
+
+@dataclass(frozen=True)
+class ReplicaModel:
+    """An engine configuration and its cost model, ready for :func:`planner.simulator.simulate`."""
+
+    engine: ContinuousBatching | DynamicBatching
+    cost: EstimatorStepCost | EstimatorBatchCost
+    estimate: InferenceEstimate
+
+    @property
+    def idle_ttft_s(self) -> float:
+        return self.estimate.ttft_s
+
+    @property
+    def idle_tpot_s(self) -> float:
+        return self.estimate.tpot_s
+
+
+def llm_replica(arch: ModelArch, hw: HardwareProfile, dtype: str, *, tp: int = 1, pp: int = 1, input_tokens: int,
+                output_tokens: int, memory_headroom: float = 0.1, max_num_seqs: int | None = None,
+                max_num_batched_tokens: int | None = None) -> ReplicaModel:
+    """A vLLM replica of ``arch`` on ``tp`` x ``pp`` of ``hw``: the engine's defaults for that GPU (unless
+    given), its KV capacity and the step cost. ``input_tokens`` / ``output_tokens`` are the mean request, used
+    for the estimator's own idle figures."""
+    est = estimate_inference(arch, hw, dtype, tp=tp, pp=pp, input_tokens=input_tokens, output_tokens=output_tokens,
+                             batch=1, memory_headroom=memory_headroom)
+    assert est.decode is not None, "llm_replica needs a decoder LLM"
+    d_tokens, d_seqs = vllm_defaults(hw.memory_bytes, hw.id)
+    seqs = max_num_seqs or d_seqs
+    budget = max(max_num_batched_tokens or d_tokens, seqs)
+    kv = kv_capacity_tokens(est, dtype, memory_headroom)
+    engine = ContinuousBatching(max_num_seqs=seqs, max_num_batched_tokens=budget,
+                                kv_capacity_tokens=kv if kv >= cal.KV_BLOCK_TOKENS else cal.KV_BLOCK_TOKENS,
+                                block_size=cal.KV_BLOCK_TOKENS)
+    return ReplicaModel(engine=engine, cost=EstimatorStepCost(est.decode), estimate=est)
+
+
+def nonllm_replica(arch: ModelArch, hw: HardwareProfile, dtype: str, *, runtime: str = "triton",
+                   max_batch_size: int = 8, max_queue_delay_s: float = 0.0,
+                   preferred_batch_sizes: tuple[int, ...] = (), seq: int = 1, tp: int = 1,
+                   instances: int = 1) -> ReplicaModel:
+    """A Triton (or Ray Serve, ``runtime="ray"``) replica of a non-LLM model with dynamic batching."""
+    est = estimate_inference(arch, hw, dtype, tp=tp, input_tokens=max(1, seq), output_tokens=1, batch=1)
+    engine = DynamicBatching(runtime="ray" if runtime == "ray" else "triton", max_batch_size=max_batch_size,
+                             max_queue_delay_s=max_queue_delay_s, preferred_batch_sizes=preferred_batch_sizes,
+                             instances=instances)
+    return ReplicaModel(engine=engine, cost=EstimatorBatchCost(shape_of(arch), hw, dtype, max(1, seq), tp),
+                        estimate=est)
