@@ -95,6 +95,21 @@ class Serving(Value):
     route_prefix: str = "/"
 
 
+class Engine(Value):
+    """LLM engine settings the planner decided for a part (vLLM / TensorRT-LLM), consistent with the estimator's
+    memory accounting; emitters pass them verbatim (``--max-num-seqs`` ...). See :mod:`planner.optimizer.engine`."""
+
+    max_num_seqs: int = Field(ge=1, description="sequences decoding together (the SLO-bound batch)")
+    max_num_batched_tokens: int = Field(ge=1, description="tokens per scheduler step (chunked-prefill budget)")
+    max_model_len: int = Field(ge=1, description="longest sequence (prompt + output) a request may have")
+    gpu_memory_utilization: float = Field(gt=0, le=1, description="fraction of each GPU's memory the engine takes")
+    kv_cache_dtype: str = Field(description="auto (the model's activation dtype) or fp8")
+    quantization: str | None = Field(default=None, description="the engine's quantization method, None for none")
+    enable_expert_parallel: bool = False
+    checkpoint: str = Field(description="which weights the engine loads: the model's own, or the quantized "
+                                        "checkpoint the plan's dtype needs")
+
+
 class Security(Value):
     privacy: str
     allowed_regions: tuple[str, ...] | None
@@ -181,6 +196,7 @@ class Part(Value):
     device: Device
     weights_bytes: int = Field(ge=0, description="the model's weight bytes in this part's dtype, all of them")
     names: PartNames
+    engine: Engine | None = Field(default=None, description="LLM engine settings (vLLM / TensorRT-LLM parts)")
 
 
 class Names(Value):

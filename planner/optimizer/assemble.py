@@ -9,6 +9,7 @@ from planner.estimator.inference import weights_bytes
 from planner.estimator.shape import shape_of
 from planner.models import image_context_tokens
 from planner.models.arch import ModelArch
+from planner.optimizer.engine import engine_settings
 from planner.optimizer.privacy import needs_private_networking
 from planner.optimizer.search import Candidate, Hybrid, Side
 from planner.optimizer.training import TrainCandidate
@@ -134,9 +135,14 @@ def _part(spec: Spec, arch: ModelArch, side: Side, *, accelerator_count: int, no
 
 def _candidate_part(spec: Spec, arch: ModelArch, c: Candidate, multi: bool) -> Part:
     o = c.option
-    return _part(spec, arch, c.side, accelerator_count=o.gpus, nodes=c.nodes, tp=o.tp, pp=o.pp,
+    part = _part(spec, arch, c.side, accelerator_count=o.gpus, nodes=c.nodes, tp=o.tp, pp=o.pp,
                  replicas=c.replicas, dtype=o.dtype, purchase=c.purchase, monthly=c.monthly, target=c.target,
                  multi=multi, ep=o.ep)
+    if c.side.runtime in ("vllm", "tensorrt-llm"):
+        part = part.model_copy(update={"engine": engine_settings(
+            spec, arch, dtype=o.dtype, batch=o.batch, ep=o.ep, memory_bytes=o.capacity_bytes_per_gpu,
+            accelerator=c.accelerator)})
+    return part
 
 
 def _cost(spec: Spec, lines: list[tuple[str, float]]) -> Cost:
