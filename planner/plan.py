@@ -149,6 +149,11 @@ class Device(Value):
     resource: str | None = Field(description="e.g. nvidia.com/gpu, amd.com/gpu; None on CPUs and MCUs")
     gpu_product: str | None = None
     ray_type: str | None = None
+    name: str | None = Field(default=None, description="the device's name (edge devices)")
+    storage_bytes: int | None = Field(default=None, description="flash / storage for the weights (edge devices)")
+    memory_bytes: int | None = Field(default=None, description="memory the model may use (edge devices)")
+    edge_runtime: str | None = Field(default=None, description="the device's inference runtime (tflite-micro ...)")
+    int8_only: bool = False
 
 
 class PartNames(Value):

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from planner.catalog import Catalog
-from planner.errors import CatalogError
 from planner.plan import Part, Plan
 
 FLASH_RESERVE = 0.25
@@ -38,19 +36,14 @@ def toolchain(device_id: str) -> dict[str, str]:
     return TOOLCHAINS["default"]
 
 
-def firmware_plan(plan: Plan, part: Part, catalog: Catalog | None = None) -> dict[str, Any]:
-    """The firmware build plan as data (written to ``firmware.yaml``)."""
-    device: dict[str, Any] = {"id": part.instance, "count": part.nodes}
-    flash_bytes: int | None = None
-    ram_bytes = plan.predicted.memory_capacity_per_gpu_bytes
-    try:
-        cat = catalog or Catalog.load()
-        dev = cat.edge_device(part.instance)
-        flash_bytes, ram_bytes = dev.storage_bytes, dev.ram_bytes
-        device.update({"name": dev.name, "runtime": dev.runtime, "int8_only": dev.int8_only, "source": dev.source})
-    except CatalogError:
-        device["note"] = "device not in the catalog: flash size unknown, RAM from the plan"
-    weights = int(plan.model.params * (1 if part.dtype == "int8" else 4 if part.dtype == "fp32" else 2))
+def firmware_plan(plan: Plan, part: Part) -> dict[str, Any]:
+    """The firmware build plan as data (written to ``firmware.yaml``), from the part's device facts."""
+    d = part.device
+    device: dict[str, Any] = {"id": part.instance, "count": part.nodes, "name": d.name, "runtime": d.edge_runtime,
+                              "int8_only": d.int8_only}
+    flash_bytes = d.storage_bytes
+    ram_bytes = d.memory_bytes or plan.predicted.memory_capacity_per_gpu_bytes
+    weights = part.weights_bytes
     arena = plan.predicted.memory_per_gpu_bytes
     flash_budget = int(flash_bytes * (1 - FLASH_RESERVE)) if flash_bytes else None
     tc = toolchain(part.instance)

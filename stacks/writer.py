@@ -30,18 +30,20 @@ from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 import planner
-from planner.catalog import Catalog
 from planner.errors import EnvironmentProblem, InputError
 from planner.guard import check_plan, spec_digest
 from planner.plan import Plan, Recommendation
 from planner.specs import Spec
 from stacks import firmware, layout, manifests, planmd
 from stacks.folder import MARKER, STATE_DIR, foreign_paths, marker_text, read_marker
+
+if TYPE_CHECKING:  # the writer is handed the catalog the plan was made from (for the guard), never loads it
+    from planner.catalog import Catalog
 
 TMP_PREFIX = ".mlplan-tmp-"
 OLD_PREFIX = ".mlplan-old-"
@@ -178,7 +180,7 @@ def build_folder(root: Path, spec: Spec, rec: Recommendation, plan_index: int, o
     notes: list[str] = []
     for info in layout.parts(plan):
         if info.target == "firmware":
-            fw = firmware.firmware_plan(plan, info.part, catalog)
+            fw = firmware.firmware_plan(plan, info.part)
             files.text("firmware/firmware.yaml", dump_yaml(fw))
             files.text("firmware/FIRMWARE.md", firmware.firmware_markdown(fw))
         if info.target in ("gcp-gke", "azure-aks"):
