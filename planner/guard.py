@@ -2,7 +2,7 @@
 
 A plan folder stores the spec it was planned from and that spec's hash (``plan.yaml``: ``spec``,
 ``spec_sha256``). Before anything is built from a plan (manifests, the Pulumi program, a deploy), the emitters
-call :func:`check_plan`, which re-applies the optimizer's own privacy rules (:func:`planner.optimizer.privacy.
+call :func:`check_plan`, which re-applies the optimizer's own privacy rules (:func:`planner.privacy.
 part_reason`) to every part against the stored spec's constraints, and checks that the plan's security block
 states what the parts do. A hand-edited ``plan.yaml`` (a region moved outside residency, a security block
 loosened, a hybrid part given data it may not see) yields no folder, no manifest and no resource.
@@ -22,8 +22,8 @@ from typing import Any
 
 from planner.catalog import Catalog
 from planner.errors import ArtifactError
-from planner.optimizer.privacy import PUBLIC, needs_private_networking, part_reason
 from planner.plan import Plan
+from planner.privacy import PUBLIC, needs_private_networking, part_reason
 from planner.specs import Spec
 
 _FIX = "re-plan with `mlplan plan SPEC --out DIR`; never edit plan.yaml by hand"

@@ -36,7 +36,6 @@ RAY_LLM_IMAGE = f"rayproject/ray-llm:{RAY_VERSION}-py311-cu128"
 MLPLAN_IMAGE = "mlplan-serving:0.1.0"  # built from the repository Dockerfile (serving extra); push to your registry
 RAY_UID = 1000  # the "ray" user of the rayproject images
 HEAD_CPU, HEAD_MEMORY = "2", "8Gi"
-CPU_PER_GPU, MEMORY_GIB_PER_GPU = 4, 32  # worker pod size per GPU when the catalog does not know the node
 SCHEMA_FILE = "ray.io_rayservices.yaml"
 
 
@@ -75,6 +74,12 @@ def _security_container() -> dict[str, Any]:
             "privileged": False, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
+DAEMONSET_CPU_MILLICORES = 500
+DAEMONSET_MEMORY_MIB = 1024
+"""What the node's daemonsets request together (NVIDIA device plugin ~50m/100Mi, aws-node/CNI 25m, kube-proxy 100m,
+a log agent ~100m/200Mi, headroom for the rest), taken off the allocatable before sizing a node-filling pod."""
+
+
 def _probe(command: str, *, period: int, failures: int, delay: int) -> dict[str, Any]:
     return {"exec": {"command": ["bash", "-c", command]}, "initialDelaySeconds": delay,
             "periodSeconds": period, "timeoutSeconds": 2, "failureThreshold": failures, "successThreshold": 1}
@@ -86,28 +91,13 @@ _PROXY = "wget -T 2 -q -O- http://localhost:8000/-/healthz | grep success"
 
 
 def _node_size(part: Part) -> tuple[int, int]:
-    """(vCPU, memory GiB) for one worker pod: 90 % of the catalog's cloud instance (the rest is left to the
-    kubelet and daemonsets), else ``CPU_PER_GPU`` / ``MEMORY_GIB_PER_GPU`` per GPU."""
-    found = _instance_size(part.instance, part.region) if part.placement == "cloud" else None
-    if found:
-        return max(1, int(found[0] * 0.9)), max(1, int(found[1] * 0.9))
-    gpus = max(part.gpus_per_node, 1)
-    return CPU_PER_GPU * gpus, MEMORY_GIB_PER_GPU * gpus
-
-
-@cache
-def _instance_size(instance: str, region: str | None) -> tuple[int, float] | None:
-    from planner.catalog import Catalog
-    from planner.errors import MlplanError
-
-    try:
-        cat = Catalog.load()
-    except (MlplanError, OSError):  # catalog data absent or invalid: size from the GPU count instead
-        return None
-    for inst in cat.instances:
-        if inst.instance == instance and (region is None or inst.region == region):
-            return inst.vcpu, inst.ram_gib
-    return None
+    """(whole CPUs, memory GiB) for one worker pod that owns its node: the node's allocatable (what the kubelet
+    leaves for pods after its reserves, ``part.node``), less a margin for the daemonsets every node runs
+    (device plugin, CNI, kube-proxy, log agent: ``DAEMONSET_RESERVE``)."""
+    n = part.node
+    cpu = (n.allocatable_cpu_millicores - DAEMONSET_CPU_MILLICORES) // 1000
+    mem = (n.allocatable_memory_mib - DAEMONSET_MEMORY_MIB) // 1024
+    return max(1, cpu), max(1, mem)
 
 
 def _volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -16,10 +16,10 @@ from planner.errors import InfeasibleError
 from planner.models import resolve
 from planner.optimizer import assemble
 from planner.optimizer.options import OptionEvaluator
-from planner.optimizer.privacy import check_names
 from planner.optimizer.search import Candidate, Hybrid, Rejections, search_inference
 from planner.optimizer.training import TrainCandidate, search_training
 from planner.plan import Plan, Recommendation, Rejected
+from planner.privacy import check_names
 from planner.specs import Spec
 
 __all__ = ["pareto_front", "recommend"]

@@ -10,7 +10,6 @@ from planner.estimator.shape import shape_of
 from planner.models import image_context_tokens
 from planner.models.arch import ModelArch
 from planner.optimizer.engine import engine_settings
-from planner.optimizer.privacy import needs_private_networking
 from planner.optimizer.search import Candidate, Hybrid, Side
 from planner.optimizer.training import TrainCandidate
 from planner.plan import (
@@ -27,6 +26,7 @@ from planner.plan import (
     Target,
     Training,
 )
+from planner.privacy import needs_private_networking
 from planner.specs import Spec
 
 

@@ -25,10 +25,10 @@ from planner.optimizer import costs
 from planner.optimizer.devices import device_of
 from planner.optimizer.nodes import node_shape
 from planner.optimizer.options import Miss, OptionEvaluator, ReplicaOption, allowed_dtypes
-from planner.optimizer.privacy import PUBLIC, part_reason
 from planner.optimizer.runtimes import choose_runtime, training_runtime
 from planner.optimizer.targets import deploy_target
 from planner.plan import Device, NodeShape, Routing, Target
+from planner.privacy import PUBLIC, part_reason
 from planner.specs import Spec
 
 LAN_RTT_S = 0.002  # users on the same campus as an on-prem cluster (typical LAN RTT, documented assumption)
@@ -191,7 +191,7 @@ class Search:
     # ------------------------------------------------------------------------------------------ helpers
     def rtt_for_region(self, provider: str, region: str) -> float:
         """Users' round trip to a cloud region (0 when the spec names no ``users_location``). Unknown zones are
-        refused when the spec is checked (:func:`planner.optimizer.privacy.check_names`), so a miss here is a
+        refused when the spec is checked (:func:`planner.privacy.check_names`), so a miss here is a
         catalog error and propagates."""
         z = self.spec.constraints.users_location
         if z is None:

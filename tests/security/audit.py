@@ -384,7 +384,7 @@ def public_exposure(resources: list[Res], manifests: list[Obj] | None = None) ->
 def residency_violations(resources: list[Res], plan: Any) -> list[str]:
     """AWS resources (and AWS providers) in a region outside the plan's residency set."""
     from planner.catalog import Catalog
-    from planner.optimizer.privacy import region_allowed
+    from planner.privacy import region_allowed
 
     allowed = plan.security.allowed_regions
     out = []

@@ -11,7 +11,7 @@ import yaml
 from planner.catalog import Catalog
 from planner.errors import ArtifactError
 from planner.guard import check_plan
-from planner.optimizer.privacy import region_allowed
+from planner.privacy import region_allowed
 from tests import factories as f
 from tests.stacks.conftest import PLANS
 
