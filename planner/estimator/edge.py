@@ -13,14 +13,8 @@ from planner.catalog.schema import EdgeDevice
 from planner.estimator import calibration as cal
 from planner.estimator.dtypes import check_dtype
 from planner.estimator.hardware import profile
-from planner.estimator.inference import (
-    _decode_model,
-    _memory,
-    _nonllm_activation_bytes,
-    nonllm_batch_latency_s,
-    prefill_time_s,
-    weights_bytes,
-)
+from planner.estimator.inference import decode_model, nonllm_batch_latency_s, prefill_time_s
+from planner.estimator.memory import nonllm_activation_bytes, replica_memory, weights_bytes
 from planner.estimator.shape import shape_of
 from planner.models.arch import ModelArch
 
@@ -66,12 +60,12 @@ def estimate_edge(arch: ModelArch, dev: EdgeDevice, dtype: str, *, batch: int = 
         d in dev.tops for d in (dtype, "fp16", "bf16", "fp32", "int8"))
     w = int(weights_bytes(s, dtype))
     if s.llm:
-        mem = _memory(s, dtype, 1, 1, batch, input_tokens + output_tokens, overhead)
+        mem = replica_memory(s, dtype, 1, 1, batch, input_tokens + output_tokens, overhead)
         need_ram = mem.total_bytes_per_gpu
     elif dev.kind == "mcu":
-        need_ram = int(_nonllm_activation_bytes(s, dtype, batch, input_tokens)) + overhead
+        need_ram = int(nonllm_activation_bytes(s, dtype, batch, input_tokens)) + overhead
     else:
-        need_ram = w + int(_nonllm_activation_bytes(s, dtype, batch, input_tokens)) + overhead
+        need_ram = w + int(nonllm_activation_bytes(s, dtype, batch, input_tokens)) + overhead
     fits_ram = need_ram <= dev.ram_bytes
     fits_storage = w <= dev.storage_bytes
     reason = None
@@ -89,7 +83,7 @@ def estimate_edge(arch: ModelArch, dev: EdgeDevice, dtype: str, *, batch: int = 
                             dev.storage_bytes, inf, None, None, inf, "unsupported", reason)
     power = dev.power_w * cal.EDGE_POWER_FRACTION
     if s.llm:
-        dm = _decode_model(s, hw, dtype, 1, 1, input_tokens, output_tokens, max(1, batch))
+        dm = decode_model(s, hw, dtype, 1, 1, input_tokens, output_tokens, max(1, batch))
         ttft = prefill_time_s(dm)
         tpot = dm.tpot(batch)
         lat = ttft + max(0, output_tokens - 1) * tpot

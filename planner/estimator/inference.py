@@ -23,224 +23,55 @@ Model (each piece is a small function below, with its source):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from planner.errors import InputError
 from planner.estimator import calibration as cal
+from planner.estimator.collectives import (
+    all_to_all_s,
+    moe_all_to_all_s,
+    pipeline_bubble_fraction,
+    ring_allreduce_s,
+    tp_scaling_efficiency,
+)
 from planner.estimator.dtypes import (
-    DTYPE_BYTES,
-    QUANTIZED,
     activation_bytes,
     check_dtype,
-    kv_dtype,
-    weight_bytes_per_param,
 )
+from planner.estimator.flops import attention_flops_per_token, expert_fraction, linear_flops_per_token, nonllm_flops
 from planner.estimator.hardware import HardwareProfile
+from planner.estimator.memory import (
+    InferenceMemory,
+    activation_elems_per_token,
+    inference_memory,
+    kv_bytes_per_sequence,
+    kv_bytes_per_token,
+    kv_bytes_per_token_all_layers,
+    kv_elem_bytes,
+    kv_sequence_bytes_per_gpu,
+    kv_shards,
+    kv_tokens,
+    nonllm_activation_bytes,
+    overhead_for,
+    replica_memory,
+    state_bytes_per_sequence,
+    state_elem_bytes,
+    streamed_weight_bytes,
+    validate_shape,
+    weights_bytes,
+)
 from planner.estimator.shape import Shape, shape_of
 from planner.models.arch import ModelArch
 
-# --------------------------------------------------------------------------------------------- formulas
-
-
-def _emb_bpp(dtype: str) -> float:
-    bpp = weight_bytes_per_param(dtype)
-    return 2.0 if (dtype in QUANTIZED and cal.QUANTIZED_KEEPS_EMBEDDINGS_16BIT) else bpp
-
-
-def weights_bytes(s: Shape, dtype: str) -> float:
-    """Stored weight bytes. At the checkpoint's own precision: its exact bytes (from its quantization_config or
-    safetensors headers). Otherwise quantized dtypes keep embeddings / LM head and vision / audio towers at 16 bit
-    (AutoAWQ, AutoGPTQ, ModelOpt skip them; see calibration.QUANTIZED_KEEPS_EMBEDDINGS_16BIT)."""
-    if s.native_weight_bytes and dtype == s.native_dtype:
-        return float(s.native_weight_bytes)
-    return s.body_params * weight_bytes_per_param(dtype) + (
-        s.embed_params + s.lm_head_params + s.tower_params) * _emb_bpp(dtype)
-
-
-def streamed_weight_bytes(s: Shape, dtype: str) -> tuple[float, float]:
-    """(shared, all routed experts) weight bytes a decode step streams, whole model: the shared body and the LM
-    head every step, the experts as far as tokens route to them. The embedding table is only gathered (a row per
-    token) and the towers run once per image. At the checkpoint's own precision the experts cost their stored
-    bytes and the rest the checkpoint's average over its other weights (gpt-oss: MXFP4 experts, bf16 rest)."""
-    if s.native_weight_bytes and dtype == s.native_dtype and s.native_expert_bytes is not None:
-        total_params = s.body_params + s.embed_params + s.lm_head_params + s.tower_params
-        rest = max(1, total_params - s.expert_params)
-        avg = (s.native_weight_bytes - s.native_expert_bytes) / rest
-        return (s.shared_body_params + s.lm_head_math_params) * avg, float(s.native_expert_bytes)
-    bpp = weight_bytes_per_param(dtype)
-    return s.shared_body_params * bpp + s.lm_head_math_params * _emb_bpp(dtype), s.expert_params * bpp
-
-
-def _kv_elem_bytes(dtype: str) -> float:
-    return DTYPE_BYTES[kv_dtype(dtype)]
-
-
-def state_elem_bytes(dtype: str) -> float:
-    """Bytes per element of a recurrent (Mamba / DeltaNet) state: the model's activation dtype (vLLM's
-    ``mamba_ssm_cache_dtype`` "auto"), never fp8."""
-    return activation_bytes(dtype)
-
-
-def kv_bytes_per_token(s: Shape, dtype: str) -> int:
-    """KV bytes one more token adds once every window is full: the layers whose cache grows with the context
-    (full attention: K and V, 2 x kv_heads x head_dim per layer, Pope et al. 2022, GQA Ainslie et al. 2023;
-    multi-head latent attention: kv_lora_rank + qk_rope_head_dim per layer, DeepSeek-V2 arXiv:2405.04434).
-    Sliding-window, chunked, linear-attention and state-space layers add nothing past their window.
-    Llama-2-7B fp16: 2 x 32 x 32 x 128 x 2 = 512 KiB."""
-    return int(sum(g.kv_elems_per_token for g in s.kv_groups if g.grows) * _kv_elem_bytes(dtype))
-
-
-def kv_bytes_per_token_all_layers(s: Shape, dtype: str) -> int:
-    """KV bytes per token while every window is still filling: all caching layers (cross-attention aside)."""
-    return int(s.kv_elems_per_token * _kv_elem_bytes(dtype))
-
-
-def kv_bytes_per_sequence(s: Shape, dtype: str, tokens: int) -> int:
-    """KV bytes one sequence of ``tokens`` tokens holds, each layer as it really is: full / MLA layers every token,
-    sliding and chunked layers at most their window, cross-attention its encoder positions (once per request)."""
-    kvb = _kv_elem_bytes(dtype)
-    return int(sum(g.kv_elems_per_token * g.kept(tokens) for g in s.kv_groups) * kvb)
-
-
-def state_bytes_per_sequence(s: Shape, dtype: str) -> int:
-    """Fixed recurrent state per sequence: linear-attention (Gated DeltaNet) and Mamba-2 layers' state plus
-    their causal-convolution window, whatever the length (Dao & Gu 2024; Yang et al. 2024)."""
-    return int(sum(g.state_elems for g in s.kv_groups) * state_elem_bytes(dtype))
-
-
-def _paged(tokens: float) -> float:
-    blk = cal.KV_BLOCK_TOKENS
-    return float(-(-math.ceil(tokens) // blk) * blk) if tokens > 0 else 0.0
-
-
-def kv_sequence_bytes_per_gpu(s: Shape, dtype: str, tokens: int, tp: int, pp: int) -> float:
-    """One sequence's KV + state on one GPU: each group's kept tokens rounded up to paged-KV blocks (vLLM
-    ``block_size`` 16), split over pp stages and over min(tp, shards) ranks (KV heads; MLA is replicated on every
-    rank, vLLM/SGLang keep the whole latent per rank)."""
-    kvb, sb = _kv_elem_bytes(dtype), state_elem_bytes(dtype)
-    total = 0.0
-    for g in s.kv_groups:
-        split = pp * max(1, min(tp, g.shards))
-        total += (g.kv_elems_per_token * _paged(g.kept(tokens)) * kvb + g.state_elems * sb) / split
-    return total
-
-
-def kv_tokens(s: Shape, context_tokens: int) -> int:
-    """Tokens of KV a sequence holds: its context, capped by a sliding window (Mistral 7B: 4096), rounded up to
-    whole paged-KV blocks (vLLM ``block_size`` 16)."""
-    t = context_tokens if s.kv_window is None else min(context_tokens, s.kv_window)
-    blk = cal.KV_BLOCK_TOKENS
-    return -(-t // blk) * blk
-
-
-def kv_shards(s: Shape, tp: int) -> int:
-    """GPUs the KV heads split over: min(tp, kv_heads). With tp > kv_heads each GPU keeps one (replicated) KV
-    head (vLLM / TensorRT-LLM replicate KV heads under GQA)."""
-    return max(1, min(tp, s.kv_heads))
-
-
-def expert_fraction(s: Shape, tokens: float) -> float:
-    """Fraction of routed experts a forward over ``tokens`` tokens reads.
-
-    Uniform top-k routing: P(expert unused) = (1 - k/E)^t, so the expected fraction touched is 1 - (1 - k/E)^t,
-    bounded by min(E, t k) / E (Fedus et al. 2021; DeepSpeed-MoE, Rajbhandari et al. 2022, on MoE inference
-    being bound by the experts a batch activates).
-    """
-    if not s.expert_params:
-        return 1.0
-    e, k = s.experts, s.experts_per_token
-    if cal.UNIFORM_EXPERT_ROUTING:
-        return 1.0 - math.pow(1.0 - k / e, max(tokens, 1.0))
-    return min(e, tokens * k) / e
-
-
-def linear_flops_per_token(s: Shape, *, with_lm_head: bool = True) -> float:
-    """2 FLOPs per multiply-accumulate per active weight (Kaplan et al. 2020, Table 1: C_forward ~ 2N), the LM
-    head included where logits are computed."""
-    return 2.0 * (s.active_body_params + (s.lm_head_math_params if with_lm_head else 0))
-
-
-def attention_flops_per_token(s: Shape, context: float) -> float:
-    """QK^T and AV for one query attending to ``context`` keys: 2 x 2 x layers x context x d_attn (Kaplan et al.
-    2020, Table 1; PaLM, Chowdhery et al. 2022, App. B), each layer over the keys it keeps (a sliding window or a
-    chunk at most). Linear-attention / state-space layers update and read their state instead: ~4 FLOPs per state
-    element per token (decay, rank-1 update, readout; Mamba-2's recurrent form, Dao & Gu 2024)."""
-    if not s.kv_groups:
-        c = context if s.kv_window is None else min(context, s.kv_window)
-        return 4.0 * s.layers * c * s.attn_dim
-    return sum(4.0 * g.attn_dim * g.kept(context) + 4.0 * g.state_elems for g in s.kv_groups)
-
-
-def ring_allreduce_s(message_bytes: float, n: int, link_bytes_per_s: float) -> float:
-    """Ring all-reduce of ``message_bytes`` over ``n`` GPUs: each sends and receives 2(n-1)/n of the message
-    (Patarasuk & Yuan 2009; NCCL busbw) at the achievable link bandwidth, plus a fixed latency."""
-    if n <= 1:
-        return 0.0
-    return (2.0 * (n - 1) / n * message_bytes / (link_bytes_per_s * cal.ALLREDUCE_BANDWIDTH_EFFICIENCY)
-            + cal.ALLREDUCE_LATENCY_S)
-
-
-def all_to_all_s(message_bytes: float, n: int, link_bytes_per_s: float) -> float:
-    """All-to-all where each of ``n`` GPUs holds ``message_bytes`` spread over all destinations: pairwise exchange,
-    (n-1) steps each of message/n bytes (Thakur, Rabenseifner & Gropp 2005, "Optimization of Collective
-    Communication Operations in MPICH", IJHPCA 19(1): T = (n-1) alpha + (n-1)/n x M x beta)."""
-    if n <= 1:
-        return 0.0
-    return ((n - 1) / n * message_bytes / (link_bytes_per_s * cal.ALLREDUCE_BANDWIDTH_EFFICIENCY)
-            + (n - 1) * cal.P2P_LATENCY_S)
-
-
-def moe_all_to_all_s(s: Shape, tokens: float, ep: int, tp: int, link_bytes_per_s: float, act_bytes: float) -> float:
-    """Extra communication of expert parallelism for one forward over ``tokens`` tokens, all MoE layers: per layer
-    a dispatch and a combine all-to-all of each token's hidden state to its top-k experts (GShard, Lepikhin et al.
-    2020; DeepSpeed-MoE, Rajbhandari et al. 2022), minus the tensor-parallel all-reduce of the MoE output that EP
-    over the whole TP group no longer needs (vLLM ``--enable-expert-parallel``)."""
-    if ep <= 1 or not s.moe_layers:
-        return 0.0
-    msg = tokens * s.experts_per_token * s.hidden * act_bytes
-    saved = ring_allreduce_s(tokens * s.hidden * act_bytes, tp, link_bytes_per_s) if ep == tp else 0.0
-    return s.moe_layers * max(0.0, 2.0 * all_to_all_s(msg, ep, link_bytes_per_s) - saved)
-
-
-def tp_scaling_efficiency(tp: int) -> float:
-    """Per-GPU compute efficiency left under ``tp``-way tensor parallelism (smaller GEMMs per GPU, kernel
-    boundaries at every all-reduce): TP_EFFICIENCY_PER_DOUBLING ** log2(tp). Megatron-LM (Shoeybi et al. 2019)
-    reports 77% scaling efficiency at 8-way model parallelism."""
-    return float(cal.TP_EFFICIENCY_PER_DOUBLING ** math.log2(tp)) if tp > 1 else 1.0
-
-
-def pipeline_bubble_fraction(pp: int, microbatches: int) -> float:
-    """Idle fraction of a pipeline of ``pp`` stages fed ``microbatches`` micro-batches: (p-1)/(m+p-1) (GPipe,
-    Huang et al. 2019; Narayanan et al. 2021). At batch 1 (a single prefill) it is (p-1)/p: PP adds memory, not
-    speed."""
-    return (pp - 1) / (microbatches + pp - 1) if pp > 1 else 0.0
-
-
-def activation_elems_per_token(s: Shape, tp: int) -> float:
-    """Live activation elements per in-flight token at the peak of an inference forward (no autograd): residual
-    + normed input (2h), Q/K/V and attention output ((q + 2 kv + q)/tp), then the MLP's gate/up/product
-    (3 i k / tp, k experts per token) (Megatron-LM TP splits the per-head / per-channel tensors)."""
-    kvd = s.kv_heads * s.head_dim
-    mlp = (3 if s.gated else 2) * s.intermediate * s.experts_per_token
-    return 2.0 * s.hidden + max((2.0 * s.attn_dim + 2.0 * kvd), mlp) / tp
-
-
-# ------------------------------------------------------------------------------------------------ results
-
-
-@dataclass(frozen=True, slots=True)
-class InferenceMemory:
-    """Bytes for one replica; ``*_per_gpu`` is what one accelerator must hold."""
-
-    weights_bytes: int
-    weights_bytes_per_gpu: int
-    kv_cache_bytes_per_token: int
-    kv_cache_bytes_per_gpu: int
-    activation_bytes_per_gpu: int
-    overhead_bytes_per_gpu: int
-    total_bytes_per_gpu: int
-
+__all__ = [
+    "DecodeModel", "InferenceEstimate", "InferenceMemory", "activation_elems_per_token", "all_to_all_s",
+    "attention_flops_per_token", "batch_for", "check_ep", "decode_model", "estimate_inference", "expert_fraction",
+    "inference_memory", "kv_bytes_per_sequence", "kv_bytes_per_token", "kv_bytes_per_token_all_layers",
+    "kv_sequence_bytes_per_gpu", "kv_shards", "kv_tokens", "linear_flops_per_token", "moe_all_to_all_s",
+    "nonllm_batch_latency_s", "nonllm_flops", "overhead_for", "pipeline_bubble_fraction", "prefill_time_s",
+    "ring_allreduce_s", "roofline_ridge", "state_bytes_per_sequence", "state_elem_bytes", "streamed_weight_bytes",
+    "tp_scaling_efficiency", "weights_bytes",
+]
 
 @dataclass(frozen=True, slots=True)
 class DecodeModel:
@@ -277,7 +108,7 @@ class DecodeModel:
         """KV + state bytes one sequence's decode step reads on one GPU at ``context``: each layer only the tokens
         it keeps; a recurrent state is read and written back."""
         s = self.shape
-        kvb, sb = _kv_elem_bytes(self.dtype), state_elem_bytes(self.dtype)
+        kvb, sb = kv_elem_bytes(self.dtype), state_elem_bytes(self.dtype)
         total = 0.0
         for g in s.kv_groups:
             split = self.pp * max(1, min(self.tp, g.shards))
@@ -399,89 +230,29 @@ class InferenceEstimate:
 # ---------------------------------------------------------------------------------------------- memory
 
 
-def _validate(tp: int, pp: int, batch: int) -> None:
-    if tp < 1 or pp < 1 or batch < 1:
-        raise InputError(f"tp, pp and batch must be >= 1 (got tp={tp}, pp={pp}, batch={batch})",
-                         fix="pass positive integers")
 
 
-def _llm_activation_bytes(s: Shape, dtype: str, tp: int, batch: int, context_tokens: int) -> float:
-    """Transient forward activations: the tokens of one forward pass (a prefill chunk of at most
-    ``PREFILL_CHUNK_TOKENS``, or one token per sequence in decode) x live elements per token, plus fp32 logits
-    of the last position of each sequence (vocab split over TP)."""
-    tokens = min(batch * context_tokens, max(cal.PREFILL_CHUNK_TOKENS, batch))
-    act = tokens * activation_elems_per_token(s, tp) * activation_bytes(dtype)
-    logits = batch * s.vocab / tp * cal.LOGITS_BYTES
-    return act + logits
 
 
-def _nonllm_activation_bytes(s: Shape, dtype: str, batch: int, context_tokens: int) -> float:
-    """Peak live activations of a non-LLM forward. Encoders (BERT, ViT): per token as an LLM layer, plus one
-    layer's attention scores (heads x seq^2, eager attention). CNNs: CNN_PEAK_ACTIVATION_PER_INPUT_ELEMENT x
-    input elements."""
-    ab = activation_bytes(dtype)
-    if s.transformer:
-        seq = context_tokens
-        return batch * (seq * activation_elems_per_token(s, 1) + s.heads * seq * seq) * ab
-    if s.input_elems:
-        return batch * s.input_elems * cal.CNN_PEAK_ACTIVATION_PER_INPUT_ELEMENT * ab
-    return 0.0
 
 
-def overhead_for(hw: HardwareProfile) -> int:
-    """Runtime overhead bytes per accelerator by hardware kind (see calibration)."""
-    if hw.kind == "gpu":
-        return cal.GPU_RUNTIME_OVERHEAD_BYTES
-    if hw.kind == "cpu":
-        return cal.CPU_RUNTIME_OVERHEAD_BYTES
-    return cal.EDGE_RUNTIME_OVERHEAD_BYTES.get(hw.kind, cal.GPU_RUNTIME_OVERHEAD_BYTES)
 
 
-def inference_memory(arch: ModelArch, dtype: str, *, tp: int = 1, pp: int = 1, batch: int = 1,
-                     context_tokens: int, overhead_bytes: int | None = None) -> InferenceMemory:
-    """Per-GPU inference memory at ``batch`` sequences of ``context_tokens`` (input + output) tokens.
-
-    weights / (tp pp) + KV (batch x context x kv/token) / (pp x min(tp, kv_heads)) + activations + overhead.
-    Non-LLMs (no decoder layers): weights + activations from the input size; no KV cache. ``overhead_bytes``
-    defaults to a GPU serving runtime's (calibration.GPU_RUNTIME_OVERHEAD_BYTES).
-    """
-    check_dtype(dtype)
-    _validate(tp, pp, batch)
-    s = shape_of(arch)
-    return _memory(s, dtype, tp, pp, batch, context_tokens,
-                   cal.GPU_RUNTIME_OVERHEAD_BYTES if overhead_bytes is None else overhead_bytes)
 
 
-def _memory(s: Shape, dtype: str, tp: int, pp: int, batch: int, context_tokens: int,
-            overhead: int) -> InferenceMemory:
-    w = weights_bytes(s, dtype)
-    w_gpu = w / (tp * pp)
-    if s.llm:
-        kv_tok = kv_bytes_per_token(s, dtype)
-        kv_gpu = batch * kv_sequence_bytes_per_gpu(s, dtype, context_tokens, tp, pp)
-        act = _llm_activation_bytes(s, dtype, tp, batch, context_tokens)
-    else:
-        kv_tok, kv_gpu = 0, 0.0
-        act = _nonllm_activation_bytes(s, dtype, batch, context_tokens) / tp
-    total = int(w_gpu) + int(kv_gpu) + int(act) + overhead
-    return InferenceMemory(
-        weights_bytes=int(w), weights_bytes_per_gpu=int(w_gpu), kv_cache_bytes_per_token=kv_tok,
-        kv_cache_bytes_per_gpu=int(kv_gpu), activation_bytes_per_gpu=int(act), overhead_bytes_per_gpu=overhead,
-        total_bytes_per_gpu=total,
-    )
 
 
 # ---------------------------------------------------------------------------------------------- estimate
 
 
-def _decode_model(s: Shape, hw: HardwareProfile, dtype: str, tp: int, pp: int, input_tokens: int,
+def decode_model(s: Shape, hw: HardwareProfile, dtype: str, tp: int, pp: int, input_tokens: int,
                   output_tokens: int, max_batch: int, ep: int = 1) -> DecodeModel:
     n = tp * pp
     peak = hw.peak_flops(dtype) * tp_scaling_efficiency(tp)
     shared_all, experts_all = streamed_weight_bytes(s, dtype)
     shared = shared_all / n
     experts = experts_all / n
-    kvb = _kv_elem_bytes(dtype)
+    kvb = kv_elem_bytes(dtype)
     kv_gpu_tok = sum(g.kv_elems_per_token * kvb / (pp * max(1, min(tp, g.shards))) for g in s.kv_groups if g.grows)
     prefill_flops = (input_tokens * linear_flops_per_token(s, with_lm_head=False) + 2.0 * s.lm_head_math_params
                      + input_tokens * attention_flops_per_token(s, input_tokens / 2.0))
@@ -568,7 +339,7 @@ def estimate_inference(arch: ModelArch, hw: HardwareProfile, dtype: str, *, tp: 
     """
     check_dtype(dtype)
     b = 1 if batch is None else batch
-    _validate(tp, pp, b)
+    validate_shape(tp, pp, b)
     if input_tokens < 1 or output_tokens < 0:
         raise InputError(f"input_tokens must be >= 1 and output_tokens >= 0 (got {input_tokens}, {output_tokens})",
                          fix="give positive token counts")
@@ -581,14 +352,14 @@ def estimate_inference(arch: ModelArch, hw: HardwareProfile, dtype: str, *, tp: 
         return _nonllm(s, hw, dtype, tp, b, input_tokens, usable, overhead, max_batch_cap)
 
     ctx = input_tokens + output_tokens
-    mem = _memory(s, dtype, tp, pp, b, ctx, overhead)
+    mem = replica_memory(s, dtype, tp, pp, b, ctx, overhead)
     # largest batch: everything but per-sequence KV + per-sequence activations/logits is fixed
     act_tok = activation_elems_per_token(s, tp) * activation_bytes(dtype)
     fixed = mem.weights_bytes_per_gpu + overhead + cal.PREFILL_CHUNK_TOKENS * act_tok
     per_seq = (kv_sequence_bytes_per_gpu(s, dtype, ctx, tp, pp) + act_tok + s.vocab / tp * cal.LOGITS_BYTES)
     cap = cal.MAX_CONCURRENT_SEQUENCES if max_batch_cap is None else max_batch_cap
     max_batch = max(0, min(cap, int((usable - fixed) // per_seq))) if per_seq > 0 else 0
-    dm = _decode_model(s, hw, dtype, tp, pp, input_tokens, output_tokens, max_batch, ep)
+    dm = decode_model(s, hw, dtype, tp, pp, input_tokens, output_tokens, max_batch, ep)
     ttft = prefill_time_s(dm)
     tpot = dm.tpot(b)
     mb = max(1, max_batch)
@@ -611,15 +382,6 @@ def estimate_inference(arch: ModelArch, hw: HardwareProfile, dtype: str, *, tp: 
     )
 
 
-def nonllm_flops(s: Shape, seq: int) -> float:
-    """FLOPs for one input of a non-LLM model: the given ``flops_per_inference`` (2 x MACs), else for an encoder
-    2 x params x seq + full (bidirectional) attention 4 x layers x seq^2 x d_attn (Kaplan et al. 2020), else
-    2 x params (one pass over every weight)."""
-    if s.flops_per_inference:
-        return s.flops_per_inference
-    if s.transformer:
-        return 2.0 * s.body_params * seq + 4.0 * s.layers * seq * seq * s.attn_dim
-    return 2.0 * (s.body_params + s.embed_params + s.lm_head_params)
 
 
 def nonllm_batch_latency_s(s: Shape, hw: HardwareProfile, dtype: str, batch: int, seq: int,
@@ -642,8 +404,8 @@ def nonllm_batch_latency_s(s: Shape, hw: HardwareProfile, dtype: str, batch: int
 
 def _nonllm(s: Shape, hw: HardwareProfile, dtype: str, tp: int, b: int, seq: int, usable: float,
             overhead: int, max_batch_cap: int | None) -> InferenceEstimate:
-    mem = _memory(s, dtype, tp, 1, b, seq, overhead)
-    per_sample = _nonllm_activation_bytes(s, dtype, 1, seq) / tp
+    mem = replica_memory(s, dtype, tp, 1, b, seq, overhead)
+    per_sample = nonllm_activation_bytes(s, dtype, 1, seq) / tp
     free = usable - mem.weights_bytes_per_gpu - overhead
     cap = cal.MAX_NONLLM_BATCH if max_batch_cap is None else max_batch_cap
     if free < 0:
