@@ -158,7 +158,15 @@ def brute_force_min(spec: Spec, cat: Catalog) -> float:
         if domain == g:
             shapes += [(g, pp) for pp in (2, 4, 8)]
         for dtype in dtypes_for(c, acc):
+            # no pipeline across instances for a model that some shape inside one node holds
+            one_node = any(e.fits and e.max_batch >= 1 for e in (
+                estimate_inference(arch, prof, dtype, tp=tp, pp=pp, input_tokens=w.input_tokens,
+                                   output_tokens=w.output_tokens, batch=1, memory_headroom=c.memory_headroom)
+                for tp, pp in shapes if tp * pp <= g))
             for tp, pp in shapes:
+                if tp * pp > g and one_node:
+                    continue
+
                 def est(b: int, tp: int = tp, pp: int = pp, dtype: str = dtype, prof=prof):  # type: ignore[no-untyped-def]
                     return estimate_inference(arch, prof, dtype, tp=tp, pp=pp, input_tokens=w.input_tokens,
                                               output_tokens=w.output_tokens, batch=b, memory_headroom=c.memory_headroom)
