@@ -94,6 +94,7 @@ def test_local_triton_lifecycle(tmp_path: Path) -> None:
         cfg = next((folder / "serving/triton/model_repository").glob("*/config.pbtxt"))
         cfg.write_text(cfg.read_text().replace("max_queue_delay_microseconds: 2000",
                                                "max_queue_delay_microseconds: 1000"))
+        reseal(folder)  # as a re-plan writes it
 
     _lifecycle(triton_folder(tmp_path / "triton"), body, restart=bump)
 
@@ -105,7 +106,10 @@ def test_local_dry_run_validates_and_starts_nothing(tmp_path: Path) -> None:
     assert "config valid" in out[-1]
     assert not (folder / ".mlplan" / "state.json").exists()
     (folder / "serving/ray/serve_config.yaml").write_text(yaml.safe_dump({"applications": [{"nme": "x"}]}))
-    with pytest.raises(ArtifactError):
+    with pytest.raises(ArtifactError, match="changed since `mlplan plan` wrote the folder"):
+        targets.deploy(folder, dry_run=True, say=out.append)
+    reseal(folder)  # even a folder whose marker matches is validated before anything starts
+    with pytest.raises(ArtifactError, match="invalid Serve config"):
         targets.deploy(folder, dry_run=True, say=out.append)
 
 
@@ -113,6 +117,7 @@ def test_a_failed_start_is_recorded(tmp_path: Path) -> None:
     folder = triton_folder(tmp_path / "t")
     cfg = next((folder / "serving/triton/model_repository").glob("*/config.pbtxt"))
     cfg.write_text(cfg.read_text().replace("max_batch_size: 8", "max_batch_size: -3"))
+    reseal(folder)
     with pytest.raises(DeployError, match="tritonserver"):
         targets.deploy(folder, opts=targets.Options(smoke_requests=0), say=lambda _: None)
     state = DeployState(folder / ".mlplan", "x").target("local")
