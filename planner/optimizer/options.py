@@ -163,7 +163,7 @@ class OptionEvaluator:
             if base.fits:  # the weights fit, but not one sequence's KV cache beside them
                 return Miss("memory", f"{shape}: no room for one {self.input_tokens + w.output_tokens}-token "
                             f"sequence's KV cache beside {base.memory.weights_bytes_per_gpu / GB:.1f} GB of "
-                            f"weights per GPU ({cap / GB:.1f} GB usable)", need, cap)
+                            f"weights per GPU ({cap / GB:.1f} GB usable)", max(need, cap) + 1, cap)
             return Miss("memory", f"{shape}: needs {need / GB:.1f} GB per GPU > {cap / GB:.1f} GB usable "
                         f"(weights {base.memory.weights_bytes / GB:.1f} GB in all)", need, cap)
         ttft = base.ttft_s + rtt_s
