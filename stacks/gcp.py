@@ -38,8 +38,7 @@ import pulumi_gcp as gcp
 
 from planner.errors import InputError
 from planner.names import dns_label as dns_name
-from planner.names import short_hash
-from stacks.clouds import PartOutputs, Taint
+from stacks.clouds import PartOutputs, Taint, gke_account_id
 
 SUBNET_CIDR = "10.50.0.0/20"
 PODS_CIDR = "10.52.0.0/14"
@@ -107,11 +106,8 @@ def tpu_chips(topology: str) -> int:
 
 
 def _account_id(prefix: str, suffix: str) -> str:
-    """A Google service-account id: 6-30 chars, ``[a-z][a-z0-9-]*[a-z0-9]``, unique per prefix."""
-    digest = short_hash(prefix, 6)
-    head = dns_name(prefix, 30 - len(suffix) - len(digest) - 2)
-    out = f"{head}-{digest}-{suffix}"
-    return out if out[0].isalpha() else f"m{out[1:]}"
+    """A Google service-account id (see :func:`stacks.clouds.gke_account_id`)."""
+    return gke_account_id(prefix, suffix)
 
 
 @dataclass(frozen=True)

@@ -205,8 +205,8 @@ def resource_lines(resources: list[dict[str, Any]]) -> list[str]:
     top: list[tuple[str, list[str]]] = []
     for r in resources:
         typ, name = r["type"], r["name"]
-        if typ == "pulumi:pulumi:Stack":
-            continue
+        if typ == "pulumi:pulumi:Stack" or r.get("read"):
+            continue  # reads (the endpoint Service looked up after apply) create nothing
         extra = f" ({r['region']})" if r.get("region") else ""
         if typ == "kubernetes:helm.sh/v3:Release":
             extra = f" (chart {r['inputs'].get('chart')} {r['inputs'].get('version')})"

@@ -59,6 +59,8 @@ def mock_runs() -> dict[str, list[dict[str, Any]]]:
 # pulumi-aws 7.x warns at import time for its own deprecated aliases (BucketV2, ...), which mlplan never uses
 # (it uses aws.s3.Bucket etc.); the filter matches only warnings issued from inside the pulumi_aws package.
 PULUMI_AWS_IMPORT_WARNINGS = "ignore:.*has been deprecated in favor of:DeprecationWarning:pulumi_aws"
+# pulumi-gcp likewise (gcp.compute.MangedSslCertificate ...), imported once the program builds a GKE part
+PULUMI_GCP_IMPORT_WARNINGS = "ignore:.*has been deprecated in favor of:DeprecationWarning:pulumi_gcp"
 
 
 # Ray Serve's config schema (used to validate a RayService's serveConfigV2) declares pydantic fields the v1 way.
@@ -70,4 +72,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/stacks/" in item.nodeid:
             item.add_marker(pytest.mark.filterwarnings(PULUMI_AWS_IMPORT_WARNINGS))
+            item.add_marker(pytest.mark.filterwarnings(PULUMI_GCP_IMPORT_WARNINGS))
             item.add_marker(pytest.mark.filterwarnings(RAY_SCHEMA_WARNINGS))
