@@ -170,14 +170,24 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) == 2 and args[0] == "dump":
         dump_flags(Path(args[1]))
         return 0
-    if len(args) >= 1 and args[0] == "parse":  # vLLM's own parser on the given flags (exit 2 when it refuses)
+    if len(args) == 1 and args[0] == "parse":
+        # vLLM's own parser on each flag list of a JSON list on stdin; prints a JSON list of errors ("" = accepted)
         import importlib
 
         cli = importlib.import_module("vllm.entrypoints.common.cli_args")
         parser_mod = importlib.import_module("vllm.utils.argparse_utils")
-        cli.make_arg_parser(parser_mod.FlexibleArgumentParser()).parse_args(args[1:])
+        results = []
+        for flags in json.loads(sys.stdin.read()):
+            parser = cli.make_arg_parser(parser_mod.FlexibleArgumentParser(exit_on_error=False))
+            try:
+                parser.parse_args(flags)
+                results.append("")
+            except (Exception, SystemExit) as e:  # argparse reports through exit_on_error / SystemExit
+                results.append(f"{type(e).__name__}: {e}")
+        print(json.dumps(results))
         return 0
-    print("usage: python -m serving.engine_args dump FILE | parse FLAGS...", file=sys.stderr)
+    print("usage: python -m serving.engine_args dump FILE | parse  (JSON list of flag lists on stdin)",
+          file=sys.stderr)
     return 2
 
 

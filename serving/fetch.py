@@ -63,6 +63,7 @@ class ModelSource:
     path: str = ""
     size_gib: int = 1
     why: str = ""
+    upload: str = ""  # what you upload to ``uri`` first, when the source is the stack's own bucket
 
     @property
     def needs_identity(self) -> bool:
@@ -117,7 +118,7 @@ def model_source(plan: Plan, part: Part, bucket_uri: str | None = None) -> Model
                                                        if artifact else ""))
     if bucket_uri:
         return ModelSource(scheme(bucket_uri) or "s3", bucket_uri, path, size,
-                           f"{what}, uploaded to {bucket_uri} (the stack's model bucket)")
+                           f"{what}, uploaded to {bucket_uri} (the stack's model bucket)", upload=what)
     return ModelSource("user", "", path, size,
                        f"{what}: set model.artifact to an s3://, gs:// or https://<account>.blob.core.windows.net/ "
                        f"URI holding it (or to a Hugging Face id with hf_id) and re-run mlplan plan")

@@ -78,7 +78,7 @@ def _recording_mocks() -> Any:
                 region = self.provider_region.get(args.provider.rsplit("::", 1)[-1], "")
             self.resources.append({"type": args.typ, "name": args.name, "region": region,
                                    "custom": bool(args.custom), "inputs": args.inputs,
-                                   "read": bool(getattr(args, "id", None))})
+                                   "read": bool(getattr(args, "resource_id", None))})
             return rid, fake_outputs(args.typ, args.name, dict(args.inputs), region)
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:

@@ -223,6 +223,7 @@ class UserInput:
     name: str
     how: str
     required: bool = True
+    command: str = ""  # a shell command that provides it, when there is one
 
 
 def user_provided(plan: Plan, rendered: dict[str, list[Obj]] | None = None) -> list[UserInput]:
@@ -239,21 +240,24 @@ def user_provided(plan: Plan, rendered: dict[str, list[Obj]] | None = None) -> l
         part, ns = info.part, info.namespace
         text = repr(objs)
         if fetch.HF_TOKEN_SECRET in text:
-            out.append(UserInput("Secret", ns, fetch.HF_TOKEN_SECRET,
-                                 f"optional, for gated models: kubectl -n {ns} create secret generic "
-                                 f"{fetch.HF_TOKEN_SECRET} --from-literal={fetch.HF_TOKEN_KEY}=hf_...",
-                                 required=False))
+            out.append(UserInput("Secret", ns, fetch.HF_TOKEN_SECRET, "a Hugging Face token, for gated models",
+                                 required=False, command=f"kubectl -n {ns} create secret generic "
+                                                         f"{fetch.HF_TOKEN_SECRET} "
+                                                         f"--from-literal={fetch.HF_TOKEN_KEY}=hf_..."))
         if f"'secretName': '{access.tls_secret(info)}'" in text:
             out.append(UserInput("Secret", ns, access.tls_secret(info),
-                                 f"the endpoint's TLS certificate: kubectl -n {ns} create secret tls "
-                                 f"{access.tls_secret(info)} --cert=tls.crt --key=tls.key (or a cert-manager "
-                                 "Certificate with that secretName)"))
+                                 "the endpoint's TLS certificate and key (or a cert-manager Certificate with that "
+                                 "secretName)", command=f"kubectl -n {ns} create secret tls "
+                                                        f"{access.tls_secret(info)} --cert=tls.crt --key=tls.key"))
         if info.target == "kubeconfig":
             from serving import hardware
 
             sel = ", ".join(f"{k}={v}" for k, v in hardware.node_selector(part).items())
             out.append(UserInput("NodeLabel", "", sel, f"label the {part.accelerator} nodes of your cluster {sel} "
                                                        "(GPU Feature Discovery sets nvidia.com/gpu.product)"))
+            out.append(UserInput("SystemNodes", "", "", "two or more untainted nodes of at least 4 vCPU and 16 GiB "
+                                                        "for the operators, the Ray head, the router and the TLS "
+                                                        "front door (the accelerator nodes may be tainted)"))
             if access.endpoint(info, objs) is not None:
                 out.append(UserInput("LoadBalancer", ns, "", "a load-balancer implementation for Services of type "
                                                              "LoadBalancer (MetalLB, kube-vip, your cloud's)"))
@@ -264,8 +268,12 @@ def user_provided(plan: Plan, rendered: dict[str, list[Obj]] | None = None) -> l
             src = model_source(plan, info, Context())
             if src.kind == "user":
                 out.append(UserInput("ModelWeights", ns, "", src.why))
-            elif "the stack's model bucket" in src.why:
-                out.append(UserInput("ModelWeights", ns, src.uri, f"upload {src.why}", required=True))
+            elif src.upload:
+                tool = {"s3": "aws s3 sync", "gcs": "gcloud storage rsync --recursive",
+                        "azure-blob": "az storage blob upload-batch --auth-mode login"}.get(src.kind, "copy")
+                out.append(UserInput("ModelWeights", ns, src.uri, f"upload {src.upload} to {src.uri} before the "
+                                                                  f"first rollout ({tool}); the stack creates the "
+                                                                  "bucket, private and encrypted"))
         if plan.workload == "training" and plan.training is not None and not plan.training.entrypoint:
             out.append(UserInput("Entrypoint", ns, "", training.NO_ENTRYPOINT))
     return out

@@ -91,7 +91,8 @@ def model_source(plan: Plan, info: PartInfo, ctx: Context) -> fetch.ModelSource:
         if bucket:
             uri = f"{bucket}/{fetch.dir_name(plan)}.onnx"
             return fetch.ModelSource(fetch.scheme(bucket) or "s3", uri, path, fetch.volume_gib(part),
-                                     f"the ONNX file, uploaded to {uri} (the stack's model bucket)")
+                                     f"the ONNX file, uploaded to {uri} (the stack's model bucket)",
+                                     upload=f"the ONNX file of {plan.model.name}")
         return fetch.ModelSource("user", "", path, fetch.volume_gib(part),
                                  f"model.artifact {artifact or '(none)'} is not a URI the cluster can read: set it "
                                  "to an s3://, gs:// or https://<account>.blob.core.windows.net/ URI")
