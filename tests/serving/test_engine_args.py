@@ -62,7 +62,7 @@ def test_flags_carry_the_plans_engine_settings(name: str) -> None:
         e = part.engine
         assert e is not None
 
-        def value(flag: str) -> str:
+        def value(flag: str, args: list[str] = args) -> str:
             return args[args.index(flag) + 1]
 
         assert value("--tensor-parallel-size") == str(part.tensor_parallel)
