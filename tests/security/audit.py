@@ -320,12 +320,28 @@ GCP_ALLOWED_ROLES = {
 #: a stack may assign, and on what. Contributor only on the dedicated hosts' own resource group (AKS must place
 #: VMs there), cluster admin only on the cluster, blob data read-only.
 AZURE_ROLES = {
-    "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1": ("Storage Blob Data Reader", "blobServices"),
-    "4d97b98b-1d4f-4787-a291-c67834d212e7": ("Network Contributor", "subnets"),
-    "e147488a-f6f5-4113-8e2d-b22465e65bf6": ("Key Vault Crypto Service Encryption User", "vaults"),
-    "b24988ac-6180-42a0-ab88-20f7382dd24c": ("Contributor", "-hosts-rg"),
-    "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b": ("Azure Kubernetes Service RBAC Cluster Admin", "managedClusters"),
+    "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1": ("Storage Blob Data Reader", "storage:BlobContainer"),
+    "4d97b98b-1d4f-4787-a291-c67834d212e7": ("Network Contributor", "network:Subnet"),
+    "e147488a-f6f5-4113-8e2d-b22465e65bf6": ("Key Vault Crypto Service Encryption User", "keyvault:Vault"),
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": ("Contributor", "resources:ResourceGroup -hosts-rg"),
+    "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b": ("Azure Kubernetes Service RBAC Cluster Admin",
+                                             "containerservice:ManagedCluster"),
 }
+#: The ARM id segment of each scope kind (a real deployment's scopes are ARM ids).
+_ARM_SEGMENT = {"storage:BlobContainer": "/blobServices/default/containers/", "network:Subnet": "/subnets/",
+                "keyvault:Vault": "/providers/Microsoft.KeyVault/vaults/",
+                "resources:ResourceGroup -hosts-rg": "-hosts-rg",
+                "containerservice:ManagedCluster": "/providers/Microsoft.ContainerService/managedClusters/"}
+
+
+def _scope_is(scope: str, kind: str, resources: list[Res]) -> bool:
+    """Whether ``scope`` is a resource of ``kind``: by the recorded resource whose (mock) id it is, else by its ARM
+    id's path."""
+    typ, _, name_suffix = kind.partition(" ")
+    for r in resources:
+        if r["type"].startswith("azure-native:") and f"{r['name']}-id" == scope:
+            return r["type"] == f"azure-native:{typ}" and r["name"].endswith(name_suffix)
+    return _ARM_SEGMENT[kind] in scope
 
 
 def _gcp_azure_grants(resources: list[Res]) -> list[str]:
@@ -343,7 +359,7 @@ def _gcp_azure_grants(resources: list[Res]) -> list[str]:
             scope = str(inputs.get("scope", ""))
             if known is None:
                 out.append(f"{typ} {r['name']}: assigns role {role_id}")
-            elif known[1] not in scope:
+            elif not _scope_is(scope, known[1], resources):
                 out.append(f"{typ} {r['name']}: {known[0]} on {scope}, broader than its {known[1]}")
     return out
 
@@ -454,14 +470,17 @@ def public_exposure(resources: list[Res], manifests: list[Obj] | None = None, pl
         if o.get("kind") == "RayService" and (o.get("spec") or {}).get("serveService"):
             ss = o["spec"]["serveService"]
             specs.append((ss.get("metadata") or {}, ss.get("spec") or {}))
-        part_key = ((o.get("metadata") or {}).get("labels") or {}).get("mlplan.dev/part")
-        part = next((p for p in plan.parts if p.names.key == part_key), None) if plan is not None else None
-        may_be_public = part is not None and part.data_class not in PRIVATE_CLASSES and \
-            part.routing != "marked-public"
         for md, spec in specs:
+            part_key = (md.get("labels") or {}).get("mlplan.dev/part") or \
+                ((o.get("metadata") or {}).get("labels") or {}).get("mlplan.dev/part")
+            part = next((p for p in plan.parts if p.names.key == part_key), None) if plan is not None else None
+            may_be_public = part is not None and part.data_class not in PRIVATE_CLASSES and \
+                part.routing != "marked-public"
             if spec.get("type") in ("LoadBalancer", "NodePort"):
                 ann = md.get("annotations") or {}
-                internal = any(ann.get(k) == v for k, v in INTERNAL_LB)
+                # an on-prem cluster's load balancer (MetalLB, kube-vip) hands out addresses of your own network
+                internal = any(ann.get(k) == v for k, v in INTERNAL_LB) or \
+                    (part is not None and part.target in ("kubeconfig", "edge-fleet"))
                 if spec["type"] == "NodePort" or (not internal and not may_be_public):
                     out.append(f"Service {md.get('name')}: {spec['type']} reachable from outside the cluster")
     return out
