@@ -288,7 +288,7 @@ class GkeCluster(pulumi.ComponentResource):
         extra: dict[str, Any] = {}
         if kms_key is not None:
             extra["database_encryption"] = {"state": "ENCRYPTED", "key_name": kms_key}
-        self.cluster = gcp.container.Cluster(
+        self.cluster = gcp.container.Cluster(  # type: ignore[call-overload]  # dict args
             name, name=name, location=args.region, node_locations=list(args.zones), project=args.project,
             network=network.network.id, subnetwork=network.subnet.id,
             remove_default_node_pool=True, initial_node_count=1, deletion_protection=False,
@@ -310,7 +310,7 @@ class GkeCluster(pulumi.ComponentResource):
         }
         if kms_key is not None:
             base_config["boot_disk_kms_key"] = kms_key
-        self.system_pool = gcp.container.NodePool(
+        self.system_pool = gcp.container.NodePool(  # type: ignore[call-overload]  # dict args
             f"{name}-system", name="system", cluster=self.cluster.id, location=args.region,
             node_locations=list(args.zones), node_count=args.system_nodes_per_zone, project=args.project,
             node_config={**base_config, "machine_type": args.system_machine_type, "disk_size_gb": 100,
@@ -336,7 +336,7 @@ class GkeCluster(pulumi.ComponentResource):
         else:
             pool["initial_node_count"] = args.nodes
             pool["autoscaling"] = {"min_node_count": args.nodes, "max_node_count": args.max_nodes}
-        self.accelerator_pool = gcp.container.NodePool(
+        self.accelerator_pool = gcp.container.NodePool(  # type: ignore[call-overload]  # dict args
             f"{name}-accel", name="accelerators", cluster=self.cluster.id, location=args.region,
             node_locations=[args.gpu_zone], project=args.project, node_config=node_config,
             management={"auto_repair": True, "auto_upgrade": True}, **pool,

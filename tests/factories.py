@@ -34,7 +34,7 @@ from planner.specs import Constraints, ModelSpec, Spec, TensorSpec
 
 #: (vCPU, GiB) of the instance types the factories use (AWS instance type pages)
 NODE_SIZES = {"g6e.xlarge": (4, 32), "g6.xlarge": (4, 16), "p5.48xlarge": (192, 2048), "p4d.24xlarge": (96, 1152),
-              "g2-standard-8": (8, 32)}
+              "g2-standard-8": (8, 32), "Standard_NC40ads_H100_v5": (40, 320)}
 BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 SPEC_NAME = "test"
 

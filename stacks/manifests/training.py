@@ -28,7 +28,7 @@ from stacks.manifests.base import RAY_IMAGE_UID, Context, Obj, container_securit
 TRAINING_IMAGES = {"nvidia": ("rayproject/ray:2.60.0-py311-gpu", "2.60.0"),
                    "amd": ("rocm/ray:ray-2.51.1_rocm7.0.0_ubuntu22.04_py3.12_pytorch2.9.0", "2.51.1")}
 NO_ENTRYPOINT = ("mlplan: this training job has no entrypoint. Set workload.entrypoint in the spec (the command "
-                 "that runs your training code, e.g. 'python train.py --deepspeed_config /etc/mlplan/ds_config.json') "
+                 "that runs your training code, e.g. python train.py --deepspeed_config /etc/mlplan/ds_config.json) "
                  "and re-run mlplan plan; until then the RayJob stays suspended and starts no cluster")
 
 
@@ -118,7 +118,7 @@ def training_job(plan: Plan, info: PartInfo, ctx: Context) -> list[Obj]:
     if not entry:
         metadata["annotations"] = {"mlplan.dev/refuses-to-start": NO_ENTRYPOINT}
     spec: Obj = {
-        "entrypoint": entry or f"sh -c {shlex.quote(f'echo {shlex.quote(NO_ENTRYPOINT)} >&2; exit 1')}",
+        "entrypoint": entry or f"echo {shlex.quote(NO_ENTRYPOINT)} >&2; exit 1",
         "shutdownAfterJobFinishes": True,
         "ttlSecondsAfterFinished": 3600,
         "rayClusterSpec": {

@@ -197,8 +197,8 @@ def pod_templates(doc: Obj) -> Iterator[tuple[str, Obj]]:
 
     for path in POD_PATHS.get(kind, []):
         tmpl = at(doc, path)
-        if isinstance(tmpl, dict):
-            yield name, tmpl.get("spec")
+        if isinstance(tmpl, dict) and isinstance(tmpl.get("spec"), dict):
+            yield name, tmpl["spec"]
     cluster = None
     if kind == "RayCluster":
         cluster = doc.get("spec")
@@ -340,7 +340,7 @@ def _scope_is(scope: str, kind: str, resources: list[Res]) -> bool:
     typ, _, name_suffix = kind.partition(" ")
     for r in resources:
         if r["type"].startswith("azure-native:") and f"{r['name']}-id" == scope:
-            return r["type"] == f"azure-native:{typ}" and r["name"].endswith(name_suffix)
+            return bool(r["type"] == f"azure-native:{typ}" and str(r["name"]).endswith(name_suffix))
     return _ARM_SEGMENT[kind] in scope
 
 

@@ -33,6 +33,17 @@ def gcp_plan() -> Plan:
                                   accelerator="l4")
 
 
+def azure_spot_plan() -> Plan:
+    """One H100 NVL on AKS (Standard_NC40ads_H100_v5, eastus), Spot: the GPU pool carries AKS's Spot taint too."""
+    base = f.cloud_llm_single_gpu()
+    part = base.parts[0].model_copy(update={"provider": "azure", "region": "eastus", "geography": "us",
+                                            "instance": "Standard_NC40ads_H100_v5", "accelerator": "h100-nvl",
+                                            "nodes": 1, "replicas": 1, "purchase": "spot", "dtype": "bf16"})
+    return f.cloud_llm_single_gpu(parts=(part,), provider="azure", region="eastus",
+                                  instance="Standard_NC40ads_H100_v5", accelerator="h100-nvl", nodes=1, replicas=1,
+                                  purchase="spot", dtype="bf16")
+
+
 def restricted_dedicated() -> Plan:
     """Restricted data in the cloud: dedicated tenancy, EU only."""
     return f.cloud_llm_pipeline_parallel(security=f._security("restricted", ("eu",)))
@@ -40,6 +51,7 @@ def restricted_dedicated() -> Plan:
 
 PLANS: dict[str, Any] = {**f.ALL_PLANS, "ec2_single_gpu": ec2_single_gpu,
                          "triton_tensor_parallel": triton_tensor_parallel, "gcp_plan": gcp_plan,
+                         "azure_spot_plan": azure_spot_plan,
                          "restricted_dedicated": restricted_dedicated}
 
 
