@@ -5,8 +5,9 @@ unfilled volumes, Service-port and probe mismatches, and what the plans leave to
 
 Each plan's folder is written by the real writer (``preview=False``, charts skipped); its ``k8s/*.yaml`` are
 judged against the cluster its Pulumi program creates (run under Pulumi's own mocks) by the checks of
-``tests/stacks/scheduling.py`` (the same module the tests use). Random plans: specs drawn from ``tests.fuzz_strategies.valid_spec_data`` with a
-fixed seed, recommended by the real optimizer, the top plan of each feasible spec. A plan the emitters refuse with
+``tests/stacks/scheduling.py`` (the same module the tests use). Random plans: specs drawn from
+``tests.fuzz_strategies.valid_spec_data`` with a fixed seed, recommended by the real optimizer, the top plan of each
+feasible spec. A plan the emitters refuse with
 a typed error (a TensorRT-LLM replica spanning nodes, a sole-tenant GKE pool) is counted as refused with its
 reason. Goal: 0 unschedulable, 0 dangling, 0 unfilled. Exit status 1 otherwise.
 """
