@@ -5,7 +5,8 @@ One decision per part (:func:`model_source`), read from the plan, used by the Ra
 
 - **Hugging Face** (``hf``): the model's full id (``Plan.model.hf_id``), downloaded with ``huggingface_hub``'s
   ``snapshot_download`` from the engine's own image (vLLM, Ray LLM and TensorRT-LLM images ship it); a token for
-  gated models comes from the Secret ``hf-token`` (key ``token``, optional: yours to create), never a value;
+  gated models comes from the Secret ``hf-token`` (key ``token``, optional: yours to create), mounted as a file
+  (``HF_TOKEN_PATH``), never a value;
 - **S3 / GCS / Azure Blob** (``s3`` / ``gcs`` / ``azure-blob``): ``model.artifact`` (or the stack's own model
   bucket, where you upload a checkpoint the engine cannot make itself), copied with the cloud's CLI through the
   workload identity of the pod's service account (IRSA, GKE Workload Identity, AKS workload identity);
@@ -42,6 +43,9 @@ MODELS_MOUNT = "/models"
 HF_PATTERNS = ("*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.jinja", "*.py")
 HF_TOKEN_SECRET = "hf-token"
 HF_TOKEN_KEY = "token"
+#: The token is read from a file (huggingface_hub's ``HF_TOKEN_PATH``), not an environment variable: a Secret
+#: mounted as a file does not leak into the process environment (checkov CKV_K8S_35).
+HF_TOKEN_DIR = "/var/run/secrets/huggingface"
 #: Fetch images, pinned. Sources: the projects' registries (public.ecr.aws/aws-cli, gcr.io cloudsdktool,
 #: mcr.microsoft.com/azure-cli).
 FETCH_IMAGES = {
@@ -140,8 +144,8 @@ def fetch_container(source: ModelSource, *, engine_image: str, pull_policy: str,
     if source.kind == "hf":
         env += [{"name": "MODEL_ID", "value": source.uri}, {"name": "HF_HOME", "value": "/tmp/hf"},
                 {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
-                {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": HF_TOKEN_SECRET, "key": HF_TOKEN_KEY,
-                                                                    "optional": True}}}]
+                {"name": "HF_TOKEN_PATH", "value": f"{HF_TOKEN_DIR}/{HF_TOKEN_KEY}"}]
+        mounts.append({"name": HF_TOKEN_SECRET, "mountPath": HF_TOKEN_DIR, "readOnly": True})
         script = ("import os; from huggingface_hub import snapshot_download; "
                   "snapshot_download(repo_id=os.environ['MODEL_ID'], local_dir=os.environ['MODEL_DIR'], "
                   f"allow_patterns={list(HF_PATTERNS)!r})")
@@ -184,9 +188,14 @@ def fetch_container(source: ModelSource, *, engine_image: str, pull_policy: str,
 
 
 def model_volumes(source: ModelSource) -> list[Obj]:
-    """The ``models`` volume (sized for the weights) and the fetch container's ``tmp``."""
-    return [{"name": MODELS_VOLUME, "emptyDir": {"sizeLimit": f"{source.size_gib}Gi"}},
-            {"name": "tmp", "emptyDir": {"sizeLimit": "8Gi"}}]
+    """The ``models`` volume (sized for the weights), the fetch container's ``tmp``, and the optional Hugging Face
+    token Secret (a missing Secret leaves the directory empty: public models need none)."""
+    vols: list[Obj] = [{"name": MODELS_VOLUME, "emptyDir": {"sizeLimit": f"{source.size_gib}Gi"}},
+                       {"name": "tmp", "emptyDir": {"sizeLimit": "8Gi"}}]
+    if source.kind == "hf":
+        vols.append({"name": HF_TOKEN_SECRET, "secret": {"secretName": HF_TOKEN_SECRET, "optional": True,
+                                                         "defaultMode": 0o440}})
+    return vols
 
 
 #: The container of the Azure model storage account (stacks.azure creates it).

@@ -49,7 +49,7 @@ def docker_user_data(plan: Plan, info: PartInfo, model_uri: str | None = None) -
                       f"snapshot_download(repo_id={source.uri!r}, local_dir={source.path!r}, "
                       f"allow_patterns={list(fetch.HF_PATTERNS)!r})")
             fetch_lines = [" ".join(shlex.quote(a) for a in [
-                "docker", "run", "--rm", "-e", "HF_HOME=/tmp/hf", "-e", "HF_TOKEN", "-v", "/opt/models:/models",
+                "docker", "run", "--rm", "-e", "HF_HOME=/tmp/hf", "-v", "/opt/models:/models",
                 "--entrypoint", "python3", image, "-c", script])]
         elif source.kind == "s3":
             fetch_lines = [f"aws s3 sync --only-show-errors {shlex.quote(source.uri)} {shlex.quote(host_dir)}"]

@@ -35,7 +35,7 @@ def fixed_catalog() -> Catalog:
                      source="STM32H743 datasheet DS12110")
     regions = [Region(provider=pr, region=r, geography=g, zone="x", source="test fixture")  # type: ignore[arg-type]
                for pr, r, g in (("aws", "us-east-1", "us"), ("aws", "eu-west-1", "eu"), ("aws", "eu-central-1", "eu"),
-                                ("gcp", "europe-west4", "eu"))]
+                                ("gcp", "europe-west4", "eu"), ("azure", "eastus", "us"))]
     return Catalog(version="test", accelerators={}, edge_devices={"stm32h7": stm}, instances=(), onprem_servers=(),
                    regions={(r.provider, r.region): r for r in regions},
                    rtt=RttTable(zones=["x"], rtt_ms={}, source="test fixture"))
