@@ -113,15 +113,23 @@ class AwsLoadBalancerController(pulumi.ComponentResource):
         self.register_outputs({"status": self.release.status})
 
 
+def _field(obj: Any, snake: str, camel: str) -> Any:
+    """A field of a typed Pulumi output (property getter) or of a plain dict (either spelling)."""
+    if obj is None:
+        return None
+    value = getattr(obj, snake, None)
+    if value is None and isinstance(obj, dict):
+        value = obj.get(snake, obj.get(camel)) if snake in obj or camel in obj else None
+    return value
+
+
 def lb_url(status: Any, scheme: str, port: int) -> str:
     """``scheme://host:port`` of a LoadBalancer Service's first ingress, or a note while it has none."""
-    lb = (status or {}).get("loadBalancer") if isinstance(status, dict) else getattr(status, "load_balancer", None)
-    ingress = (lb or {}).get("ingress") if isinstance(lb, dict) else getattr(lb, "ingress", None)
+    ingress = _field(_field(status, "load_balancer", "loadBalancer"), "ingress", "ingress")
     if not ingress:
         return "pending: the load balancer has no address yet (pulumi refresh shows it once it has)"
     first = ingress[0]
-    host = first.get("hostname") or first.get("ip") if isinstance(first, dict) else \
-        getattr(first, "hostname", None) or getattr(first, "ip", None)
+    host = _field(first, "hostname", "hostname") or _field(first, "ip", "ip")
     return f"{scheme}://{host}" + ("" if (scheme, port) in (("https", 443), ("http", 80)) else f":{port}")
 
 

@@ -57,6 +57,8 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> di
         out["privateIp"] = "10.40.0.10"
     elif typ == "kubernetes:helm.sh/v3:Release":
         out["status"] = {"status": "deployed"}
+    elif typ == "kubernetes:core/v1:Service":  # read back after apply: the load balancer's address
+        out["status"] = {"loadBalancer": {"ingress": [{"hostname": f"{name}.lb.mock"}]}}
     return out
 
 

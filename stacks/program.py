@@ -98,10 +98,12 @@ def _aws_part(plan: Plan, info: layout.PartInfo, cfg: pulumi.Config) -> dict[str
     bucket = ModelBucket(f"{name}-models", bucket_name=bucket_name, kms_key_arn=key.arn, provider=provider)
     model_uri = f"s3://{override}/{fetch.dir_name(plan)}" if override else None
     if info.target == "aws-ec2":
-        Ec2GpuServer(name, network=net, instance_type=part.instance, kms_key_arn=key.arn, bucket_arn=bucket.arn,
-                     user_data=docker_user_data(plan, info, model_uri), disk_gib=node_disk_gib(plan, info),
-                     dedicated=part.tenancy == "dedicated", port=manifests.SERVE_PORT, provider=provider)
-        return {}
+        server = Ec2GpuServer(name, network=net, instance_type=part.instance, kms_key_arn=key.arn,
+                              bucket_arn=bucket.arn, user_data=docker_user_data(plan, info, model_uri),
+                              disk_gib=node_disk_gib(plan, info), dedicated=part.tenancy == "dedicated",
+                              port=manifests.SERVE_PORT, provider=provider)
+        # reachable from inside the VPC only (no public IP): the private address and the serving port
+        return {"url": server.instance.private_ip.apply(lambda ip: f"http://{ip}:{manifests.SERVE_PORT}")}
     cluster = EksGpuCluster(
         name, region=region, network=net, kms_key_arn=key.arn,
         nodes=NodeGroupSpec(instance_type=part.instance, nodes=part.nodes, max_nodes=max_nodes(plan, info),
@@ -217,7 +219,7 @@ def build(plan: Plan) -> None:
             sides[info.key] = _cluster_part(plan, info, cfg)
     contexts = {k: v["ctx"] for k, v in sides.items() if "ctx" in v}
     rendered = manifests.render(plan, contexts)
-    urls: dict[str, pulumi.Output[str]] = {}
+    urls: dict[str, pulumi.Output[str]] = {k: v["url"] for k, v in sides.items() if "url" in v}
     for info in infos:
         side = sides.get(info.key)
         if info.key not in rendered or not side or "provider" not in side:

@@ -241,3 +241,28 @@ def test_residency_is_enforced_before_anything_is_created() -> None:
     part = plan.parts[0].model_copy(update={"region": "us-east-1", "geography": "us"})
     with pytest.raises(ArtifactError, match="residency eu only"):
         check_plan(plan.model_copy(update={"parts": (part,)}), f.spec_for(plan))
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("cloud_llm_single_gpu", "http://mlplan-test-primary-serving-endpoint.lb.mock:8000"),
+    ("cloud_llm_pipeline_parallel", "https://mlplan-test-primary-serving-endpoint.lb.mock"),  # TLS front door
+    ("ec2_single_gpu", "http://10.40.0.10:8000"),  # private address, the VPC's way in
+    ("hybrid_onprem_cloud_burst", "https://mlplan-test-sensitive-on-prem-serving-endpoint.lb.mock"),  # the router
+])
+def test_the_stack_exports_the_endpoint_deploy_prints(monkeypatch: pytest.MonkeyPatch, name: str,
+                                                      expected: str) -> None:
+    import pulumi
+
+    from stacks.preview import run_under_mocks
+    from stacks.program import build
+
+    seen: dict[str, Any] = {}
+
+    def export(key: str, value: Any) -> None:
+        pulumi.Output.from_input(value).apply(lambda v: seen.__setitem__(key, v))
+
+    monkeypatch.setattr(pulumi, "export", export)
+    plan = PLANS[name]()
+    run_under_mocks(lambda: build(plan))
+    assert seen["endpoint"] == expected
+    assert seen["plan_id"] == plan.id
