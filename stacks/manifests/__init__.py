@@ -255,6 +255,10 @@ def user_provided(plan: Plan, rendered: dict[str, list[Obj]] | None = None) -> l
             sel = ", ".join(f"{k}={v}" for k, v in hardware.node_selector(part).items())
             out.append(UserInput("NodeLabel", "", sel, f"label the {part.accelerator} nodes of your cluster {sel} "
                                                        "(GPU Feature Discovery sets nvidia.com/gpu.product)"))
+            if part.device.resource and part.gpus_per_node > 0:
+                out.append(UserInput("DevicePlugin", "", part.device.resource,
+                                     f"a device plugin advertising {part.device.resource} on the accelerator nodes "
+                                     "(the NVIDIA GPU Operator or k8s-device-plugin, AMD's GPU Operator)"))
             out.append(UserInput("SystemNodes", "", "", "two or more untainted nodes of at least 4 vCPU and 16 GiB "
                                                         "for the operators, the Ray head, the router and the TLS "
                                                         "front door (the accelerator nodes may be tainted)"))

@@ -36,8 +36,20 @@ def example_plans() -> dict[str, Plan]:
     return out
 
 
+def hybrid_gcp() -> Plan:
+    """The hybrid factory plan with its public side on GKE (g2-standard-8, europe-west4) instead of EKS."""
+    from tests import factories as f
+
+    base = PLANS["hybrid_onprem_cloud_burst"]()
+    onprem, burst = base.parts
+    burst = burst.model_copy(update={"provider": "gcp", "region": "europe-west4", "geography": "eu",
+                                     "instance": "g2-standard-8"})
+    return f._plan(onprem, placement="hybrid", parts=(onprem, burst), monthly_cost_usd=base.monthly_cost_usd,
+                   cost=base.cost, id="hybrid-onprem-datacenter+gcp-europe-west4-l4-int8", security=base.security)
+
+
 CASES: dict[str, Plan] = {**example_plans(), "factory-gcp": PLANS["gcp_plan"](),
-                          "factory-azure-spot": PLANS["azure_spot_plan"]()}
+                          "factory-azure-spot": PLANS["azure_spot_plan"](), "factory-hybrid-gcp": hybrid_gcp()}
 
 
 def config_objs(res: list[Res]) -> list[dict[str, Any]]:
@@ -80,10 +92,13 @@ def check_cloud_plan(plan: Plan, res: list[Res]) -> None:
     assert audit.public_exposure(res, objs, plan) == []
     assert audit.iam_wildcards(res) == []
     # the manifests the stack applies are the written ones, fitted to the live cluster the same way
-    written = {(o["kind"], o["metadata"]["name"]): o for objs_ in manifests.render(
-        plan, manifests.default_contexts(plan)).values() for o in objs_}
+    def key(o: dict[str, Any]) -> tuple[str, str, str]:  # the parts of a hybrid plan share names, not clusters
+        return o["kind"], o["metadata"]["name"], (o["metadata"].get("labels") or {}).get("mlplan.dev/part", "")
+
+    written = {key(o): o for objs_ in manifests.render(plan, manifests.default_contexts(plan)).values()
+               for o in objs_}
     for o in objs:
-        w = written[(o["kind"], o["metadata"]["name"])]
+        w = written[key(o)]
         if o["kind"] == "ServiceAccount":
             assert set(o["metadata"].get("annotations") or {}) == set(w["metadata"].get("annotations") or {})
         elif o["kind"] != "ResourceQuota":
@@ -100,8 +115,22 @@ def _without_identity(o: Any) -> Any:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_gcp_and_azure_plans_build_their_clusters(name: str) -> None:
+    from tests.stacks import scheduling
+
     plan = CASES[name]
-    check_cloud_plan(plan, audit.mock_run(plan))
+    res = audit.mock_run(plan)
+    check_cloud_plan(plan, res)
+    assert scheduling.check_plan(plan, res).problems() == []
+
+
+def test_a_hybrid_plan_gets_its_cloud_sides_stack() -> None:
+    plan = CASES["factory-hybrid-gcp"]
+    res = audit.mock_run(plan)
+    assert any(r["type"] == "gcp:container/cluster:Cluster" for r in res)
+    objs = config_objs(res)
+    lb = next(o for o in objs if o["kind"] == "RayService" and o["spec"].get("serveService"))["spec"]["serveService"]
+    assert lb["metadata"]["annotations"] == {"networking.gke.io/load-balancer-type": "Internal"}  # the router's peer
+    assert any(o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-router") for o in objs)
 
 
 def test_the_examples_land_on_gcp_a3_and_azure() -> None:
