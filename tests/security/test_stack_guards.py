@@ -131,14 +131,14 @@ def test_program_refuses_a_tampered_folder(tmp_path: Path) -> None:
 
 
 def test_a_public_bucket_fails_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
-    import stacks.aws as stack_aws
+    import pulumi_aws as aws  # the module stacks.aws creates its resources from
 
-    real = stack_aws.aws.s3.BucketPublicAccessBlock
+    real = aws.s3.BucketPublicAccessBlock
 
     def lax(name: str, **kw: Any) -> Any:  # a regression that lets bucket policies make the bucket public
         return real(name, **{**kw, "block_public_policy": False, "restrict_public_buckets": False})
 
-    monkeypatch.setattr(stack_aws.aws.s3, "BucketPublicAccessBlock", lax)
+    monkeypatch.setattr(aws.s3, "BucketPublicAccessBlock", lax)
     res = audit.mock_run(factories.cloud_llm_single_gpu())
     assert any("public access not fully blocked" in p for p in audit.public_exposure(res))
 
