@@ -52,7 +52,7 @@ from stacks.manifests.server import pod_resources, server_container
 
 __all__ = ["GIB", "GRPC_PORT", "IMAGES", "METRICS_PORT", "RUN_AS_USER", "SERVE_PORT", "TLS_PORT", "Context", "Obj",
            "UserInput", "default_contexts", "endpoints", "hybrid_local_remote", "labels", "meta", "needs_kuberay",
-           "needs_lws", "part_manifests", "pod_limits", "pod_requests", "pod_resources", "quantity", "render",
+           "part_manifests", "pod_limits", "pod_requests", "pod_resources", "quantity", "render",
            "selector", "server_container", "serving_service_name", "user_provided", "uses_rayservice",
            "weights_bytes"]
 
@@ -70,12 +70,6 @@ def uses_rayservice(plan: Plan, info: PartInfo) -> bool:
 
 def needs_kuberay(plan: Plan, info: PartInfo) -> bool:
     return plan.workload == "training" or uses_rayservice(plan, info)
-
-
-def needs_lws(plan: Plan, info: PartInfo) -> bool:
-    """The part runs LeaderWorkerSets (none today: multi-node vLLM replicas run on one Ray cluster through KubeRay,
-    and multi-node TensorRT-LLM is refused; see :func:`stacks.manifests.server.workload`)."""
-    return False
 
 
 def serving_service_name(objs: list[Obj], info: PartInfo) -> str:
