@@ -7,7 +7,8 @@ the first, and destroying it must not delete the first's objects).
 Rules (Kubernetes object names: DNS-1123 labels; Service names: DNS-1035 labels, which start with a letter:
 https://kubernetes.io/docs/concepts/overview/working-with-objects/names/ ; S3 bucket names: 3-63 characters of
 ``[a-z0-9.-]``, globally unique: https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html ;
-IAM role names: up to 64 characters).
+IAM role names: up to 64 characters; Azure storage account names: 3-24 lowercase letters and digits, globally
+unique: https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules#microsoftstorage).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-__all__ = ["bucket_name", "dns_label", "part_key", "role_name", "service_name", "short_hash"]
+__all__ = ["bucket_name", "dns_label", "part_key", "role_name", "service_name", "short_hash", "storage_account_name"]
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 
@@ -53,3 +54,11 @@ def bucket_name(spec_name: str, model: str, region: str) -> str:
 def role_name(spec_name: str, region: str) -> str:
     """The serving role (AWS IAM / GCP service account / Azure identity) of one spec in one region."""
     return dns_label(f"mlplan-{spec_name[:30]}-{region}-serving", 64)
+
+
+def storage_account_name(spec_name: str, model: str, region: str) -> str:
+    """A deterministic Azure storage account name for one spec, model and region: ``ml`` + up to 12 letters and
+    digits of the spec's name + a 10-digit hash (3-24 lowercase alphanumerics; the hash keeps it globally unlikely
+    to collide)."""
+    head = re.sub(r"[^a-z0-9]+", "", spec_name.lower())[:12]
+    return f"ml{head}{short_hash(f'{spec_name}/{model}/{region}', 10)}"

@@ -126,6 +126,8 @@ class Training(Value):
     model_states_bytes_per_gpu: int
     time_s: float
     federated: bool = False
+    entrypoint: str | None = Field(default=None, description="the user's training command (workload.entrypoint); "
+                                                             "None: the emitted job refuses to start and says why")
 
 
 class NodeShape(Value):
@@ -166,6 +168,9 @@ class PartNames(Value):
     resource_prefix: str = Field(description="prefix of the cloud resources (VPC, cluster, key ...)")
     bucket: str | None = Field(default=None, description="the model bucket the stack creates (cloud parts)")
     role: str | None = Field(default=None, description="the serving IAM role / identity (cloud parts)")
+    storage_account: str | None = Field(default=None, description="the Azure storage account holding the model "
+                                                                  "container (Azure parts; 3-24 lowercase "
+                                                                  "alphanumerics, globally unique)")
 
 
 class Part(Value):

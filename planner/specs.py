@@ -225,6 +225,11 @@ class TrainingWorkload(Frozen):
     zero_stage: Literal[0, 1, 2, 3] | None = Field(default=None, description="fix the ZeRO/FSDP stage; default: search")
     target_wall_time_h: float | None = Field(default=None, gt=0, le=87_600)
     method: Literal["full", "lora"] = "full"
+    entrypoint: str | None = Field(default=None, min_length=1, max_length=4000,
+                                   description="the training command the job runs (your code, in the vendor's Ray "
+                                               "image), e.g. 'python train.py --deepspeed_config "
+                                               "/etc/mlplan/ds_config.json'; without it the emitted RayJob is a "
+                                               "template that refuses to start")
 
     @model_validator(mode="after")
     def _amount(self) -> TrainingWorkload:

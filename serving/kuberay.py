@@ -3,11 +3,12 @@
 ``spec.serveConfigV2`` is the Serve config of :mod:`serving.ray_config` as a YAML string. The head group runs
 the GCS, dashboard and Serve controller (``num-cpus: 0``, so no replica lands there); one worker group per
 part carries the plan's ``nodes`` (worker pods, one per node), ``gpus_per_node`` (``nvidia.com/gpu`` limit ==
-``rayStartParams.num-gpus``) and GPU type (``nodeSelector``: the cloud instance type label, or NVIDIA GPU
-Feature Discovery's ``nvidia.com/gpu.product`` on-prem). Pods get restricted-profile security defaults
-(runAsNonRoot, no privilege escalation, all capabilities dropped, seccomp RuntimeDefault), requests == limits,
-and readiness/liveness probes equal to the ones KubeRay injects (raylet health, GCS health on the head, Serve
-proxy health on workers), written out so reviewers see them.
+``rayStartParams.num-gpus``) and GPU type (``nodeSelector`` and tolerations from :mod:`serving.hardware`: the
+accelerator pool of the stacks' clusters, or GPU Feature Discovery's ``nvidia.com/gpu.product`` on-prem).
+Worker pods take the node's allocatable share; the head sits on the system pool. Pods get restricted-profile
+security defaults (runAsNonRoot, no privilege escalation, all capabilities dropped, seccomp RuntimeDefault),
+requests == limits, and readiness/liveness probes equal to the ones KubeRay injects (raylet health, GCS health
+on the head, Serve proxy health on workers), written out so reviewers see them.
 
 Validation: :func:`validate_rayservice` checks the object against the RayService CRD's openAPIV3Schema
 (jsonschema Draft 7), rejects fields the schema does not declare (the API server would silently prune them),
@@ -33,8 +34,12 @@ from serving.ray_config import app_name, build_serve_config, serve_runtime, vali
 RAY_VERSION = "2.60.0"
 RAY_IMAGE = f"rayproject/ray:{RAY_VERSION}-py311"  # + "-gpu" on GPU workers
 RAY_LLM_IMAGE = f"rayproject/ray-llm:{RAY_VERSION}-py311-cu128"
+#: AMD's ROCm build of Ray with vLLM for AMD Instinct GPUs, and its Ray version (the cluster's rayVersion).
+#: Source: https://rocm.docs.amd.com (Ray on ROCm), https://hub.docker.com/r/rocm/ray
+RAY_ROCM_IMAGE, RAY_ROCM_VERSION = "rocm/ray:ray-2.51.1_rocm7.0.0_ubuntu22.04_py3.12_pytorch2.9.0", "2.51.1"
 MLPLAN_IMAGE = "mlplan-serving:0.1.0"  # built from the repository Dockerfile (serving extra); push to your registry
 RAY_UID = 1000  # the "ray" user of the rayproject images
+#: The head pod (GCS, dashboard, Serve controller; ``num-cpus: 0``, so no replica lands there), on the system pool.
 HEAD_CPU, HEAD_MEMORY = "2", "8Gi"
 SCHEMA_FILE = "ray.io_rayservices.yaml"
 
@@ -74,12 +79,6 @@ def _security_container() -> dict[str, Any]:
             "privileged": False, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
-DAEMONSET_CPU_MILLICORES = 500
-DAEMONSET_MEMORY_MIB = 1024
-"""What the node's daemonsets request together (NVIDIA device plugin ~50m/100Mi, aws-node/CNI 25m, kube-proxy 100m,
-a log agent ~100m/200Mi, headroom for the rest), taken off the allocatable before sizing a node-filling pod."""
-
-
 def _probe(command: str, *, period: int, failures: int, delay: int) -> dict[str, Any]:
     return {"exec": {"command": ["bash", "-c", command]}, "initialDelaySeconds": delay,
             "periodSeconds": period, "timeoutSeconds": 2, "failureThreshold": failures, "successThreshold": 1}
@@ -90,16 +89,6 @@ _GCS = "wget -T 2 -q -O- http://localhost:8265/api/gcs_healthz | grep success"
 _PROXY = "wget -T 2 -q -O- http://localhost:8000/-/healthz | grep success"
 
 
-def _node_size(part: Part) -> tuple[int, int]:
-    """(whole CPUs, memory GiB) for one worker pod that owns its node: the node's allocatable (what the kubelet
-    leaves for pods after its reserves, ``part.node``), less a margin for the daemonsets every node runs
-    (device plugin, CNI, kube-proxy, log agent: ``DAEMONSET_RESERVE``)."""
-    n = part.node
-    cpu = (n.allocatable_cpu_millicores - DAEMONSET_CPU_MILLICORES) // 1000
-    mem = (n.allocatable_memory_mib - DAEMONSET_MEMORY_MIB) // 1024
-    return max(1, cpu), max(1, mem)
-
-
 def _volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     vols = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}, {"name": "ray-tmp", "emptyDir": {}}]
     mounts = [{"name": "dshm", "mountPath": "/dev/shm"}, {"name": "ray-tmp", "mountPath": "/tmp/ray"}]
@@ -108,18 +97,28 @@ def _volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 def _image(plan: Plan, part: Part, gpu: bool) -> str:
     if serve_runtime(plan, part) == "vllm":
-        return RAY_LLM_IMAGE
+        return RAY_ROCM_IMAGE if part.device.vendor == "amd" else RAY_LLM_IMAGE
     return os.environ.get("MLPLAN_SERVING_IMAGE", MLPLAN_IMAGE) if not gpu else \
         os.environ.get("MLPLAN_SERVING_IMAGE_GPU", f"{MLPLAN_IMAGE}-gpu")
 
 
-def build_rayservice(plan: Plan, namespace: str, part: Part | None = None) -> dict[str, Any]:
-    """The RayService for ``part`` (default: the plan's first Kubernetes part, else its first part)."""
+def build_rayservice(plan: Plan, namespace: str, part: Part | None = None, *,
+                     bucket_uri: str | None = None) -> dict[str, Any]:
+    """The RayService for ``part`` (default: the plan's first Kubernetes part, else its first part).
+
+    Worker pods take the node's allocatable share (:func:`serving.hardware.pod_budget`, one worker pod per node,
+    all its accelerators); vLLM workers first fetch the weights into their ``models`` volume
+    (:mod:`serving.fetch`; ``bucket_uri`` overrides the stack's bucket prefix). Every pod runs as the part's
+    ServiceAccount (its workload identity reads the model bucket)."""
+    from serving import fetch
+
     if part is None:
         k8s = kubernetes_parts(plan)
         part = k8s[0] if k8s else plan.parts[0]
     gpu = hardware.uses_gpu(part)
-    serve_cfg = build_serve_config(plan, part if len(plan.parts) > 1 else None)
+    llm = serve_runtime(plan, part) == "vllm"
+    model_path = fetch.model_dir(plan) if llm else None
+    serve_cfg = build_serve_config(plan, part if len(plan.parts) > 1 else None, model_path=model_path)
     import yaml
 
     serve_yaml = yaml.safe_dump(serve_cfg, sort_keys=True)
@@ -128,6 +127,7 @@ def build_rayservice(plan: Plan, namespace: str, part: Part | None = None) -> di
               "app.kubernetes.io/component": "serving", "mlplan.dev/plan": _label_value(plan.id),
               "mlplan.dev/role": _label_value(part.role)}
     image = _image(plan, part, gpu)
+    ray_version = RAY_ROCM_VERSION if image == RAY_ROCM_IMAGE else RAY_VERSION
     vols, mounts = _volumes()
 
     head_container = {
@@ -140,42 +140,49 @@ def build_rayservice(plan: Plan, namespace: str, part: Part | None = None) -> di
         "readinessProbe": _probe(f"{_RAYLET} && {_GCS}", period=5, failures=10, delay=10),
         "livenessProbe": _probe(f"{_RAYLET} && {_GCS}", period=5, failures=120, delay=30),
     }
+    sa = part.names.app
+    head_spec: dict[str, Any] = {"serviceAccountName": sa, "containers": [head_container], "volumes": vols,
+                                 "securityContext": _security_pod(), "automountServiceAccountToken": False}
+    if part.target in hardware.CLOUD_CLUSTER_TARGETS:
+        head_spec["nodeSelector"] = {hardware.POOL_LABEL: hardware.SYSTEM_POOL}
     head = {
         "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
-        "template": {"metadata": {"labels": dict(labels)},
-                     "spec": {"containers": [head_container], "volumes": vols,
-                              "securityContext": _security_pod(), "automountServiceAccountToken": False}},
+        "template": {"metadata": {"labels": dict(labels)}, "spec": head_spec},
     }
 
-    cpu, mem_gib = _node_size(part)
     gpn = part.gpus_per_node if gpu else 0
-    limits: dict[str, str] = {"cpu": str(cpu), "memory": f"{mem_gib}Gi"}
+    cpu_m, mem_mib = hardware.pod_budget(part, 1)
+    limits: dict[str, str] = {"cpu": hardware.cpu_quantity(cpu_m), "memory": hardware.memory_quantity(mem_mib)}
     if gpn:
         limits[hardware.device_resource(part)] = str(gpn)
-    worker_container = {
+    worker_container: dict[str, Any] = {
         "name": "ray-worker", "image": image, "imagePullPolicy": "IfNotPresent",
         "resources": {"requests": dict(limits), "limits": dict(limits)},
-        "securityContext": _security_container(), "volumeMounts": mounts,
+        "securityContext": _security_container(), "volumeMounts": list(mounts),
         "readinessProbe": _probe(f"{_RAYLET} && {_PROXY}", period=5, failures=10, delay=10),
         "livenessProbe": _probe(_RAYLET, period=5, failures=120, delay=30),
     }
-    if "s3://" in serve_yaml:
+    worker_vols = list(vols)
+    init: list[dict[str, Any]] = []
+    if llm:
+        source = fetch.model_source(plan, part, bucket_uri or fetch.bucket_uri(plan, part))
+        init.append(fetch.fetch_container(source, engine_image=image, pull_policy="IfNotPresent",
+                                          region=part.region, uid=RAY_UID))
+        worker_vols += fetch.model_volumes(source)
+        worker_container["volumeMounts"].append({"name": fetch.MODELS_VOLUME, "mountPath": fetch.MODELS_MOUNT,
+                                                 "readOnly": True})
+        worker_container["env"] = [{"name": "HF_HUB_OFFLINE", "value": "1"}]
+    elif "s3://" in serve_yaml:
         # model weights from S3: credentials come from the pod's service account (IRSA / workload identity)
         worker_container["env"] = [{"name": "AWS_REGION", "value": part.region or "us-east-1"}]
-    node_selector: dict[str, str] = {}
-    if part.placement == "cloud":
-        node_selector[hardware.INSTANCE_TYPE_LABEL] = part.instance
-    elif gpu:
-        product = part.device.gpu_product
-        node_selector[hardware.GPU_PRODUCT_LABEL if product else hardware.ACCELERATOR_LABEL] = \
-            product or part.accelerator
-    worker_spec: dict[str, Any] = {"containers": [worker_container], "volumes": vols,
-                                   "securityContext": _security_pod(), "automountServiceAccountToken": False}
-    if node_selector:
-        worker_spec["nodeSelector"] = node_selector
+    worker_spec: dict[str, Any] = {"serviceAccountName": sa, "containers": [worker_container],
+                                   "volumes": worker_vols, "securityContext": _security_pod(),
+                                   "automountServiceAccountToken": False,
+                                   "nodeSelector": hardware.node_selector(part)}
+    if init:
+        worker_spec["initContainers"] = init
     if gpn:
-        worker_spec["tolerations"] = [{"key": hardware.device_resource(part), "operator": "Exists",
-                                       "effect": "NoSchedule"}]
+        worker_spec["tolerations"] = hardware.tolerations(part)
     if part.nodes > 1:  # spread worker pods over distinct nodes (one pod owns one node's GPUs)
         worker_spec["topologySpreadConstraints"] = [{
             "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
@@ -198,7 +205,7 @@ def build_rayservice(plan: Plan, namespace: str, part: Part | None = None) -> di
         "spec": {
             "serveConfigV2": serve_yaml,
             "rayClusterConfig": {
-                "rayVersion": RAY_VERSION,
+                "rayVersion": ray_version,
                 "enableInTreeAutoscaling": max_nodes > part.nodes,
                 "headGroupSpec": head,
                 "workerGroupSpecs": [worker_group],

@@ -6,7 +6,8 @@ Runtimes:
   from there to ``@serve.batch``; replica bounds, ``max_ongoing_requests`` and GPUs per replica go to the
   deployment options.
 - ``vllm``: a Ray Serve LLM application (``ray.serve.llm:build_openai_app``) whose ``LLMConfig`` carries the
-  plan's ``tensor_parallel_size`` / ``pipeline_parallel_size`` as vLLM engine kwargs.
+  plan's engine settings (``Part.engine``: TP/PP, max model length, batch limits, GPU memory share, KV-cache
+  dtype, quantization, expert parallelism) as vLLM engine kwargs.
 
 Validation (:func:`validate_serve_config`) is Ray's own ``ServeDeploySchema`` plus a strict pass that rejects
 keys the schema silently ignores (it allows extra keys for forward compatibility), walking the schema's own
@@ -32,18 +33,6 @@ VLLM_IMPORT_PATH = "ray.serve.llm:build_openai_app"
 DEPLOYMENT_NAME = "OnnxModel"
 DEFAULT_HTTP_PORT = 8000
 SERVE_RUNTIMES = ("ray", "vllm")
-
-# plan dtype -> vLLM engine kwargs (vLLM "Engine Arguments": --dtype, --quantization). int8/int4 plans expect a
-# pre-quantized checkpoint, whose quantization vLLM reads from the checkpoint config.
-_VLLM_DTYPE: dict[str, dict[str, str]] = {
-    "fp32": {"dtype": "float32"},
-    "fp16": {"dtype": "float16"},
-    "bf16": {"dtype": "bfloat16"},
-    "fp8": {"dtype": "auto", "quantization": "fp8"},
-    "int8": {"dtype": "auto"},
-    "int4": {"dtype": "auto"},
-}
-
 
 class ServeConfigError(ArtifactError, ValueError):
     """A Serve config is invalid; ``key_path`` says where (e.g. ``applications[0].deployments[0].nme``)."""
@@ -124,20 +113,15 @@ def _ray_app(plan: Plan, part: Part) -> dict[str, Any]:
     }
 
 
-def _vllm_app(plan: Plan, part: Part) -> dict[str, Any]:
+def _vllm_app(plan: Plan, part: Part, model_path: str | None = None) -> dict[str, Any]:
+    """Ray Serve LLM: the plan's engine settings (:func:`serving.engine_args.engine_kwargs`) as ``engine_kwargs``;
+    the weights from ``model_path`` (the pod's fetched copy on Kubernetes), else the artifact or the Hugging Face
+    id (Ray LLM downloads it)."""
+    from serving.engine_args import engine_kwargs
+
     s, m = plan.serving, plan.model
-    source = m.artifact or m.name
-    engine: dict[str, Any] = {
-        "tensor_parallel_size": part.tensor_parallel,
-        "pipeline_parallel_size": part.pipeline_parallel,
-        "max_num_seqs": s.max_batch_size,
-        **_VLLM_DTYPE.get(part.dtype, {"dtype": "auto"}),
-    }
-    max_len = m.max_context or ((m.input_tokens or 0) + (m.output_tokens or 0)) or None
-    if max_len:
-        engine["max_model_len"] = max_len
-    if part.pipeline_parallel > 1 or part.tensor_parallel > part.gpus_per_node:
-        engine["distributed_executor_backend"] = "ray"  # spans nodes: vLLM over Ray placement groups
+    source = model_path or m.artifact or m.hf_id or m.name
+    engine = {k: v for k, v in engine_kwargs(plan, part, source).items() if k not in ("model", "served_model_name")}
     llm: dict[str, Any] = {
         "model_loading_config": {"model_id": m.name, "model_source": source},
         "engine_kwargs": engine,
@@ -162,14 +146,15 @@ def serve_runtime(plan: Plan, part: Part | None = None) -> str:
 
 
 def build_serve_config(plan: Plan, part: Part | None = None, *, http_host: str = "0.0.0.0",
-                       http_port: int = DEFAULT_HTTP_PORT) -> dict[str, Any]:
-    """The Serve config of ``plan`` (or of one ``part`` of a hybrid plan), applying the plan verbatim."""
+                       http_port: int = DEFAULT_HTTP_PORT, model_path: str | None = None) -> dict[str, Any]:
+    """The Serve config of ``plan`` (or of one ``part`` of a hybrid plan), applying the plan verbatim
+    (``model_path``: where the pods find the fetched LLM weights, on Kubernetes)."""
     p = _part(plan, part)
     runtime = serve_runtime(plan, part)
     if runtime == "ray":
         app = _ray_app(plan, p)
     elif runtime == "vllm":
-        app = _vllm_app(plan, p)
+        app = _vllm_app(plan, p, model_path)
     else:
         raise InputError(f"runtime {runtime!r} is not served by Ray Serve",
                          fix="use serving.triton / serving.trtllm for triton and tensorrt-llm plans")

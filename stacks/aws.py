@@ -149,9 +149,20 @@ class ModelBucket(pulumi.ComponentResource):
         self.register_outputs({"bucket": self.bucket_name, "arn": self.arn})
 
 
+#: The system node group: CoreDNS, the operators (KubeRay, the AWS Load Balancer Controller, the device plugin's
+#: controller side), the Ray head, the TLS front door and the hybrid router. Two untainted general-purpose nodes
+#: (4 vCPU, 16 GiB each) in two zones. Source: https://aws.amazon.com/ec2/instance-types/m6i/
+SYSTEM_INSTANCE_TYPE = "m6i.xlarge"
+SYSTEM_NODES, SYSTEM_MAX_NODES = 2, 4
+SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
+#: The AWS Load Balancer Controller's service account (the chart's default name, in kube-system).
+LBC_NAMESPACE, LBC_SERVICE_ACCOUNT = "kube-system", "aws-load-balancer-controller"
+
+
 @dataclass(frozen=True)
 class NodeGroupSpec:
-    """The GPU node group, sized from the plan."""
+    """The accelerator node group, sized from the plan. ``gpu_taint``: the device-plugin resource its nodes are
+    tainted with (empty on CPU-only parts: no taint); ``accelerator``: the catalog id in the node label."""
 
     instance_type: str
     nodes: int
@@ -162,10 +173,53 @@ class NodeGroupSpec:
     disk_gib: int
     ami_type: str = "AL2023_x86_64_NVIDIA"
     gpu_taint: str = "nvidia.com/gpu"
+    accelerator: str = ""
+
+
+def lb_controller_policy() -> str:
+    """What the AWS Load Balancer Controller needs to run Network Load Balancers for Services of type LoadBalancer
+    (no Ingress/ALB, WAF, Shield or Cognito: mlplan creates none): describe calls, security groups and load
+    balancers it creates (scoped by the ``elbv2.k8s.aws/cluster`` / ``service.k8s.aws/cluster`` tags it sets).
+    Source: the controller's reference policy, docs/install/iam_policy.json of kubernetes-sigs/
+    aws-load-balancer-controller (v2.14), narrowed to its Service (NLB) statements."""
+    service_tag = "aws:ResourceTag/service.k8s.aws/cluster"
+    elb = "elasticloadbalancing"
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Describe", "Effect": "Allow", "Resource": "*", "Action": [
+            "ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
+            "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
+            "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags", "ec2:DescribeRouteTables",
+            "ec2:GetSecurityGroupsForVpc", f"{elb}:DescribeLoadBalancers", f"{elb}:DescribeLoadBalancerAttributes",
+            f"{elb}:DescribeListeners", f"{elb}:DescribeListenerAttributes", f"{elb}:DescribeListenerCertificates",
+            f"{elb}:DescribeSSLPolicies", f"{elb}:DescribeTargetGroups", f"{elb}:DescribeTargetGroupAttributes",
+            f"{elb}:DescribeTargetHealth", f"{elb}:DescribeTags", "acm:ListCertificates", "acm:DescribeCertificate"]},
+        {"Sid": "ServiceLinkedRole", "Effect": "Allow", "Resource": "*", "Action": ["iam:CreateServiceLinkedRole"],
+         "Condition": {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}}},
+        {"Sid": "SecurityGroups", "Effect": "Allow", "Resource": "*",
+         "Action": ["ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"]},
+        {"Sid": "TagNewSecurityGroups", "Effect": "Allow", "Resource": "arn:aws:ec2:*:*:security-group/*",
+         "Action": ["ec2:CreateTags"], "Condition": {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}}},
+        {"Sid": "OwnSecurityGroups", "Effect": "Allow", "Resource": "*",
+         "Action": ["ec2:DeleteSecurityGroup", "ec2:CreateTags", "ec2:DeleteTags"],
+         "Condition": {"Null": {"aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}},
+        {"Sid": "CreateLoadBalancers", "Effect": "Allow", "Resource": "*",
+         "Action": [f"{elb}:CreateLoadBalancer", f"{elb}:CreateTargetGroup", f"{elb}:CreateListener",
+                    f"{elb}:AddTags"],
+         "Condition": {"Null": {"aws:RequestTag/elbv2.k8s.aws/cluster": "false"}}},
+        {"Sid": "OwnLoadBalancers", "Effect": "Allow", "Resource": "*", "Action": [
+            f"{elb}:ModifyLoadBalancerAttributes", f"{elb}:SetIpAddressType", f"{elb}:SetSecurityGroups",
+            f"{elb}:SetSubnets", f"{elb}:DeleteLoadBalancer", f"{elb}:ModifyTargetGroup",
+            f"{elb}:ModifyTargetGroupAttributes", f"{elb}:DeleteTargetGroup", f"{elb}:ModifyListener",
+            f"{elb}:ModifyListenerAttributes", f"{elb}:DeleteListener", f"{elb}:AddTags", f"{elb}:RemoveTags",
+            f"{elb}:RegisterTargets", f"{elb}:DeregisterTargets"],
+         "Condition": {"Null": {service_tag: "false"}}},
+    ]})
 
 
 class EksGpuCluster(pulumi.ComponentResource):
-    """EKS control plane + one GPU managed node group + the OIDC provider and IRSA role for the serving pods."""
+    """EKS control plane, an untainted system node group and the accelerator node group (tainted with the device
+    resource, labelled with its pool and accelerator), the OIDC provider, and IRSA roles for the serving pods (read
+    the model bucket) and the AWS Load Balancer Controller."""
 
     def __init__(self, name: str, *, region: str, network: Network, kms_key_arn: pulumi.Input[str],
                  nodes: NodeGroupSpec, private_endpoint_only: bool, bucket_arn: pulumi.Input[str],
@@ -220,28 +274,54 @@ class EksGpuCluster(pulumi.ComponentResource):
             scaling_config={"desired_size": nodes.nodes, "min_size": nodes.nodes, "max_size": nodes.max_nodes},
             update_config={"max_unavailable": 1},
             launch_template={"id": template.id, "version": template.latest_version.apply(str)},
-            labels={"mlplan.dev/gpu": "true", "mlplan.dev/gpus-per-node": str(nodes.gpus_per_node)},
-            taints=[{"key": nodes.gpu_taint, "value": "true", "effect": "NO_SCHEDULE"}],
+            labels={"mlplan.dev/pool": "accelerators", "mlplan.dev/accelerator": nodes.accelerator,
+                    "mlplan.dev/gpu": "true" if nodes.gpu_taint else "false",
+                    "mlplan.dev/gpus-per-node": str(nodes.gpus_per_node)},
+            taints=[{"key": nodes.gpu_taint, "value": "true", "effect": "NO_SCHEDULE"}] if nodes.gpu_taint else [],
             tags=_tags(f"{name}-gpu"), opts=_opts(self, provider, depends_on=node_attachments))
+        system_template = aws.ec2.LaunchTemplate(
+            f"{name}-system", description=f"{SYSTEM_INSTANCE_TYPE} system nodes: IMDSv2, encrypted volumes",
+            metadata_options={"http_endpoint": "enabled", "http_tokens": "required",
+                              "http_put_response_hop_limit": 1},
+            block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {
+                "volume_size": 50, "volume_type": "gp3", "encrypted": "true", "kms_key_id": kms_key_arn,
+                "delete_on_termination": "true"}}],
+            tag_specifications=[{"resource_type": "instance", "tags": _tags(f"{name}-system")}],
+            update_default_version=True, **lt_args, opts=_opts(self, provider))
+        self.system_node_group = aws.eks.NodeGroup(
+            f"{name}-system", cluster_name=self.cluster.name, node_role_arn=node_role.arn,
+            subnet_ids=network.private_subnet_ids, instance_types=[SYSTEM_INSTANCE_TYPE], ami_type=SYSTEM_AMI_TYPE,
+            capacity_type="ON_DEMAND",
+            scaling_config={"desired_size": SYSTEM_NODES, "min_size": SYSTEM_NODES, "max_size": SYSTEM_MAX_NODES},
+            update_config={"max_unavailable": 1},
+            launch_template={"id": system_template.id, "version": system_template.latest_version.apply(str)},
+            labels={"mlplan.dev/pool": "system"}, tags=_tags(f"{name}-system"),
+            opts=_opts(self, provider, depends_on=node_attachments))
 
         issuer = self.cluster.identities.apply(lambda ids: ids[0]["oidcs"][0]["issuer"]
                                                if isinstance(ids[0], dict) else ids[0].oidcs[0].issuer)
         self.oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=issuer, client_id_lists=["sts.amazonaws.com"],
                                                   tags=_tags(f"{name}-oidc"), opts=_opts(self, provider))
 
-        def irsa_trust(args: list[Any]) -> str:
-            arn, url = args
-            host = url.removeprefix("https://")
-            return json.dumps({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Federated": arn}, "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {"StringEquals": {
-                    f"{host}:sub": f"system:serviceaccount:{serving_namespace}:{serving_service_account}",
-                    f"{host}:aud": "sts.amazonaws.com"}}}]})
+        def irsa_trust(namespace: str, account: str) -> pulumi.Output[str]:
+            def doc(args: list[Any]) -> str:
+                arn, url = args
+                host = url.removeprefix("https://")
+                return json.dumps({"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"Federated": arn}, "Action": "sts:AssumeRoleWithWebIdentity",
+                    "Condition": {"StringEquals": {f"{host}:sub": f"system:serviceaccount:{namespace}:{account}",
+                                                   f"{host}:aud": "sts.amazonaws.com"}}}]})
+            return pulumi.Output.all(self.oidc.arn, self.oidc.url).apply(doc)
 
         self.serving_role = aws.iam.Role(
             f"{name}-serving", name=irsa_role_name,
-            assume_role_policy=pulumi.Output.all(self.oidc.arn, self.oidc.url).apply(irsa_trust),
+            assume_role_policy=irsa_trust(serving_namespace, serving_service_account),
             tags=_tags(irsa_role_name), opts=_opts(self, provider))
+        self.lb_controller_role = aws.iam.Role(
+            f"{name}-lb-controller", assume_role_policy=irsa_trust(LBC_NAMESPACE, LBC_SERVICE_ACCOUNT),
+            tags=_tags(f"{name}-lb-controller"), opts=_opts(self, provider))
+        aws.iam.RolePolicy(f"{name}-lb-controller", role=self.lb_controller_role.id, policy=lb_controller_policy(),
+                           opts=_opts(self, provider))
         aws.iam.RolePolicy(f"{name}-serving-read-models", role=self.serving_role.id,
                            policy=pulumi.Output.all(bucket_arn, kms_key_arn).apply(
                                lambda a: bucket_read_policy(a[0], a[1])),
@@ -249,6 +329,7 @@ class EksGpuCluster(pulumi.ComponentResource):
         self.kubeconfig = pulumi.Output.all(self.cluster.name, self.cluster.endpoint,
                                             self.cluster.certificate_authority).apply(
             lambda a: kubeconfig(a[0], a[1], a[2], region))
+        self.vpc_id = network.vpc.id
         self.register_outputs({"cluster_name": self.cluster.name, "serving_role_arn": self.serving_role.arn})
 
 

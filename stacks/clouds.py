@@ -35,6 +35,24 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from stacks.gcp import GkePartArgs
 
 
+def gke_account_id(prefix: str, suffix: str) -> str:
+    """A Google service-account id: 6-30 chars, ``[a-z][a-z0-9-]*[a-z0-9]``, unique per prefix (the GKE stack's
+    node and serving accounts; the manifests name the serving one in the ServiceAccount's annotation)."""
+    from planner.names import dns_label, short_hash
+
+    digest = short_hash(prefix, 6)
+    head = dns_label(prefix, 30 - len(suffix) - len(digest) - 2)
+    out = f"{head}-{digest}-{suffix}"
+    return out if out[0].isalpha() else f"m{out[1:]}"
+
+
+def gke_serving_account_email(resource_prefix: str, project: str) -> str:
+    """The e-mail of the serving Google service account of a GKE part named ``resource_prefix``."""
+    from planner.names import dns_label
+
+    return f"{gke_account_id(dns_label(resource_prefix, 30), 'serve')}@{project}.iam.gserviceaccount.com"
+
+
 @dataclass(frozen=True)
 class Taint:
     """A node taint as Kubernetes writes it (``effect`` is ``NoSchedule`` / ``NoExecute`` / ``PreferNoSchedule``)."""

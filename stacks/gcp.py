@@ -38,8 +38,7 @@ import pulumi_gcp as gcp
 
 from planner.errors import InputError
 from planner.names import dns_label as dns_name
-from planner.names import short_hash
-from stacks.clouds import PartOutputs, Taint
+from stacks.clouds import PartOutputs, Taint, gke_account_id
 
 SUBNET_CIDR = "10.50.0.0/20"
 PODS_CIDR = "10.52.0.0/14"
@@ -107,11 +106,8 @@ def tpu_chips(topology: str) -> int:
 
 
 def _account_id(prefix: str, suffix: str) -> str:
-    """A Google service-account id: 6-30 chars, ``[a-z][a-z0-9-]*[a-z0-9]``, unique per prefix."""
-    digest = short_hash(prefix, 6)
-    head = dns_name(prefix, 30 - len(suffix) - len(digest) - 2)
-    out = f"{head}-{digest}-{suffix}"
-    return out if out[0].isalpha() else f"m{out[1:]}"
+    """A Google service-account id (see :func:`stacks.clouds.gke_account_id`)."""
+    return gke_account_id(prefix, suffix)
 
 
 @dataclass(frozen=True)
@@ -292,7 +288,7 @@ class GkeCluster(pulumi.ComponentResource):
         extra: dict[str, Any] = {}
         if kms_key is not None:
             extra["database_encryption"] = {"state": "ENCRYPTED", "key_name": kms_key}
-        self.cluster = gcp.container.Cluster(
+        self.cluster = gcp.container.Cluster(  # type: ignore[call-overload]  # dict args
             name, name=name, location=args.region, node_locations=list(args.zones), project=args.project,
             network=network.network.id, subnetwork=network.subnet.id,
             remove_default_node_pool=True, initial_node_count=1, deletion_protection=False,
@@ -314,7 +310,7 @@ class GkeCluster(pulumi.ComponentResource):
         }
         if kms_key is not None:
             base_config["boot_disk_kms_key"] = kms_key
-        self.system_pool = gcp.container.NodePool(
+        self.system_pool = gcp.container.NodePool(  # type: ignore[call-overload]  # dict args
             f"{name}-system", name="system", cluster=self.cluster.id, location=args.region,
             node_locations=list(args.zones), node_count=args.system_nodes_per_zone, project=args.project,
             node_config={**base_config, "machine_type": args.system_machine_type, "disk_size_gb": 100,
@@ -340,7 +336,7 @@ class GkeCluster(pulumi.ComponentResource):
         else:
             pool["initial_node_count"] = args.nodes
             pool["autoscaling"] = {"min_node_count": args.nodes, "max_node_count": args.max_nodes}
-        self.accelerator_pool = gcp.container.NodePool(
+        self.accelerator_pool = gcp.container.NodePool(  # type: ignore[call-overload]  # dict args
             f"{name}-accel", name="accelerators", cluster=self.cluster.id, location=args.region,
             node_locations=[args.gpu_zone], project=args.project, node_config=node_config,
             management={"auto_repair": True, "auto_upgrade": True}, **pool,

@@ -24,6 +24,12 @@ DEVICE_PLUGIN_VERSION = "0.17.1"
 #: tolerations).
 AMD_DEVICE_PLUGIN_REPO = "https://rocm.github.io/k8s-device-plugin/"
 AMD_DEVICE_PLUGIN_VERSION = "0.16.0"
+#: AWS Load Balancer Controller chart (runs the NLBs of Services of type LoadBalancer). Source:
+#: https://github.com/aws/eks-charts (chart aws-load-balancer-controller 1.14.0, controller v2.14.0).
+LBC_REPO = "https://aws.github.io/eks-charts"
+LBC_VERSION = "1.14.0"
+#: The system pool's label: operators run there, never on the tainted accelerator nodes.
+SYSTEM_NODE_SELECTOR = {"mlplan.dev/pool": "system"}
 
 
 def cluster_provider(name: str, kubeconfig: pulumi.Input[str], parent: pulumi.Resource | None = None,
@@ -36,13 +42,16 @@ def cluster_provider(name: str, kubeconfig: pulumi.Input[str], parent: pulumi.Re
 class KubeRayOperator(pulumi.ComponentResource):
     """The KubeRay operator (RayService / RayCluster / RayJob CRDs and controller), from its Helm chart."""
 
-    def __init__(self, name: str, *, provider: k8s.Provider, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, *, provider: k8s.Provider, node_selector: dict[str, str] | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplan:k8s:KubeRayOperator", name, None, opts)
+        node_selector = node_selector or {}
         self.release = k8s.helm.v3.Release(
             name, name="kuberay-operator", chart="kuberay-operator", version=KUBERAY_VERSION,
             repository_opts={"repo": KUBERAY_REPO}, namespace="kuberay-system", create_namespace=True,
             atomic=True, values={"resources": {"requests": {"cpu": "100m", "memory": "512Mi"},
-                                               "limits": {"cpu": "500m", "memory": "512Mi"}}},
+                                               "limits": {"cpu": "500m", "memory": "512Mi"}},
+                                 "nodeSelector": dict(node_selector)},
             opts=pulumi.ResourceOptions(parent=self, provider=provider))
         self.register_outputs({"status": self.release.status})
 
@@ -83,12 +92,63 @@ class AmdDevicePlugin(pulumi.ComponentResource):
         self.register_outputs({"status": self.release.status})
 
 
+class AwsLoadBalancerController(pulumi.ComponentResource):
+    """The AWS Load Balancer Controller (NLBs for Services of type LoadBalancer, from their annotations), on the
+    system pool, running as the IRSA role ``role_arn``."""
+
+    def __init__(self, name: str, *, provider: k8s.Provider, cluster_name: pulumi.Input[str], region: str,
+                 vpc_id: pulumi.Input[str], role_arn: pulumi.Input[str], service_account: str,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlplan:k8s:AwsLoadBalancerController", name, None, opts)
+        self.release = k8s.helm.v3.Release(
+            name, name="aws-load-balancer-controller", chart="aws-load-balancer-controller", version=LBC_VERSION,
+            repository_opts={"repo": LBC_REPO}, namespace="kube-system", atomic=True,
+            values={"clusterName": cluster_name, "region": region, "vpcId": vpc_id, "replicaCount": 2,
+                    "serviceAccount": {"create": True, "name": service_account,
+                                       "annotations": {"eks.amazonaws.com/role-arn": role_arn}},
+                    "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
+                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                  "limits": {"cpu": "200m", "memory": "256Mi"}}},
+            opts=pulumi.ResourceOptions(parent=self, provider=provider))
+        self.register_outputs({"status": self.release.status})
+
+
+def _field(obj: Any, snake: str, camel: str) -> Any:
+    """A field of a typed Pulumi output (property getter) or of a plain dict (either spelling)."""
+    if obj is None:
+        return None
+    value = getattr(obj, snake, None)
+    if value is None and isinstance(obj, dict):
+        value = obj.get(snake, obj.get(camel)) if snake in obj or camel in obj else None
+    return value
+
+
+def lb_url(status: Any, scheme: str, port: int) -> str:
+    """``scheme://host:port`` of a LoadBalancer Service's first ingress, or a note while it has none."""
+    ingress = _field(_field(status, "load_balancer", "loadBalancer"), "ingress", "ingress")
+    if not ingress:
+        return "pending: the load balancer has no address yet (pulumi refresh shows it once it has)"
+    first = ingress[0]
+    host = _field(first, "hostname", "hostname") or _field(first, "ip", "ip")
+    return f"{scheme}://{host}" + ("" if (scheme, port) in (("https", 443), ("http", 80)) else f":{port}")
+
+
 class ModelServing(pulumi.ComponentResource):
-    """Applies one part's manifests (namespace, quota, policies, workload, service, HPA, PDB, RayService)."""
+    """Applies one part's manifests (namespace, quota, policies, workload, service, HPA, PDB, RayService) and, when
+    the part has a way in, reads its LoadBalancer Service back for the address (``endpoint``)."""
 
     def __init__(self, name: str, *, objs: list[dict[str, Any]], provider: k8s.Provider,
-                 depends_on: Sequence[pulumi.Resource] = (), opts: pulumi.ResourceOptions | None = None) -> None:
+                 depends_on: Sequence[pulumi.Resource] = (), endpoint: dict[str, Any] | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplan:k8s:ModelServing", name, None, opts)
         self.objects = k8s.yaml.v2.ConfigGroup(
             name, objs=objs, opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(depends_on)))
-        self.register_outputs({"objects": [f"{o['kind']}/{o['metadata']['name']}" for o in objs]})
+        self.endpoint: pulumi.Output[str] | None = None
+        if endpoint is not None:
+            svc = k8s.core.v1.Service.get(
+                f"{name}-endpoint", id=f"{endpoint['namespace']}/{endpoint['service']}",
+                opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.objects]))
+            scheme, port = str(endpoint["scheme"]), int(endpoint["port"])
+            self.endpoint = svc.status.apply(lambda st: lb_url(st, scheme, port))
+        self.register_outputs({"objects": [f"{o['kind']}/{o['metadata']['name']}" for o in objs],
+                               "endpoint": self.endpoint})

@@ -14,13 +14,16 @@ PREVIEW_SKIPPED = "(offline preview skipped: written with --no-preview)"
 
 TARGET_TEXT = {
     "aws-ec2": "one EC2 GPU instance in a private subnet running the model server (Docker), IMDSv2, SSM access",
-    "aws-eks": "VPC + EKS cluster + GPU managed node group + the Kubernetes objects in `k8s/`",
+    "aws-eks": "VPC + EKS cluster (an untainted system node group, a tainted GPU node group, the AWS Load Balancer "
+               "Controller) + the Kubernetes objects in `k8s/`",
     "kubeconfig": "the Kubernetes objects in `k8s/`, applied to your existing cluster (kubeconfig secret)",
     "edge-fleet": "a fleet rollout to edge nodes (k3s), pinned by node labels; objects in `k8s/`",
     "firmware": "a firmware build plan (`firmware/`): this placement has no IaC",
     "local": "served on this machine by `mlplan deploy` (Ray Serve or tritonserver processes): no IaC",
-    "gcp-gke": "a GKE cluster with a GPU node pool + the Kubernetes objects in `k8s/`",
-    "azure-aks": "an AKS cluster with a GPU node pool + the Kubernetes objects in `k8s/`",
+    "gcp-gke": "VPC + private GKE cluster (Workload Identity, a system node pool, a tainted GPU node pool), a GCS "
+               "model bucket + the Kubernetes objects in `k8s/`",
+    "azure-aks": "resource group + VNet + AKS cluster (workload identity, a system pool, a tainted GPU pool), a "
+                 "storage account for the model + the Kubernetes objects in `k8s/`",
 }
 
 ROUTING_TEXT = {
@@ -174,8 +177,17 @@ def deploy_steps(plan: Plan, stack: str) -> list[str]:
     """Notes on how to apply this folder, per target."""
     targets = {i.target for i in layout.parts(plan)}
     steps: list[str] = []
-    if targets & {"aws-eks", "aws-ec2", "kubeconfig", "edge-fleet"}:
-        steps.append(f"Apply: `mlplan deploy DIR` or `cd infra && pulumi stack select {stack} && pulumi up`.")
+    if targets & {"aws-eks", "aws-ec2", "gcp-gke", "azure-aks", "kubeconfig", "edge-fleet"}:
+        steps.append(f"Apply: `mlplan deploy DIR` or, from mlplan's environment, `cd infra && pulumi stack select "
+                     f"{stack} && PULUMI_PYTHON_CMD=$(which python) pulumi up` (the program runs with mlplan's own "
+                     "Python; nothing is pip-installed). The stack output `endpoint` is the model's address; "
+                     "`serving/endpoints.yaml` names the Service behind it.")
+    if "gcp-gke" in targets:
+        steps.append("GKE: set the project first, `pulumi config set gcp:project YOUR_PROJECT_ID`; credentials from "
+                     "`gcloud auth application-default login` (the kubeconfig uses gke-gcloud-auth-plugin).")
+    if "azure-aks" in targets:
+        steps.append("AKS: `az login` first; the stack grants the signed-in identity cluster-admin on the new "
+                     "cluster (Entra ID auth, local accounts off; kubelogin reads the kubeconfig).")
     if "kubeconfig" in targets:
         steps.append("Set the on-prem kubeconfig first: `pulumi config set --secret mlplan:kubeconfig "
                      "\"$(cat ~/.kube/config)\"` (stored encrypted, never in clear text).")
@@ -187,17 +199,22 @@ def deploy_steps(plan: Plan, stack: str) -> list[str]:
         steps.append("The HPA scales on the server's requests-in-flight metric, served through a Prometheus "
                      "adapter (custom metrics API); without one the Deployment stays at its planned replicas.")
     for info in layout.parts(plan):
-        if info.target in ("aws-eks", "aws-ec2") and info.part.names.bucket:
-            bucket = info.part.names.bucket
-            src = "serving/triton/model_repository" if info.part.runtime in ("triton", "tensorrt-llm") \
-                else "<weights folder>"
-            dest = f"s3://{bucket}/{plan.model.name}" + ("/triton" if src.startswith("serving") else "")
-            steps.append(f"Upload the model before the first rollout: `aws s3 sync {src} {dest}` (bucket "
-                         f"`{bucket}`, created by the stack; override with `mlplan:modelBucket`).")
-    if targets & {"gcp-gke", "azure-aks"}:
-        steps.append("Only the AWS stack is generated: for GCP/Azure parts apply `k8s/*.yaml` to a GPU cluster "
-                     "you provide (`kubectl apply -f k8s/`).")
+        if info.target == "aws-ec2" and info.part.runtime == "triton" and info.part.names.bucket:
+            dest = f"s3://{info.part.names.bucket}/{plan.model.name}/triton"
+            steps.append(f"Upload the Triton model repository before the first rollout: `aws s3 sync "
+                         f"serving/triton/model_repository {dest}` (bucket created by the stack).")
     return steps
+
+
+def user_input_notes(inputs: list[Any]) -> list[str]:
+    """PLAN.md notes for what the plan leaves to you (:func:`stacks.manifests.user_provided`)."""
+    out = []
+    for u in inputs:
+        where = f" in namespace {md_code(u.namespace)}" if u.namespace and u.kind == "Secret" else ""
+        what = f"{md(u.kind)} {md_code(u.name)}{where}" if u.name else md(u.kind)
+        cmd = f": {md_code(u.command)}" if u.command else ""
+        out.append(f"{'You provide' if u.required else 'Optional'}: {what}: {md(u.how)}{cmd}.")
+    return out
 
 
 def resource_lines(resources: list[dict[str, Any]]) -> list[str]:
@@ -205,8 +222,8 @@ def resource_lines(resources: list[dict[str, Any]]) -> list[str]:
     top: list[tuple[str, list[str]]] = []
     for r in resources:
         typ, name = r["type"], r["name"]
-        if typ == "pulumi:pulumi:Stack":
-            continue
+        if typ == "pulumi:pulumi:Stack" or r.get("read"):
+            continue  # reads (the endpoint Service looked up after apply) create nothing
         extra = f" ({r['region']})" if r.get("region") else ""
         if typ == "kubernetes:helm.sh/v3:Release":
             extra = f" (chart {r['inputs'].get('chart')} {r['inputs'].get('version')})"

@@ -22,6 +22,8 @@ from planner.errors import ArtifactError, MissingDependency
 
 #: Stand-in values for secret config during an offline preview (never written anywhere).
 MOCK_SECRETS = {"mlplan:kubeconfig": "mock-kubeconfig", "mlplan:edgeKubeconfig": "mock-kubeconfig"}
+#: Stand-ins for required config the user sets before ``pulumi up`` (never written anywhere).
+MOCK_CONFIG = {"gcp:project": "mock-project"}
 ACCOUNT = "123456789012"
 
 
@@ -55,6 +57,8 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> di
         out["privateIp"] = "10.40.0.10"
     elif typ == "kubernetes:helm.sh/v3:Release":
         out["status"] = {"status": "deployed"}
+    elif typ == "kubernetes:core/v1:Service":  # read back after apply: the load balancer's address
+        out["status"] = {"loadBalancer": {"ingress": [{"hostname": f"{name}.lb.mock"}]}}
     return out
 
 
@@ -75,7 +79,8 @@ def _recording_mocks() -> Any:
             elif args.provider:
                 region = self.provider_region.get(args.provider.rsplit("::", 1)[-1], "")
             self.resources.append({"type": args.typ, "name": args.name, "region": region,
-                                   "custom": bool(args.custom), "inputs": args.inputs})
+                                   "custom": bool(args.custom), "inputs": args.inputs,
+                                   "read": bool(getattr(args, "resource_id", None))})
             return rid, fake_outputs(args.typ, args.name, dict(args.inputs), region)
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -104,7 +109,8 @@ def run_under_mocks(program: Any, *, config: dict[str, str] | None = None, proje
     except ImportError:  # pragma: no cover - pulumi is a core extra of the stack emitter
         raise MissingDependency("the offline preview needs the pulumi SDK",
                                 fix="pip install 'mlplan[aws,k8s]'") from None
-    cfg = {**MOCK_SECRETS, **(config or {})}
+    given = {k: v for k, v in (config or {}).items() if v not in ("", None)}
+    cfg = {**MOCK_SECRETS, **MOCK_CONFIG, **given}
     pulumi.runtime.set_all_config(cfg, secret_keys=sorted(MOCK_SECRETS))
     mocks = _recording_mocks()
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)

@@ -94,7 +94,7 @@ def _portable_spec(spec: Spec, out: Path) -> dict[str, Any]:
 
 def _versions() -> dict[str, str]:
     out = {"mlplan": planner.__version__}
-    for dist in ("pulumi", "pulumi-aws", "pulumi-kubernetes"):
+    for dist in ("pulumi", "pulumi-aws", "pulumi-azure-native", "pulumi-gcp", "pulumi-kubernetes"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -122,20 +122,33 @@ def write_text(path: Path, content: str) -> None:
     path.write_text(content, encoding="utf-8", newline="\n")
 
 
+INFRA_REQUIREMENTS_HEADER = """\
+# This Pulumi program runs with the Python that runs mlplan: mlplan's own environment (made from its
+# requirements.lock) or the mlplan image, where everything it imports is already installed. Nothing is
+# installed here: Pulumi.yaml names no virtualenv, so `pulumi` neither creates one nor pip-installs into one,
+# and no package is ever fetched from a public index with cloud credentials in the environment.
+# Run it with:  PULUMI_PYTHON_CMD=/path/to/mlplan/.venv/bin/python pulumi up   (or `mlplan deploy DIR`)
+#          or:  docker run ... mlplan deploy DIR
+# The versions this folder was written with (for reference only; commented out on purpose):
+"""
+
+
 def _infra(files: _Files, spec: Spec, plan: Plan) -> str:
     stack, project = plan.names.stack, plan.names.project
     files.text("infra/Pulumi.yaml", dump_yaml({
         "name": project, "description": f"mlplan: {plan.id}",
-        "runtime": {"name": "python", "options": {"toolchain": "pip", "virtualenv": "venv"}}}))
+        "runtime": {"name": "python", "options": {"toolchain": "pip"}}}))
     files.text("infra/__main__.py", MAIN_PY)
     v = _versions()
-    files.text("infra/requirements.txt", "".join(f"{k}=={v[k]}\n" for k in sorted(v) if v[k]))
+    files.text("infra/requirements.txt",
+               INFRA_REQUIREMENTS_HEADER + "".join(f"#   {k}=={v[k]}\n" for k in sorted(v) if v[k]))
     config: dict[str, Any] = {"mlplan:installKubeRay": "true"}
     aws_parts = [i.part for i in layout.parts(plan) if i.target in ("aws-eks", "aws-ec2")]
     if aws_parts:
         config["aws:region"] = aws_parts[0].region
     if plan.placement == "hybrid":
         config["mlplan:cloudEndpoint"] = ""
+    gke = any(i.target == "gcp-gke" for i in layout.parts(plan))
     secrets = []
     targets = {i.target for i in layout.parts(plan)}
     if "kubeconfig" in targets:
@@ -146,6 +159,8 @@ def _infra(files: _Files, spec: Spec, plan: Plan) -> str:
                      for s in secrets)
     if plan.placement == "hybrid":
         header += "# mlplan:cloudEndpoint: host:port of the cloud side's internal load balancer, after first up\n"
+    if gke:
+        header += "# required before `pulumi up`: pulumi config set gcp:project YOUR_PROJECT_ID\n"
     files.text(f"infra/Pulumi.{stack}.yaml", header + dump_yaml({"config": config}))
     return stack
 
@@ -174,18 +189,19 @@ def build_folder(root: Path, spec: Spec, rec: Recommendation, plan_index: int, o
     files.written += [p if p.is_absolute() else root / p
                       for p in write_serving_artifacts(plan, root, namespace=namespace)]
 
-    for key, objs in manifests.render(plan, manifests.default_contexts(plan)).items():
+    rendered = manifests.render(plan, manifests.default_contexts(plan))
+    for key, objs in rendered.items():
         files.text(f"k8s/{key}.yaml", dump_yaml_all(objs))
+    endpoints = manifests.endpoints(plan, rendered)
+    if endpoints:  # where deploy finds each part's way in (the stack's `endpoint` output has its address)
+        files.text("serving/endpoints.yaml", dump_yaml({"endpoints": endpoints}))
 
-    notes: list[str] = []
+    notes: list[str] = planmd.user_input_notes(manifests.user_provided(plan, rendered))
     for info in layout.parts(plan):
         if info.target == "firmware":
             fw = firmware.firmware_plan(plan, info.part)
             files.text("firmware/firmware.yaml", dump_yaml(fw))
             files.text("firmware/FIRMWARE.md", firmware.firmware_markdown(fw))
-        if info.target in ("gcp-gke", "azure-aks"):
-            notes.append(f"Part {info.key} runs on {info.part.provider}: only the AWS stack is generated, so this "
-                         f"part gets Kubernetes manifests (`k8s/{info.key}.yaml`) and no IaC.")
 
     resources: list[str] | None = None
     if layout.has_iac(plan):

@@ -18,6 +18,7 @@ from planner.plan import (
     Cost,
     CostLine,
     Device,
+    Engine,
     ModelRef,
     Names,
     NodeShape,
@@ -33,7 +34,7 @@ from planner.specs import Constraints, ModelSpec, Spec, TensorSpec
 
 #: (vCPU, GiB) of the instance types the factories use (AWS instance type pages)
 NODE_SIZES = {"g6e.xlarge": (4, 32), "g6.xlarge": (4, 16), "p5.48xlarge": (192, 2048), "p4d.24xlarge": (96, 1152),
-              "g2-standard-8": (8, 32)}
+              "g2-standard-8": (8, 32), "Standard_NC40ads_H100_v5": (40, 320)}
 BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 SPEC_NAME = "test"
 
@@ -61,7 +62,21 @@ def part_names(part: Part, multi: bool, spec_name: str = SPEC_NAME, model: str =
     return PartNames(key=key, namespace=names.dns_label(f"mlplan-{spec_name}"), app=names.service_name(spec_name),
                      resource_prefix=names.dns_label(f"mlplan-{spec_name}-{key}", 38),
                      bucket=names.bucket_name(spec_name, model, part.region or "") if cloud else None,
-                     role=names.role_name(spec_name, part.region or "") if cloud else None)
+                     role=names.role_name(spec_name, part.region or "") if cloud else None,
+                     storage_account=names.storage_account_name(spec_name, model, part.region or "")
+                     if cloud and part.provider == "azure" else None)
+
+
+def engine(part: Part, *, batch: int = 64, max_model_len: int = 768) -> Engine | None:
+    """Engine settings as the planner decides them (:mod:`planner.optimizer.engine`) for an LLM part."""
+    if part.runtime not in ("vllm", "tensorrt-llm"):
+        return None
+    own = part.dtype in ("bf16", "fp16", "fp8")
+    return Engine(max_num_seqs=batch, max_num_batched_tokens=max(8192, batch), max_model_len=max_model_len,
+                  gpu_memory_utilization=0.9, kv_cache_dtype="fp8" if part.dtype == "fp8" else "auto",
+                  quantization="fp8" if part.dtype == "fp8" else None,
+                  checkpoint="the model's own weights" if own else f"a {part.dtype} checkpoint of the model "
+                                                                   "(the engine reads its quantization method)")
 
 
 def finish_part(part: Part, *, params: int, multi: bool = False, training: bool = False,
@@ -76,6 +91,8 @@ def finish_part(part: Part, *, params: int, multi: bool = False, training: bool 
     upd = {"target": target, "routing": routing, "data_class": data_class, "tenancy": tenancy,
            "device": device(part.accelerator), "weights_bytes": int(params * BYTES[part.dtype]),
            "names": part_names(part, multi, spec_name, model)}
+    if part.engine is None and not training:
+        upd["engine"] = engine(part)
     p = part.model_copy(update=upd)
     return p.model_copy(update={"node": node(p)})
 
@@ -115,7 +132,7 @@ def _security(privacy: str = "internal", regions: tuple[str, ...] | None = None,
 
 def _llm_model(name: str = "llama-3-8b", params: int = 8_030_261_248) -> ModelRef:
     return ModelRef(name=name, kind="llm", family="llama", params=params, artifact=f"s3://models/{name}",
-                    input_tokens=512, output_tokens=256, max_context=8192)
+                    hf_id=f"meta-llama/{name}", input_tokens=512, output_tokens=256, max_context=8192)
 
 
 _PLACEHOLDER_NODE = NodeShape(vcpu=1, memory_mib=1, accelerators=0, allocatable_cpu_millicores=1,

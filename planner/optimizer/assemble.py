@@ -77,6 +77,8 @@ def part_names(spec: Spec, arch: ModelArch, side: Side, target: Target, multi: b
         resource_prefix=names.dns_label(f"mlplan-{spec.name}-{key}", 38),
         bucket=names.bucket_name(spec.name, arch.name, side.region or "") if cloud else None,
         role=names.role_name(spec.name, side.region or "") if cloud else None,
+        storage_account=names.storage_account_name(spec.name, arch.name, side.region or "")
+        if cloud and side.provider == "azure" else None,
     )
 
 
@@ -259,6 +261,7 @@ def training_plan(spec: Spec, arch: ModelArch, t: TrainCandidate, rank: int, par
                         max_ongoing_requests=1, min_replicas=1, max_replicas=1, target_ongoing_requests=1.0),
         security=security(spec, [part]), names=plan_names(spec),
         training=Training(data_parallel=t.dp, zero_stage=t.zero, activation_checkpointing=t.checkpointing,
-                          model_states_bytes_per_gpu=t.model_states_bytes_per_gpu, time_s=_r(t.time_s) or 0.0),
+                          model_states_bytes_per_gpu=t.model_states_bytes_per_gpu, time_s=_r(t.time_s) or 0.0,
+                          entrypoint=spec.workload.entrypoint if spec.workload.kind == "training" else None),
         notes=tuple(notes),
     )

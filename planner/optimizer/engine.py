@@ -7,7 +7,10 @@ chose and the estimator's accounting, so the vLLM / TensorRT-LLM configs the emi
 - ``max_model_len``: the workload's longest request (prompt, images, output), never above the model's context.
 - ``gpu_memory_utilization``: 1 - the spec's ``memory_headroom`` (vLLM reserves this share of the GPU).
 - ``kv_cache_dtype``: fp8 with fp8 weights (the estimator's :func:`planner.estimator.dtypes.kv_dtype`), else auto.
-- ``quantization`` / ``checkpoint``: the plan's dtype against the checkpoint's own precision.
+- ``quantization`` / ``checkpoint``: the plan's dtype against the checkpoint's own precision (a checkpoint of
+  unknown precision is taken as 16-bit, as Hugging Face LLM checkpoints are unless their config says otherwise):
+  a 16-bit plan loads the model's own weights (cast by the engine), fp8 quantizes them at load time, int8 / int4
+  need a checkpoint already quantized in that format.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from planner.plan import Engine
 from planner.simulator.engines import vllm_defaults
 from planner.specs import Spec
 
+_SIXTEEN_BIT = frozenset({"bf16", "fp16", "fp32"})
 _QUANTIZATION = {"fp8": "fp8"}
 """Quantization vLLM applies at load time to a 16-bit checkpoint (dynamic FP8: ``--quantization fp8``,
 https://docs.vllm.ai/en/latest/features/quantization/fp8.html). int8 / int4 / fp4 need a checkpoint already
@@ -32,10 +36,10 @@ def engine_settings(spec: Spec, arch: ModelArch, *, dtype: str, batch: int, ep: 
     context = w.input_tokens + image_context_tokens(arch, w.images_per_request) + w.output_tokens
     max_len = min(context, arch.max_context) if arch.max_context else context
     d_tokens, _ = vllm_defaults(memory_bytes, accelerator)
-    shipped = arch.dtype
-    if dtype == shipped:
+    shipped = arch.dtype or "bf16"
+    if dtype == shipped or (dtype in _SIXTEEN_BIT and shipped in _SIXTEEN_BIT):
         quant, checkpoint = None, "the model's own weights"
-    elif dtype in _QUANTIZATION:
+    elif dtype in _QUANTIZATION and shipped in _SIXTEEN_BIT:
         quant, checkpoint = _QUANTIZATION[dtype], "the model's own weights, quantized by the engine at load time"
     else:
         quant, checkpoint = None, f"a {dtype} checkpoint of the model (the engine reads its quantization method)"

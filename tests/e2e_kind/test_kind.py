@@ -1,6 +1,8 @@
 """End to end on a real Kubernetes API server: a kind cluster, an on-prem plan's manifests (rendered by the
 real emitter, ``stacks.manifests.render``), ``mlplan deploy --target kubernetes``, readiness, idempotency on a
-real server-side apply, status, destroy.
+real server-side apply, status, destroy. The rollout deploys the local-model path for real: the builtin demo MLP
+bundled in the Triton repository ConfigMap, staged into the model volume by the init container, served by Triton
+and asked for its readiness through the Service.
 
 Needs ``kind`` and a running Docker engine (a CI runner has both); skipped with the reason elsewhere, as on
 the machines this project is developed on. The rollout test pulls the pinned Triton image (large); set
@@ -15,6 +17,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -50,24 +53,37 @@ def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         from kubernetes import client, config
 
-        api = config.new_client_from_config(config_file=str(cfg))
+        new_client: Any = config.new_client_from_config
+        api = new_client(config_file=str(cfg))
         core = client.CoreV1Api(api)
         for node in core.list_node().items:  # the plan's nodeSelector: a CPU server
-            core.patch_node(node.metadata.name, {"metadata": {"labels": {"mlplan.dev/accelerator": "cpu-x86"}}})
+            name = str(node.metadata.name) if node.metadata is not None else ""
+            core.patch_node(name, {"metadata": {"labels": {"mlplan.dev/accelerator": "cpu-x86"}}})
         api.close()
         yield str(cfg)
     finally:
         subprocess.run(["kind", "delete", "cluster", "--name", name], check=False, timeout=300)
 
 
-def onprem_cpu_folder(root: Path) -> Path:
-    """The demo MLP served by Triton on an on-prem CPU server: Deployment + Service + quota + namespace."""
-    from stacks.manifests import render
+def onprem_cpu_plan() -> Any:
+    """The local-model path on a cluster: the demo MLP (``builtin://mlp-demo``) served by Triton on an on-prem CPU
+    server of 4 vCPU / 8 GiB (the pod is sized to it, so it fits a CI runner's kind node)."""
+    from planner.optimizer.nodes import node_shape
 
     plan = factories.local_demo("triton")
-    part = plan.parts[0].model_copy(update={"instance": "cpu-server", "region": "datacenter"})
-    plan = plan.model_copy(update={"parts": (part,), "instance": "cpu-server", "region": "datacenter"})
-    files = {f"k8s/{key}.yaml": yaml.safe_dump_all(objs, sort_keys=True) for key, objs in render(plan).items()}
+    part = plan.parts[0].model_copy(update={"instance": "cpu-server", "region": "datacenter", "target": "kubeconfig",
+                                            "node": node_shape("on-prem", 4, 8, 0)})
+    return plan.model_copy(update={"parts": (part,), "instance": "cpu-server", "region": "datacenter"})
+
+
+def onprem_cpu_folder(root: Path) -> Path:
+    """Its folder: namespace, quota, the Triton repository ConfigMap (config.pbtxt, model.py and the bundled ONNX
+    file), the Deployment whose init container stages them into the model volume, the Service."""
+    from stacks.manifests import default_contexts, render
+
+    plan = onprem_cpu_plan()
+    files = {f"k8s/{key}.yaml": yaml.safe_dump_all(objs, sort_keys=True)
+             for key, objs in render(plan, default_contexts(plan)).items()}
     return write_plan_folder(root, plan, files)
 
 
@@ -93,6 +109,18 @@ def test_rollout_ready_status_destroy(tmp_path: Path, kubeconfig: str) -> None:
         assert result["ready"] is True
         healthy, lines = targets.status(folder, opts=opts)
         assert healthy, lines
+        # the model is really there: Triton answers ready for it, through the API server's Service proxy
+        from kubernetes import client, config
+
+        plan = onprem_cpu_plan()
+        new_client: Any = config.new_client_from_config
+        api = new_client(config_file=kubeconfig)
+        try:
+            body = client.CoreV1Api(api).connect_get_namespaced_service_proxy_with_path(
+                f"{plan.parts[0].names.app}:http", plan.parts[0].names.namespace, path="v2/models/mlp-demo/ready")
+            assert body == "" or body is None or "error" not in str(body).lower()
+        finally:
+            api.close()
         state = DeployState(folder / ".mlplan", "x").target("kubernetes")
         assert state is not None and state["status"] == "deployed"
     finally:

@@ -197,8 +197,8 @@ def pod_templates(doc: Obj) -> Iterator[tuple[str, Obj]]:
 
     for path in POD_PATHS.get(kind, []):
         tmpl = at(doc, path)
-        if isinstance(tmpl, dict):
-            yield name, tmpl.get("spec")
+        if isinstance(tmpl, dict) and isinstance(tmpl.get("spec"), dict):
+            yield name, tmpl["spec"]
     cluster = None
     if kind == "RayCluster":
         cluster = doc.get("spec")
@@ -307,10 +307,68 @@ def policy_documents(r: Res) -> list[Obj]:
     return docs
 
 
-def iam_wildcards(resources: list[Res]) -> list[str]:
-    """Allow statements that grant every action (``*`` or ``service:*``) on every resource (``*``), and
-    attachments of AWS's all-powerful managed policies."""
+#: GCP roles a generated stack may grant, and where. Project level: only the GKE node service account's role;
+#: on a bucket: read only (roles/storage.objectViewer); on a KMS key: encrypt/decrypt for the service agents;
+#: on a service account: Workload Identity's impersonation. Source: https://cloud.google.com/iam/docs/roles-overview
+GCP_ALLOWED_ROLES = {
+    "gcp:projects/iAMMember:IAMMember": {"roles/container.defaultNodeServiceAccount"},
+    "gcp:storage/bucketIAMMember:BucketIAMMember": {"roles/storage.objectViewer"},
+    "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember": {"roles/cloudkms.cryptoKeyEncrypterDecrypter"},
+    "gcp:serviceaccount/iAMMember:IAMMember": {"roles/iam.workloadIdentityUser"},
+}
+#: Azure built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles)
+#: a stack may assign, and on what. Contributor only on the dedicated hosts' own resource group (AKS must place
+#: VMs there), cluster admin only on the cluster, blob data read-only.
+AZURE_ROLES = {
+    "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1": ("Storage Blob Data Reader", "storage:BlobContainer"),
+    "4d97b98b-1d4f-4787-a291-c67834d212e7": ("Network Contributor", "network:Subnet"),
+    "e147488a-f6f5-4113-8e2d-b22465e65bf6": ("Key Vault Crypto Service Encryption User", "keyvault:Vault"),
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": ("Contributor", "resources:ResourceGroup -hosts-rg"),
+    "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b": ("Azure Kubernetes Service RBAC Cluster Admin",
+                                             "containerservice:ManagedCluster"),
+}
+#: The ARM id segment of each scope kind (a real deployment's scopes are ARM ids).
+_ARM_SEGMENT = {"storage:BlobContainer": "/blobServices/default/containers/", "network:Subnet": "/subnets/",
+                "keyvault:Vault": "/providers/Microsoft.KeyVault/vaults/",
+                "resources:ResourceGroup -hosts-rg": "-hosts-rg",
+                "containerservice:ManagedCluster": "/providers/Microsoft.ContainerService/managedClusters/"}
+
+
+def _scope_is(scope: str, kind: str, resources: list[Res]) -> bool:
+    """Whether ``scope`` is a resource of ``kind``: by the recorded resource whose (mock) id it is, else by its ARM
+    id's path."""
+    typ, _, name_suffix = kind.partition(" ")
+    for r in resources:
+        if r["type"].startswith("azure-native:") and f"{r['name']}-id" == scope:
+            return bool(r["type"] == f"azure-native:{typ}" and str(r["name"]).endswith(name_suffix))
+    return _ARM_SEGMENT[kind] in scope
+
+
+def _gcp_azure_grants(resources: list[Res]) -> list[str]:
+    """GCP IAM members and Azure role assignments outside :data:`GCP_ALLOWED_ROLES` / :data:`AZURE_ROLES`."""
     out = []
+    for r in resources:
+        typ, inputs = r["type"], r.get("inputs") or {}
+        if typ.startswith("gcp:") and ("IAMMember" in typ or "IAMBinding" in typ or "IAMPolicy" in typ):
+            allowed = GCP_ALLOWED_ROLES.get(typ)
+            if allowed is None or inputs.get("role") not in allowed:
+                out.append(f"{typ} {r['name']}: grants {inputs.get('role')}")
+        if typ == "azure-native:authorization:RoleAssignment":
+            role_id = str(inputs.get("roleDefinitionId", "")).rsplit("/", 1)[-1]
+            known = AZURE_ROLES.get(role_id)
+            scope = str(inputs.get("scope", ""))
+            if known is None:
+                out.append(f"{typ} {r['name']}: assigns role {role_id}")
+            elif not _scope_is(scope, known[1], resources):
+                out.append(f"{typ} {r['name']}: {known[0]} on {scope}, broader than its {known[1]}")
+    return out
+
+
+def iam_wildcards(resources: list[Res]) -> list[str]:
+    """Allow statements that grant every action (``*`` or ``service:*``) on every resource (``*``), attachments
+    of AWS's all-powerful managed policies, and GCP / Azure grants broader than the stacks need (read on the
+    weights, the node account's role, Workload Identity, the cluster's own admin)."""
+    out = _gcp_azure_grants(resources)
     for r in resources:
         if not r["type"].startswith("aws:"):
             continue
@@ -330,10 +388,51 @@ def iam_wildcards(resources: list[Res]) -> list[str]:
     return out
 
 
-def public_exposure(resources: list[Res], manifests: list[Obj] | None = None) -> list[str]:
-    """Buckets without a full public access block or with a public ACL / Allow-to-everyone policy, security
-    groups open to the internet, instances with public IPs, and internet-facing Kubernetes load balancers."""
+INTERNAL_LB = (("service.beta.kubernetes.io/aws-load-balancer-scheme", "internal"),
+               ("service.beta.kubernetes.io/aws-load-balancer-internal", "true"),
+               ("networking.gke.io/load-balancer-type", "Internal"),
+               ("service.beta.kubernetes.io/azure-load-balancer-internal", "true"))
+PRIVATE_CLASSES = ("confidential", "restricted", "air-gapped")
+
+
+def _public_gcp_azure(resources: list[Res]) -> list[str]:
     out = []
+    for r in resources:
+        typ, inputs, name = r["type"], r.get("inputs") or {}, r["name"]
+        if typ == "gcp:storage/bucket:Bucket":
+            if inputs.get("publicAccessPrevention") != "enforced":
+                out.append(f"bucket {name}: public access prevention not enforced")
+            if inputs.get("uniformBucketLevelAccess") is not True:
+                out.append(f"bucket {name}: object ACLs allowed (no uniform bucket-level access)")
+        if typ == "gcp:storage/bucketIAMMember:BucketIAMMember" and \
+                str(inputs.get("member")) in ("allUsers", "allAuthenticatedUsers"):
+            out.append(f"bucket IAM {name}: {inputs.get('member')}")
+        if typ == "gcp:compute/firewall:Firewall" and "0.0.0.0/0" in (inputs.get("sourceRanges") or []) \
+                and inputs.get("direction", "INGRESS") == "INGRESS":
+            out.append(f"firewall {name}: ingress from the internet")
+        if typ == "azure-native:storage:StorageAccount":
+            if inputs.get("allowBlobPublicAccess") is not False:
+                out.append(f"storage account {name}: anonymous blob access not disabled")
+            if inputs.get("enableHttpsTrafficOnly") is False:
+                out.append(f"storage account {name}: plain HTTP allowed")
+        if typ == "azure-native:storage:BlobContainer" and inputs.get("publicAccess", "None") != "None":
+            out.append(f"blob container {name}: public access {inputs.get('publicAccess')}")
+        if typ == "azure-native:network:NetworkSecurityGroup":
+            for rule in (inputs.get("securityRules") or []):
+                if rule.get("direction") == "Inbound" and rule.get("access") == "Allow" and \
+                        rule.get("sourceAddressPrefix") in ("*", "0.0.0.0/0", "Internet"):
+                    out.append(f"NSG {name}: inbound from the internet")
+        if typ == "azure-native:containerservice:AgentPool" and inputs.get("enableNodePublicIP"):
+            out.append(f"node pool {name}: public node IPs")
+    return out
+
+
+def public_exposure(resources: list[Res], manifests: list[Obj] | None = None, plan: Any = None) -> list[str]:
+    """Buckets without a full public access block or with a public ACL / Allow-to-everyone policy (S3, GCS, Azure
+    Blob), security groups / firewalls open to the internet, instances and nodes with public IPs, and
+    internet-facing Kubernetes load balancers: any of them without ``plan``; with it, those of parts whose data
+    class is confidential, restricted or air-gapped (public and internal data may be served on the internet)."""
+    out = _public_gcp_azure(resources)
     buckets = {r["name"]: r for r in resources if r["type"] == "aws:s3/bucket:Bucket"}
     blocks = [r for r in resources if r["type"] == "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]
     keys = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
@@ -372,29 +471,58 @@ def public_exposure(resources: list[Res], manifests: list[Obj] | None = None) ->
             ss = o["spec"]["serveService"]
             specs.append((ss.get("metadata") or {}, ss.get("spec") or {}))
         for md, spec in specs:
+            part_key = (md.get("labels") or {}).get("mlplan.dev/part") or \
+                ((o.get("metadata") or {}).get("labels") or {}).get("mlplan.dev/part")
+            part = next((p for p in plan.parts if p.names.key == part_key), None) if plan is not None else None
+            may_be_public = part is not None and part.data_class not in PRIVATE_CLASSES and \
+                part.routing != "marked-public"
             if spec.get("type") in ("LoadBalancer", "NodePort"):
                 ann = md.get("annotations") or {}
-                internal = ann.get("service.beta.kubernetes.io/aws-load-balancer-scheme") == "internal" or \
-                    ann.get("service.beta.kubernetes.io/aws-load-balancer-internal") in ("true", "0.0.0.0/0")
-                if spec["type"] == "NodePort" or not internal:
+                # an on-prem cluster's load balancer (MetalLB, kube-vip) hands out addresses of your own network
+                internal = any(ann.get(k) == v for k, v in INTERNAL_LB) or \
+                    (part is not None and part.target in ("kubeconfig", "edge-fleet"))
+                if spec["type"] == "NodePort" or (not internal and not may_be_public):
                     out.append(f"Service {md.get('name')}: {spec['type']} reachable from outside the cluster")
     return out
 
 
+_CLOUD_PREFIXES = {"aws": ("aws:", "pulumi:providers:aws"), "gcp": ("gcp:", "pulumi:providers:gcp"),
+                   "azure": ("azure-native:", "pulumi:providers:azure-native")}
+
+
+def _locations(r: Res) -> list[str]:
+    """Every region a recorded resource names: its provider's, and the region / location / zones of its inputs
+    (zones as their region: ``europe-west4-a`` -> ``europe-west4``)."""
+    inputs = r.get("inputs") or {}
+    out = [str(r["region"])] if r.get("region") else []
+    for key in ("region", "location"):
+        if isinstance(inputs.get(key), str) and inputs[key]:
+            out.append(inputs[key].lower())
+    for zone in inputs.get("nodeLocations") or []:
+        out.append(str(zone).rsplit("-", 1)[0])
+    return out
+
+
 def residency_violations(resources: list[Res], plan: Any) -> list[str]:
-    """AWS resources (and AWS providers) in a region outside the plan's residency set."""
+    """AWS, GCP and Azure resources (and their providers) in a region outside the plan's residency set, by the
+    catalog's geography of each region (not the plan's claim)."""
     from planner.catalog import Catalog
     from planner.privacy import region_allowed
 
     allowed = plan.security.allowed_regions
+    cat = Catalog.load()
     out = []
     for r in resources:
-        region = r.get("region") or (r["inputs"].get("region") if r["type"] == "pulumi:providers:aws" else "")
-        if not r["type"].startswith(("aws:", "pulumi:providers:aws")) or not region:
+        cloud = next((c for c, prefixes in _CLOUD_PREFIXES.items() if r["type"].startswith(prefixes)), None)
+        if cloud is None:
             continue
-        geography = Catalog.load().region("aws", str(region)).geography  # the catalog's, not the plan's claim
-        if not region_allowed("aws", str(region), geography, allowed):
-            out.append(f"{r['type']} {r['name']} in {region}, outside {list(allowed or ())}")
+        for region in dict.fromkeys(_locations(r)):
+            if cloud == "gcp" and region in ("eu", "us", "asia"):
+                out.append(f"{r['type']} {r['name']} in the multi-region {region}")  # spans several countries
+                continue
+            geography = cat.region(cloud, region).geography
+            if not region_allowed(cloud, region, geography, allowed):
+                out.append(f"{r['type']} {r['name']} in {region}, outside {list(allowed or ())}")
     return out
 
 

@@ -89,5 +89,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.filterwarnings(
                 "ignore:.*has been deprecated in favor of:DeprecationWarning:pulumi_aws"))
             item.add_marker(pytest.mark.filterwarnings(
+                "ignore:.*has been deprecated in favor of:DeprecationWarning:pulumi_gcp"))
+            item.add_marker(pytest.mark.filterwarnings(
                 "ignore:Using extra keyword arguments on `Field` is deprecated:"
                 "pydantic.warnings.PydanticDeprecatedSince20"))

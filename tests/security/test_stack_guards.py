@@ -27,6 +27,10 @@ def test_iac_plans_are_covered(mock_resources: dict[str, list[Res]]) -> None:
            "factory-cloud_llm_tensor_parallel", "factory-ec2_single_gpu", "factory-onprem_llm"}
     assert aws <= set(mock_resources)
     assert all(mock_resources[n] for n in aws)
+    # the GCP and Azure stacks too: the checks below see gcp: and azure-native: resources
+    for name, prefix in (("example-gke-a3-eu", "gcp:"), ("example-aks-confidential-us", "azure-native:"),
+                         ("factory-gcp_plan", "gcp:")):
+        assert any(r["type"].startswith(prefix) for r in mock_resources[name]), name
 
 
 def test_no_iam_wildcard_grant(mock_resources: dict[str, list[Res]]) -> None:
@@ -40,11 +44,12 @@ def test_nothing_public(mock_resources: dict[str, list[Res]], emitted: dict[str,
     found = {}
     for name, res in mock_resources.items():
         objs = [d for f in audit.manifest_files(emitted[name].folder) for d in audit.documents(f)]
-        if problems := audit.public_exposure(res, objs):
+        if problems := audit.public_exposure(res, objs, emitted[name].plan):
             found[name] = problems
     assert not found, found
-    buckets = [r for res in mock_resources.values() for r in res if r["type"] == "aws:s3/bucket:Bucket"]
-    assert buckets
+    buckets = [r for res in mock_resources.values() for r in res if r["type"] in (
+        "aws:s3/bucket:Bucket", "gcp:storage/bucket:Bucket", "azure-native:storage:StorageAccount")]
+    assert {b["type"].split(":")[0] for b in buckets} == {"aws", "gcp", "azure-native"}
 
 
 def test_every_resource_inside_the_residency_set(mock_resources: dict[str, list[Res]],
@@ -126,14 +131,14 @@ def test_program_refuses_a_tampered_folder(tmp_path: Path) -> None:
 
 
 def test_a_public_bucket_fails_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
-    import stacks.aws as stack_aws
+    import pulumi_aws as aws  # the module stacks.aws creates its resources from
 
-    real = stack_aws.aws.s3.BucketPublicAccessBlock
+    real = aws.s3.BucketPublicAccessBlock
 
     def lax(name: str, **kw: Any) -> Any:  # a regression that lets bucket policies make the bucket public
         return real(name, **{**kw, "block_public_policy": False, "restrict_public_buckets": False})
 
-    monkeypatch.setattr(stack_aws.aws.s3, "BucketPublicAccessBlock", lax)
+    monkeypatch.setattr(aws.s3, "BucketPublicAccessBlock", lax)
     res = audit.mock_run(factories.cloud_llm_single_gpu())
     assert any("public access not fully blocked" in p for p in audit.public_exposure(res))
 
@@ -150,3 +155,37 @@ def test_the_checks_catch_wildcards_public_services_and_foreign_regions() -> Non
     assert len(audit.public_exposure([*res, open_sg], [lb])) == 2
     foreign = {"type": "aws:s3/bucket:Bucket", "name": "b", "region": "us-east-1", "inputs": {}}
     assert audit.residency_violations([*res, foreign], plan) == ["aws:s3/bucket:Bucket b in us-east-1, outside ['eu']"]
+
+
+def test_the_checks_catch_public_gcp_and_azure_storage_broad_roles_and_foreign_regions() -> None:
+    plan = factories.cloud_llm_single_gpu()  # internal data, us-east-1 (allowed anywhere)
+    eu = factories.cloud_llm_pipeline_parallel()  # confidential, EU only
+    bucket = {"type": "gcp:storage/bucket:Bucket", "name": "b", "region": "europe-west4",
+              "inputs": {"publicAccessPrevention": "inherited", "uniformBucketLevelAccess": True,
+                         "location": "europe-west4"}}
+    everyone = {"type": "gcp:storage/bucketIAMMember:BucketIAMMember", "name": "m", "region": "europe-west4",
+                "inputs": {"member": "allUsers", "role": "roles/storage.objectViewer"}}
+    account = {"type": "azure-native:storage:StorageAccount", "name": "s", "region": "eastus",
+               "inputs": {"allowBlobPublicAccess": True, "location": "eastus"}}
+    container = {"type": "azure-native:storage:BlobContainer", "name": "c", "region": "eastus",
+                 "inputs": {"publicAccess": "Blob"}}
+    found = audit.public_exposure([bucket, everyone, account, container])
+    assert len(found) == 4, found
+    owner = {"type": "gcp:projects/iAMMember:IAMMember", "name": "o", "region": "europe-west4",
+             "inputs": {"role": "roles/owner", "member": "serviceAccount:x"}}
+    writer = {"type": "gcp:storage/bucketIAMMember:BucketIAMMember", "name": "w", "region": "europe-west4",
+              "inputs": {"role": "roles/storage.objectAdmin", "member": "serviceAccount:x"}}
+    contributor = {"type": "azure-native:authorization:RoleAssignment", "name": "a", "region": "eastus",
+                   "inputs": {"roleDefinitionId": "/subscriptions/s/providers/Microsoft.Authorization/"
+                                                  "roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c",
+                              "scope": "/subscriptions/s/resourceGroups/models-rg"}}  # not the hosts' group
+    assert len(audit.iam_wildcards([owner, writer, contributor])) == 3
+    # an internet-facing load balancer: allowed for internal data, not for confidential data
+    lb = {"kind": "Service", "metadata": {"name": "svc", "labels": {"mlplan.dev/part": "primary"}},
+          "spec": {"type": "LoadBalancer"}}
+    assert audit.public_exposure([], [lb], plan) == []
+    assert audit.public_exposure([], [lb], eu) == ["Service svc: LoadBalancer reachable from outside the cluster"]
+    gke = {"type": "gcp:container/nodePool:NodePool", "name": "p", "region": "europe-west4",
+           "inputs": {"nodeLocations": ["us-central1-a"], "location": "europe-west4"}}
+    assert audit.residency_violations([gke], eu) == [
+        "gcp:container/nodePool:NodePool p in us-central1, outside ['eu']"]

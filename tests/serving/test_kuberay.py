@@ -40,6 +40,12 @@ def test_kubernetes_decision_rules() -> None:
     assert not uses_kubernetes(factories.training_zero(), factories.training_zero().parts[0])
 
 
+def manifests_quantity(q: str) -> float:
+    from stacks.manifests import quantity
+
+    return quantity(q)
+
+
 def _workers(rs: dict[str, Any]) -> list[dict[str, Any]]:
     groups: list[dict[str, Any]] = rs["spec"]["rayClusterConfig"]["workerGroupSpecs"]
     return groups
@@ -62,16 +68,31 @@ def test_rayservice_validates_and_carries_the_plan(name: str) -> None:
         assert group["rayStartParams"]["num-gpus"] == gpus == str(part.gpus_per_node)
         assert container["resources"]["requests"] == container["resources"]["limits"]
         selector = group["template"]["spec"]["nodeSelector"]
-        if part.placement == "cloud":
-            assert selector == {hardware.INSTANCE_TYPE_LABEL: part.instance}
+        if part.placement == "cloud":  # the accelerator pool the stacks create: both labels on every node of it
+            assert selector == {hardware.INSTANCE_TYPE_LABEL: part.instance, hardware.POOL_LABEL: "accelerators"}
         else:
             assert selector[hardware.GPU_PRODUCT_LABEL] == part.device.gpu_product
+        # the worker takes the node's allocatable less the DaemonSets' share: never more than the node has
+        assert manifests_quantity(container["resources"]["requests"]["cpu"]) * 1000 <= \
+            part.node.allocatable_cpu_millicores - hardware.DAEMONSET_CPU_M
+        assert manifests_quantity(container["resources"]["requests"]["memory"]) / 2**20 <= \
+            part.node.allocatable_memory_mib - hardware.DAEMONSET_MEMORY_MIB
+        for spec in (group["template"]["spec"], rs["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]):
+            assert spec["serviceAccountName"] == part.names.app  # workload identity reaches every pod
         serve = yaml.safe_load(rs["spec"]["serveConfigV2"])
         app = serve["applications"][0]
         if app["import_path"].startswith("ray.serve.llm"):
             eng = app["args"]["llm_configs"][0]["engine_kwargs"]
             assert (eng["tensor_parallel_size"], eng["pipeline_parallel_size"]) == \
                 (part.tensor_parallel, part.pipeline_parallel)
+            assert part.engine is not None
+            assert (eng["max_num_seqs"], eng["max_model_len"], eng["gpu_memory_utilization"]) == \
+                (part.engine.max_num_seqs, part.engine.max_model_len, part.engine.gpu_memory_utilization)
+            # the weights come from the worker's own copy, fetched by its init container into the models volume
+            source = app["args"]["llm_configs"][0]["model_loading_config"]["model_source"]
+            spec = group["template"]["spec"]
+            assert source.startswith("/models/") and spec["initContainers"][0]["name"] == "fetch-model"
+            assert any(v["name"] == "models" for v in spec["volumes"])
         else:
             assert app["deployments"][0]["ray_actor_options"]["num_gpus"] == part.accelerator_count
 

@@ -33,6 +33,17 @@ def gcp_plan() -> Plan:
                                   accelerator="l4")
 
 
+def azure_spot_plan() -> Plan:
+    """One H100 NVL on AKS (Standard_NC40ads_H100_v5, eastus), Spot: the GPU pool carries AKS's Spot taint too."""
+    base = f.cloud_llm_single_gpu()
+    part = base.parts[0].model_copy(update={"provider": "azure", "region": "eastus", "geography": "us",
+                                            "instance": "Standard_NC40ads_H100_v5", "accelerator": "h100-nvl",
+                                            "nodes": 1, "replicas": 1, "purchase": "spot", "dtype": "bf16"})
+    return f.cloud_llm_single_gpu(parts=(part,), provider="azure", region="eastus",
+                                  instance="Standard_NC40ads_H100_v5", accelerator="h100-nvl", nodes=1, replicas=1,
+                                  purchase="spot", dtype="bf16")
+
+
 def restricted_dedicated() -> Plan:
     """Restricted data in the cloud: dedicated tenancy, EU only."""
     return f.cloud_llm_pipeline_parallel(security=f._security("restricted", ("eu",)))
@@ -40,6 +51,7 @@ def restricted_dedicated() -> Plan:
 
 PLANS: dict[str, Any] = {**f.ALL_PLANS, "ec2_single_gpu": ec2_single_gpu,
                          "triton_tensor_parallel": triton_tensor_parallel, "gcp_plan": gcp_plan,
+                         "azure_spot_plan": azure_spot_plan,
                          "restricted_dedicated": restricted_dedicated}
 
 
@@ -59,6 +71,8 @@ def mock_runs() -> dict[str, list[dict[str, Any]]]:
 # pulumi-aws 7.x warns at import time for its own deprecated aliases (BucketV2, ...), which mlplan never uses
 # (it uses aws.s3.Bucket etc.); the filter matches only warnings issued from inside the pulumi_aws package.
 PULUMI_AWS_IMPORT_WARNINGS = "ignore:.*has been deprecated in favor of:DeprecationWarning:pulumi_aws"
+# pulumi-gcp likewise (gcp.compute.MangedSslCertificate ...), imported once the program builds a GKE part
+PULUMI_GCP_IMPORT_WARNINGS = "ignore:.*has been deprecated in favor of:DeprecationWarning:pulumi_gcp"
 
 
 # Ray Serve's config schema (used to validate a RayService's serveConfigV2) declares pydantic fields the v1 way.
@@ -70,4 +84,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/stacks/" in item.nodeid:
             item.add_marker(pytest.mark.filterwarnings(PULUMI_AWS_IMPORT_WARNINGS))
+            item.add_marker(pytest.mark.filterwarnings(PULUMI_GCP_IMPORT_WARNINGS))
             item.add_marker(pytest.mark.filterwarnings(RAY_SCHEMA_WARNINGS))

@@ -4,8 +4,9 @@ public container or internet ingress, no role broader than read on the weights, 
 
 from __future__ import annotations
 
+import functools
 import random
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -21,6 +22,10 @@ NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
 KV_CRYPTO_SERVICE_ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 AKS_RBAC_CLUSTER_ADMIN = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
+
+
+def _put(got: dict[str, Any], key: str, value: Any) -> None:
+    got[key] = value
 
 
 def base(**kw: Any) -> AksPartArgs:
@@ -40,7 +45,8 @@ def random_args(rng: random.Random, i: int) -> AksPartArgs:
                                                                               "h100-nvl"),
               ("Standard_NC80adis_H100_v5", 2, "nvidia", "h100-nvl"), ("Standard_ND96asr_v4", 8, "nvidia", "a100-40gb"),
               ("Standard_ND96isr_MI300X_v5", 8, "amd", "mi300x"), ("Standard_NC8as_T4_v3", 1, "nvidia", "t4")]
-    size, gpus, vendor, acc = rng.choice(shapes)
+    size, gpus, vendor_name, acc = rng.choice(shapes)
+    vendor: Literal["nvidia", "amd"] = "amd" if vendor_name == "amd" else "nvidia"
     nodes = rng.randint(1, 3)
     confidential = rng.random() < 0.5
     return AksPartArgs(name=f"mlplan-rand-{i}", location=rng.choice(["eastus", "swedencentral", "japaneast"]),
@@ -84,9 +90,9 @@ def runs() -> dict[str, tuple[list[Res], dict[str, Any]]]:
                        resource=out.device_resource, plugin=out.device_plugin, pod_labels=dict(out.pod_labels),
                        tolerations=out.tolerations())
             install_cluster_addons(args.name, out, kuberay=False)
-            out.model_uri.apply(lambda v, got=got: got.__setitem__("uri", v))
+            out.model_uri.apply(functools.partial(_put, got, "uri"))
             pulumi.Output.from_input(out.service_account_annotations["azure.workload.identity/client-id"]).apply(
-                lambda v, got=got: got.__setitem__("client_id", v))
+                functools.partial(_put, got, "client_id"))
 
     resources = run_under_mocks(program)
     return {key: ([r for r in resources if r["name"].startswith(args.name) or r["name"] == f"azure-{args.name}"],

@@ -4,6 +4,7 @@ asked, no public bucket or internet ingress, and no IAM grant broader than read 
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any
 
@@ -25,6 +26,10 @@ READ_ONLY_BUCKET_ROLES = {"roles/storage.objectViewer"}
 IAM_TYPES = ("IAMMember", "IAMBinding", "IAMPolicy")
 SERVICE_AGENT_DOMAINS = ("@gs-project-accounts.iam.gserviceaccount.com",
                          "@container-engine-robot.iam.gserviceaccount.com", "@compute-system.iam.gserviceaccount.com")
+
+
+def _put(got: dict[str, Any], key: str, value: Any) -> None:
+    got[key] = value
 
 
 def base(**kw: Any) -> GkePartArgs:
@@ -87,9 +92,9 @@ def runs() -> dict[str, tuple[list[Res], dict[str, Any]]]:
             got = seen[key]
             got.update(labels=dict(out.gpu_node_labels), taints=out.gpu_node_taints, lb=dict(out.service_annotations),
                        resource=out.device_resource, plugin=out.device_plugin, pod_labels=dict(out.pod_labels))
-            out.model_uri.apply(lambda v, got=got: got.__setitem__("uri", v))
+            out.model_uri.apply(functools.partial(_put, got, "uri"))
             sa = out.service_account_annotations["iam.gke.io/gcp-service-account"]
-            pulumi_output(sa).apply(lambda v, got=got: got.__setitem__("gsa", v))
+            pulumi_output(sa).apply(functools.partial(_put, got, "gsa"))
 
     resources = run_under_mocks(program)
     out: dict[str, tuple[list[Res], dict[str, Any]]] = {}

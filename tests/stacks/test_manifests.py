@@ -58,8 +58,9 @@ def test_every_manifest_validates(name: str) -> None:
         elif obj["kind"] == "RayJob":
             # a RayJob's rayClusterSpec is the same RayClusterSpec as a RayService's rayClusterConfig
             jsonschema.Draft7Validator(ray_cluster_schema()).validate(obj["spec"]["rayClusterSpec"])
+            # RayJobSpec fields (KubeRay ray-operator/apis/ray/v1/rayjob_types.go; suspend: no cluster is created)
             assert set(obj["spec"]) <= {"entrypoint", "shutdownAfterJobFinishes", "ttlSecondsAfterFinished",
-                                        "rayClusterSpec", "runtimeEnvYAML", "submissionMode"}
+                                        "rayClusterSpec", "runtimeEnvYAML", "submissionMode", "suspend"}
         else:
             kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
@@ -133,13 +134,22 @@ def test_edge_pods_pinned_by_label_and_gpu_node_selector_in_cloud() -> None:
     ds = next(o for o in rendered("edge_vision") if o["kind"] == "DaemonSet")
     assert ds["spec"]["template"]["spec"]["nodeSelector"]["node-role.kubernetes.io/edge"] == "true"
     dep = next(o for o in rendered("triton_tensor_parallel") if o["kind"] == "Deployment")
-    assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"node.kubernetes.io/instance-type": "p5.48xlarge"}
+    # the EKS accelerator node group carries both labels (stacks.aws.EksGpuCluster), and the taint tolerated
+    assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"node.kubernetes.io/instance-type": "p5.48xlarge",
+                                                               "mlplan.dev/pool": "accelerators"}
     assert dep["spec"]["template"]["spec"]["tolerations"][0]["key"] == "nvidia.com/gpu"
 
 
 def test_hpa_bounds_are_the_plans_replica_bounds() -> None:
+    from stacks.manifests import server
+
     plan = PLANS["triton_tensor_parallel"]()
-    hpa = next(o for o in rendered("triton_tensor_parallel") if o["kind"] == "HorizontalPodAutoscaler")
+    info = layout.parts(plan)[0]
+    # TensorRT-LLM's trtllm-serve exports no requests-in-flight gauge: no HPA, the planned replicas stay
+    assert server.hpa(plan, info) is None
+    triton = info.part.model_copy(update={"runtime": "triton"})
+    hpa = server.hpa(plan, layout.PartInfo(0, triton))
+    assert hpa is not None
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == \
         (plan.serving.min_replicas, plan.serving.max_replicas)
     pdb = next(o for o in rendered("triton_tensor_parallel") if o["kind"] == "PodDisruptionBudget")

@@ -30,6 +30,12 @@ def one(resources: list[Res], typ: str) -> Res:
     return found[0]
 
 
+def named(resources: list[Res], typ: str, suffix: str) -> Res:
+    found = [r for r in of_type(resources, typ) if r["name"].endswith(suffix)]
+    assert len(found) == 1, f"expected one {typ} named *{suffix}, got {[r['name'] for r in found]}"
+    return found[0]
+
+
 def config_group_objs(resources: list[Res]) -> list[dict[str, Any]]:
     return [o for r in of_type(resources, "kubernetes:yaml/v2:ConfigGroup") for o in r["inputs"]["objs"]]
 
@@ -37,13 +43,18 @@ def config_group_objs(resources: list[Res]) -> list[dict[str, Any]]:
 def test_eks_plan_creates_cluster_gpu_node_group_bucket_and_irsa(mock_runs: dict[str, list[Res]]) -> None:
     plan = f.cloud_llm_tensor_parallel()
     res = mock_runs["cloud_llm_tensor_parallel"]
-    ng = one(res, "aws:eks/nodeGroup:NodeGroup")["inputs"]
+    ng = named(res, "aws:eks/nodeGroup:NodeGroup", "-gpu")["inputs"]
     assert ng["instanceTypes"] == ["p5.48xlarge"]
     assert ng["scalingConfig"]["desiredSize"] == plan.nodes == 1
     assert ng["amiType"] in ("AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA")
     assert ng["capacityType"] == "ON_DEMAND"
     assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"} in ng["taints"]
-    lt = one(res, "aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    assert ng["labels"]["mlplan.dev/pool"] == "accelerators" and ng["labels"]["mlplan.dev/accelerator"] == "h100-sxm"
+    # the system node group: untainted, for CoreDNS, the operators and the Ray head
+    system = named(res, "aws:eks/nodeGroup:NodeGroup", "-system")["inputs"]
+    assert not system.get("taints") and system["labels"] == {"mlplan.dev/pool": "system"}
+    assert system["scalingConfig"]["desiredSize"] >= 2
+    lt = named(res, "aws:ec2/launchTemplate:LaunchTemplate", "-gpu")["inputs"]
     assert lt["metadataOptions"]["httpTokens"] == "required"
     assert lt["blockDeviceMappings"][0]["ebs"]["encrypted"] == "true"
     cluster = one(res, "aws:eks/cluster:Cluster")["inputs"]
@@ -60,6 +71,10 @@ def test_eks_plan_creates_cluster_gpu_node_group_bucket_and_irsa(mock_runs: dict
     charts = {r["inputs"]["chart"]: r["inputs"] for r in of_type(res, "kubernetes:helm.sh/v3:Release")}
     assert charts["kuberay-operator"]["repositoryOpts"]["repo"] == "https://ray-project.github.io/kuberay-helm/"
     assert "nvidia-device-plugin" in charts
+    # the AWS Load Balancer Controller runs the endpoint's NLB, as its own IRSA role, on the system pool
+    lbc = charts["aws-load-balancer-controller"]
+    assert lbc["repositoryOpts"]["repo"] == "https://aws.github.io/eks-charts" and lbc["version"]
+    assert lbc["values"]["nodeSelector"] == {"mlplan.dev/pool": "system"}
     # IRSA: the serving role trusts only the serving service account, and reads only the model bucket
     roles = {r["name"]: r["inputs"] for r in of_type(res, "aws:iam/role:Role")}
     serving = roles[f"{plan.parts[0].names.resource_prefix}-serving"]
@@ -67,7 +82,7 @@ def test_eks_plan_creates_cluster_gpu_node_group_bucket_and_irsa(mock_runs: dict
     assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
     sub = next(v for k, v in trust["Condition"]["StringEquals"].items() if k.endswith(":sub"))
     assert sub == "system:serviceaccount:mlplan-test:test"  # the spec's names, not the model's
-    policy = json.loads(one(res, "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
+    policy = json.loads(named(res, "aws:iam/rolePolicy:RolePolicy", "-serving-read-models")["inputs"]["policy"])
     bucket = one(res, "aws:s3/bucket:Bucket")["inputs"]["bucket"]
     actions = {a for s in policy["Statement"] for a in s["Action"]}
     assert actions == {"s3:ListBucket", "s3:GetObject", "kms:Decrypt"}
@@ -82,7 +97,8 @@ def test_gpu_limits_equal_tp_degree_per_pod(mock_runs: dict[str, list[Res]]) -> 
     assert limits["nvidia.com/gpu"] == str(plan.tensor_parallel * plan.pipeline_parallel) == "4"
     assert dep["spec"]["replicas"] == plan.replicas
     assert dep["spec"]["template"]["spec"]["nodeSelector"]["node.kubernetes.io/instance-type"] == "p5.48xlarge"
-    assert "--world_size=4" in dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--tp_size") + 1] == "4" and args[args.index("--pp_size") + 1] == "1"
 
 
 def test_single_gpu_plan_is_one_private_ec2_instance(mock_runs: dict[str, list[Res]]) -> None:
@@ -101,10 +117,11 @@ def test_single_gpu_plan_is_one_private_ec2_instance(mock_runs: dict[str, list[R
 
 
 def test_dedicated_tenancy_for_restricted_plans(mock_runs: dict[str, list[Res]]) -> None:
-    lt = one(mock_runs["restricted_dedicated"], "aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
-    assert lt["placement"]["tenancy"] == "dedicated"
-    lt = one(mock_runs["cloud_llm_tensor_parallel"], "aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
-    assert "placement" not in lt
+    for suffix in ("-gpu", "-system"):  # every node of a restricted plan on single-tenant hardware
+        lt = named(mock_runs["restricted_dedicated"], "aws:ec2/launchTemplate:LaunchTemplate", suffix)["inputs"]
+        assert lt["placement"]["tenancy"] == "dedicated"
+        lt = named(mock_runs["cloud_llm_tensor_parallel"], "aws:ec2/launchTemplate:LaunchTemplate", suffix)["inputs"]
+        assert "placement" not in lt
 
 
 @pytest.mark.parametrize("name", ["cloud_llm_pipeline_parallel", "hybrid_onprem_cloud_burst", "restricted_dedicated"])
@@ -122,10 +139,12 @@ def test_no_public_ingress_on_confidential_plans(mock_runs: dict[str, list[Res]]
     objs = config_group_objs(res)
     kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}
     assert ("NetworkPolicy", "default-deny") in kinds
+    targets = {p.names.key: p.target for p in PLANS[name]().parts}
     for o in objs:
-        if o["kind"] == "Service":
+        md = o["metadata"]
+        if o["kind"] == "Service" and targets[md["labels"]["mlplan.dev/part"]] == "aws-eks":
             assert o["spec"]["type"] != "LoadBalancer" or \
-                o["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
+                md["annotations"]["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
         if o["kind"] == "NetworkPolicy":
             for rule in o["spec"].get("ingress", []):
                 for peer in rule.get("from", []):
@@ -183,7 +202,7 @@ def test_edge_fleet_is_a_daemonset_pinned_to_edge_nodes(mock_runs: dict[str, lis
 
 def test_hybrid_creates_both_sides_and_the_router(mock_runs: dict[str, list[Res]]) -> None:
     res = mock_runs["hybrid_onprem_cloud_burst"]
-    assert one(res, "aws:eks/nodeGroup:NodeGroup")["inputs"]["instanceTypes"] == ["g6.xlarge"]
+    assert named(res, "aws:eks/nodeGroup:NodeGroup", "-gpu")["inputs"]["instanceTypes"] == ["g6.xlarge"]
     assert len(of_type(res, "pulumi:providers:kubernetes")) == 2
     objs = config_group_objs(res)
     cm = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-router"))
@@ -203,13 +222,14 @@ def test_hybrid_creates_both_sides_and_the_router(mock_runs: dict[str, list[Res]
 def test_firmware_local_and_gcp_plans_create_nothing_in_aws(mock_runs: dict[str, list[Res]]) -> None:
     assert mock_runs["microcontroller"] == []
     assert mock_runs["local_demo"] == []
-    assert not [r for r in mock_runs["gcp_plan"] if r["type"].startswith(("aws:", "kubernetes:"))]
+    assert not [r for r in mock_runs["gcp_plan"] if r["type"].startswith("aws:")]
+    assert [r for r in mock_runs["gcp_plan"] if r["type"] == "gcp:container/cluster:Cluster"]  # the GKE stack
 
 
 def test_training_plan_gets_a_rayjob_on_gpu_nodes(mock_runs: dict[str, list[Res]]) -> None:
     plan = f.training_zero()
     res = mock_runs["training_zero"]
-    assert one(res, "aws:eks/nodeGroup:NodeGroup")["inputs"]["scalingConfig"]["desiredSize"] == 2
+    assert named(res, "aws:eks/nodeGroup:NodeGroup", "-gpu")["inputs"]["scalingConfig"]["desiredSize"] == 2
     job = next(o for o in config_group_objs(res) if o["kind"] == "RayJob")
     group = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
     assert group["replicas"] == plan.nodes
@@ -221,3 +241,28 @@ def test_residency_is_enforced_before_anything_is_created() -> None:
     part = plan.parts[0].model_copy(update={"region": "us-east-1", "geography": "us"})
     with pytest.raises(ArtifactError, match="residency eu only"):
         check_plan(plan.model_copy(update={"parts": (part,)}), f.spec_for(plan))
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("cloud_llm_single_gpu", "http://mlplan-test-primary-serving-endpoint.lb.mock:8000"),
+    ("cloud_llm_pipeline_parallel", "https://mlplan-test-primary-serving-endpoint.lb.mock"),  # TLS front door
+    ("ec2_single_gpu", "http://10.40.0.10:8000"),  # private address, the VPC's way in
+    ("hybrid_onprem_cloud_burst", "https://mlplan-test-sensitive-on-prem-serving-endpoint.lb.mock"),  # the router
+])
+def test_the_stack_exports_the_endpoint_deploy_prints(monkeypatch: pytest.MonkeyPatch, name: str,
+                                                      expected: str) -> None:
+    import pulumi
+
+    from stacks.preview import run_under_mocks
+    from stacks.program import build
+
+    seen: dict[str, Any] = {}
+
+    def export(key: str, value: Any) -> None:
+        pulumi.Output.from_input(value).apply(lambda v: seen.__setitem__(key, v))
+
+    monkeypatch.setattr(pulumi, "export", export)
+    plan = PLANS[name]()
+    run_under_mocks(lambda: build(plan))
+    assert seen["endpoint"] == expected
+    assert seen["plan_id"] == plan.id

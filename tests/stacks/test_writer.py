@@ -35,7 +35,7 @@ def fixed_catalog() -> Catalog:
                      source="STM32H743 datasheet DS12110")
     regions = [Region(provider=pr, region=r, geography=g, zone="x", source="test fixture")  # type: ignore[arg-type]
                for pr, r, g in (("aws", "us-east-1", "us"), ("aws", "eu-west-1", "eu"), ("aws", "eu-central-1", "eu"),
-                                ("gcp", "europe-west4", "eu"))]
+                                ("gcp", "europe-west4", "eu"), ("azure", "eastus", "us"))]
     return Catalog(version="test", accelerators={}, edge_devices={"stm32h7": stm}, instances=(), onprem_servers=(),
                    regions={(r.provider, r.region): r for r in regions},
                    rtt=RttTable(zones=["x"], rtt_ms={}, source="test fixture"))
@@ -134,7 +134,19 @@ def test_plan_md_lists_decision_costs_runners_up_rejected_and_previewed_resource
     gcp = write("gcp_plan", tmp_path / "g")
     assert gcp
     md = (tmp_path / "g/PLAN.md").read_text()
-    assert "only the AWS stack is generated" in md and "k8s/primary.yaml" in md
+    # the GKE stack is generated and previewed like the AWS one; the project is the user's to set
+    assert "only the AWS stack is generated" not in md
+    for text in ("gcp:container/cluster:Cluster mlplan-test-primary (europe-west4)",
+                 "gcp:container/nodePool:NodePool mlplan-test-primary-accel (europe-west4)",
+                 "gcp:storage/bucket:Bucket", "pulumi config set gcp:project"):
+        assert text in md, text
+    assert "# required before `pulumi up`: pulumi config set gcp:project" in \
+        (tmp_path / "g/infra/Pulumi.test.yaml").read_text()
+    endpoints = yaml.safe_load((tmp_path / "g/serving/endpoints.yaml").read_text())["endpoints"]
+    assert endpoints == [{"internal": False, "namespace": "mlplan-test", "part": "primary", "port": 8000,
+                          "scheme": "http", "service": "test-endpoint"}]
+    reqs = (tmp_path / "g/infra/requirements.txt").read_text()
+    assert all(line.startswith("#") for line in reqs.splitlines())  # nothing to pip-install, ever
 
 
 def test_deterministic_and_no_machine_paths(tmp_path: Path) -> None:
@@ -258,7 +270,7 @@ def test_failure_during_the_swap_rolls_back(tmp_path: Path, monkeypatch: pytest.
             raise OSError(5, "Input/output error")
         real_rename(src, dst)
 
-    monkeypatch.setattr(writer.os, "rename", rename)
+    monkeypatch.setattr(os, "rename", rename)  # the os module the writer renames with
     with pytest.raises(InputError, match="Input/output"):  # one clear line, not a raw OSError
         write("edge_vision", out)
     assert files_of(out) == before
