@@ -21,7 +21,9 @@ from starlette.responses import JSONResponse
 
 from planner.errors import InputError
 from serving.runtime.loader import resolve_model
+from serving.runtime.loopback import bind_loopback_only
 from serving.runtime.onnx_model import OnnxModel as OnnxRunner
+
 
 ARGS = ("model_uri", "max_batch_size", "batch_wait_timeout_s", "device", "inputs", "outputs",
         "intra_op_threads")
@@ -32,6 +34,9 @@ class OnnxModel:
     def __init__(self, model_uri: str, max_batch_size: int = 8, batch_wait_timeout_s: float = 0.002,
                  device: str = "cpu", inputs: list[dict[str, Any]] | None = None,
                  outputs: list[dict[str, Any]] | None = None, intra_op_threads: int = 1) -> None:
+        # a local session started by serving.launch: the replica's gRPC server (started once this constructor
+        # returns) binds 127.0.0.1. Here, not at import: Serve may ship this class by value, without importing us.
+        bind_loopback_only()
         self.model_uri = model_uri
         self.model = OnnxRunner(resolve_model(model_uri), device=device, intra_op_threads=intra_op_threads)
         if inputs and inputs[0]["name"] != self.model.input_name:

@@ -440,7 +440,7 @@ def run(path: str | Path, *, rate_rps: float, duration_s: float, max_requests: i
         concurrency: int = 64, endpoint: str | None = None, timeout_s: float = 30.0, seed: int = 0,
         warmup: int = 5, on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """``mlplan loadtest``: load the plan folder, send the open-loop load, return measured vs predicted."""
-    from stacks.deploy.folder import load_folder
+    from stacks.folder import load_folder
 
     folder = load_folder(path)
     target = target_for(folder, endpoint)
