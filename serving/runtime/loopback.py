@@ -6,8 +6,8 @@ for ``mlplan deploy --target local`` (the environment names the address in ``MLP
 :func:`bind_loopback_only` makes every grpc server of the process bind that address instead of a wildcard one:
 ``add_insecure_port`` / ``add_secure_port`` of grpcio's sync and asyncio servers rewrite ``[::]``, ``0.0.0.0``
 and an empty host. :class:`serving.runtime.ray_app.OnnxModel` calls it first thing in its constructor, which
-every replica runs before it starts that server. ``serving.launch`` checks the session's sockets after start-up, so a Ray version that binds
-elsewhere fails the deploy instead of listening publicly.
+every replica runs before it starts that server. ``serving.launch`` checks the session's sockets after
+start-up, so a Ray version that binds elsewhere fails the deploy instead of listening publicly.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ from serving.runtime.loader import resolve_model
 from serving.runtime.loopback import bind_loopback_only
 from serving.runtime.onnx_model import OnnxModel as OnnxRunner
 
-
 ARGS = ("model_uri", "max_batch_size", "batch_wait_timeout_s", "device", "inputs", "outputs",
         "intra_op_threads")
 
