@@ -44,8 +44,8 @@ def bind_loopback_only(host: str | None = None) -> bool:
     host = host or os.environ.get(ENV)
     if not host:
         return False
-    import grpc._server
-    from grpc.aio import _server as aio_server
+    import grpc._server  # type: ignore[import-untyped]
+    from grpc.aio import _server as aio_server  # type: ignore[import-untyped]
 
     for cls in (grpc._server._Server, aio_server.Server):
         for name in ("add_insecure_port", "add_secure_port"):

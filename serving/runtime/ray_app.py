@@ -43,12 +43,13 @@ class OnnxModel:
                              fix="make model.inputs in the spec match the ONNX graph")
         self.max_batch_size = int(max_batch_size)
         self.batch_wait_timeout_s = float(batch_wait_timeout_s)
-        self._infer_batch.set_max_batch_size(self.max_batch_size)
-        self._infer_batch.set_batch_wait_timeout_s(self.batch_wait_timeout_s)
+        batcher: Any = self._infer_batch  # serve.batch adds the setters at run time
+        batcher.set_max_batch_size(self.max_batch_size)
+        batcher.set_batch_wait_timeout_s(self.batch_wait_timeout_s)
         self.stats = {"requests": 0, "batches": 0, "rows": 0, "max_batch_seen": 0}
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
-    async def _infer_batch(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    async def _infer_batch(self, arrays: list[np.ndarray[Any, Any]]) -> list[np.ndarray[Any, Any]]:
         sizes = [len(a) for a in arrays]
         out = self.model.predict(np.concatenate(arrays, axis=0))
         self.stats["batches"] += 1
@@ -88,4 +89,5 @@ def build_app(args: dict[str, Any]) -> Any:
         raise InputError(f"unknown OnnxModel argument {unknown[0]!r}", fix=f"use {', '.join(ARGS)}")
     if "model_uri" not in args:
         raise InputError("OnnxModel needs 'model_uri'", fix="set args.model_uri in the Serve config")
-    return OnnxModel.bind(**args)
+    deployment: Any = OnnxModel  # serve.deployment made it a Deployment (typed as the class it wraps)
+    return deployment.bind(**args)

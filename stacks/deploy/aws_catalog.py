@@ -125,7 +125,7 @@ def _region_row(region: str, zones: Iterable[str], today: str) -> Region | None:
     zone = re.sub(r"-\d+$", "", region)
     if prefix not in _GEOGRAPHY or zone not in set(zones):
         return None
-    return Region(provider="aws", region=region, geography=_GEOGRAPHY[prefix], zone=zone,  # type: ignore[arg-type]
+    return Region(provider="aws", region=region, geography=_GEOGRAPHY[prefix], zone=zone,
                   source=f"AWS region name {region}, mlplan catalog refresh {today}")
 
 

@@ -171,7 +171,7 @@ class Preflight:
     def check_gpus(self, ec2: Any, region: str, part: Any) -> dict[str, Any] | None:
         name = f"{part.instance} GPUs"
         try:
-            info = ec2.describe_instance_types(InstanceTypes=[part.instance])["InstanceTypes"][0]
+            info: dict[str, Any] = ec2.describe_instance_types(InstanceTypes=[part.instance])["InstanceTypes"][0]
         except aws_errors() as e:
             if error_code(e) == "InvalidInstanceType":
                 self.add(Check(name, False, f"EC2 does not know instance type {part.instance}",

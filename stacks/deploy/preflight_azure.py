@@ -81,10 +81,12 @@ class SdkAzureApi:
         return ComputeManagementClient(self.credential, subscription)
 
     def resource_skus(self, subscription: str, location: str) -> Iterable[Any]:
-        return self._client(subscription).resource_skus.list(filter=f"location eq '{location}'")
+        skus: Iterable[Any] = self._client(subscription).resource_skus.list(filter=f"location eq '{location}'")
+        return skus
 
     def usages(self, subscription: str, location: str) -> Iterable[Any]:
-        return self._client(subscription).usage.list(location)
+        usages: Iterable[Any] = self._client(subscription).usage.list(location)
+        return usages
 
 
 def _classify(e: Exception, what: str) -> Exception:

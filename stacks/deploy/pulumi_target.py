@@ -144,7 +144,9 @@ class PulumiTarget:
         if not preview_only:
             state.begin(TARGET, backend=backend_url(self.folder, self.backend), stack=stack.name)
         self.say(f"pulumi stack {stack.name} (backend {backend_url(self.folder, self.backend)})")
-        with state.step(TARGET, "preview") if not preview_only else contextlib.nullcontext({}) as step:
+        preview: contextlib.AbstractContextManager[dict[str, Any]] = \
+            state.step(TARGET, "preview") if not preview_only else contextlib.nullcontext({})
+        with preview as step:
             result = self._run("preview", lambda: stack.preview(on_output=self._on_output, on_event=self._on_event))
             changes = {str(getattr(k, "value", k)): int(v) for k, v in (result.change_summary or {}).items()}
             step["changes"] = changes

@@ -97,7 +97,7 @@ def reset_moto(url: str) -> None:
     import urllib.request
 
     req = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(req, timeout=10):
+    with urllib.request.urlopen(req, timeout=60):  # a reset re-reads moto's catalogs: slow on a busy machine
         pass
 
 

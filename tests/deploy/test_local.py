@@ -95,6 +95,7 @@ def test_local_triton_lifecycle(tmp_path: Path) -> None:
         cfg = next((folder / "serving/triton/model_repository").glob("*/config.pbtxt"))
         cfg.write_text(cfg.read_text().replace("max_queue_delay_microseconds: 2000",
                                                "max_queue_delay_microseconds: 1000"))
+        reseal(folder)  # as a re-plan writes it
 
     _lifecycle(triton_folder(tmp_path / "triton"), body, restart=bump)
 
@@ -114,6 +115,7 @@ def test_a_failed_start_is_recorded(tmp_path: Path) -> None:
     folder = triton_folder(tmp_path / "t")
     cfg = next((folder / "serving/triton/model_repository").glob("*/config.pbtxt"))
     cfg.write_text(cfg.read_text().replace("max_batch_size: 8", "max_batch_size: -3"))
+    reseal(folder)
     with pytest.raises(DeployError, match="tritonserver"):
         targets.deploy(folder, opts=targets.Options(smoke_requests=0), say=lambda _: None)
     state = DeployState(folder / ".mlplan", "x").target("local")

@@ -132,18 +132,18 @@ def apply_folder(ctx: KubeContext, *, dry_run: bool, force: bool, wait: bool, ti
 
     with step("apply", objects=len(planned)):
         for item in planned:
-            m, ns = item.manifest, item.namespace
-            if dry_run and ns in missing_ns:
-                results.append({"kind": m.kind, "name": m.name, "namespace": ns,
+            m, item_ns = item.manifest, item.namespace
+            if dry_run and item_ns in missing_ns:
+                results.append({"kind": m.kind, "name": m.name, "namespace": item_ns,
                                 "action": "would be created (its namespace does not exist yet)"})
-                ctx.say(f"  {m.kind}/{m.name} in {ns}: would be created after its namespace")
+                ctx.say(f"  {m.kind}/{m.name} in {item_ns}: would be created after its namespace")
             elif item.use_as_is:
                 ctx.say(f"  Namespace/{m.name}: exists and mlplan did not create it: used as it is (its labels "
                         "from the manifests are not applied)")
             else:
                 results.append(_apply_one(ctx, item, force=force, dry_run=dry_run))
     wanted = {ref_id(p.manifest.api_version, p.manifest.kind, p.namespace, p.manifest.name) for p in planned}
-    wanted |= {ref_id("v1", "Namespace", None, ns) for ns in needed}
+    wanted |= {ref_id("v1", "Namespace", None, n) for n in needed}
     stale = [r for r in prior if r["id"] not in wanted and (r["kind"] != "Namespace" or r.get("created_by_mlplan"))]
     pruned = prune(ctx, stale, dry_run)
     changed = sum(not str(r["action"]).startswith("unchanged") for r in results) + len(pruned)
