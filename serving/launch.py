@@ -157,10 +157,56 @@ def _http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _wait_ready(url: str, pid: int, deadline: float, log: Path, what: str) -> None:
+#: log lines that mark a start-up phase (Ray's and Serve's own INFO lines), and what the user is told
+MILESTONES: tuple[tuple[str, str], ...] = (
+    ("Connected to Ray cluster", "`serve run` connected to the Ray head"),
+    ("Proxy starting on node", "Serve HTTP proxy starting"),
+    ("Started Serve in namespace", "Serve controller started"),
+    ("Deploying new app", "deploying the application"),
+    ("Submitted deploy config successfully", "application submitted"),
+)
+HEARTBEAT_S = 10.0
+
+
+class Watch:
+    """Progress while waiting: a line for each milestone that appears in a log, and a 'still waiting' line when
+    ``HEARTBEAT_S`` pass without one, so a start-up is never silent for long."""
+
+    def __init__(self, progress: Callable[[str], None] | None, t0: float) -> None:
+        self.progress, self.t0 = progress, t0
+        self.last = time.monotonic()
+        self.offsets: dict[Path, int] = {}
+        self.seen: set[str] = set()
+
+    def say(self, text: str) -> None:
+        self.last = time.monotonic()
+        _phase(self.progress, self.t0, text)
+
+    def poll(self, log: Path, waiting_for: str) -> None:
+        if self.progress is None:
+            return
+        try:
+            with log.open("rb") as fh:
+                fh.seek(self.offsets.get(log, 0))
+                new = fh.read()
+                self.offsets[log] = fh.tell()
+        except OSError:
+            new = b""
+        for line in new.decode(errors="replace").splitlines():
+            for marker, text in MILESTONES:
+                if marker in line and marker not in self.seen:
+                    self.seen.add(marker)
+                    self.say(text)
+        if time.monotonic() - self.last >= HEARTBEAT_S:
+            self.say(f"still waiting for {waiting_for}")
+
+
+def _wait_ready(url: str, pid: int, deadline: float, log: Path, what: str, watch: Watch | None = None) -> None:
     while time.monotonic() < deadline:
         if _http_ok(url):
             return
+        if watch is not None:
+            watch.poll(log, f"{what} to answer {url}")
         code = _reap(pid)
         if code is not None or _stat(pid) is None:
             raise DeployError(f"{what} exited during start-up (exit {code}): {last_error(log)}",
@@ -199,6 +245,35 @@ def child_env(extra: dict[str, str] | None = None, *, parent: dict[str, str] | N
     env["PATH"] = os.pathsep.join(p for p in (bindir, env.get("PATH", "/usr/bin:/bin")) if p)
     env.update(extra or {})
     return env
+
+
+def _phase(progress: Callable[[str], None] | None, t0: float, text: str) -> None:
+    if progress is not None:
+        progress(f"  {text} ({time.monotonic() - t0:.1f} s)")
+
+
+def _run_helper(argv: list[str], *, env: dict[str, str], cwd: Path, log: Path, deadline: float, watch: Watch,
+                what: str) -> int:
+    """Run a short-lived helper (``serve run``) to its end, its output appended to ``log``, reporting its
+    milestones as they appear; it dies with this process (PR_SET_PDEATHSIG) and at the deadline."""
+    import subprocess
+
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=_die_with_parent())
+        try:
+            while proc.poll() is None:
+                if time.monotonic() > deadline:
+                    raise DeployError(f"{what} did not finish within the start timeout",
+                                      fix=f"read {log}, or raise the timeout")
+                watch.poll(log, what)
+                time.sleep(0.25)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    watch.poll(log, what)
+    return int(proc.returncode)
 
 
 # ----------------------------------------------------------------------------------------------- sockets
@@ -322,11 +397,6 @@ def _record(kind: str, pid: int, **kw: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ Ray Serve
-def _phase(progress: Callable[[str], None] | None, t0: float, text: str) -> None:
-    if progress is not None:
-        progress(f"  {text} ({time.monotonic() - t0:.1f} s)")
-
-
 def _token_file() -> Path:
     """A fresh random Ray auth token in a 0600 file of a 0700 directory of its own (Ray opens its own temp dir to
     every user)."""
@@ -413,29 +483,20 @@ def start_ray_serve(config_path: Path | str, *, http_port: int = 0, workdir: Pat
     try:
         if on_start is not None:
             on_start(dict(record))
+        watch = Watch(progress, t0)
         while not port_open(gcs):
             if _reap(pid) is not None or _stat(pid) is None:
                 raise DeployError(f"ray start exited: {last_error(ray_log)}", fix=f"read {ray_log}")
             if time.monotonic() > deadline:
                 raise DeployError("Ray head did not open its GCS port in time", fix=f"read {ray_log}")
+            watch.poll(ray_log, "the Ray head's GCS port")
             time.sleep(0.2)
-        _phase(progress, t0, f"Ray head up: GCS on {HOST}:{gcs}, token authentication on")
-        import subprocess
-
-        with open(serve_log, "ab") as fh:
-            try:
-                done = subprocess.run(["serve", "run", "--address", f"{HOST}:{gcs}", "--non-blocking",
-                                       str(local_cfg)], env=env, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, timeout=max(5.0, deadline - time.monotonic()),
-                                      check=False, preexec_fn=_die_with_parent())
-            except subprocess.TimeoutExpired:
-                raise DeployError("`serve run` did not finish within the start timeout",
-                                  fix=f"read {serve_log}, or raise the timeout") from None
-        if done.returncode != 0:
-            raise DeployError(f"serve run failed (exit {done.returncode}): {last_error(serve_log)}",
-                              fix=f"read {serve_log}")
-        _phase(progress, t0, "Serve application submitted")
-        _wait_ready(health, pid, deadline, serve_log, "Ray Serve")
+        watch.say(f"Ray head up: GCS on {HOST}:{gcs}, token authentication on")
+        code = _run_helper(["serve", "run", "--address", f"{HOST}:{gcs}", "--non-blocking", str(local_cfg)],
+                           env=env, cwd=workdir, log=serve_log, deadline=deadline, watch=watch, what="`serve run`")
+        if code != 0:
+            raise DeployError(f"serve run failed (exit {code}): {last_error(serve_log)}", fix=f"read {serve_log}")
+        _wait_ready(health, pid, deadline, serve_log, "Ray Serve", watch)
         found = check_loopback_only(record)
         _phase(progress, t0, f"Ray Serve answers on {HOST}:{port}; {len(found)} listeners, all on the loopback "
                              "address")
@@ -546,7 +607,7 @@ def start_triton(model_repository: Path | str, *, http_port: int = 0, grpc_port:
     try:
         if on_start is not None:
             on_start(dict(record))
-        _wait_ready(health, pid, time.monotonic() + timeout_s, log, "tritonserver")
+        _wait_ready(health, pid, time.monotonic() + timeout_s, log, "tritonserver", Watch(progress, t0))
         found = check_loopback_only(record)
         _phase(progress, t0, f"tritonserver ready on {HOST}:{http_port}; {len(found)} listeners, all on the "
                              "loopback address")
