@@ -131,3 +131,31 @@ def test_missing_sdk_is_environment_problem(tmp_path: Path, monkeypatch: pytest.
     folder = load_folder(write_plan_folder(tmp_path / "g", gke_plan()))
     with pytest.raises(EnvironmentProblem, match="google-cloud-compute is not installed"):
         preflight_clouds.run(folder, say=lambda _: None)
+
+
+def test_gcp_and_azure_server_errors_are_exit_4_retry_later(tmp_path: Path) -> None:
+    from azure.core import exceptions as azexc
+    from google.api_core import exceptions as gexc
+
+    class GcpDown(GcpRecorded):
+        def region(self, project: str, region: str) -> Any:
+            raise gexc.InternalServerError("Internal error encountered.")
+
+    folder = load_folder(write_plan_folder(tmp_path / "g", gke_plan()))
+    with pytest.raises(EnvironmentProblem) as err:
+        preflight_clouds.run(folder, say=lambda _: None, seams=preflight_clouds.Seams(gcp=GcpDown()))
+    assert err.value.exit_code == 4
+    assert "regions.get europe-west4: Compute Engine answered HTTP 500 (InternalServerError)" in err.value.one_line()
+
+    class AzureDown(AzureRecorded):
+        def resource_skus(self, subscription: str, location: str) -> list[Any]:
+            e = azexc.HttpResponseError(message="(ServiceUnavailable) The service is unavailable.")
+            e.status_code = 503
+            raise e
+
+    folder = load_folder(write_plan_folder(tmp_path / "a", aks_plan()))
+    with pytest.raises(EnvironmentProblem) as err:
+        preflight_clouds.run(folder, preflight_clouds.PreflightOptions(azure_subscription=SUB), say=lambda _: None,
+                             seams=preflight_clouds.Seams(azure=AzureDown()))
+    assert "resourceSkus.list: Azure Resource Manager answered HTTP 503 ((ServiceUnavailable)" \
+        in err.value.one_line()
