@@ -111,7 +111,7 @@ def _classify(e: Exception, what: str) -> Exception:
     return e
 
 
-def sdk_errors() -> tuple[type[BaseException], ...]:
+def sdk_errors() -> tuple[type[Exception], ...]:
     """What an azure-core / azure-identity call raises (catch exactly these at the call, then classify)."""
     from azure.core.exceptions import AzureError
 

@@ -150,7 +150,7 @@ def _classify(e: Exception, what: str) -> Exception:
     return e
 
 
-def sdk_errors() -> tuple[type[BaseException], ...]:
+def sdk_errors() -> tuple[type[Exception], ...]:
     """What a google-auth / google-api-core call raises (catch exactly these at the call, then classify)."""
     from google.api_core import exceptions as gexc
     from google.auth import exceptions as aexc
