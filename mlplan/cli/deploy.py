@@ -55,7 +55,8 @@ def deploy_cmd(
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="wait for the rollout to be ready")] = True,
     force_conflicts: Annotated[bool, typer.Option(
         "--force-conflicts/--no-force-conflicts",
-        help="take over fields another field manager owns (server-side apply force)")] = True,
+        help="on this deployment's own objects, take back fields another field manager changed (server-side apply "
+             "force); objects mlplan did not create are never changed")] = True,
     backend: Annotated[str | None, typer.Option(
         help="Pulumi backend URL (default: $PULUMI_BACKEND_URL, else file://DIR/.mlplan/pulumi; never a "
              "Pulumi Cloud login unless you pass it here)")] = None,
@@ -110,8 +111,9 @@ def destroy_cmd(
     context: Annotated[str | None, typer.Option(help="kubeconfig context")] = None,
     backend: Annotated[str | None, typer.Option(help="Pulumi backend URL")] = None,
 ) -> None:
-    """Remove everything DIR's deployment started (servers, Kubernetes objects, the Pulumi stack's
-    resources). A second destroy is a no-op that exits 0."""
+    """Remove what DIR's deployment started (servers, the Kubernetes objects it created and still owns, the
+    Pulumi stack's resources), nothing else. Refuses (exit 5) an object another field manager also manages.
+    A second destroy is a no-op that exits 0."""
     from stacks.deploy import targets as t
 
     opts = t.Options(kubeconfig=kubeconfig, context=context, backend=backend)
