@@ -2,6 +2,9 @@
 
 Thin wrappers over ``stacks.deploy`` (imported inside each command, so ``mlplan --help`` imports none of
 kubernetes, pulumi, boto3, ray or tritonclient). Deploy reads the plan folder, never the spec.
+
+Progress goes to stderr as it happens (each step when it starts and when it ends, with its duration); what a
+command reports (the endpoint, the status lines, preflight's checks) goes to stdout.
 """
 
 from __future__ import annotations
@@ -26,16 +29,15 @@ def register(app: typer.Typer) -> None:
     app.command("preflight")(preflight_cmd)
 
 
-def _targets() -> Any:
-    from stacks.deploy import targets
-
-    return targets
-
-
 def _console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def progress(line: str) -> None:
+    """One progress line on stderr, flushed at once (the user sees each step as it happens)."""
+    typer.echo(line, err=True)
 
 
 def deploy_cmd(
@@ -53,7 +55,8 @@ def deploy_cmd(
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="wait for the rollout to be ready")] = True,
     force_conflicts: Annotated[bool, typer.Option(
         "--force-conflicts/--no-force-conflicts",
-        help="take over fields another field manager owns (server-side apply force)")] = True,
+        help="on this deployment's own objects, take back fields another field manager changed (server-side apply "
+             "force); objects mlplan did not create are never changed")] = True,
     backend: Annotated[str | None, typer.Option(
         help="Pulumi backend URL (default: $PULUMI_BACKEND_URL, else file://DIR/.mlplan/pulumi; never a "
              "Pulumi Cloud login unless you pass it here)")] = None,
@@ -68,13 +71,18 @@ def deploy_cmd(
     Idempotent: a second deploy of the same plan changes nothing. Every step is recorded in DIR/.mlplan/
     state.json, so a failed step leaves a clear record of what exists (see `mlplan status DIR`).
     """
-    t = _targets()
+    from stacks.deploy import targets as t
+
     opts = t.Options(kubeconfig=kubeconfig, context=context, namespace=namespace, timeout_s=timeout, wait=wait,
                      force_conflicts=force_conflicts, backend=backend, stack=stack, port=port,
                      smoke_requests=smoke_requests, concurrency=concurrency, console=_console())
-    result = t.deploy(folder, target, dry_run=dry_run, opts=opts, say=typer.echo)
-    if result.get("endpoint"):
-        typer.echo(f"endpoint: {result['endpoint']}")
+    result = t.deploy(folder, target, dry_run=dry_run, opts=opts, say=progress)
+    if result.dry_run:
+        typer.echo(f"{result.target}: {result.changed} change(s) would be made (dry run)")
+    else:
+        typer.echo(f"{result.target}: deployed, {result.changed} change(s)" + (", ready" if result.ready else ""))
+    if result.endpoint:
+        typer.echo(f"endpoint: {result.endpoint}")
 
 
 def status_cmd(
@@ -84,9 +92,10 @@ def status_cmd(
     backend: Annotated[str | None, typer.Option(help="Pulumi backend URL")] = None,
 ) -> None:
     """Report what DIR's deployment runs and whether it is healthy: exit 0 when healthy, 5 otherwise."""
-    t = _targets()
+    from stacks.deploy import targets as t
+
     opts = t.Options(kubeconfig=kubeconfig, context=context, backend=backend)
-    healthy, lines = t.status(folder, opts=opts, say=typer.echo)
+    healthy, lines = t.status(folder, opts=opts, say=progress)
     for line in lines:
         typer.echo(line)
     if not healthy:
@@ -102,27 +111,39 @@ def destroy_cmd(
     context: Annotated[str | None, typer.Option(help="kubeconfig context")] = None,
     backend: Annotated[str | None, typer.Option(help="Pulumi backend URL")] = None,
 ) -> None:
-    """Remove everything DIR's deployment started (servers, Kubernetes objects, the Pulumi stack's
-    resources). A second destroy is a no-op that exits 0."""
-    t = _targets()
+    """Remove what DIR's deployment started (servers, the Kubernetes objects it created and still owns, the
+    Pulumi stack's resources), nothing else. Refuses (exit 5) an object another field manager also manages.
+    A second destroy is a no-op that exits 0."""
+    from stacks.deploy import targets as t
+
     opts = t.Options(kubeconfig=kubeconfig, context=context, backend=backend)
-    t.destroy(folder, target, opts=opts, say=typer.echo)
+    removed = t.destroy(folder, target, opts=opts, say=progress)
+    typer.echo(f"destroyed: {removed} removed")
 
 
 def preflight_cmd(
     folder: DirArg,
     bucket: Annotated[list[str] | None, typer.Option(
-        "--bucket", help="bucket name the stack will create (repeatable; infra config buckets are read too)")]
+        "--bucket", help="AWS: bucket name the stack will create (repeatable; infra config buckets are read too)")]
     = None,
-    catalog: Annotated[Path | None, typer.Option(help="catalog overlay to compare GPU specs with")] = None,
+    catalog: Annotated[Path | None, typer.Option(help="AWS: catalog overlay to compare GPU specs with")] = None,
     profile: Annotated[str | None, typer.Option(help="AWS profile (default: the usual credential chain)")] = None,
+    zone: Annotated[str | None, typer.Option(help="GCP: the zone to check (default: the region's first zone)")]
+    = None,
+    project: Annotated[str | None, typer.Option(help="GCP project (default: the credentials' project)")] = None,
+    subscription: Annotated[str | None, typer.Option(
+        help="Azure subscription id (default: $AZURE_SUBSCRIPTION_ID)")] = None,
+    azure_zone: Annotated[list[str] | None, typer.Option(
+        "--azure-zone", help="Azure availability zone to check, 1-3 (repeatable; default: regional)")] = None,
 ) -> None:
-    """Check an AWS account before a cloud deploy: credentials, instance offered in the region and its zones,
-    GPU specs vs. the catalog, vCPU service quota, bucket names. Exit 4 (credentials / quota) or 5 on failure.
-    """
+    """Check the cloud accounts of the plan's cloud parts before a deploy: AWS (credentials, instance offered in
+    the region and its zones, GPU specs vs. the catalog, vCPU quota, bucket names), GCP (credentials, machine
+    type and accelerator offered in the zone, quotas) and Azure (credentials, VM size offered and not restricted,
+    vCPU quota). Exit 4 (credentials / quota) or 5 on failure."""
     from planner.catalog import Catalog
     from stacks import folder as folder_mod
     from stacks.deploy import preflight as pre
+    from stacks.deploy import preflight_clouds
 
     session = None
     if profile:
@@ -135,7 +156,9 @@ def preflight_cmd(
             raise CredentialsError(f"AWS profile {profile!r} not found",
                                    fix="aws configure list-profiles; or set AWS_PROFILE") from None
     cat = Catalog.load(catalog) if catalog else None
-    checks = pre.Preflight(folder_mod.load_folder(folder), session=session, buckets=bucket or (), catalog=cat,
-                           say=typer.echo).run()
+    opts = preflight_clouds.PreflightOptions(aws_session=session, buckets=tuple(bucket or ()), catalog=cat,
+                                             gcp_zone=zone, gcp_project=project, azure_subscription=subscription,
+                                             azure_zones=tuple(azure_zone or ()))
+    checks = preflight_clouds.run(folder_mod.load_folder(folder), opts, say=typer.echo)
     pre.raise_for(checks)
     typer.echo(f"preflight: all {len(checks)} checks passed")

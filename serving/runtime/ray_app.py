@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 
 from planner.errors import InputError
 from serving.runtime.loader import resolve_model
+from serving.runtime.loopback import bind_loopback_only
 from serving.runtime.onnx_model import OnnxModel as OnnxRunner
 
 ARGS = ("model_uri", "max_batch_size", "batch_wait_timeout_s", "device", "inputs", "outputs",
@@ -32,6 +33,9 @@ class OnnxModel:
     def __init__(self, model_uri: str, max_batch_size: int = 8, batch_wait_timeout_s: float = 0.002,
                  device: str = "cpu", inputs: list[dict[str, Any]] | None = None,
                  outputs: list[dict[str, Any]] | None = None, intra_op_threads: int = 1) -> None:
+        # a local session started by serving.launch: the replica's gRPC server (started once this constructor
+        # returns) binds 127.0.0.1. Here, not at import: Serve may ship this class by value, without importing us.
+        bind_loopback_only()
         self.model_uri = model_uri
         self.model = OnnxRunner(resolve_model(model_uri), device=device, intra_op_threads=intra_op_threads)
         if inputs and inputs[0]["name"] != self.model.input_name:
@@ -39,12 +43,13 @@ class OnnxModel:
                              fix="make model.inputs in the spec match the ONNX graph")
         self.max_batch_size = int(max_batch_size)
         self.batch_wait_timeout_s = float(batch_wait_timeout_s)
-        self._infer_batch.set_max_batch_size(self.max_batch_size)
-        self._infer_batch.set_batch_wait_timeout_s(self.batch_wait_timeout_s)
+        batcher: Any = self._infer_batch  # serve.batch adds the setters at run time
+        batcher.set_max_batch_size(self.max_batch_size)
+        batcher.set_batch_wait_timeout_s(self.batch_wait_timeout_s)
         self.stats = {"requests": 0, "batches": 0, "rows": 0, "max_batch_seen": 0}
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
-    async def _infer_batch(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    async def _infer_batch(self, arrays: list[np.ndarray[Any, Any]]) -> list[np.ndarray[Any, Any]]:
         sizes = [len(a) for a in arrays]
         out = self.model.predict(np.concatenate(arrays, axis=0))
         self.stats["batches"] += 1
@@ -84,4 +89,5 @@ def build_app(args: dict[str, Any]) -> Any:
         raise InputError(f"unknown OnnxModel argument {unknown[0]!r}", fix=f"use {', '.join(ARGS)}")
     if "model_uri" not in args:
         raise InputError("OnnxModel needs 'model_uri'", fix="set args.model_uri in the Serve config")
-    return OnnxModel.bind(**args)
+    deployment: Any = OnnxModel  # serve.deployment made it a Deployment (typed as the class it wraps)
+    return deployment.bind(**args)

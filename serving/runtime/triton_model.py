@@ -7,15 +7,18 @@ Self-contained on purpose (no mlplan import needed inside a Triton container). T
 concatenated along the batch dimension, run in one onnxruntime call, and split back per request.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import tempfile
+from typing import Any
 
 import numpy as np
-import triton_python_backend_utils as pb_utils
+import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]  # Triton's python backend
 
 
-def _resolve(version_dir, params):
+def _resolve(version_dir: str, params: dict[str, str]) -> str:
     local = os.path.join(version_dir, params.get("model_file") or "model.onnx")
     if os.path.isfile(local):
         return local
@@ -43,7 +46,7 @@ def _resolve(version_dir, params):
 
 
 class TritonPythonModel:
-    def initialize(self, args):
+    def initialize(self, args: dict[str, Any]) -> None:
         import onnxruntime as ort
 
         config = json.loads(args["model_config"])
@@ -53,15 +56,17 @@ class TritonPythonModel:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(params.get("intra_op_threads") or 1)
         opts.inter_op_num_threads = 1
-        providers = ["CPUExecutionProvider"]
+        providers: list[Any] = ["CPUExecutionProvider"]
         if args.get("model_instance_kind") == "GPU" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(args["model_instance_device_id"])}))
         self.session = ort.InferenceSession(path, sess_options=opts, providers=providers)
         self.inputs = [(i["name"], pb_utils.triton_string_to_numpy(i["data_type"])) for i in config["input"]]
         self.outputs = [(o["name"], pb_utils.triton_string_to_numpy(o["data_type"])) for o in config["output"]]
 
-    def execute(self, requests):
-        feeds, sizes, responses = {}, [], [None] * len(requests)
+    def execute(self, requests: list[Any]) -> list[Any]:
+        feeds: dict[str, Any] = {}
+        sizes: list[int] = []
+        responses: list[Any] = [None] * len(requests)
         try:
             for name, dtype in self.inputs:
                 parts = [pb_utils.get_input_tensor_by_name(r, name).as_numpy().astype(dtype, copy=False)
@@ -69,7 +74,7 @@ class TritonPythonModel:
                 feeds[name] = np.concatenate(parts, axis=0)
                 sizes = [len(p) for p in parts]
             results = self.session.run([n for n, _ in self.outputs], feeds)
-        except Exception as exc:  # one clear error per request instead of a dead model instance
+        except Exception as exc:  # the boundary to Triton: each request gets the error, the instance lives on
             err = pb_utils.TritonError(f"inference failed: {exc}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=err) for _ in requests]
         bounds = np.cumsum(sizes)[:-1]
@@ -80,5 +85,5 @@ class TritonPythonModel:
             responses[i] = pb_utils.InferenceResponse(output_tensors=tensors)
         return responses
 
-    def finalize(self):
+    def finalize(self) -> None:
         self.session = None

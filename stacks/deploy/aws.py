@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from planner.errors import CredentialsError, EnvironmentProblem, MissingDependency
+from planner.errors import CredentialsError, DeployError, EnvironmentProblem, MissingDependency, MlplanError
 
 ClientFactory = Callable[[str, str], Any]
 
@@ -80,16 +80,56 @@ def default_factory(session: Any = None) -> ClientFactory:
     return make
 
 
-def error_code(e: Exception) -> str:
+def error_code(e: BaseException) -> str:
     response = getattr(e, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
 
 
-def classify(e: Exception, what: str) -> Exception:
-    """Map a botocore failure to a one-line mlplan error (credentials vs. reachability); others pass through."""
+def http_status(e: BaseException) -> int | None:
+    response = getattr(e, "response", None) or {}
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return int(status) if isinstance(status, int) else None
+
+
+#: error codes AWS answers when it throttles a caller (botocore's retry handler treats the same codes as throttling:
+#: botocore/data/_retry.json "throttling" and botocore.retries.standard)
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException", "TooManyRequestsException",
+    "ProvisionedThroughputExceededException", "TransactionInProgressException", "RequestLimitExceeded",
+    "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
+    "EC2ThrottledException",
+})
+#: error codes of a failure on AWS's side (HTTP 5xx)
+SERVER_CODES = frozenset({"InternalError", "InternalFailure", "InternalServerError", "ServiceUnavailable",
+                          "Unavailable", "ServiceUnavailableException", "InternalServiceError"})
+CREDENTIAL_CODES = frozenset({"InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch",
+                              "UnrecognizedClientException", "AuthFailure", "InvalidAccessKeyId"})
+
+
+class AwsUnavailable(EnvironmentProblem):
+    """AWS throttled mlplan or failed on its side (HTTP 429 / 5xx), after botocore's own retries: retry later."""
+
+
+def aws_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a boto3 call raises (catch exactly these at the call, then :func:`classify`)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return BotoCoreError, ClientError
+
+
+def _retried(e: BaseException) -> str:
+    attempts = (getattr(e, "response", None) or {}).get("ResponseMetadata", {}).get("RetryAttempts")
+    return f" after {int(attempts) + 1} attempts" if isinstance(attempts, int) and attempts else ""
+
+
+def classify(e: BaseException, what: str) -> MlplanError:
+    """A botocore failure as a one-line mlplan error: credentials (exit 4), reachability, throttling and AWS's own
+    5xx (exit 4, retry later), anything else AWS refused (exit 5)."""
     from botocore.exceptions import (
         ClientError,
+        ConnectionError,
         EndpointConnectionError,
+        HTTPClientError,
         NoCredentialsError,
         NoRegionError,
         PartialCredentialsError,
@@ -104,10 +144,26 @@ def classify(e: Exception, what: str) -> Exception:
     if isinstance(e, EndpointConnectionError):
         return EnvironmentProblem(f"{what}: cannot reach the AWS endpoint {e.kwargs.get('endpoint_url', '')}",
                                   fix="check the network, proxy and AWS_ENDPOINT_URL")
+    if isinstance(e, (ConnectionError, HTTPClientError)):
+        return EnvironmentProblem(f"{what}: the connection to AWS failed ({type(e).__name__})",
+                                  fix="check the network and proxy, then retry")
     if isinstance(e, ClientError):
-        code = error_code(e)
-        if code in ("InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch",
-                    "UnrecognizedClientException", "AuthFailure", "InvalidAccessKeyId"):
+        code, status = error_code(e), http_status(e)
+        if code in CREDENTIAL_CODES:
             return CredentialsError(f"{what}: AWS refused the credentials ({code})",
                                     fix="refresh them (aws sso login) or check AWS_PROFILE / the access keys")
-    return e
+        if code in THROTTLING_CODES or status == 429:
+            return AwsUnavailable(f"{what}: AWS throttled the request ({code or 'HTTP 429'}){_retried(e)}",
+                                  fix="wait a minute and retry; run fewer mlplan commands against the account at "
+                                      "once")
+        if code in SERVER_CODES or (status is not None and status >= 500):
+            return AwsUnavailable(f"{what}: AWS answered HTTP {status or '5xx'} ({code or 'no error code'})"
+                                  f"{_retried(e)}", fix="retry later; if it persists, check "
+                                                        "https://health.aws.amazon.com")
+        if code in ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException"):
+            return CredentialsError(f"{what}: access denied ({code})", fix=f"allow {what} for the deploy identity")
+        message = str((getattr(e, "response", None) or {}).get("Error", {}).get("Message", "")) or str(e)
+        return DeployError(f"{what}: AWS refused the request ({code or status}): {message.splitlines()[0][:200]}",
+                           fix="check the request's region and names; retry")
+    return DeployError(f"{what} failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}",
+                       fix="retry; check the AWS status page if it persists")

@@ -26,8 +26,8 @@ from typing import Any
 import yaml
 
 from planner.catalog.schema import Accelerator, Instance, Region
-from planner.errors import CatalogError, InputError, MlplanError
-from stacks.deploy.aws import ClientFactory, classify, default_factory, normalise_gpu
+from planner.errors import CatalogError, DeployError, InputError
+from stacks.deploy.aws import ClientFactory, aws_errors, classify, default_factory, normalise_gpu
 
 PRICING_REGION = "us-east-1"  # the Pricing API answers in us-east-1, eu-central-1 and ap-south-1
 MEMORY_MATCH = 0.12  # EC2's usable MiB vs. the datasheet's GB
@@ -103,11 +103,11 @@ def spot_price(ec2: Any, instance: str) -> float | None:
     try:
         hist = ec2.describe_spot_price_history(InstanceTypes=[instance], ProductDescriptions=["Linux/UNIX"],
                                                MaxResults=100)
-    except Exception as e:
+    except aws_errors() as e:
         err = classify(e, "ec2:DescribeSpotPriceHistory")
-        if isinstance(err, MlplanError):
-            raise err from None
-        return None
+        if type(err) is DeployError:  # the region refuses spot prices for this type: the row has no spot price
+            return None
+        raise err from None
     latest: dict[str, tuple[Any, float]] = {}
     for h in hist.get("SpotPriceHistory", []):
         if not str(h.get("ProductDescription", "")).startswith("Linux/UNIX"):
@@ -125,7 +125,7 @@ def _region_row(region: str, zones: Iterable[str], today: str) -> Region | None:
     zone = re.sub(r"-\d+$", "", region)
     if prefix not in _GEOGRAPHY or zone not in set(zones):
         return None
-    return Region(provider="aws", region=region, geography=_GEOGRAPHY[prefix], zone=zone,  # type: ignore[arg-type]
+    return Region(provider="aws", region=region, geography=_GEOGRAPHY[prefix], zone=zone,
                   source=f"AWS region name {region}, mlplan catalog refresh {today}")
 
 
@@ -145,7 +145,11 @@ def refresh_catalog(provider: str = "aws", *, regions: Iterable[str], out_path: 
     out = Path(out_path)
     existing: dict[str, Any] = {}
     if out.exists():
-        loaded = yaml.safe_load(out.read_text(encoding="utf-8"))
+        try:
+            loaded = yaml.safe_load(out.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise CatalogError(f"{out} is not a readable catalog overlay: {str(e).splitlines()[0][:160]}",
+                               fix="move it aside, or fix the YAML") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise CatalogError(f"{out} is not a catalog overlay (a mapping of sections)", fix="move it aside")
         existing = loaded or {}
@@ -180,9 +184,8 @@ def refresh_catalog(provider: str = "aws", *, regions: Iterable[str], out_path: 
                        .paginate(LocationType="region") for o in page.get("InstanceTypeOfferings", [])}
             types = [t for page in ec2.get_paginator("describe_instance_types").paginate()
                      for t in page.get("InstanceTypes", []) if t.get("GpuInfo", {}).get("Gpus")]
-        except Exception as e:
-            err = classify(e, f"ec2 in {region}")
-            raise err from None
+        except aws_errors() as e:
+            raise classify(e, f"ec2 in {region}") from None
         for it in sorted(types, key=lambda t: str(t["InstanceType"])):
             name = it["InstanceType"]
             if name not in offered:
@@ -199,9 +202,8 @@ def refresh_catalog(provider: str = "aws", *, regions: Iterable[str], out_path: 
                 continue
             try:
                 usd, dedicated = on_demand_price(pricing, name, region)
-            except Exception as e:
-                err = classify(e, "pricing:GetProducts")
-                raise err from None
+            except aws_errors() as e:
+                raise classify(e, "pricing:GetProducts") from None
             if usd is None:
                 notes.append(f"{name} in {region}: no Linux on-demand price in the Pricing API; row skipped")
                 continue

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from planner.errors import DeployError, InputError
+from planner.errors import DeployError, InputError, MlplanError
 from planner.simulator.metrics import Dist
 
 MAX_REQUESTS = 1_000_000
@@ -370,7 +370,8 @@ def prediction(folder: Any, rate_rps: float, url: str = "", requests: int = 2000
     try:
         out["simulated"] = simulate_plan(folder, rate_rps, requests=requests, with_rtt=not local)
         out["simulated_note"] = ("network RTT left out: the load runs next to the server" if local else None)
-    except Exception as e:  # best effort: a plan whose spec or catalog cannot be rebuilt here
+    except (MlplanError, ValueError) as e:  # a plan whose spec or catalog cannot be rebuilt here (ValueError:
+        # pydantic's ValidationError): the measured figures stand alone
         out["simulated"] = None
         out["simulated_note"] = f"not simulated: {type(e).__name__}: {e}"[:240]
     return out

@@ -31,7 +31,8 @@ from typing import Any
 from planner.errors import ArtifactError, DeployError, InputError
 from planner.plan import Plan
 from stacks.deploy.state import DeployState
-from stacks.folder import PlanFolder
+from stacks.deploy.target import Applied, Health
+from stacks.folder import PlanFolder, Target
 
 TARGET = "local"
 KSERVE_DTYPES = {"fp32": "FP32", "fp16": "FP16", "int64": "INT64", "int32": "INT32", "int8": "INT8",
@@ -205,12 +206,30 @@ class _Termination:
             raise self.error()
 
 
+def _triton_model_files(repo: Path, fetched: dict[str, Path]) -> dict[str, Path]:
+    """(path in the repository -> fetched file) for each model whose ``model_uri`` parameter was fetched."""
+    if not fetched:
+        return {}
+    from serving.triton import MODEL_FILE, parse_model_config
+
+    out: dict[str, Path] = {}
+    for cfg_path in sorted(repo.glob("*/config.pbtxt")):
+        cfg = parse_model_config(cfg_path.read_text(encoding="utf-8"))
+        params = {k: v.string_value for k, v in cfg.parameters.items()}
+        uri = params.get("model_uri", "")
+        if uri in fetched:
+            out[f"{cfg_path.parent.name}/1/{params.get('model_file') or MODEL_FILE}"] = fetched[uri]
+    return out
+
+
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "mlplan"
 
 
 class LocalTarget:
+    name: Target = "local"
+
     def __init__(self, folder: PlanFolder, state: DeployState, *, port: int = 0, smoke_requests: int = 200,
                  concurrency: int = 4, start_timeout_s: float = 180.0,
                  say: Callable[[str], None] = print) -> None:
@@ -259,12 +278,61 @@ class LocalTarget:
     def servers(self) -> list[dict[str, Any]]:
         return [r for r in (self.state.target(TARGET) or {}).get("resources", []) if r.get("kind")]
 
-    def deploy(self) -> dict[str, Any]:
+    def close(self) -> None:
+        pass
+
+    def _fetch_model(self) -> dict[str, Path]:
+        """Fetch an ``s3://`` model artifact here, with this process's credentials: the servers never get any
+        (``serving.launch.child_env``), so they are handed the local file instead. {uri: local file}."""
+        uri = self.folder.plan.model.artifact or ""
+        if not uri.startswith("s3://"):
+            return {}
+        from serving.runtime.loader import resolve_model
+
+        with self.state.step(TARGET, "fetch model", uri=uri) as step:
+            path = resolve_model(uri)
+            step["path"] = str(path)
+        return {uri: path}
+
+    def plan(self) -> Applied:
+        """Validate what ``apply`` would start (the Serve config or the Triton model configs); start nothing."""
+        runtime = self._runtime()
+        folder = self.folder
+        if runtime == "ray":
+            import yaml
+
+            from serving.ray_config import validate_serve_config
+
+            path = folder.require(folder.serve_config, "the Ray Serve config")
+            try:
+                config = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError) as e:
+                raise ArtifactError(f"{path} is not readable YAML: {str(e).splitlines()[0]}",
+                                    fix="run `mlplan plan SPEC --out DIR` again") from None
+            validate_serve_config(config)
+            self.say(f"would start a private Ray head on 127.0.0.1 (token authentication on) and `serve run` "
+                     f"{path.relative_to(folder.root)} (config valid)")
+        else:
+            repo = folder.require(folder.triton_repository, "the Triton model repository")
+            from serving.triton import parse_model_config
+
+            models = []
+            for cfg in sorted(repo.glob("*/config.pbtxt")):
+                parse_model_config(cfg.read_text(encoding="utf-8"))
+                models.append(cfg.parent.name)
+            if not models:
+                raise DeployError(f"{repo} holds no model", fix="run `mlplan plan SPEC --out DIR` again")
+            self.say(f"would start tritonserver on 127.0.0.1 with {', '.join(models)} (config valid)")
+        rec = self.state.target(TARGET) or {}
+        same = rec.get("status") == "deployed" and rec.get("digest") == self.digest(runtime)
+        return Applied(target="local", changed=0 if same else 1, dry_run=True, details={"runtime": runtime})
+
+    def apply(self) -> Applied:
         self.term = _Termination()
         with self.term.installed():
             return self._deploy()
 
-    def _deploy(self) -> dict[str, Any]:
+    def _deploy(self) -> Applied:
         from serving import launch
 
         runtime = self._runtime()
@@ -276,7 +344,8 @@ class LocalTarget:
             endpoint = rec.get("endpoint")
             if rec.get("digest") == digest:
                 self.say(f"already deployed and healthy: {endpoint} (nothing changed)")
-                return {"endpoint": endpoint, "changed": False, "smoke": rec.get("smoke")}
+                return Applied(target="local", changed=0, endpoint=endpoint, ready=True,
+                               details={"smoke": rec.get("smoke")})
             self.say("the plan or its serving artifacts changed since the last deploy: restarting")
         self.state.begin(TARGET, runtime=runtime, digest=digest)
         if running:  # left by a failed or half-stopped deploy: stop it before starting afresh
@@ -285,13 +354,16 @@ class LocalTarget:
                     launch.stop(r)
                     self.state.remove_resource(TARGET, r["id"])
         workdir = self.folder.state_dir / "local"
+        fetched = self._fetch_model()
         if runtime == "ray":
             config = self.folder.require(self.folder.serve_config, "the Ray Serve config")
             with self.state.step(TARGET, "start ray serve", config=str(config.relative_to(self.folder.root))), \
                     self.term.deferred():
                 try:
                     record = launch.start_ray_serve(config, http_port=self.port, workdir=workdir,
-                                                    timeout_s=self.start_timeout_s, on_start=self._record_server)
+                                                    timeout_s=self.start_timeout_s, on_start=self._record_server,
+                                                    progress=self.say,
+                                                    model_uris={u: str(p) for u, p in fetched.items()})
                 except BaseException:
                     self._forget_stopped()
                     raise
@@ -306,7 +378,8 @@ class LocalTarget:
                 try:
                     record = launch.start_triton(repo, http_port=self.port, workdir=workdir,
                                                  timeout_s=self.start_timeout_s, cache=_cache_dir(),
-                                                 on_start=self._record_server)
+                                                 on_start=self._record_server, progress=self.say,
+                                                 model_files=_triton_model_files(repo, fetched))
                 except BaseException:
                     self._forget_stopped()
                     raise
@@ -340,15 +413,15 @@ class LocalTarget:
                      f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, {result.throughput_rps:.0f} req/s "
                      f"(predicted latency {pred})")
         self.state.update(TARGET, status="deployed", smoke=smoke)
-        return {"endpoint": endpoint, "changed": True, "smoke": smoke}
+        return Applied(target="local", changed=1, endpoint=endpoint, ready=True, details={"smoke": smoke})
 
-    def status(self) -> tuple[bool, list[str]]:
+    def status(self) -> Health:
         from serving import launch
 
         rec = self.state.target(TARGET) or {}
         servers = self.servers()
         if not servers:
-            return False, ["no server is running"]
+            return Health(False, ("no server is running",))
         lines: list[str] = []
         healthy = rec.get("status") == "deployed"
         for r in servers:
@@ -357,7 +430,7 @@ class LocalTarget:
             healthy = healthy and ok
             what = "healthy" if ok else ("running but its health check fails" if alive else "not running")
             lines.append(f"{r['kind']} (pid {r['pid']}) at {rec.get('endpoint') or r.get('endpoint')}: {what}")
-        return healthy, lines
+        return Health(healthy, tuple(lines))
 
     def destroy(self) -> int:
         from serving import launch

@@ -24,11 +24,12 @@ from typing import Any
 
 import yaml
 
-from planner.errors import CredentialsError, DeployError, EnvironmentProblem, InputError, MlplanError
+from planner.errors import DeployError, EnvironmentProblem, InputError, MlplanError
 from stacks.deploy.aws import (
     ON_DEMAND_QUOTAS,
     SPOT_QUOTAS,
     ClientFactory,
+    aws_errors,
     classify,
     default_factory,
     error_code,
@@ -139,10 +140,8 @@ class Preflight:
     def check_credentials(self, region: str) -> bool:
         try:
             ident = self.client("sts", region).get_caller_identity()
-        except Exception as e:
+        except aws_errors() as e:
             err = classify(e, "sts:GetCallerIdentity")
-            if not isinstance(err, MlplanError):
-                raise
             self.add(Check("credentials", False, err.message, err.fix, type(err)))
             return False
         self.add(Check("credentials", True, f"account {ident['Account']} as {ident['Arn']}"))
@@ -155,8 +154,8 @@ class Preflight:
                             LocationType="region", Filters=flt)
             zonal = _all(ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
                          LocationType="availability-zone", Filters=flt)
-        except Exception as e:
-            raise _mapped(e, "ec2:DescribeInstanceTypeOfferings") from None
+        except aws_errors() as e:
+            raise classify(e, "ec2:DescribeInstanceTypeOfferings") from None
         if not regional:
             self.add(Check(f"{instance} in {region}", False, f"{instance} is not offered in {region}",
                            "plan again with allowed_regions / providers that offer it, or pick another instance"))
@@ -172,13 +171,13 @@ class Preflight:
     def check_gpus(self, ec2: Any, region: str, part: Any) -> dict[str, Any] | None:
         name = f"{part.instance} GPUs"
         try:
-            info = ec2.describe_instance_types(InstanceTypes=[part.instance])["InstanceTypes"][0]
-        except Exception as e:
+            info: dict[str, Any] = ec2.describe_instance_types(InstanceTypes=[part.instance])["InstanceTypes"][0]
+        except aws_errors() as e:
             if error_code(e) == "InvalidInstanceType":
                 self.add(Check(name, False, f"EC2 does not know instance type {part.instance}",
                                "check the catalog row; plan again"))
                 return None
-            raise _mapped(e, "ec2:DescribeInstanceTypes") from None
+            raise classify(e, "ec2:DescribeInstanceTypes") from None
         gpus = (info.get("GpuInfo") or {}).get("Gpus") or []
         if not gpus:
             ok = part.accelerator.startswith("cpu") or part.gpus_per_node == 0
@@ -227,19 +226,16 @@ class Preflight:
         try:
             try:
                 value = float(sq.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"])
-            except Exception as e:
+            except aws_errors() as e:
                 if error_code(e) != "NoSuchResourceException":
                     raise
                 value = float(sq.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"])
-        except Exception as e:
-            err = classify(e, "service-quotas:GetServiceQuota")
-            if isinstance(err, MlplanError):
-                raise err from None
+        except aws_errors() as e:
             if error_code(e) in ("AccessDeniedException", "AccessDenied"):
                 self.add(Check(f"quota {code}", None, f"cannot read {title} (access denied)",
                                "allow servicequotas:GetServiceQuota, or check the quota in the console"))
                 return
-            raise
+            raise classify(e, "service-quotas:GetServiceQuota") from None
         used = self._running_vcpus(ec2, cls)
         free = value - used
         msg = f"{title} ({code}) = {value:g} vCPUs, {used} in use, {free:g} free; the plan needs " \
@@ -265,8 +261,8 @@ class Preflight:
                 return 0
             vcpus = {t["InstanceType"]: int(t["VCpuInfo"]["DefaultVCpus"])
                      for t in _all(ec2, "describe_instance_types", "InstanceTypes", InstanceTypes=sorted(counts))}
-        except Exception as e:
-            raise _mapped(e, "ec2:DescribeInstances") from None
+        except aws_errors() as e:
+            raise classify(e, "ec2:DescribeInstances") from None
         return sum(n * vcpus.get(t, 0) for t, n in counts.items())
 
     def check_buckets(self, region: str) -> None:
@@ -299,13 +295,13 @@ def _head_bucket(s3: Any, bucket: str) -> int:
     try:
         s3.head_bucket(Bucket=bucket)
         return 200
-    except Exception as e:
+    except aws_errors() as e:
         code = error_code(e)
         if code in ("404", "NoSuchBucket", "NotFound"):
             return 404
         if code in ("403", "AccessDenied", "Forbidden"):
             return 403
-        raise _mapped(e, "s3:HeadBucket") from None
+        raise classify(e, "s3:HeadBucket") from None
 
 
 def _all(client: Any, op: str, key: str, **kw: Any) -> list[dict[str, Any]]:
@@ -313,16 +309,6 @@ def _all(client: Any, op: str, key: str, **kw: Any) -> list[dict[str, Any]]:
     for page in client.get_paginator(op).paginate(**kw):
         out.extend(page.get(key, []))
     return out
-
-
-def _mapped(e: Exception, what: str) -> Exception:
-    err = classify(e, what)
-    if isinstance(err, MlplanError):
-        return err
-    code = error_code(e)
-    if code in ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException"):
-        return CredentialsError(f"{what}: access denied", fix=f"allow {what} for the deploy identity")
-    return DeployError(f"{what} failed: {e}", fix="retry; check the AWS status page if it persists")
 
 
 def raise_for(checks: list[Check]) -> None:

@@ -81,10 +81,12 @@ class SdkAzureApi:
         return ComputeManagementClient(self.credential, subscription)
 
     def resource_skus(self, subscription: str, location: str) -> Iterable[Any]:
-        return self._client(subscription).resource_skus.list(filter=f"location eq '{location}'")
+        skus: Iterable[Any] = self._client(subscription).resource_skus.list(filter=f"location eq '{location}'")
+        return skus
 
     def usages(self, subscription: str, location: str) -> Iterable[Any]:
-        return self._client(subscription).usage.list(location)
+        usages: Iterable[Any] = self._client(subscription).usage.list(location)
+        return usages
 
 
 def _classify(e: Exception, what: str) -> Exception:
@@ -102,7 +104,18 @@ def _classify(e: Exception, what: str) -> Exception:
     if isinstance(e, az.ServiceRequestError):
         return EnvironmentProblem(f"{what}: cannot reach Azure Resource Manager ({first_line(e)})",
                                   fix="check the network and proxy, then retry")
+    status = getattr(e, "status_code", None)
+    if isinstance(e, az.HttpResponseError) and isinstance(status, int) and (status == 429 or status >= 500):
+        return EnvironmentProblem(f"{what}: Azure Resource Manager answered HTTP {status} ({first_line(e)})",
+                                  fix="retry later; if it persists, check https://status.azure.com")
     return e
+
+
+def sdk_errors() -> tuple[type[Exception], ...]:
+    """What an azure-core / azure-identity call raises (catch exactly these at the call, then classify)."""
+    from azure.core.exceptions import AzureError
+
+    return (AzureError,)
 
 
 def first_line(e: Exception) -> str:
@@ -141,7 +154,7 @@ class AzurePreflight:
         subscription = self.inp.subscription_id or os.environ.get("AZURE_SUBSCRIPTION_ID")
         try:
             who = self.api.credentials()
-        except Exception as e:
+        except sdk_errors() as e:
             err = _classify(e, "DefaultAzureCredential")
             if not isinstance(err, (CredentialsError, EnvironmentProblem)):
                 raise
@@ -157,7 +170,7 @@ class AzurePreflight:
     def _list(self, what: str, fn: Callable[[], Iterable[Any]]) -> list[Any]:
         try:
             return list(fn())
-        except Exception as e:
+        except sdk_errors() as e:
             err = _classify(e, what)
             raise (err if err is not e else DeployError(f"{what} failed: {first_line(e)}", fix="retry; check "
                                                         "https://status.azure.com if it persists")) from None

@@ -143,7 +143,19 @@ def _classify(e: Exception, what: str) -> Exception:
     if isinstance(e, (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.RetryError, aexc.TransportError)):
         return EnvironmentProblem(f"{what}: cannot reach Compute Engine ({type(e).__name__})",
                                   fix="check the network and proxy, then retry")
+    if isinstance(e, (gexc.TooManyRequests, gexc.ServerError)):  # HTTP 429 / 5xx: Google's side, for now
+        return EnvironmentProblem(f"{what}: Compute Engine answered HTTP {getattr(e, 'code', '?')} "
+                                  f"({type(e).__name__})", fix="retry later; if it persists, check "
+                                                               "https://status.cloud.google.com")
     return e
+
+
+def sdk_errors() -> tuple[type[Exception], ...]:
+    """What a google-auth / google-api-core call raises (catch exactly these at the call, then classify)."""
+    from google.api_core import exceptions as gexc
+    from google.auth import exceptions as aexc
+
+    return gexc.GoogleAPIError, aexc.GoogleAuthError
 
 
 def _not_found(e: Exception) -> bool:
@@ -175,7 +187,7 @@ class GcpPreflight:
     def check_credentials(self) -> str | None:
         try:
             default_project, who = self.api.credentials()
-        except Exception as e:
+        except sdk_errors() as e:
             err = _classify(e, "google.auth.default")
             if not isinstance(err, (CredentialsError, EnvironmentProblem)):
                 raise
@@ -193,7 +205,7 @@ class GcpPreflight:
         """The call's result, None when the resource does not exist; other failures as mlplan errors."""
         try:
             return fn()
-        except Exception as e:
+        except sdk_errors() as e:
             if _not_found(e):
                 return None
             err = _classify(e, what)

@@ -27,7 +27,8 @@ from typing import Any
 
 from planner.errors import DeployError, EnvironmentProblem, MissingDependency
 from stacks.deploy.state import DeployState
-from stacks.folder import PlanFolder
+from stacks.deploy.target import Applied, Health
+from stacks.folder import PlanFolder, Target
 
 TARGET = "pulumi"
 INSTALL_FIX = ("install the Pulumi CLI: curl -fsSL https://get.pulumi.com | sh "
@@ -78,6 +79,8 @@ def stack_name(folder: PlanFolder, stack: str | None) -> str:
 
 
 class PulumiTarget:
+    name: Target = "pulumi"
+
     def __init__(self, folder: PlanFolder, state: DeployState, *, backend: str | None = None,
                  stack: str | None = None, say: Callable[[str], None] = print) -> None:
         self.folder = folder
@@ -124,19 +127,33 @@ class PulumiTarget:
             self.ops[str(getattr(pre.metadata.op, "value", pre.metadata.op))] += 1
 
     # ------------------------------------------------------------------------------------------ verbs
-    def deploy(self, *, preview_only: bool = False) -> dict[str, Any]:
+    def close(self) -> None:
+        pass
+
+    def plan(self) -> Applied:
+        """``pulumi preview``: what ``up`` would change."""
+        return self._deploy(preview_only=True)
+
+    def apply(self) -> Applied:
+        """``pulumi preview`` then ``up``."""
+        return self._deploy(preview_only=False)
+
+    def _deploy(self, *, preview_only: bool) -> Applied:
         stack = self._stack()
         state = self.state
         if not preview_only:
             state.begin(TARGET, backend=backend_url(self.folder, self.backend), stack=stack.name)
         self.say(f"pulumi stack {stack.name} (backend {backend_url(self.folder, self.backend)})")
-        with state.step(TARGET, "preview") if not preview_only else contextlib.nullcontext({}) as step:
+        preview: contextlib.AbstractContextManager[dict[str, Any]] = \
+            state.step(TARGET, "preview") if not preview_only else contextlib.nullcontext({})
+        with preview as step:
             result = self._run("preview", lambda: stack.preview(on_output=self._on_output, on_event=self._on_event))
             changes = {str(getattr(k, "value", k)): int(v) for k, v in (result.change_summary or {}).items()}
             step["changes"] = changes
         self.say("preview: " + (", ".join(f"{v} to {k}" for k, v in sorted(changes.items())) or "no changes"))
+        pending = sum(v for k, v in changes.items() if k != "same")
         if preview_only:
-            return {"preview": changes}
+            return Applied(target="pulumi", changed=pending, dry_run=True, details={"preview": changes})
         with state.step(TARGET, "up") as step:
             self.ops.clear()
             up = self._run("up", lambda: stack.up(on_output=self._on_output, on_event=self._on_event))
@@ -148,17 +165,17 @@ class PulumiTarget:
                      resource_changes=dict(up.summary.resource_changes or {}))
         self.say(f"up: {up.summary.result}; " + ", ".join(
             f"{v} {k}" for k, v in sorted((up.summary.resource_changes or {}).items())))
-        if endpoint:
-            self.say(f"endpoint: {endpoint}")
-        return {"preview": changes, "outputs": outputs, "endpoint": endpoint}
+        done = sum(int(v) for k, v in (up.summary.resource_changes or {}).items() if k != "same")
+        return Applied(target="pulumi", changed=done, endpoint=endpoint, ready=True,
+                       details={"preview": changes, "outputs": outputs})
 
-    def status(self) -> tuple[bool, list[str]]:
+    def status(self) -> Health:
         stack = self._stack()
         info = self._run("stack info", lambda: stack.info())
         if info is None:
-            return False, [f"stack {stack.name} has never been updated"]
+            return Health(False, (f"stack {stack.name} has never been updated",))
         ok = info.result == "succeeded" and (self.state.target(TARGET) or {}).get("status") == "deployed"
-        return ok, [f"stack {stack.name}: last {info.kind} {info.result} at {info.end_time}"]
+        return Health(ok, (f"stack {stack.name}: last {info.kind} {info.result} at {info.end_time}",))
 
     def destroy(self) -> int:
         stack = self._stack()

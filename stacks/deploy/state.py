@@ -6,9 +6,14 @@ what was started; ``mlplan status`` reads it and ``mlplan destroy`` undoes it. T
 reviewed output: it carries timestamps. Writes are atomic (temp file + ``os.replace``) and a lock file keeps
 two ``mlplan`` processes from deploying the same folder at once.
 
+Each step is also announced as it happens (``announce``: one line when it starts, one with its duration when it
+ends), so a long deploy is never silent. ``deployment_id`` is this folder's own random id, made on the first
+deploy and kept for good: the Kubernetes target labels every object it creates with it, and changes or deletes
+only objects that carry it.
+
 Shape::
 
-    {"version": 1, "plan_id": "...",
+    {"version": 1, "plan_id": "...", "deployment_id": "3f1c0a9b5e2d4c6a",
      "targets": {"local": {"status": "deployed", "started_at": ..., "updated_at": ...,
                            "steps": [{"name": "start ray serve", "status": "done", "started_at": ..., ...}],
                            "resources": [...], "endpoint": "http://127.0.0.1:PORT/", ...}}}
@@ -20,8 +25,10 @@ import contextlib
 import fcntl
 import json
 import os
+import re
+import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,7 @@ from typing import Any
 from planner.errors import ArtifactError, DeployError, MlplanError
 
 STATE_VERSION = 1
+_DEPLOYMENT_ID = re.compile(r"^[0-9a-f]{16}$")
 
 
 def now() -> str:
@@ -36,11 +44,13 @@ def now() -> str:
 
 
 class DeployState:
-    def __init__(self, state_dir: Path, plan_id: str) -> None:
+    def __init__(self, state_dir: Path, plan_id: str, *, announce: Callable[[str], None] | None = None) -> None:
         self.dir = state_dir
         self.path = state_dir / "state.json"
         self.plan_id = plan_id
+        self.announce = announce
         self.data: dict[str, Any] = {"version": STATE_VERSION, "plan_id": plan_id, "targets": {}}
+        self._ephemeral_id: str | None = None
         self.reload()
 
     def reload(self) -> None:
@@ -56,6 +66,23 @@ class DeployState:
             self.data = loaded
 
     # ------------------------------------------------------------------------------------------ access
+    def deployment_id(self, *, create: bool) -> str:
+        """This folder's deployment id (16 hex digits). ``create``: make and save one if there is none yet;
+        otherwise (a dry run, a status) an unsaved one that no object carries."""
+        found = self.data.get("deployment_id")
+        if isinstance(found, str) and _DEPLOYMENT_ID.match(found):
+            return found
+        if found is not None:
+            raise ArtifactError(f"deploy state {self.path}: deployment_id {str(found)[:40]!r} is not 16 hex digits",
+                                fix="restore the state file; objects of this deployment carry the id in their "
+                                    "mlplan.dev/deployment label")
+        if not create:
+            self._ephemeral_id = self._ephemeral_id or secrets.token_hex(8)
+            return self._ephemeral_id
+        self.data["deployment_id"] = secrets.token_hex(8)
+        self.save()
+        return str(self.data["deployment_id"])
+
     @property
     def targets(self) -> dict[str, dict[str, Any]]:
         targets: dict[str, dict[str, Any]] = self.data["targets"]
@@ -110,12 +137,15 @@ class DeployState:
         self.save()
 
     @contextlib.contextmanager
-    def step(self, target: str, name: str, **detail: Any) -> Iterator[dict[str, Any]]:
-        """Record a step as running, then done or failed (with the error's one line). Re-raises failures."""
+    def step(self, target: str, name: str, *, quiet: bool = False, **detail: Any) -> Iterator[dict[str, Any]]:
+        """Record a step as running, then done or failed (with the error's one line). Re-raises failures.
+        Announced when it starts and ends, unless ``quiet`` (a per-object step whose caller says its own line)."""
         rec = self.targets.setdefault(target, {"steps": [], "resources": []})
         step: dict[str, Any] = {"name": name, "status": "running", "started_at": now(), **detail}
         rec.setdefault("steps", []).append(step)
         self.save()
+        say = (lambda _: None) if quiet else self._say
+        say(f"{target}: {name} ...")
         t0 = time.monotonic()
         try:
             yield step
@@ -127,12 +157,18 @@ class DeployState:
             rec["status"] = "failed"
             rec["updated_at"] = now()
             self.save()
+            say(f"{target}: {name} failed after {step['seconds']:.1f} s")
             raise
         step["status"] = step.get("status") if step.get("status") not in (None, "running") else "done"
         step["finished_at"] = now()
         step["seconds"] = round(time.monotonic() - t0, 3)
         rec["updated_at"] = now()
         self.save()
+        say(f"{target}: {name} {step['status']} in {step['seconds']:.1f} s")
+
+    def _say(self, line: str) -> None:
+        if self.announce is not None:
+            self.announce(line)
 
     # ------------------------------------------------------------------------------------------- files
     def save(self) -> None:

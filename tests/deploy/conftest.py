@@ -97,7 +97,7 @@ def reset_moto(url: str) -> None:
     import urllib.request
 
     req = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(req, timeout=10):
+    with urllib.request.urlopen(req, timeout=60):  # a reset re-reads moto's catalogs: slow on a busy machine
         pass
 
 
@@ -128,3 +128,29 @@ def small_catalog() -> Any:
                    onprem_servers=(), regions={(r.provider, r.region): r for r in regions},
                    rtt=RttTable(zones=["us-east", "us-west", "eu-west", "eu-central"],
                                 rtt_ms={"us-east": {"eu-west": 70}}, source="test"))
+
+
+def for_spec(plan: Plan, spec_name: str) -> Plan:
+    """The same plan as the planner makes it for a spec named ``spec_name``: every name derives from it."""
+    from planner import names
+    from planner.plan import Names
+    from tests.factories import part_names
+
+    multi = len(plan.parts) > 1
+    parts = tuple(p.model_copy(update={"names": part_names(p, multi, spec_name, plan.model.name)})
+                  for p in plan.parts)
+    return plan.model_copy(update={"parts": parts, "names": Names(project=names.dns_label(f"mlplan-{spec_name}"),
+                                                                  stack=spec_name)})
+
+
+def rendered_folder(root: Path, plan: Plan) -> Path:
+    """A plan folder holding the manifests the emitters render for ``plan`` (k8s/ and the RayService copy)."""
+    from serving.kuberay import build_rayservices
+    from stacks.layout import parts
+    from stacks.manifests import render
+
+    files = {f"k8s/{key}.yaml": yaml.safe_dump_all(objs) for key, objs in render(plan).items()}
+    services = build_rayservices(plan, parts(plan)[0].namespace)
+    if services:
+        files["serving/kuberay/rayservice.yaml"] = yaml.safe_dump_all(services)
+    return write_plan_folder(root, plan, files)

@@ -50,10 +50,11 @@ def _lifecycle(folder: Path, body: dict, restart: Callable[[Path], None] | None 
     opts = targets.Options(smoke_requests=60, concurrency=2)
     result = targets.deploy(folder, opts=opts, say=out.append)  # default target: local (instance localhost)
     try:
-        assert result["target"] == "local" and result["changed"] is True
-        endpoint = result["endpoint"]
+        assert result.target == "local" and result.changed == 1 and result.ready
+        endpoint = result.endpoint
+        assert endpoint is not None
         assert endpoint.startswith("http://127.0.0.1:")
-        smoke = result["smoke"]
+        smoke = result.details["smoke"]
         assert smoke["requests"] == 60 and smoke["errors"] == 0
         assert 0 < smoke["p50_ms"] <= smoke["p99_ms"]
         assert any("predicted latency 4.0 ms" in line and "p50" in line for line in out)
@@ -67,11 +68,11 @@ def _lifecycle(folder: Path, body: dict, restart: Callable[[Path], None] | None 
         assert healthy, lines
         record0 = DeployState(folder / ".mlplan", "x").target("local")["resources"][0]  # type: ignore[index]
         again = targets.deploy(folder, opts=opts, say=out.append)
-        assert again["changed"] is False and again["endpoint"] == endpoint
+        assert again.changed == 0 and again.endpoint == endpoint
         if restart is not None:  # a changed artifact: the next deploy restarts the server with it
             restart(folder)
             third = targets.deploy(folder, opts=opts, say=out.append)
-            assert third["changed"] is True
+            assert third.changed == 1
             assert any("artifacts changed since the last deploy: restarting" in line for line in out)
             assert DeployState(folder / ".mlplan", "x").target("local")["resources"][0]["pid"] != record0["pid"]
             assert not launch.session_members(int(record0["sid"]))  # the old server is gone
@@ -102,7 +103,7 @@ def test_local_triton_lifecycle(tmp_path: Path) -> None:
 def test_local_dry_run_validates_and_starts_nothing(tmp_path: Path) -> None:
     folder = ray_folder(tmp_path / "ray")
     out: list[str] = []
-    assert targets.deploy(folder, dry_run=True, say=out.append)["dry_run"] is True
+    assert targets.deploy(folder, dry_run=True, say=out.append).dry_run is True
     assert "config valid" in out[-1]
     assert not (folder / ".mlplan" / "state.json").exists()
     (folder / "serving/ray/serve_config.yaml").write_text(yaml.safe_dump({"applications": [{"nme": "x"}]}))

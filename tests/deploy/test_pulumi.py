@@ -49,7 +49,7 @@ def test_the_sdks_bare_file_not_found_is_mapped(cloud: Path, no_pulumi: None, mo
     folder = load_folder(cloud)
     target = PulumiTarget(folder, DeployState(folder.state_dir, folder.plan.id), say=lambda _: None)
     with pytest.raises(MissingDependency, match="the pulumi CLI is not installed"):
-        target.deploy(preview_only=True)
+        target.plan()
 
 
 def test_passphrase_is_required_for_a_file_backend(cloud: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -45,15 +45,16 @@ def test_preview_up_idempotent_destroy(tmp_path: Path, monkeypatch: pytest.Monke
     folder = _project(tmp_path / "plan")
     out: list[str] = []
     preview = targets.deploy(folder, dry_run=True, say=out.append)
-    assert preview["preview"].get("create", 0) >= 1
+    assert preview.details["preview"].get("create", 0) >= 1 and preview.changed >= 1 and preview.dry_run
     assert not (folder / ".mlplan" / "state.json").exists() or "deployed" not in \
         (folder / ".mlplan" / "state.json").read_text()
     assert (folder / ".mlplan" / "pulumi").is_dir()  # the local file backend, nothing logged in
     up = targets.deploy(folder, say=out.append)
-    assert up["endpoint"] == "http://127.0.0.1:8000/hello"
+    assert up.endpoint == "http://127.0.0.1:8000/hello" and up.changed >= 1
     assert any(line.startswith("  | ") for line in out)  # streamed engine output
     again = targets.deploy(folder, say=out.append)
-    assert again["preview"].get("create", 0) == 0 and again["preview"].get("update", 0) == 0
+    assert again.details["preview"].get("create", 0) == 0 and again.details["preview"].get("update", 0) == 0
+    assert again.changed == 0
     healthy, lines = targets.status(folder)
     assert healthy, lines
     state = DeployState(folder / ".mlplan", "x").target("pulumi")

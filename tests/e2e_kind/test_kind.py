@@ -91,12 +91,12 @@ def test_apply_is_idempotent_on_a_real_api_server(tmp_path: Path, kubeconfig: st
     folder = onprem_cpu_folder(tmp_path / "plan")
     opts = targets.Options(kubeconfig=kubeconfig, wait=False)
     dry = targets.deploy(folder, dry_run=True, opts=opts, say=print)
-    assert dry["dry_run"] is True
+    assert dry.dry_run is True
     first = targets.deploy(folder, opts=opts, say=print)  # default target of an on-prem plan: kubernetes
-    assert first["target"] == "kubernetes" and first["changed"] == len(first["objects"])
+    assert first.target == "kubernetes" and first.changed == len(first.details["objects"])
     second = targets.deploy(folder, opts=opts, say=print)
-    assert second["changed"] == 0, second["objects"]
-    assert targets.destroy(folder, opts=opts, say=print) >= len(first["objects"])
+    assert second.changed == 0, second.details["objects"]
+    assert targets.destroy(folder, opts=opts, say=print) >= len(first.details["objects"])
     assert targets.destroy(folder, opts=opts, say=print) == 0
 
 
@@ -106,7 +106,7 @@ def test_rollout_ready_status_destroy(tmp_path: Path, kubeconfig: str) -> None:
     opts = targets.Options(kubeconfig=kubeconfig, timeout_s=1500)
     try:
         result = targets.deploy(folder, opts=opts, say=print)
-        assert result["ready"] is True
+        assert result.ready is True
         healthy, lines = targets.status(folder, opts=opts)
         assert healthy, lines
         # the model is really there: Triton answers ready for it, through the API server's Service proxy

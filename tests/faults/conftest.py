@@ -23,7 +23,8 @@ MLPLAN = str(Path(sys.executable).parent / "mlplan")
 
 
 def mlplan_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of every mlplan run here: this one, fake secrets planted, Ray's local auth off."""
+    """The environment of every mlplan run here: this one, fake secrets planted (the servers a local deploy starts
+    must never see them: they run with token auth on and a minimal environment whatever this one says)."""
     env = {**os.environ, **FAKE_SECRETS, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("MLPLAN_DEBUG", None)
     env.update(extra or {})
@@ -37,12 +38,14 @@ def mlplan(*args: str, env: dict[str, str] | None = None, timeout: float = 180,
 
 
 def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
-    """The single stderr line of a failed command: ``mlplan: error: ...``, no traceback."""
+    """The error line of a failed command: exactly one ``mlplan: error: ...`` line, the last on stderr (a deploy's
+    progress lines come before it), no traceback."""
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, f"expected one error line, got:\n{done.stderr}"
-    assert lines[0].startswith("mlplan: error: "), lines[0]
+    errors = [ln for ln in lines if ln.startswith("mlplan: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], f"expected one error line, last, got:\n{done.stderr}"
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr
-    return lines[0]
+    assert len(errors[0]) < 1500, f"the error line is {len(errors[0])} characters long"
+    return errors[0]
 
 
 def secrets_in(folder: Path | None, *outputs: str) -> list[Hit]:
