@@ -54,15 +54,37 @@ class Predicted(Value):
     training_time_s: float | None = None
 
 
+CostGroup = Literal["compute", "platform", "network", "storage"]
+COST_GROUPS: tuple[CostGroup, ...] = ("compute", "platform", "network", "storage")
+
+
 class CostLine(Value):
+    """One line of the bill (see :mod:`planner.optimizer.bill`): what is billed, with its quantities and unit
+    price, in ``item``; ``group`` for PLAN.md's subtotals; ``part`` the part it bills; ``kind`` the cost rule
+    (``instances``, ``k8s_control_plane``, ``nat_gateway`` ...) that ties the line to the resources the stack
+    creates; ``source`` the unit price's origin (a catalog row's source, or the assumption that set it)."""
+
     item: str
     usd_per_month: float
+    group: CostGroup = "compute"
+    kind: str | None = None
+    part: str | None = Field(default=None, description="key of the part the line bills (Part.names.key)")
+    source: str = ""
 
 
 class Cost(Value):
     monthly_usd: float
     lines: tuple[CostLine, ...]
     assumptions: dict[str, float | str]
+
+    def groups(self) -> list[tuple[CostGroup, tuple[CostLine, ...], float]]:
+        """(group, its lines, subtotal) for every group that has lines, in :data:`COST_GROUPS` order."""
+        out: list[tuple[CostGroup, tuple[CostLine, ...], float]] = []
+        for g in COST_GROUPS:
+            lines = tuple(x for x in self.lines if x.group == g)
+            if lines:
+                out.append((g, lines, round(sum(x.usd_per_month for x in lines), 2)))
+        return out
 
 
 class ModelRef(Value):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from planner import names
 from planner.estimator.inference import weights_bytes
 from planner.estimator.shape import shape_of
 from planner.models import image_context_tokens
 from planner.models.arch import ModelArch
+from planner.optimizer.costs import BillLine
 from planner.optimizer.engine import engine_settings
 from planner.optimizer.privacy import needs_private_networking
 from planner.optimizer.search import Candidate, Hybrid, Side
@@ -145,12 +147,25 @@ def _candidate_part(spec: Spec, arch: ModelArch, c: Candidate, multi: bool) -> P
     return part
 
 
-def _cost(spec: Spec, lines: list[tuple[str, float]]) -> Cost:
-    a = spec.assumptions.model_dump()
+def _assumptions(spec: Spec) -> dict[str, float | str]:
+    """The spec's assumptions as the plan echoes them: numbers as floats, ``service_prices`` flattened to
+    ``service_prices.<item>``."""
+    out: dict[str, float | str] = {}
+    for k, v in sorted(spec.assumptions.model_dump().items()):
+        if isinstance(v, dict):
+            out.update({f"{k}.{item}": float(usd) for item, usd in sorted(v.items())})
+        else:
+            out[k] = float(v) if isinstance(v, int | float) else str(v)
+    return out
+
+
+def _cost(spec: Spec, lines: list[tuple[str, BillLine]]) -> Cost:
+    """The plan's bill from (part key, line) pairs."""
     return Cost(
-        monthly_usd=round(sum(v for _, v in lines), 2),
-        lines=tuple(CostLine(item=i, usd_per_month=round(v, 2)) for i, v in lines),
-        assumptions={k: (float(v) if isinstance(v, int | float) else str(v)) for k, v in sorted(a.items())},
+        monthly_usd=round(sum(x.usd for _, x in lines), 2),
+        lines=tuple(CostLine(item=x.item, usd_per_month=round(x.usd, 2), group=x.group, kind=x.kind, part=key,
+                             source=x.source) for key, x in lines),
+        assumptions=_assumptions(spec),
     )
 
 
@@ -200,15 +215,16 @@ def inference_plan(spec: Spec, arch: ModelArch, cand: Candidate | Hybrid, rank: 
     cands = list(cand.parts) if isinstance(cand, Hybrid) else [cand]
     parts = [_candidate_part(spec, arch, c, len(cands) > 1) for c in cands]
     primary = cands[0]
-    lines: list[tuple[str, float]] = []
-    for c in cands:
+    lines: list[tuple[str, BillLine]] = []
+    for c, p in zip(cands, parts, strict=True):
         prefix = f"{c.role} {c.placement}: " if isinstance(cand, Hybrid) else ""
-        lines.extend((prefix + item, v) for item, v in c.cost.lines)
+        lines.extend((p.names.key, replace(x, item=prefix + x.item)) for x in c.cost.lines)
     rps_total = sum(c.option.rps * c.replicas * spec.assumptions.planning_utilization for c in cands)
     notes = []
     if isinstance(cand, Hybrid):
         notes.append(" + ".join(f"{p.role}: {p.traffic_fraction:.0%} of traffic on {p.placement} {p.instance}"
                                 for p in parts))
+    notes += [n for c in cands for n in c.cost.notes]  # spot interruption risk
     p0 = parts[0]
     srv = serving(spec, primary, p0.runtime, p0.replicas)
     return Plan(
@@ -231,7 +247,7 @@ def training_plan(spec: Spec, arch: ModelArch, t: TrainCandidate, rank: int, par
     gpus = t.tp * t.pp
     part = _part(spec, arch, t.side, accelerator_count=gpus, nodes=t.nodes, tp=t.tp, pp=t.pp, replicas=t.dp,
                  dtype=t.dtype, purchase=t.purchase, monthly=t.monthly, target=t.target, multi=False)
-    notes = ["monthly_cost_usd is the cost of one training run"]
+    notes = ["monthly_cost_usd is the cost of one training run", *t.cost.notes]
     if t.placement == "cloud":
         notes.append("hybrid pattern: train here on data that may leave its site, then plan the serving side "
                      "separately (an inference spec with the inference data's privacy class, e.g. on-prem)")
@@ -247,7 +263,7 @@ def training_plan(spec: Spec, arch: ModelArch, t: TrainCandidate, rank: int, par
         provider=t.provider, region=t.region, instance=t.instance, accelerator=t.accelerator,
         accelerator_count=gpus, gpus_per_node=t.gpus_per_node, nodes=t.nodes, tensor_parallel=t.tp,
         pipeline_parallel=t.pp, replicas=t.dp, dtype=t.dtype, purchase=t.purchase,
-        monthly_cost_usd=round(t.monthly, 2), cost=_cost(spec, list(t.cost.lines)),
+        monthly_cost_usd=round(t.monthly, 2), cost=_cost(spec, [(part.names.key, x) for x in t.cost.lines]),
         predicted=Predicted(
             throughput_rps=0.0, memory_per_gpu_bytes=t.total_bytes_per_gpu,
             memory_capacity_per_gpu_bytes=t.capacity_bytes_per_gpu,
