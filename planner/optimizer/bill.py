@@ -554,7 +554,8 @@ class Biller:
                                         inst.price_source or inst.source))
             elif kind == "dedicated_fee":
                 p = self.price(prov, reg, "dedicated_region_fee")
-                lines.append(self._line(kind, f"dedicated instances per-region fee: {_h(hours)} x ${p.usd:g}/h",
+                lines.append(self._line(kind, f"dedicated instances per-region fee: {_h(hours)} x ${p.usd:g}/h "
+                                              "(once per account and region)",
                                         p.usd * hours, p))
             elif kind == "dedicated_uplift":
                 if inst.dedicated_usd_per_h is not None:
@@ -756,7 +757,7 @@ class BillCheck:
         return {k: v - self.created.get(k, frozenset()) for k, v in self.billed.items()}
 
 
-def _part_of(name: str, parts: Any) -> list[Any]:
+def parts_of(name: str, parts: Any) -> list[Any]:
     """The parts a resource belongs to, by its name's prefix (``Part.names.resource_prefix``, the longest that
     matches; the GKE/AKS builders cut names to 30 characters); every part when none matches."""
     exact = [p for p in parts if name.startswith(p.names.resource_prefix)]
@@ -785,7 +786,7 @@ def check_resources(plan: Any, resources: list[Mapping[str, Any]]) -> BillCheck:
     free: dict[str, str] = {}
     for r in resources:
         typ, name = str(r.get("type")), str(r.get("name"))
-        owners = _part_of(name, parts)
+        owners = parts_of(name, parts)
         results = [(p, resource_kinds(r, p.target)) for p in owners]
         if all(k is None for _, k in results):
             unmapped.append(Finding(typ, name, owners[0].names.key, None))
