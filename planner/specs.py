@@ -301,6 +301,15 @@ class Assumptions(Frozen):
         description="bytes on the wire per LLM token (egress, load balancer data): ~4 characters of English per "
                     "token (https://help.openai.com/en/articles/4936856-what-are-tokens-and-how-to-count-them); "
                     "set ~200 for responses streamed as server-sent events (one JSON chunk per token)")
+    request_bytes_per_request: float | None = Field(
+        default=None, ge=0, le=1e12,
+        description="bytes of one request on the wire (load balancer data); default: input tokens x bytes_per_token "
+                    "for LLMs, the model's input tensors for other models (raw tensors: set the encoded size, "
+                    "e.g. a JPEG, if clients send that)")
+    response_bytes_per_request: float | None = Field(
+        default=None, ge=0, le=1e12,
+        description="bytes of one response on the wire (egress, load balancer data); default: output tokens x "
+                    "bytes_per_token for LLMs, the model's output tensors for other models")
     nat_gb_per_node_month: float = Field(
         default=20.0, ge=0, le=1e6,
         description="GB a private node pulls through the NAT gateway a month: container images (a vLLM / Triton "

@@ -391,3 +391,19 @@ def test_every_line_has_a_group_and_a_source() -> None:
             assert x.source and x.part in {p.names.key for p in plan.parts}, (label, x)
             assert math.isfinite(x.usd_per_month) and x.usd_per_month >= 0
         assert plan.cost.monthly_usd == pytest.approx(sum(x.usd_per_month for x in plan.cost.lines), abs=0.05)
+
+
+def test_non_llm_egress_counts_the_output_tensors_and_an_override_replaces_them() -> None:
+    spec = spec_from_data({"name": "det", "model": {"preset": "yolov8n", "artifact": "s3://m/yolov8n.onnx"},
+                           "workload": {"requests_per_s": 2}, "constraints": {
+                               "latency_s": 0.1, "placements": ["cloud"], "providers": ["aws"]}})
+    plan = top(spec)
+    egress = line(plan, "egress_internet")
+    per = 84 * 8400 * 4  # yolov8n output0: (84, 8400) fp32
+    assert f"output tensors {per:,} B/request" in egress.item
+    requests = 2 * HOURS * 3600
+    assert egress.usd_per_month == pytest.approx(round(requests * per / GIB * 0.09, 2), abs=0.01)
+    boxes = top(spec.model_copy(update={"assumptions": spec.assumptions.model_copy(
+        update={"response_bytes_per_request": 2000.0})}))
+    assert line(boxes, "egress_internet").usd_per_month == pytest.approx(
+        round(requests * 2000 / GIB * 0.09, 2), abs=0.01)

@@ -154,6 +154,8 @@ def _assumptions(spec: Spec) -> dict[str, float | str]:
     for k, v in sorted(spec.assumptions.model_dump().items()):
         if isinstance(v, dict):
             out.update({f"{k}.{item}": float(usd) for item, usd in sorted(v.items())})
+        elif v is None:  # an optional override left unset: the default rule applies
+            continue
         else:
             out[k] = float(v) if isinstance(v, int | float) else str(v)
     return out

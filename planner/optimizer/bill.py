@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from planner.catalog import Catalog
@@ -213,13 +213,20 @@ def traffic(spec: Spec, arch: ModelArch) -> Traffic:
         return Traffic(0.0, 0.0, 0.0, "training: no requests")
     monthly = w.requests_per_s * a.hours_per_month * 3600.0
     if arch.is_llm:
-        return Traffic(monthly, w.input_tokens * a.bytes_per_token, w.output_tokens * a.bytes_per_token,
-                       f"{w.output_tokens} output tokens x {a.bytes_per_token:g} B/token")
-    out_b, dyn_o = _tensor_bytes(arch.outputs)
-    in_b, _ = _tensor_bytes(arch.inputs)
-    basis = f"output tensors {out_b:,.0f} B/request" if arch.outputs else "output size unknown (no outputs in the " \
-        "model spec): 0 B"
-    return Traffic(monthly, in_b, out_b, basis + (" (dynamic dims as 1)" if dyn_o else ""))
+        t = Traffic(monthly, w.input_tokens * a.bytes_per_token, w.output_tokens * a.bytes_per_token,
+                    f"{w.output_tokens} output tokens x {a.bytes_per_token:g} B/token")
+    else:
+        out_b, dyn_o = _tensor_bytes(arch.outputs)
+        in_b, _ = _tensor_bytes(arch.inputs)
+        basis = f"output tensors {out_b:,.0f} B/request" if arch.outputs else \
+            "output size unknown (no outputs in the model spec): 0 B"
+        t = Traffic(monthly, in_b, out_b, basis + (" (dynamic dims as 1)" if dyn_o else ""))
+    if a.request_bytes_per_request is not None:
+        t = replace(t, request_bytes=a.request_bytes_per_request)
+    if a.response_bytes_per_request is not None:
+        t = replace(t, response_bytes=a.response_bytes_per_request,
+                    basis=f"{a.response_bytes_per_request:,.0f} B/response (assumption)")
+    return t
 
 
 # -------------------------------------------------------------------------------------------- resources
