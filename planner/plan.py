@@ -54,15 +54,38 @@ class Predicted(Value):
     training_time_s: float | None = None
 
 
+CostGroup = Literal["compute", "platform", "network", "storage"]
+COST_GROUPS: tuple[CostGroup, ...] = ("compute", "platform", "network", "storage")
+
+
 class CostLine(Value):
+    """One line of the bill (see :mod:`planner.optimizer.bill`): what is billed, with its quantities and unit
+    price, in ``item``; ``group`` for PLAN.md's subtotals; ``part`` the part it bills; ``kind`` the cost rule
+    (``instances``, ``k8s_control_plane``, ``nat_gateway`` ...) that ties the line to the resources the stack
+    creates; ``source`` the unit price's origin (a catalog row's source, or the assumption that set it)."""
+
     item: str
     usd_per_month: float
+    group: CostGroup = "compute"
+    kind: str | None = None
+    part: str | None = Field(default=None, description="key of the part the line bills (Part.names.key)")
+    source: str = ""
 
 
 class Cost(Value):
     monthly_usd: float
     lines: tuple[CostLine, ...]
     assumptions: dict[str, float | str]
+    not_billed: tuple[str, ...] = Field(default=(), description="what the bill leaves out (cloud plans)")
+
+    def groups(self) -> list[tuple[CostGroup, tuple[CostLine, ...], float]]:
+        """(group, its lines, subtotal) for every group that has lines, in :data:`COST_GROUPS` order."""
+        out: list[tuple[CostGroup, tuple[CostLine, ...], float]] = []
+        for g in COST_GROUPS:
+            lines = tuple(x for x in self.lines if x.group == g)
+            if lines:
+                out.append((g, lines, round(sum(x.usd_per_month for x in lines), 2)))
+        return out
 
 
 class ModelRef(Value):
@@ -143,6 +166,15 @@ class NodeShape(Value):
     reserves: str = Field(description="which reserve rule gave the allocatable figures")
 
 
+class SystemPool(Value):
+    """The untainted node pool a managed cluster runs CoreDNS, operators and the Ray head on."""
+
+    machine: str
+    nodes: int = Field(ge=1)
+    disk_gib: int = Field(ge=1)
+    source: str
+
+
 class Device(Value):
     """Accelerator facts the emitters need, from the catalog row: who makes it, the Kubernetes device-plugin
     resource that schedules it, the GPU product label GPU Feature Discovery puts on nodes, Ray's accelerator type."""
@@ -207,6 +239,9 @@ class Part(Value):
     weights_bytes: int = Field(ge=0, description="the model's weight bytes in this part's dtype, all of them")
     names: PartNames
     engine: Engine | None = Field(default=None, description="LLM engine settings (vLLM / TensorRT-LLM parts)")
+    model_volume_gib: int = Field(default=1, ge=1, description="the volume each serving pod fetches the model into")
+    node_disk_gib: int = Field(default=100, ge=1, description="root volume of each accelerator node")
+    system_pool: SystemPool | None = Field(default=None, description="managed clusters: the system node pool")
 
 
 class Names(Value):

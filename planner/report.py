@@ -46,6 +46,13 @@ def where(p: Plan) -> str:
     return f"{p.placement}{loc} {p.instance}" + (" (spot)" if p.purchase == "spot" else "")
 
 
+def cost_summary(p: Plan) -> str:
+    """``$5,063/month = compute $4,609 + platform $370 + network $60 + storage $25`` (one run for training)."""
+    per = " per run" if p.training is not None else "/month"
+    groups = " + ".join(f"{g} {fmt_usd(sub)}" for g, _, sub in p.cost.groups())
+    return f"{fmt_usd(p.cost.monthly_usd)}{per} = {groups}"
+
+
 def headline(p: Plan) -> str:
     pr = p.predicted
     if p.training is not None:
@@ -75,8 +82,10 @@ def to_markdown(rec: Recommendation, *, max_plans: int = 5, max_rejected: int = 
     for p in rec.plans[:max_plans]:
         out.append(f"| {p.rank} | {md(where(p))} | {md(shape(p))} | {md(p.dtype)} | {headline(p)} | "
                    f"{fmt_usd(p.monthly_cost_usd)} | {'yes' if p.pareto else ''} |")
-    out += ["", "<details><summary>Cost breakdown (chosen plan)</summary>", ""]
-    out += [f"- {md(line.item)}: {fmt_usd(line.usd_per_month)}" for line in best.cost.lines]
+    out += ["", f"<details><summary>Cost breakdown (chosen plan): {cost_summary(best)}</summary>", ""]
+    for group, lines, subtotal in best.cost.groups():
+        out.append(f"- **{group}** {fmt_usd(subtotal)}")
+        out += [f"  - {md(line.item)}: {fmt_usd(line.usd_per_month)}" for line in lines]
     out += ["", "</details>", ""]
     groups: dict[str, list[str]] = defaultdict(list)
     for r in rec.rejected:

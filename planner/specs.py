@@ -295,9 +295,50 @@ class Assumptions(Frozen):
     edge_average_utilization: float = Field(default=0.5, gt=0, le=1)
     gpu_average_utilization: float = Field(default=0.6, gt=0, le=1)
     training_mfu: float = Field(default=0.40, gt=0, le=1)
-    dedicated_tenancy_premium: float = Field(default=0.10, ge=0, le=2)
+    dedicated_tenancy_premium: float = Field(
+        default=0.10, ge=0, le=2,
+        description="dedicated-tenancy / sole-tenant uplift on the instance price, used where the catalog row has "
+                    "no dedicated_usd_per_h (AWS also bills its per-region dedicated fee, a catalog price)")
     planning_utilization: float = Field(
         default=0.8, gt=0, le=1, description="plan replicas to run at this fraction of their saturated throughput")
+    bytes_per_token: float = Field(
+        default=4.0, gt=0, le=1e6,
+        description="bytes on the wire per LLM token (egress, load balancer data): ~4 characters of English per "
+                    "token (https://help.openai.com/en/articles/4936856-what-are-tokens-and-how-to-count-them); "
+                    "set ~200 for responses streamed as server-sent events (one JSON chunk per token)")
+    request_bytes_per_request: float | None = Field(
+        default=None, ge=0, le=1e12,
+        description="bytes of one request on the wire (load balancer data); default: input tokens x bytes_per_token "
+                    "for LLMs, the model's input tensors for other models (raw tensors: set the encoded size, "
+                    "e.g. a JPEG, if clients send that)")
+    response_bytes_per_request: float | None = Field(
+        default=None, ge=0, le=1e12,
+        description="bytes of one response on the wire (egress, load balancer data); default: output tokens x "
+                    "bytes_per_token for LLMs, the model's output tensors for other models")
+    nat_gb_per_node_month: float = Field(
+        default=20.0, ge=0, le=1e6,
+        description="GB a private node pulls through the NAT gateway a month: container images (a vLLM / Triton "
+                    "image is ~10 GB compressed) and OS updates; weights come from the bucket through the "
+                    "provider's private endpoint and do not cross the NAT")
+    kms_requests_per_month: float = Field(
+        default=10_000.0, ge=0, le=1e12,
+        description="key requests a month (volume attaches, bucket reads with a bucket key, secrets decryption)")
+    control_plane_log_gb_per_month: float = Field(
+        default=5.0, ge=0, le=1e6, description="GB of control-plane logs the stack turns on (EKS api/audit/"
+                                               "authenticator to CloudWatch)")
+    service_prices: dict[Annotated[str, Field(pattern=r"^([a-z]+\.)?[a-z0-9_]+$", max_length=64)],
+                         Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]] = Field(
+        default_factory=dict, max_length=64,
+        description="override catalog platform prices (planner/catalog/data/services.yaml) by item, in the row's "
+                    "unit: {egress_internet: 0.05} for every provider, {aws.k8s_control_plane: 0.6} for one")
+
+    @field_validator("service_prices", mode="before")
+    @classmethod
+    def _prices_are_numbers(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for key, value in v.items():
+                _check_number(value, float, f"{key} ")
+        return v
 
 
 class Spec(Frozen):

@@ -25,7 +25,6 @@ Pure and import-cheap.
 
 from __future__ import annotations
 
-import math
 import re
 import shlex
 from dataclasses import dataclass
@@ -53,8 +52,6 @@ FETCH_IMAGES = {
     "gcs": "gcr.io/google.com/cloudsdktool/google-cloud-cli:562.0.0-slim",
     "azure-blob": "mcr.microsoft.com/azure-cli:2.67.0",
 }
-VOLUME_FACTOR = 1.1
-GIB = 2**30
 _BLOB = re.compile(r"^https://([a-z0-9]{3,24})\.blob\.core\.windows\.net/([a-z0-9-]{3,63})(/.*)?$")
 
 
@@ -85,9 +82,8 @@ def dir_name(plan: Plan) -> str:
 
 
 def volume_gib(part: Part) -> int:
-    """The model volume: at least 1.1 x the weight bytes the part loads, in whole GiB, plus 1 GiB for configs and
-    tokenizers."""
-    return math.ceil(part.weights_bytes * VOLUME_FACTOR / GIB) + 1
+    """The model volume the plan sized (``Part.model_volume_gib``: 1.1 x the weight bytes plus 1 GiB)."""
+    return part.model_volume_gib
 
 
 def scheme(uri: str) -> SourceKind | None:

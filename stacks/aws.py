@@ -20,6 +20,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from planner.plan import SystemPool
+
 VPC_CIDR = "10.40.0.0/16"
 PRIVATE_CIDRS = ("10.40.0.0/19", "10.40.32.0/19")
 PUBLIC_CIDRS = ("10.40.128.0/24", "10.40.129.0/24")
@@ -149,11 +151,9 @@ class ModelBucket(pulumi.ComponentResource):
         self.register_outputs({"bucket": self.bucket_name, "arn": self.arn})
 
 
-#: The system node group: CoreDNS, the operators (KubeRay, the AWS Load Balancer Controller, the device plugin's
-#: controller side), the Ray head, the TLS front door and the hybrid router. Two untainted general-purpose nodes
-#: (4 vCPU, 16 GiB each) in two zones. Source: https://aws.amazon.com/ec2/instance-types/m6i/
-SYSTEM_INSTANCE_TYPE = "m6i.xlarge"
-SYSTEM_NODES, SYSTEM_MAX_NODES = 2, 4
+#: The system node group (CoreDNS, the operators, the Ray head, the TLS front door and the hybrid router) is the
+#: plan's ``Part.system_pool`` (decided in planner/optimizer/nodes.py, priced by the bill); it may grow to twice
+#: its size.
 SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
 #: The AWS Load Balancer Controller's service account (the chart's default name, in kube-system).
 LBC_NAMESPACE, LBC_SERVICE_ACCOUNT = "kube-system", "aws-load-balancer-controller"
@@ -222,9 +222,9 @@ class EksGpuCluster(pulumi.ComponentResource):
     the model bucket) and the AWS Load Balancer Controller."""
 
     def __init__(self, name: str, *, region: str, network: Network, kms_key_arn: pulumi.Input[str],
-                 nodes: NodeGroupSpec, private_endpoint_only: bool, bucket_arn: pulumi.Input[str],
-                 serving_namespace: str, serving_service_account: str, irsa_role_name: str,
-                 provider: aws.Provider, opts: pulumi.ResourceOptions | None = None) -> None:
+                 nodes: NodeGroupSpec, system: SystemPool, private_endpoint_only: bool,
+                 bucket_arn: pulumi.Input[str], serving_namespace: str, serving_service_account: str,
+                 irsa_role_name: str, provider: aws.Provider, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplan:aws:EksGpuCluster", name, None, opts)
         cluster_role = aws.iam.Role(f"{name}-cluster", assume_role_policy=assume_role_policy("eks.amazonaws.com"),
                                     tags=_tags(f"{name}-cluster"), opts=_opts(self, provider))
@@ -280,19 +280,19 @@ class EksGpuCluster(pulumi.ComponentResource):
             taints=[{"key": nodes.gpu_taint, "value": "true", "effect": "NO_SCHEDULE"}] if nodes.gpu_taint else [],
             tags=_tags(f"{name}-gpu"), opts=_opts(self, provider, depends_on=node_attachments))
         system_template = aws.ec2.LaunchTemplate(
-            f"{name}-system", description=f"{SYSTEM_INSTANCE_TYPE} system nodes: IMDSv2, encrypted volumes",
+            f"{name}-system", description=f"{system.machine} system nodes: IMDSv2, encrypted volumes",
             metadata_options={"http_endpoint": "enabled", "http_tokens": "required",
                               "http_put_response_hop_limit": 1},
             block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {
-                "volume_size": 50, "volume_type": "gp3", "encrypted": "true", "kms_key_id": kms_key_arn,
-                "delete_on_termination": "true"}}],
+                "volume_size": system.disk_gib, "volume_type": "gp3", "encrypted": "true",
+                "kms_key_id": kms_key_arn, "delete_on_termination": "true"}}],
             tag_specifications=[{"resource_type": "instance", "tags": _tags(f"{name}-system")}],
             update_default_version=True, **lt_args, opts=_opts(self, provider))
         self.system_node_group = aws.eks.NodeGroup(
             f"{name}-system", cluster_name=self.cluster.name, node_role_arn=node_role.arn,
-            subnet_ids=network.private_subnet_ids, instance_types=[SYSTEM_INSTANCE_TYPE], ami_type=SYSTEM_AMI_TYPE,
+            subnet_ids=network.private_subnet_ids, instance_types=[system.machine], ami_type=SYSTEM_AMI_TYPE,
             capacity_type="ON_DEMAND",
-            scaling_config={"desired_size": SYSTEM_NODES, "min_size": SYSTEM_NODES, "max_size": SYSTEM_MAX_NODES},
+            scaling_config={"desired_size": system.nodes, "min_size": system.nodes, "max_size": 2 * system.nodes},
             update_config={"max_unavailable": 1},
             launch_template={"id": system_template.id, "version": system_template.latest_version.apply(str)},
             labels={"mlplan.dev/pool": "system"}, tags=_tags(f"{name}-system"),

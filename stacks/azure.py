@@ -126,6 +126,7 @@ class AksPartArgs:
     tags: dict[str, str] = field(default_factory=dict)
     system_vm_size: str = "Standard_D4s_v5"
     system_nodes: int = 2
+    system_disk_gib: int = 128
     kubernetes_version: str | None = None
     authorized_networks: tuple[str, ...] = ()
     upload_cidrs: tuple[str, ...] = ()
@@ -328,7 +329,8 @@ class AksCluster(pulumi.ComponentResource):
         zones = list(args.zones) or None
         system_pool: dict[str, Any] = {
             "name": "system", "mode": "System", "vm_size": args.system_vm_size, "count": args.system_nodes,
-            "os_type": "Linux", "os_sku": "AzureLinux", "os_disk_size_gb": 128, "type": "VirtualMachineScaleSets",
+            "os_type": "Linux", "os_sku": "AzureLinux", "os_disk_size_gb": args.system_disk_gib,
+            "type": "VirtualMachineScaleSets",
             "vnet_subnet_id": network.subnet.id, "enable_node_public_ip": False, "availability_zones": zones,
             "node_labels": {"mlplan.dev/pool": "system"}, "upgrade_settings": {"max_surge": "33%"}}
         if self.hosts is not None:

@@ -143,7 +143,9 @@ class GkePartArgs:
     tpu_topology: str | None = None
     accelerator_zone: str | None = None
     system_machine_type: str = "e2-standard-4"
-    system_nodes_per_zone: int = 1
+    system_nodes: int = 3
+    """system nodes in all, one per zone in the first ``system_nodes`` zones (the rest in the last ones)"""
+    system_disk_gib: int = 100
     release_channel: str = "REGULAR"
     gpu_driver_version: str = "LATEST"
     authorized_networks: tuple[str, ...] = ()
@@ -312,8 +314,9 @@ class GkeCluster(pulumi.ComponentResource):
             base_config["boot_disk_kms_key"] = kms_key
         self.system_pool = gcp.container.NodePool(  # type: ignore[call-overload]  # dict args
             f"{name}-system", name="system", cluster=self.cluster.id, location=args.region,
-            node_locations=list(args.zones), node_count=args.system_nodes_per_zone, project=args.project,
-            node_config={**base_config, "machine_type": args.system_machine_type, "disk_size_gb": 100,
+            node_locations=list(args.zones)[:max(1, args.system_nodes)],
+            node_count=max(1, -(-args.system_nodes // len(args.zones))), project=args.project,
+            node_config={**base_config, "machine_type": args.system_machine_type, "disk_size_gb": args.system_disk_gib,
                          "disk_type": boot_disk_type(args.system_machine_type),
                          "labels": {"mlplan.dev/pool": "system"}},
             management={"auto_repair": True, "auto_upgrade": True}, opts=_opts(self, provider))

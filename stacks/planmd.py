@@ -62,6 +62,24 @@ def _figures(p: Plan) -> list[tuple[str, str]]:
     return rows
 
 
+def cost_table(plan: Plan) -> list[str]:
+    """The ``## Cost breakdown`` section: the bill's lines grouped as compute, platform, network and storage, each
+    group with its subtotal, then the total, what the bill leaves out, and the assumptions."""
+    out = ["## Cost breakdown", "", "| group | item | USD/month |", "|---|---|---:|"]
+    for group, lines, subtotal in plan.cost.groups():
+        out += [f"|{f' {group} ' if i == 0 else ' '}| {md(line.item)} | {line.usd_per_month:,.2f} |"
+                for i, line in enumerate(lines)]
+        out.append(f"| | *{group} subtotal* | *{subtotal:,.2f}* |")
+    out += [f"| **total** | | **{plan.cost.monthly_usd:,.2f}** |", ""]
+    if plan.workload == "training":
+        out += ["The total is one training run: every resource for the run's hours.", ""]
+    if plan.cost.not_billed:
+        out += ["Not in the bill: " + "; ".join(plan.cost.not_billed) + ".", ""]
+    out += ["Assumptions: " + ", ".join(f"{md(k)} = {md(v)}" for k, v in sorted(plan.cost.assumptions.items())) + ".",
+            ""]
+    return out
+
+
 def why_lost(best: Plan, other: Plan) -> str:
     """Why a runner-up ranked below the chosen plan: the cost delta and each figure where it is worse."""
     delta = other.monthly_cost_usd - best.monthly_cost_usd
@@ -94,10 +112,7 @@ def render(spec_name: str, catalog_version: str, plan: Plan, runners_up: list[Pl
         out.append("")
     out += ["## Predicted figures", "", "| figure | value |", "|---|---:|"]
     out += [f"| {k} | {v} |" for k, v in _figures(plan)]
-    out += ["", "## Cost breakdown", "", "| item | USD/month |", "|---|---:|"]
-    out += [f"| {md(line.item)} | {line.usd_per_month:,.2f} |" for line in plan.cost.lines]
-    out += [f"| **total** | **{plan.cost.monthly_usd:,.2f}** |", "", "Assumptions: " + ", ".join(
-        f"{md(k)} = {md(v)}" for k, v in sorted(plan.cost.assumptions.items())) + ".", ""]
+    out += ["", *cost_table(plan)]
     out += ["## Where each part runs", "",
             "| part | placement | where | instance x nodes | GPUs/replica | replicas | traffic | IaC |",
             "|---|---|---|---|---:|---:|---:|---|"]

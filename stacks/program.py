@@ -27,7 +27,7 @@ from typing import Any
 import pulumi
 
 from planner.errors import ArtifactError
-from planner.plan import Plan
+from planner.plan import Plan, SystemPool
 from serving import fetch
 from stacks import layout, manifests
 from stacks.manifests import access
@@ -46,14 +46,6 @@ GKE_ZONES = {
     "asia-southeast1": ("asia-southeast1-a", "asia-southeast1-b", "asia-southeast1-c"),
 }
 CMEK_CLASSES = ("confidential", "restricted")
-
-
-def node_disk_gib(plan: Plan, info: layout.PartInfo) -> int:
-    """Root volume: the images (100 GiB) plus, per pod on the node, the model volume (1.1 x the weights the pod
-    fetches) and the page cache's copy while loading."""
-    pods_per_node = max(1, info.part.gpus_per_node // max(1, layout.gpus_per_pod(info.part)))
-    per_pod = fetch.volume_gib(info.part)
-    return int(min(16000, 100 + 2 * per_pod * pods_per_node))
 
 
 def ami_type(resource: str | None) -> str:
@@ -100,7 +92,7 @@ def _aws_part(plan: Plan, info: layout.PartInfo, cfg: pulumi.Config) -> dict[str
     if info.target == "aws-ec2":
         server = Ec2GpuServer(name, network=net, instance_type=part.instance, kms_key_arn=key.arn,
                               bucket_arn=bucket.arn, user_data=docker_user_data(plan, info, model_uri),
-                              disk_gib=node_disk_gib(plan, info), dedicated=part.tenancy == "dedicated",
+                              disk_gib=part.node_disk_gib, dedicated=part.tenancy == "dedicated",
                               port=manifests.SERVE_PORT, provider=provider)
         # reachable from inside the VPC only (no public IP): the private address and the serving port
         return {"url": server.instance.private_ip.apply(lambda ip: f"http://{ip}:{manifests.SERVE_PORT}")}
@@ -108,9 +100,10 @@ def _aws_part(plan: Plan, info: layout.PartInfo, cfg: pulumi.Config) -> dict[str
         name, region=region, network=net, kms_key_arn=key.arn,
         nodes=NodeGroupSpec(instance_type=part.instance, nodes=part.nodes, max_nodes=max_nodes(plan, info),
                             gpus_per_node=part.gpus_per_node, spot=part.purchase == "spot",
-                            dedicated=part.tenancy == "dedicated", disk_gib=node_disk_gib(plan, info),
+                            dedicated=part.tenancy == "dedicated", disk_gib=part.node_disk_gib,
                             ami_type=ami_type(part.device.resource), gpu_taint=part.device.resource or "",
                             accelerator=part.accelerator),
+        system=_system_pool(info),
         private_endpoint_only=plan.security.private_networking, bucket_arn=bucket.arn,
         serving_namespace=info.namespace, serving_service_account=info.app,
         irsa_role_name=part.names.role or "", provider=provider)
@@ -127,6 +120,14 @@ def _aws_part(plan: Plan, info: layout.PartInfo, cfg: pulumi.Config) -> dict[str
     ctx = manifests.Context(model_uri=model_uri,
                             service_account_annotations={"eks.amazonaws.com/role-arn": cluster.serving_role.arn})
     return {"provider": k8s_provider, "deps": deps, "ctx": ctx}
+
+
+def _system_pool(info: layout.PartInfo) -> SystemPool:
+    pool = info.part.system_pool
+    if pool is None:
+        raise ArtifactError(f"part {info.key} ({info.target}) has no system pool in its plan",
+                            fix="re-run mlplan plan with this version of mlplan")
+    return pool
 
 
 def gke_args(plan: Plan, info: layout.PartInfo, project: str, gpu_zone: str | None) -> Any:
@@ -148,10 +149,12 @@ def gke_args(plan: Plan, info: layout.PartInfo, project: str, gpu_zone: str | No
         machine_type=part.instance, accelerator_type=acc_type, accelerator_count=part.gpus_per_node,
         accelerator=part.accelerator, nodes=part.nodes, max_nodes=max_nodes(plan, info),
         bucket_name=part.names.bucket or "", model_prefix=fetch.dir_name(plan), serving_namespace=info.namespace,
-        serving_service_account=info.app, spot=part.purchase == "spot", disk_gib=node_disk_gib(plan, info),
+        serving_service_account=info.app, spot=part.purchase == "spot", disk_gib=part.node_disk_gib,
         private=plan.security.private_networking, cmek=part.data_class in CMEK_CLASSES,
         internal_lb=access.internal(part), labels={"mlplan-spec": plan.names.stack},
-        accelerator_zone=gpu_zone if gpu_zone in zones else None)
+        accelerator_zone=gpu_zone if gpu_zone in zones else None,
+        system_machine_type=_system_pool(info).machine, system_nodes=_system_pool(info).nodes,
+        system_disk_gib=_system_pool(info).disk_gib)
 
 
 def aks_args(plan: Plan, info: layout.PartInfo) -> Any:
@@ -168,9 +171,11 @@ def aks_args(plan: Plan, info: layout.PartInfo) -> Any:
         accelerator=part.accelerator, nodes=part.nodes, max_nodes=max_nodes(plan, info),
         storage_account=part.names.storage_account, container=fetch.AZURE_CONTAINER,
         model_prefix=fetch.dir_name(plan), serving_namespace=info.namespace, serving_service_account=info.app,
-        spot=part.purchase == "spot", disk_gib=node_disk_gib(plan, info), private=plan.security.private_networking,
+        spot=part.purchase == "spot", disk_gib=part.node_disk_gib, private=plan.security.private_networking,
         cmk=part.data_class in CMEK_CLASSES, dedicated=part.tenancy == "dedicated",
-        internal_lb=access.internal(part), tags={"mlplan-spec": plan.names.stack})
+        internal_lb=access.internal(part), tags={"mlplan-spec": plan.names.stack},
+        system_vm_size=_system_pool(info).machine, system_nodes=_system_pool(info).nodes,
+        system_disk_gib=_system_pool(info).disk_gib)
 
 
 def _cloud_part(plan: Plan, info: layout.PartInfo, cfg: pulumi.Config) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 from planner import names
 from planner.catalog import Catalog
 from planner.optimizer.devices import device_of
-from planner.optimizer.nodes import node_shape
+from planner.optimizer.nodes import SYSTEM_POOLS, model_volume_gib, node_disk_gib, node_shape
 from planner.optimizer.targets import deploy_target
 from planner.plan import (
     Cost,
@@ -94,7 +94,11 @@ def finish_part(part: Part, *, params: int, multi: bool = False, training: bool 
     if part.engine is None and not training:
         upd["engine"] = engine(part)
     p = part.model_copy(update=upd)
-    return p.model_copy(update={"node": node(p)})
+    w = p.weights_bytes
+    return p.model_copy(update={
+        "node": node(p), "model_volume_gib": model_volume_gib(w), "system_pool": SYSTEM_POOLS.get(target),
+        "node_disk_gib": node_disk_gib(w, gpus_per_replica=p.tensor_parallel * p.pipeline_parallel,
+                                       gpus_per_node=p.gpus_per_node, has_device=p.device.resource is not None)})
 
 
 def spec_for(plan: Plan, name: str = SPEC_NAME) -> Spec:

@@ -40,8 +40,8 @@ def aws(cat: Catalog, instance: str, region: str = "us-east-1") -> Instance:
 
 # ------------------------------------------------------------------------------------------------- loading
 def test_embedded_catalog_loads_with_version(cat: Catalog) -> None:
-    assert cat.version == "2026.12.0"
-    assert raw("VERSION.yaml") == {"version": "2026.12.0", "updated": "2026-11-30"}
+    assert cat.version == "2026.12.1"
+    assert raw("VERSION.yaml") == {"version": "2026.12.1", "updated": "2026-11-30"}
     assert cat.overlay is None
     assert len(cat.accelerators) >= 25 and len(cat.edge_devices) >= 7
     assert len(cat.instances) >= 250 and len(cat.onprem_servers) >= 6 and len(cat.services) >= 40
@@ -343,7 +343,7 @@ def test_overlay_replaces_a_price_and_adds_inventory(tmp_path: Path, cat: Catalo
     owned = {"sku": "our-l40s-box", "site": "fra-dc1", "geography": "eu", "accelerator": "l40s", "accelerator_count": 4,
              "capex_usd": 0, "power_w": 2200, "available": 3, "source": "asset register, rack B4"}
     over = Catalog.load(overlay=write(tmp_path, {"instances": [g5], "onprem_servers": [owned]}))
-    assert over.version == "2026.12.0+overlay" and over.overlay is not None
+    assert over.version == "2026.12.1+overlay" and over.overlay is not None
     new = aws(over, "g5.xlarge")
     assert new.on_demand_usd_per_h == 0.70 and new.spot_usd_per_h is None
     assert len(over.instances) == len(cat.instances)

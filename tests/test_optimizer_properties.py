@@ -22,6 +22,7 @@ from planner.estimator import estimate_inference, profile
 from planner.estimator.calibration import SERVING_OVERHEAD_S
 from planner.models import resolve
 from planner.optimizer import recommend
+from planner.optimizer.bill import Biller, CloudPart
 from planner.plan import Plan
 from planner.specs import Assumptions, Constraints, InferenceWorkload, ModelSpec, Spec
 
@@ -132,6 +133,7 @@ def brute_force_min(spec: Spec, cat: Catalog) -> float:
     assert isinstance(w, InferenceWorkload)
     need = w.requests_per_s * w.peak_to_average
     best = math.inf
+    biller = Biller(spec, cat, arch)
     rows: list[tuple[str, Accelerator, int, list[float], Region | None, bool, int | None, object]] = []
     if "cloud" in c.placements:
         for i in cat.instances:
@@ -190,15 +192,20 @@ def brute_force_min(spec: Spec, cat: Catalog) -> float:
                 gpus = tp * pp
                 nodes = math.ceil(replicas / (g // gpus)) if gpus <= g else replicas * (gpus // g)
                 if placement == "cloud":
-                    costs = [p * a.hours_per_month * nodes * (1 + (a.dedicated_tenancy_premium if dedicated else 0))
+                    # the full bill (planner.optimizer.bill, tested on its own in tests/test_bill.py) of the
+                    # target this shape gets: one EC2 box for one replica on one single-GPU node, else EKS
+                    assert isinstance(row, Instance)
+                    target = "aws-ec2" if nodes == 1 and replicas == 1 and gpus == 1 else "aws-eks"
+                    costs = [biller.cloud(CloudPart(row, target, nodes, replicas, gpus, dtype,  # type: ignore[arg-type]
+                                                    "on-demand" if p == row.on_demand_usd_per_h else "spot", p,
+                                                    "dedicated" if dedicated else "shared", c.privacy,
+                                                    has_device=acc.device_resource is not None)).total
                              for p in prices]
                 else:
                     assert isinstance(row, OnPremServer)
                     if avail is not None and nodes > avail:
                         continue
-                    costs = [nodes * (row.capex_usd / (a.onprem_amortization_years * 12)
-                                      + row.power_w * a.gpu_average_utilization * a.pue * a.hours_per_month / 1000
-                                      * a.power_usd_per_kwh + a.onprem_ops_usd_per_server_month)]
+                    costs = [biller.onprem(row, nodes, dtype).total]
                 for cost in costs:
                     if c.budget_usd_per_month is None or cost <= c.budget_usd_per_month:
                         best = min(best, cost)

@@ -61,7 +61,7 @@ def _table(rec: object, elapsed: float, variants: bool = False) -> None:
     from rich.table import Table
 
     from planner.plan import Recommendation
-    from planner.report import fmt_s, fmt_usd, shape, where
+    from planner.report import cost_summary, fmt_s, fmt_usd, shape, where
 
     assert isinstance(rec, Recommendation)
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 180)
@@ -86,7 +86,9 @@ def _table(rec: object, elapsed: float, variants: bool = False) -> None:
                       "them)[/dim]")
     best = rec.plans[0]
     console.print(f"[bold]Chosen:[/bold] {escape(best.rationale)}")
-    console.print("Cost: " + escape("; ".join(f"{c.item} = {fmt_usd(c.usd_per_month)}" for c in best.cost.lines)))
+    console.print(f"[bold]Cost:[/bold] {escape(cost_summary(best))}")
+    for group, lines, _ in best.cost.groups():
+        console.print(f"  {group}: " + escape("; ".join(f"{c.item} = {fmt_usd(c.usd_per_month)}" for c in lines)))
     by: dict[str, int] = {}
     for r in rec.rejected:
         by[r.constraint] = by.get(r.constraint, 0) + 1

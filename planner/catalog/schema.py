@@ -120,6 +120,9 @@ class Instance(Row):
     ram_gib: Pos
     on_demand_usd_per_h: Pos
     spot_usd_per_h: Pos | None = None
+    dedicated_usd_per_h: Pos | None = Field(
+        default=None, description="price on dedicated tenancy (AWS Dedicated Instances, GCP sole-tenant), where "
+                                  "known; the bill adds the difference to the on-demand price")
     dedicated: bool = Field(default=True, description="offered on dedicated hosts / sole tenancy")
     network_gbps: Pos = Field(default=25.0, description="inter-node network, Gbit/s")
     source: Source = Field(description="shape: accelerators, vCPU, RAM, network")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from planner import names
 from planner.estimator.inference import weights_bytes
 from planner.estimator.shape import shape_of
 from planner.models import image_context_tokens
 from planner.models.arch import ModelArch
+from planner.optimizer.bill import NOT_BILLED
+from planner.optimizer.costs import BillLine
 from planner.optimizer.engine import engine_settings
+from planner.optimizer.nodes import SYSTEM_POOLS, model_volume_gib, node_disk_gib
 from planner.optimizer.search import Candidate, Hybrid, Side
 from planner.optimizer.training import TrainCandidate
 from planner.plan import (
@@ -122,6 +126,7 @@ def serving(spec: Spec, cand: Candidate, runtime: str, replicas: int) -> Serving
 def _part(spec: Spec, arch: ModelArch, side: Side, *, accelerator_count: int, nodes: int, tp: int, pp: int,
           replicas: int, dtype: str, purchase: str, monthly: float, target: Target, multi: bool,
           ep: int = 1) -> Part:
+    weights = part_weights_bytes(arch, dtype)
     return Part(
         role=side.role, placement=side.placement, provider=side.provider, region=side.region,
         geography=side.geography, instance=side.instance, accelerator=side.accelerator,
@@ -130,8 +135,11 @@ def _part(spec: Spec, arch: ModelArch, side: Side, *, accelerator_count: int, no
         traffic_fraction=side.traffic_fraction, runtime=side.runtime,
         monthly_cost_usd=round(monthly, 2), target=target, routing=side.routing, data_class=side.data_class,
         tenancy=side.tenancy, node=side.node, device=side.device,
-        weights_bytes=part_weights_bytes(arch, dtype), names=part_names(spec, arch, side, target, multi),
-        expert_parallel=ep,
+        weights_bytes=weights, names=part_names(spec, arch, side, target, multi),
+        expert_parallel=ep, model_volume_gib=model_volume_gib(weights),
+        node_disk_gib=node_disk_gib(weights, gpus_per_replica=tp * pp, gpus_per_node=side.gpus_per_node,
+                                    has_device=side.device.resource is not None),
+        system_pool=SYSTEM_POOLS.get(target),
     )
 
 
@@ -147,12 +155,28 @@ def _candidate_part(spec: Spec, arch: ModelArch, c: Candidate, multi: bool) -> P
     return part
 
 
-def _cost(spec: Spec, lines: list[tuple[str, float]]) -> Cost:
-    a = spec.assumptions.model_dump()
+def _assumptions(spec: Spec) -> dict[str, float | str]:
+    """The spec's assumptions as the plan echoes them: numbers as floats, ``service_prices`` flattened to
+    ``service_prices.<item>``."""
+    out: dict[str, float | str] = {}
+    for k, v in sorted(spec.assumptions.model_dump().items()):
+        if isinstance(v, dict):
+            out.update({f"{k}.{item}": float(usd) for item, usd in sorted(v.items())})
+        elif v is None:  # an optional override left unset: the default rule applies
+            continue
+        else:
+            out[k] = float(v) if isinstance(v, int | float) else str(v)
+    return out
+
+
+def _cost(spec: Spec, lines: list[tuple[str, BillLine]], parts: list[Part]) -> Cost:
+    """The plan's bill from (part key, line) pairs; a plan with cloud parts says what the bill leaves out."""
     return Cost(
-        monthly_usd=round(sum(v for _, v in lines), 2),
-        lines=tuple(CostLine(item=i, usd_per_month=round(v, 2)) for i, v in lines),
-        assumptions={k: (float(v) if isinstance(v, int | float) else str(v)) for k, v in sorted(a.items())},
+        monthly_usd=round(sum(x.usd for _, x in lines), 2),
+        lines=tuple(CostLine(item=x.item, usd_per_month=round(x.usd, 2), group=x.group, kind=x.kind, part=key,
+                             source=x.source) for key, x in lines),
+        assumptions=_assumptions(spec),
+        not_billed=NOT_BILLED if any(p.placement == "cloud" for p in parts) else (),
     )
 
 
@@ -202,15 +226,16 @@ def inference_plan(spec: Spec, arch: ModelArch, cand: Candidate | Hybrid, rank: 
     cands = list(cand.parts) if isinstance(cand, Hybrid) else [cand]
     parts = [_candidate_part(spec, arch, c, len(cands) > 1) for c in cands]
     primary = cands[0]
-    lines: list[tuple[str, float]] = []
-    for c in cands:
+    lines: list[tuple[str, BillLine]] = []
+    for c, p in zip(cands, parts, strict=True):
         prefix = f"{c.role} {c.placement}: " if isinstance(cand, Hybrid) else ""
-        lines.extend((prefix + item, v) for item, v in c.cost.lines)
+        lines.extend((p.names.key, replace(x, item=prefix + x.item)) for x in c.cost.lines)
     rps_total = sum(c.option.rps * c.replicas * spec.assumptions.planning_utilization for c in cands)
     notes = []
     if isinstance(cand, Hybrid):
         notes.append(" + ".join(f"{p.role}: {p.traffic_fraction:.0%} of traffic on {p.placement} {p.instance}"
                                 for p in parts))
+    notes += [n for c in cands for n in c.cost.notes]  # spot interruption risk
     p0 = parts[0]
     srv = serving(spec, primary, p0.runtime, p0.replicas)
     return Plan(
@@ -219,7 +244,7 @@ def inference_plan(spec: Spec, arch: ModelArch, cand: Candidate | Hybrid, rank: 
         provider=p0.provider, region=p0.region, instance=p0.instance, accelerator=p0.accelerator,
         accelerator_count=p0.accelerator_count, gpus_per_node=p0.gpus_per_node, nodes=p0.nodes,
         tensor_parallel=p0.tensor_parallel, pipeline_parallel=p0.pipeline_parallel, replicas=p0.replicas,
-        dtype=p0.dtype, purchase=p0.purchase, monthly_cost_usd=round(cand.monthly, 2), cost=_cost(spec, lines),
+        dtype=p0.dtype, purchase=p0.purchase, monthly_cost_usd=round(cand.monthly, 2), cost=_cost(spec, lines, parts),
         predicted=predicted(spec, primary, rps_total, srv.max_queue_delay_us / 1e6 if primary.option.ttft_s is None
                             else 0.0),
         rationale=rationale(spec, primary, rank, next_cost),
@@ -233,7 +258,7 @@ def training_plan(spec: Spec, arch: ModelArch, t: TrainCandidate, rank: int, par
     gpus = t.tp * t.pp
     part = _part(spec, arch, t.side, accelerator_count=gpus, nodes=t.nodes, tp=t.tp, pp=t.pp, replicas=t.dp,
                  dtype=t.dtype, purchase=t.purchase, monthly=t.monthly, target=t.target, multi=False)
-    notes = ["monthly_cost_usd is the cost of one training run"]
+    notes = ["monthly_cost_usd is the cost of one training run", *t.cost.notes]
     if t.placement == "cloud":
         notes.append("hybrid pattern: train here on data that may leave its site, then plan the serving side "
                      "separately (an inference spec with the inference data's privacy class, e.g. on-prem)")
@@ -249,7 +274,7 @@ def training_plan(spec: Spec, arch: ModelArch, t: TrainCandidate, rank: int, par
         provider=t.provider, region=t.region, instance=t.instance, accelerator=t.accelerator,
         accelerator_count=gpus, gpus_per_node=t.gpus_per_node, nodes=t.nodes, tensor_parallel=t.tp,
         pipeline_parallel=t.pp, replicas=t.dp, dtype=t.dtype, purchase=t.purchase,
-        monthly_cost_usd=round(t.monthly, 2), cost=_cost(spec, list(t.cost.lines)),
+        monthly_cost_usd=round(t.monthly, 2), cost=_cost(spec, [(part.names.key, x) for x in t.cost.lines], [part]),
         predicted=Predicted(
             throughput_rps=0.0, memory_per_gpu_bytes=t.total_bytes_per_gpu,
             memory_capacity_per_gpu_bytes=t.capacity_bytes_per_gpu,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from planner.plan import NodeShape
+from planner.plan import NodeShape, SystemPool
 
 MAX_PODS = 110
 """The kubelet's default ``maxPods`` (https://kubernetes.io/docs/reference/config-api/kubelet-config.v1beta1/);
@@ -93,3 +93,40 @@ def node_shape(provider: str, vcpu: int | None, memory_gib: float | None, accele
         allocatable_memory_mib=max(1, int(memory_mib - math.ceil(mem_res))),
         max_pods=MAX_PODS, reserves=note,
     )
+
+
+GIB = 2**30
+MODEL_VOLUME_FACTOR = 1.1
+"""A model volume holds the weights with 10% to spare (tokenizer, configs, a partial download), plus 1 GiB."""
+IMAGE_DISK_GIB = 100
+"""Root-volume room for the container images of a GPU node (vLLM / Triton images are 10-20 GB compressed, and the
+kubelet garbage-collects images only above 85% disk use: https://kubernetes.io/docs/concepts/architecture/garbage-collection/)."""
+MAX_DISK_GIB = 16_000
+"""gp3 / pd-balanced / Premium SSD limit of one volume."""
+
+SYSTEM_POOLS: dict[str, SystemPool] = {
+    "aws-eks": SystemPool(machine="m7i.xlarge", nodes=2, disk_gib=50, source=(
+        "2 x m7i.xlarge (4 vCPU, 16 GiB: the Ray head's 2 CPUs and the operators fit after the kubelet's reserves), "
+        "in two zones; 50 GiB root volumes (the Ray head image alone is several GB; EKS's 20 GiB default is tight)")),
+    "gcp-gke": SystemPool(machine="e2-standard-4", nodes=3, disk_gib=100, source=(
+        "e2-standard-4 (4 vCPU, 16 GB), one node in each of 3 of the region's zones, 100 GB boot disk (GKE default)")),
+    "azure-aks": SystemPool(machine="Standard_D4s_v5", nodes=2, disk_gib=128, source=(
+        "2 x Standard_D4s_v5 (4 vCPU, 16 GiB), AKS system pool minimum of 2 for availability, 128 GiB OS disk "
+        "(AKS default)")),
+}
+"""The system pool each managed-cluster target creates next to the accelerator pool. The stacks create exactly
+this (from ``Part.system_pool``) and the bill prices it (the catalog's ``system_node`` row per provider)."""
+
+
+def model_volume_gib(weights_bytes: float) -> int:
+    """The volume a serving pod fetches the model into: 1.1 x the weight bytes, in whole GiB, plus 1 GiB."""
+    return math.ceil(weights_bytes * MODEL_VOLUME_FACTOR / GIB) + 1
+
+
+def node_disk_gib(weights_bytes: float, *, gpus_per_replica: int, gpus_per_node: int, has_device: bool) -> int:
+    """Root volume of an accelerator node: the images, plus for each serving pod on the node its model volume and
+    the page cache's copy while loading (twice the volume), capped at one volume's limit."""
+    nodes_per_replica = max(1, math.ceil(max(1, gpus_per_replica) / max(1, gpus_per_node)))
+    gpus_per_pod = max(1, gpus_per_replica) // nodes_per_replica if has_device else 0
+    pods_per_node = max(1, gpus_per_node // max(1, gpus_per_pod))
+    return int(min(MAX_DISK_GIB, IMAGE_DISK_GIB + 2 * model_volume_gib(weights_bytes) * pods_per_node))

@@ -22,6 +22,7 @@ from planner.catalog import Catalog
 from planner.catalog.schema import Accelerator, EdgeDevice, Instance, OnPremServer
 from planner.estimator.shape import shape_of
 from planner.optimizer import costs
+from planner.optimizer.bill import Biller, CloudPart
 from planner.optimizer.devices import device_of
 from planner.optimizer.nodes import node_shape
 from planner.optimizer.options import Miss, OptionEvaluator, ReplicaOption, allowed_dtypes
@@ -36,6 +37,9 @@ MAX_PIPELINE_NODES = 8
 MAX_CLUSTER_NODES = 5000
 """Nodes of one part: Kubernetes supports clusters of up to 5,000 nodes
 (https://kubernetes.io/docs/setup/best-practices/cluster-large/); a load that needs more is split."""
+DEDICATED_PROVIDERS = ("aws",)
+"""Where mlplan emits single-tenant capacity: EC2 dedicated tenancy. GKE sole-tenant node pools are not emitted, and
+Azure Dedicated Hosts run none of the GPU sizes the catalog has (stacks/azure.py DEDICATED_HOST_SKUS)."""
 MAX_FLEET_DEVICES = 100_000
 """Devices of one edge fleet (a planning cap: the largest published retail / camera fleets are of this order)."""
 
@@ -187,6 +191,7 @@ class Search:
         self.near: list[tuple[str, Candidate | Hybrid]] = []
         self.util = spec.assumptions.planning_utilization
         self.training = spec.workload.kind == "training"
+        self.bill = Biller(spec, catalog, ev.arch)
 
     # ------------------------------------------------------------------------------------------ helpers
     def rtt_for_region(self, provider: str, region: str) -> float:
@@ -249,7 +254,7 @@ class Search:
             region = self.cat.region(inst.provider, inst.region)
             why = part_reason(placement="cloud", provider=inst.provider, region=inst.region,
                               geography=region.geography, label=label, data_class=data_class,
-                              dedicated_capable=inst.dedicated, c=c)
+                              dedicated_capable=inst.dedicated and inst.provider in DEDICATED_PROVIDERS, c=c)
             if why is not None:
                 self.rej.add(label, "residency" if "residency" in why else "privacy", why)
                 continue
@@ -291,6 +296,10 @@ class Search:
                     continue
                 if tp * pp > side.gpus_per_node and fits_one_node:
                     continue  # no pipeline across instances for a model that fits one node
+                if tp * pp > side.gpus_per_node and side.runtime == "tensorrt-llm":
+                    self.rej.add(label, "hardware", f"{label}: TensorRT-LLM replicas spanning nodes need an MPI "
+                                 "launcher the serving image does not ship; use vllm for multi-node replicas")
+                    continue
                 self.searched += 1
                 opt = self.ev.gpu(acc, dtype, tp, pp, rtt, side.runtime, ep)
                 if tp * pp <= side.gpus_per_node and not (isinstance(opt, Miss) and opt.constraint == "memory"):
@@ -317,10 +326,12 @@ class Search:
         if self.spec.constraints.allow_spot and inst.spot_usd_per_h is not None and not dedicated:
             prices.append(("spot", inst.spot_usd_per_h))
         for opt, replicas, nodes in self._sized(acc, side, rps, rtt, label):
+            target = self.target(side, opt, replicas, nodes)
             for purchase, price in prices:
-                cost = costs.cloud_monthly(price, nodes, self.spec.assumptions, dedicated=dedicated)
-                cand = Candidate(side, opt, replicas, nodes, purchase, cost, rtt,
-                                 self.target(side, opt, replicas, nodes))
+                cost = self.bill.cloud(CloudPart(
+                    inst, target, nodes, replicas, opt.gpus, opt.dtype, purchase, price, side.tenancy,
+                    side.data_class, side.routing, side.traffic_fraction, side.device.resource is not None))
+                cand = Candidate(side, opt, replicas, nodes, purchase, cost, rtt, target)
                 if self._budget_ok(cand, f"{label} {opt.dtype} tp{opt.tp}"):
                     yield cand
 
@@ -355,7 +366,6 @@ class Search:
 
     def onprem(self, rps: float, *, data_class: str, routing: Routing = "all", role: str = "primary",
                fraction: float = 1.0) -> list[Candidate]:
-        a = self.spec.assumptions
         out: list[Candidate] = []
         for side, srv in self.onprem_sides(data_class=data_class, routing=routing, role=role, fraction=fraction):
             owned = srv.available is not None
@@ -365,7 +375,7 @@ class Search:
                 if srv.available is not None and nodes > srv.available:
                     self.rej.add(label, "capacity", f"{srv.sku}: needs {nodes} servers, {srv.available} on hand")
                     continue
-                cost = costs.onprem_monthly(srv.capex_usd, srv.power_w, nodes, a)
+                cost = self.bill.onprem(srv, nodes, opt.dtype)
                 cand = Candidate(side, opt, replicas, nodes, "owned" if owned else "buy", cost, LAN_RTT_S,
                                  self.target(side, opt, replicas, nodes))
                 if self._budget_ok(cand, f"{label} {opt.dtype} tp{opt.tp}"):
@@ -403,7 +413,7 @@ class Search:
                     self.rej.add(dev.id, "capacity", f"{dev.id}: {dtype} needs {devices:,} devices for "
                                  f"{rps:,.0f} req/s, over the {MAX_FLEET_DEVICES:,}-device fleet cap")
                     continue
-                cost = costs.edge_monthly(dev.price_usd, dev.power_w, devices, a)
+                cost = self.bill.edge(dev, devices, data_class)
                 cand = Candidate(side, opt, devices, devices, "buy", cost, 0.0,
                                  self.target(side, opt, devices, devices))
                 if self._budget_ok(cand, f"{dev.id} {dtype}"):

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from planner.catalog import Catalog
-from planner.catalog.schema import Accelerator
+from planner.catalog.schema import Accelerator, Instance, OnPremServer
 from planner.estimator import estimate_training
 from planner.optimizer import costs
+from planner.optimizer.bill import CloudPart
 from planner.optimizer.options import OptionEvaluator, dtype_supported
 from planner.optimizer.search import Rejections, Search, Side, shapes
 from planner.optimizer.targets import deploy_target
@@ -97,23 +98,31 @@ def search_training(spec: Spec, cat: Catalog, ev: OptionEvaluator) -> tuple[list
 
     search = Search(spec, cat, ev)
     search.rej = rej
-    # (side, accelerator, prices, servers on hand)
-    sites: list[tuple[Side, Accelerator, list[tuple[str, float]], int | None]] = []
+    # (side, catalog row, accelerator, prices, servers on hand)
+    sites: list[tuple[Side, Instance | OnPremServer, Accelerator, list[tuple[str, float]], int | None]] = []
     if "cloud" in c.placements:
         for side, inst in search.cloud_sides(data_class=c.privacy, role="training"):
             prices = [("on-demand", inst.on_demand_usd_per_h)]
             if c.allow_spot and inst.spot_usd_per_h is not None and side.tenancy != "dedicated":
                 prices.append(("spot", inst.spot_usd_per_h))
-            sites.append((side, cat.accelerator(inst.accelerator), prices, None))
+            sites.append((side, inst, cat.accelerator(inst.accelerator), prices, None))
     if "on-prem" in c.placements:
         for side, srv in search.onprem_sides(data_class=c.privacy, role="training"):
-            # on-prem cost of a run: the TCO of the servers for the run's duration (hourly TCO rate)
-            tco_h = costs.onprem_monthly(srv.capex_usd, srv.power_w, 1, a).total / a.hours_per_month
-            sites.append((side, cat.accelerator(srv.accelerator),
-                          [("owned" if srv.available is not None else "buy", tco_h)], srv.available))
+            # on-prem cost of a run: the TCO of the servers for the run's duration
+            sites.append((side, srv, cat.accelerator(srv.accelerator),
+                          [("owned" if srv.available is not None else "buy", 0.0)], srv.available))
 
-    for side, acc, prices, cap in sites:
-        name, region, g, dedicated = side.instance, side.region, side.gpus_per_node, side.tenancy == "dedicated"
+    def run_cost(side: Side, row: Instance | OnPremServer, target: Target, nodes: int, gpus_per_replica: int,
+                 purchase: str, price: float, hours: float) -> costs.CostBreakdown:
+        """The full bill of one run: the cluster and everything it creates, for the run's hours."""
+        if isinstance(row, OnPremServer):
+            return search.bill.onprem(row, nodes, dtype, hours=hours)
+        return search.bill.cloud(CloudPart(row, target, nodes, 1, gpus_per_replica, dtype, purchase, price,
+                                           side.tenancy, side.data_class, side.routing, 1.0,
+                                           side.device.resource is not None), hours=hours, training=True)
+
+    for side, row, acc, prices, cap in sites:
+        name, region, g = side.instance, side.region, side.gpus_per_node
         label = f"{name} {side.provider}/{region}"
         if not dtype_supported(acc, dtype):
             rej.add(acc.id, "precision", f"{acc.id}: no {dtype} support for mixed-precision training")
@@ -140,12 +149,11 @@ def search_training(spec: Spec, cat: Catalog, ev: OptionEvaluator) -> tuple[list
                 if t > limit_s:
                     best_miss = f"{label}: {t / 3600:.0f} h at {gpus} GPUs > limit {limit_s / 3600:.0f} h"
                     continue
+                target = deploy_target(placement=side.placement, provider=side.provider, instance=name,
+                                       runtime=side.runtime, nodes=nodes, replicas=1, gpus_per_replica=gpus,
+                                       training=True)
                 for purchase, price in prices:
-                    cost = costs.cloud_run(price, nodes, t / 3600.0,
-                                           dedicated_premium=a.dedicated_tenancy_premium if dedicated else 0)
-                    target = deploy_target(placement=side.placement, provider=side.provider, instance=name,
-                                           runtime=side.runtime, nodes=nodes, replicas=1,
-                                           gpus_per_replica=gpus, training=True)
+                    cost = run_cost(side, row, target, nodes, tp * pp, purchase, price, t / 3600.0)
                     out.append(TrainCandidate(side, nodes, tp, pp, gpus // (tp * pp), zero, dtype, t, states,
                                               total, acc.memory_bytes, purchase, cost,
                                               w.activation_checkpointing, target))

@@ -38,10 +38,11 @@ Obj = dict[str, Any]
 Res = dict[str, Any]
 MIB = 2**20
 
-#: Shapes of the system node types the stacks create (vCPU, GiB). Sources: https://aws.amazon.com/ec2/
+#: Shapes of the system node types the stacks create (vCPU, GiB). Sources: https://aws.amazon.com/ec2/ (m6i, m7i)
 #: instance-types/m6i/ ; https://cloud.google.com/compute/docs/general-purpose-machines#e2_machine_types ;
 #: https://learn.microsoft.com/azure/virtual-machines/sizes/general-purpose/dsv5-series
-SYSTEM_SHAPES = {"m6i.xlarge": (4, 16.0), "e2-standard-4": (4, 16.0), "Standard_D4s_v5": (4, 16.0)}
+SYSTEM_SHAPES = {"m6i.xlarge": (4, 16.0), "m7i.xlarge": (4, 16.0), "e2-standard-4": (4, 16.0),
+                 "Standard_D4s_v5": (4, 16.0)}
 #: The untainted nodes an on-prem cluster must have for the Ray head, routers and front doors (documented in
 #: PLAN.md as yours).
 ONPREM_SYSTEM_NODE = (4, 16.0)
