@@ -7,6 +7,10 @@ stack will create", and what the tests assert on.
 
 Pulumi's mock state is process-global, so :func:`preview_folder` runs the generated ``infra/__main__.py`` in a
 subprocess of the current Python (``python -m stacks.preview INFRA_DIR``), which prints the records as JSON.
+
+Importing the Pulumi SDK and the program takes most of a preview's time, so ``mlplan plan`` starts that subprocess
+first (:class:`PreviewWorker`, ``python -m stacks.preview --wait``): it imports while the parent recommends and
+writes the folder (the two run on two cores at once), then previews the folder it is handed on stdin.
 """
 
 from __future__ import annotations
@@ -148,23 +152,60 @@ def preview_in_process(infra: Path) -> list[dict[str, Any]]:
         os.chdir(cwd)
 
 
+class PreviewWorker:
+    """The preview subprocess, started ahead of the folder it previews.
+
+    ``PreviewWorker()`` starts ``python -m stacks.preview --wait``, which imports the Pulumi SDK and the program
+    (:mod:`stacks.program`) and then waits for a line on stdin. Calling the worker with an ``infra/`` folder sends
+    it and returns the recorded resources; one call per worker. :meth:`close` (or leaving a ``with`` block) ends a
+    worker that was not needed: its stdin closes and it exits, or it is killed.
+    """
+
+    def __init__(self, *, timeout_s: float = 120.0) -> None:
+        self.timeout_s = timeout_s
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(_repo_root()),
+                                                                      os.environ.get("PYTHONPATH", "")] if p)}
+        env.pop("PULUMI_CONFIG", None)
+        self.proc = subprocess.Popen([sys.executable, "-m", "stacks.preview", "--wait"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def __call__(self, infra: Path) -> list[dict[str, Any]]:
+        """Preview ``infra`` (an ``infra/`` folder of a plan folder being written); the recorded resources."""
+        if self.proc.poll() is not None or self.proc.stdin is None or self.proc.stdin.closed:
+            raise ArtifactError("the offline preview process was already used or has ended",
+                                fix="start one PreviewWorker per preview (this is a bug in the caller)")
+        try:
+            out, err = self.proc.communicate(f"{infra}\n", timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise ArtifactError(f"offline preview of {infra} did not finish in {self.timeout_s:.0f} s",
+                                fix="rerun with MLPLAN_DEBUG=1 to see where it hangs") from None
+        if self.proc.returncode != 0:
+            tail = (err.strip().splitlines() or ["no output"])[-1]
+            raise ArtifactError(f"offline preview of the generated Pulumi program failed: {tail}",
+                                fix="this is a bug in mlplan's stacks/; rerun with MLPLAN_DEBUG=1 and report it")
+        data: list[dict[str, Any]] = json.loads(out)
+        return data
+
+    def close(self) -> None:
+        """End the subprocess if it still runs (unused, or interrupted) and reap it; closing twice is harmless."""
+        if self.proc.returncode is not None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+
+    def __enter__(self) -> PreviewWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def preview_folder(infra: Path, *, timeout_s: float = 120.0) -> list[dict[str, Any]]:
     """Run the generated program under mocks in a subprocess; return the recorded resources."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(_repo_root()),
-                                                                  os.environ.get("PYTHONPATH", "")] if p)}
-    env.pop("PULUMI_CONFIG", None)
-    try:
-        proc = subprocess.run([sys.executable, "-m", "stacks.preview", str(infra)], capture_output=True,
-                              text=True, timeout=timeout_s, env=env, check=False)
-    except subprocess.TimeoutExpired:
-        raise ArtifactError(f"offline preview of {infra} did not finish in {timeout_s:.0f} s",
-                            fix="rerun with MLPLAN_DEBUG=1 to see where it hangs") from None
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ArtifactError(f"offline preview of the generated Pulumi program failed: {tail}",
-                            fix="this is a bug in mlplan's stacks/; rerun with MLPLAN_DEBUG=1 and report it")
-    data: list[dict[str, Any]] = json.loads(proc.stdout)
-    return data
+    with PreviewWorker(timeout_s=timeout_s) as worker:
+        return worker(infra)
 
 
 def _repo_root() -> Path:
@@ -172,10 +213,20 @@ def _repo_root() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m stacks.preview INFRA_DIR``, or ``--wait``: import first, then read INFRA_DIR from stdin (an
+    empty stdin: no preview wanted, exit 0)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m stacks.preview INFRA_DIR", file=sys.stderr)
+        print("usage: python -m stacks.preview INFRA_DIR | --wait", file=sys.stderr)
         return 2
+    if args[0] == "--wait":
+        import stacks.program  # noqa: F401 - the SDK and the program, imported while the parent works
+        from stacks.folder import load_folder  # noqa: F401
+
+        line = sys.stdin.readline().strip()
+        if not line:
+            return 0
+        args = [line]
     resources = preview_in_process(Path(args[0]).resolve())
     json.dump(resources, sys.stdout, sort_keys=True, default=str)
     return 0
