@@ -107,14 +107,14 @@ def _num(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _xml_id(text: str) -> str:
-    """An element id (XML NCName) derived from a plan id: letters, digits, ``-``, ``_``, ``.`` only."""
-    return "plan-" + re.sub(r"[^A-Za-z0-9_.-]", "_", text)
-
-
 def _safe_id(text: str) -> str:
-    """A fragment of an element id: characters an XML name may not hold become ``_``."""
+    """A fragment of an element id: anything but letters, digits, ``-``, ``_`` and ``.`` becomes ``_``."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+
+
+def _xml_id(text: str) -> str:
+    """An element id (XML NCName) derived from a plan id."""
+    return "plan-" + _safe_id(text)
 
 
 # ------------------------------------------------------------------------------------------------ SVG text
@@ -195,8 +195,7 @@ class _Svg:
             attrs += f' text-anchor="{anchor}"'
         if bold:
             attrs += ' font-weight="bold"'
-        if fill != "#000000":
-            attrs += f' fill="{fill}"'
+        attrs += f' fill="{fill}"'
         if rotate:
             attrs += f' transform="rotate(-90 {_f(x)} {_f(y)})"'
         if preserve:

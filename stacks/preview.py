@@ -173,6 +173,7 @@ class PreviewWorker:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(_repo_root()),
                                                                       os.environ.get("PYTHONPATH", "")] if p)}
         env.pop("PULUMI_CONFIG", None)
+        self.used = False
         self.proc = subprocess.Popen([sys.executable, "-m", "stacks.preview", "--wait"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -180,10 +181,12 @@ class PreviewWorker:
         """Preview ``infra`` (an ``infra/`` folder of a plan folder being written); the recorded resources."""
         from planner.errors import ArtifactError
 
-        if self.proc.poll() is not None or self.proc.stdin is None or self.proc.stdin.closed:
-            raise ArtifactError("the offline preview process was already used or has ended",
+        if self.used:
+            raise ArtifactError("the offline preview process was already used or closed",
                                 fix="start one PreviewWorker per preview (this is a bug in the caller)")
-        try:
+        self.used = True
+        try:  # a process that died while importing reads nothing: its exit status and stderr say why
+
             out, err = self.proc.communicate(f"{infra}\n", timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
             self.close()
@@ -198,6 +201,7 @@ class PreviewWorker:
 
     def close(self) -> None:
         """End the subprocess if it still runs (unused, or interrupted) and reap it; closing twice is harmless."""
+        self.used = True
         if self.proc.returncode is not None:
             return
         if self.proc.poll() is None:

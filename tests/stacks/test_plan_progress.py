@@ -89,8 +89,20 @@ def test_an_unused_preview_worker_ends_at_once() -> None:
     worker.close()
     worker.close()  # twice is harmless
     assert worker.proc.returncode is not None and time.perf_counter() - t0 < 10
-    with pytest.raises(ArtifactError, match="already used or has ended"):
+    with pytest.raises(ArtifactError, match="already used or closed"):
         worker(ROOT / "nowhere" / "infra")
+
+
+def test_a_preview_worker_that_died_while_importing_says_why(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "python"  # a "Python" without the Pulumi SDK: it fails before it reads its stdin
+    fake.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'pulumi'\" >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    worker = PreviewWorker()
+    worker.proc.wait(timeout=30)
+    with pytest.raises(ArtifactError, match="failed: ModuleNotFoundError: No module named 'pulumi'"):
+        worker(tmp_path / "infra")
 
 
 def test_a_preview_worker_reports_a_failing_program_in_one_line(tmp_path: Path) -> None:
