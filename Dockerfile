@@ -31,7 +31,11 @@ COPY mlplan ./mlplan
 COPY planner ./planner
 COPY stacks ./stacks
 COPY serving ./serving
+# Bytecode compiled into the image (uv installs none, and the runtime sets PYTHONDONTWRITEBYTECODE): without it
+# every `mlplan plan` compiles the Pulumi SDKs from source again, seconds per run. unchecked-hash: the .pyc files do
+# not depend on file times, which the copy into the runtime stage need not keep.
 RUN uv pip install --python /opt/mlplan/bin/python --no-deps . \
+    && /opt/mlplan/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/mlplan/lib > /dev/null \
     && /opt/mlplan/bin/mlplan --help > /dev/null
 
 # ------------------------------------------------------------------ runtime image

@@ -14,11 +14,14 @@ ORACLE_STAMP := $(ORACLE_VENV)/.installed
 
 .PHONY: demo test lint typecheck lock clean bench
 
+# Bytecode is compiled once here (uv installs none): where PYTHONDONTWRITEBYTECODE is set, as on the shared development
+# machines, every `mlplan plan` would otherwise compile the Pulumi SDKs from source again (~10 s of CPU per run).
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.8"
 	$(UV) pip install --python $(BIN)/python --quiet -r requirements.lock
 	$(UV) pip install --python $(BIN)/python --quiet --no-deps -e .
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib mlplan planner stacks serving > /dev/null
 	touch $(STAMP)
 
 # The main job on the embedded defaults, no cloud account: a recommendation for an example spec, then the whole

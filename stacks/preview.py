@@ -7,10 +7,15 @@ stack will create", and what the tests assert on.
 
 Pulumi's mock state is process-global, so :func:`preview_folder` runs the generated ``infra/__main__.py`` in a
 subprocess of the current Python (``python -m stacks.preview INFRA_DIR``), which prints the records as JSON.
+
+Importing the Pulumi SDK and the program takes most of a preview's time, so ``mlplan plan`` starts that subprocess
+first (:class:`PreviewWorker`, ``python -m stacks.preview --wait``): it imports while the parent recommends and
+writes the folder (the two run on two cores at once), then previews the folder it is handed on stdin.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -18,7 +23,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from planner.errors import ArtifactError, MissingDependency
+if __name__ == "__main__":
+    # The preview process is short-lived and import-bound (the Pulumi SDKs define thousands of classes): the cyclic
+    # garbage collector, run again and again while they import, costs about 15% of its CPU and frees nothing it
+    # needs. Off from here on; mlplan's own modules, the first to import planner, come below (imported lazily).
+    gc.disable()
 
 #: Stand-in values for secret config during an offline preview (never written anywhere).
 MOCK_SECRETS = {"mlplan:kubeconfig": "mock-kubeconfig", "mlplan:edgeKubeconfig": "mock-kubeconfig"}
@@ -104,6 +113,8 @@ def _recording_mocks() -> Any:
 def run_under_mocks(program: Any, *, config: dict[str, str] | None = None, project: str = "mlplan",
                     stack: str = "preview") -> list[dict[str, Any]]:
     """Run ``program()`` (which declares resources) under fresh mocks; return the recorded resources."""
+    from planner.errors import MissingDependency
+
     try:
         import pulumi
     except ImportError:  # pragma: no cover - pulumi is a core extra of the stack emitter
@@ -154,23 +165,66 @@ def preview_in_process(infra: Path) -> list[dict[str, Any]]:
         os.chdir(cwd)
 
 
+class PreviewWorker:
+    """The preview subprocess, started ahead of the folder it previews.
+
+    ``PreviewWorker()`` starts ``python -m stacks.preview --wait``, which imports the Pulumi SDK and the program
+    (:mod:`stacks.program`) and then waits for a line on stdin. Calling the worker with an ``infra/`` folder sends
+    it and returns the recorded resources; one call per worker. :meth:`close` (or leaving a ``with`` block) ends a
+    worker that was not needed: its stdin closes and it exits, or it is killed.
+    """
+
+    def __init__(self, *, timeout_s: float = 120.0) -> None:
+        self.timeout_s = timeout_s
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(_repo_root()),
+                                                                      os.environ.get("PYTHONPATH", "")] if p)}
+        env.pop("PULUMI_CONFIG", None)
+        self.used = False
+        self.proc = subprocess.Popen([sys.executable, "-m", "stacks.preview", "--wait"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def __call__(self, infra: Path) -> list[dict[str, Any]]:
+        """Preview ``infra`` (an ``infra/`` folder of a plan folder being written); the recorded resources."""
+        from planner.errors import ArtifactError
+
+        if self.used:
+            raise ArtifactError("the offline preview process was already used or closed",
+                                fix="start one PreviewWorker per preview (this is a bug in the caller)")
+        self.used = True
+        try:  # a process that died while importing reads nothing: its exit status and stderr say why
+
+            out, err = self.proc.communicate(f"{infra}\n", timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise ArtifactError(f"offline preview of {infra} did not finish in {self.timeout_s:.0f} s",
+                                fix="rerun with MLPLAN_DEBUG=1 to see where it hangs") from None
+        if self.proc.returncode != 0:
+            tail = (err.strip().splitlines() or ["no output"])[-1]
+            raise ArtifactError(f"offline preview of the generated Pulumi program failed: {tail}",
+                                fix="this is a bug in mlplan's stacks/; rerun with MLPLAN_DEBUG=1 and report it")
+        data: list[dict[str, Any]] = json.loads(out)
+        return data
+
+    def close(self) -> None:
+        """End the subprocess if it still runs (unused, or interrupted) and reap it; closing twice is harmless."""
+        self.used = True
+        if self.proc.returncode is not None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+
+    def __enter__(self) -> PreviewWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def preview_folder(infra: Path, *, timeout_s: float = 120.0) -> list[dict[str, Any]]:
     """Run the generated program under mocks in a subprocess; return the recorded resources."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(_repo_root()),
-                                                                  os.environ.get("PYTHONPATH", "")] if p)}
-    env.pop("PULUMI_CONFIG", None)
-    try:
-        proc = subprocess.run([sys.executable, "-m", "stacks.preview", str(infra)], capture_output=True,
-                              text=True, timeout=timeout_s, env=env, check=False)
-    except subprocess.TimeoutExpired:
-        raise ArtifactError(f"offline preview of {infra} did not finish in {timeout_s:.0f} s",
-                            fix="rerun with MLPLAN_DEBUG=1 to see where it hangs") from None
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ArtifactError(f"offline preview of the generated Pulumi program failed: {tail}",
-                            fix="this is a bug in mlplan's stacks/; rerun with MLPLAN_DEBUG=1 and report it")
-    data: list[dict[str, Any]] = json.loads(proc.stdout)
-    return data
+    with PreviewWorker(timeout_s=timeout_s) as worker:
+        return worker(infra)
 
 
 def _repo_root() -> Path:
@@ -178,14 +232,28 @@ def _repo_root() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m stacks.preview INFRA_DIR``, or ``--wait``: import first, then read INFRA_DIR from stdin (an
+    empty stdin: no preview wanted, exit 0)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m stacks.preview INFRA_DIR", file=sys.stderr)
+        print("usage: python -m stacks.preview INFRA_DIR | --wait", file=sys.stderr)
         return 2
+    if args[0] == "--wait":
+        import stacks.program  # noqa: F401 - the SDK and the program, imported while the parent works
+        from stacks.folder import load_folder  # noqa: F401
+
+        line = sys.stdin.readline().strip()
+        if not line:
+            return 0
+        args = [line]
     resources = preview_in_process(Path(args[0]).resolve())
     json.dump(resources, sys.stdout, sort_keys=True, default=str)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # the records are out: skip the interpreter's teardown of the Pulumi SDKs' many modules (about 1 s of CPU)
+    os._exit(status)

@@ -26,7 +26,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
@@ -44,6 +44,15 @@ from stacks.folder import MARKER, STATE_DIR, foreign_paths, marker_text, read_ma
 
 if TYPE_CHECKING:  # the writer is handed the catalog the plan was made from (for the guard), never loads it
     from planner.catalog import Catalog
+
+#: Told the name of each step of the writer as it starts (``mlplan plan`` prints them as progress lines).
+Say = Callable[[str], None]
+#: Runs the offline preview of an ``infra/`` folder and returns the recorded resources (a
+#: :class:`stacks.preview.PreviewWorker` started ahead of time, for one).
+Previewer = Callable[[Path], list[dict[str, Any]]]
+
+#: The steps :func:`build_folder` reports, in order (``preview`` only when the plan has IaC and a preview is asked).
+STEPS = ("serving artifacts", "manifests", "preview", "charts", "PLAN.md")
 
 TMP_PREFIX = ".mlplan-tmp-"
 OLD_PREFIX = ".mlplan-old-"
@@ -165,9 +174,15 @@ def _infra(files: _Files, spec: Spec, plan: Plan) -> str:
     return stack
 
 
+def _quiet(step: str) -> None:
+    """The default progress callback: says nothing."""
+
+
 def build_folder(root: Path, spec: Spec, rec: Recommendation, plan_index: int, out: Path,
-                 *, catalog: Catalog | None = None, preview: bool = True, isolate: bool = True) -> list[Path]:
-    """Write every file of the plan folder into ``root`` (an empty directory)."""
+                 *, catalog: Catalog | None = None, preview: bool | Previewer = True, isolate: bool = True,
+                 say: Say = _quiet) -> list[Path]:
+    """Write every file of the plan folder into ``root`` (an empty directory); ``say`` is told each step of
+    :data:`STEPS` as it starts."""
     if not 0 <= plan_index < len(rec.plans):
         raise InputError(f"--plan-index {plan_index} is out of range: the recommendation has "
                          f"{len(rec.plans)} plan(s)", fix=f"use 0..{max(0, len(rec.plans) - 1)}")
@@ -183,12 +198,14 @@ def build_folder(root: Path, spec: Spec, rec: Recommendation, plan_index: int, o
         "rejected": [r.model_dump(mode="json") for r in rec.rejected]}))
 
     # serving artifacts (Ray Serve / Triton / TensorRT-LLM), owned by the serving package
+    say("serving artifacts")
     from serving.artifacts import write_serving_artifacts
 
     namespace = layout.parts(plan)[0].namespace
     files.written += [p if p.is_absolute() else root / p
                       for p in write_serving_artifacts(plan, root, namespace=namespace)]
 
+    say("manifests")
     rendered = manifests.render(plan, manifests.default_contexts(plan))
     for key, objs in rendered.items():
         files.text(f"k8s/{key}.yaml", dump_yaml_all(objs))
@@ -208,13 +225,16 @@ def build_folder(root: Path, spec: Spec, rec: Recommendation, plan_index: int, o
         stack = _infra(files, spec, plan)
         notes += planmd.deploy_steps(plan, stack)
         if preview:
+            say("preview")
             from stacks.preview import preview_folder, preview_in_process
 
-            run = preview_folder if isolate else preview_in_process
+            run = preview if callable(preview) else preview_folder if isolate else preview_in_process
             resources = planmd.resource_lines(run(root / "infra"))
         else:
             resources = [planmd.PREVIEW_SKIPPED]
-    charts = _charts(files, spec, rec, plan, notes)
+    say("charts")
+    charts = _charts(files, spec, rec, plan)
+    say("PLAN.md")
     files.text("PLAN.md", planmd.render(spec.name, rec.catalog_version, plan, runners_up, list(rec.rejected),
                                         resources, notes, charts=charts))
     files.text(MARKER, marker_text(plan.id, root, files.written))
@@ -229,14 +249,11 @@ def chart_slo(spec: Spec) -> float | None:
     return c.ttft_s if c.ttft_s is not None else c.latency_s
 
 
-def _charts(files: _Files, spec: Spec, rec: Recommendation, plan: Plan, notes: list[str]) -> list[str]:
+def _charts(files: _Files, spec: Spec, rec: Recommendation, plan: Plan) -> list[str]:
     """cost-latency.svg (every plan, the Pareto front, the chosen one, SLO and budget) and, for plans with more
-    than one part, placement.svg. matplotlib is an optional extra: without it the folder says so."""
-    try:
-        from stacks.charts import cost_latency_svg, placement_svg
-    except ImportError:  # pragma: no cover - the charts extra is part of `all`
-        notes.append("Charts skipped: install `mlplan[charts]` (matplotlib) for cost-latency.svg.")
-        return []
+    than one part, placement.svg (written as SVG text by :mod:`stacks.charts`, no plotting library)."""
+    from stacks.charts import cost_latency_svg, placement_svg
+
     plans = list(rec.plans) if any(p.id == plan.id for p in rec.plans) else [*rec.plans, plan]
     written = ["cost-latency.svg"]
     files.text("cost-latency.svg", cost_latency_svg(plans, chosen_id=plan.id, latency_slo_s=chart_slo(spec),
@@ -249,19 +266,22 @@ def _charts(files: _Files, spec: Spec, rec: Recommendation, plan: Plan, notes: l
 
 
 def write_plan_folder(spec: Spec, rec: Recommendation, out: str | Path, *, plan_index: int = 0,
-                      catalog: Catalog | None = None, preview: bool = True, isolate: bool = True,
-                      inputs: Sequence[str | Path] = ()) -> list[Path]:
+                      catalog: Catalog | None = None, preview: bool | Previewer = True, isolate: bool = True,
+                      inputs: Sequence[str | Path] = (), say: Say = _quiet) -> list[Path]:
     """Build the folder in a temp dir next to ``out`` and swap it into place; keep ``out/.mlplan``.
 
     ``inputs`` are the files the plan was made from (the spec, a catalog overlay, a model config): a folder
     holding any of them is never replaced. ``preview`` runs the generated Pulumi program under mocks for
     PLAN.md's resource list: in a subprocess (``isolate``, the default: Pulumi's mock state is process-global)
-    or in this process (tests, warm imports). Returns the written paths (under ``out``).
+    or in this process (tests, warm imports); or pass the function that previews (a
+    :class:`stacks.preview.PreviewWorker` already importing, as ``mlplan plan`` does). ``say`` is told the name
+    of each step (:data:`STEPS`) as it starts, for progress output; the writer itself prints nothing. Returns
+    the written paths (under ``out``).
     """
     out = Path(out)
     try:
         with _terminate_as_exit():
-            return _write(spec, rec, out, plan_index, catalog, preview, isolate, [Path(p) for p in inputs])
+            return _write(spec, rec, out, plan_index, catalog, preview, isolate, [Path(p) for p in inputs], say)
     except OSError as e:  # read-only or full filesystem, a name too long, a parent that is a file ...
         where = e.filename or out
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -328,8 +348,8 @@ def _refuse_if_not_ours(out: Path, inputs: Sequence[Path]) -> None:
                          fix="pick a new or empty folder, or empty this one first (nothing was changed)")
 
 
-def _write(spec: Spec, rec: Recommendation, out: Path, plan_index: int, catalog: Catalog | None, preview: bool,
-           isolate: bool, inputs: Sequence[Path]) -> list[Path]:
+def _write(spec: Spec, rec: Recommendation, out: Path, plan_index: int, catalog: Catalog | None,
+           preview: bool | Previewer, isolate: bool, inputs: Sequence[Path], say: Say) -> list[Path]:
     _refuse_if_not_ours(out, inputs)  # fail fast; repeated under the lock, where it counts
     parent = out.resolve().parent
     try:
@@ -339,7 +359,8 @@ def _write(spec: Spec, rec: Recommendation, out: Path, plan_index: int, catalog:
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{out.name}-", dir=parent))
     try:
         _umask_mode(tmp)
-        written = build_folder(tmp, spec, rec, plan_index, out, catalog=catalog, preview=preview, isolate=isolate)
+        written = build_folder(tmp, spec, rec, plan_index, out, catalog=catalog, preview=preview, isolate=isolate,
+                               say=say)
         with _locked(parent):
             _refuse_if_not_ours(out, inputs)
             _swap(tmp, out.resolve())
