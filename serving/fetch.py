@@ -135,7 +135,7 @@ def fetch_container(source: ModelSource, *, engine_image: str, pull_policy: str,
     a source mlplan cannot fetch). ``file_name``: the source is one object, copied to ``<path>/<file_name>``
     (a Triton model's ONNX file); else a folder, synchronised into ``path``."""
     env: list[Obj] = [{"name": "HOME", "value": "/tmp"}, {"name": "MODEL_DIR", "value": source.path}]
-    mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": MODELS_VOLUME, "mountPath": MODELS_MOUNT}]
+    mounts: list[Obj] = [{"name": "tmp", "mountPath": "/tmp"}, {"name": MODELS_VOLUME, "mountPath": MODELS_MOUNT}]
     image = FETCH_IMAGES.get(source.kind, engine_image)
     if source.kind == "hf":
         env += [{"name": "MODEL_ID", "value": source.uri}, {"name": "HF_HOME", "value": "/tmp/hf"},
