@@ -100,8 +100,8 @@ def readme(plan: Plan, sections: list[str], namespace: str = NAMESPACE) -> str:
         lines += [f"Nothing to serve here ({why}).", ""]
     if "ray" in sections:
         lines += ["## Ray Serve", "", "Local or on a Ray cluster (from the plan folder, with mlplan installed):", "",
-                  "```sh", "export RAY_AUTH_MODE=disabled   # local tests only",
-                  "serve run serving/ray/serve_config.yaml            # foreground",
+                  "```sh", "mlplan deploy . --target local   # loopback only, Ray token auth on, no cloud credentials",
+                  "serve run serving/ray/serve_config.yaml            # or by hand, in the foreground",
                   "ray start --head && serve deploy serving/ray/serve_config.yaml   # onto a running cluster",
                   "```", "",
                   f"Query: `curl -X POST http://127.0.0.1:8000{s.route_prefix.rstrip('/')}/ "

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -53,7 +54,8 @@ def backend_url(folder: PlanFolder, backend: str | None) -> str:
 def workspace_env(folder: PlanFolder, backend: str | None) -> dict[str, str]:
     """Environment of the Pulumi workspace; raises EnvironmentProblem when a passphrase is needed and unset."""
     url = backend_url(folder, backend)
-    env = {"PULUMI_BACKEND_URL": url, "PULUMI_SKIP_UPDATE_CHECK": "true"}
+    # the generated program runs with mlplan's own Python (infra/ names no virtualenv and installs nothing)
+    env = {"PULUMI_BACKEND_URL": url, "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_PYTHON_CMD": sys.executable}
     if url.startswith("file://"):
         Path(url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
     if url.startswith(SELF_MANAGED) and not (

@@ -159,4 +159,29 @@ def apply_folder(ctx: KubeContext, *, dry_run: bool, force: bool, wait: bool, ti
             ready = wait_rollout(ctx, timeout_s, poll_s)
             s["ready"] = ready
     state.update(TARGET, status="deployed")
-    return Applied(target="kubernetes", changed=changed, ready=ready, details=details)
+    endpoint = service_endpoint(ctx, {p.manifest.name for p in planned if p.manifest.kind == "Service"})
+    if endpoint:
+        ctx.say(f"endpoint: {endpoint}")
+    return Applied(target="kubernetes", changed=changed, ready=ready, endpoint=endpoint, details=details)
+
+
+def service_endpoint(ctx: KubeContext, applied_services: set[str]) -> str | None:
+    """The way in the plan names (``serving/endpoints.yaml``: the Service, its scheme and port), with the load
+    balancer's address once the cluster has given it one, else the Service's in-cluster name."""
+    path = ctx.folder.root / "serving" / "endpoints.yaml"
+    if not path.is_file():
+        return None
+    from planner.specs import read_yaml
+
+    data = read_yaml(path, what="endpoints", error=ArtifactError)
+    entries = data.get("endpoints") if isinstance(data, dict) else None
+    svc_res = ctx.client.resource("v1", "Service")
+    for e in entries or []:
+        if not isinstance(e, dict) or e.get("service") not in applied_services:
+            continue
+        name, ns = str(e["service"]), str(e.get("namespace") or "")
+        live = ctx.client.get(svc_res, name, ns or None) or {}
+        ingress = ((live.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        host = next((i.get("hostname") or i.get("ip") for i in ingress if i.get("hostname") or i.get("ip")), None)
+        return f"{e.get('scheme', 'http')}://{host or f'{name}.{ns}.svc'}:{e.get('port', 80)}"
+    return None
