@@ -172,6 +172,12 @@ def _search_sized(spec: Spec, cat: Catalog, ev: OptionEvaluator, top: int) -> tu
         if not refined:
             break
         res = search_inference(spec, cat, ev, sizer)
+    else:  # out of passes (never seen on the examples): the ranking may be off, but every shown plan is simulated
+        chosen, _, _ = _rank(list(res.candidates), top)
+        for k in sorted({p.option.sizing_key for c in chosen for p in _parts(c) if p.option.tier < 2}, key=repr):
+            while sizer.tier(k) < 2 and sizer.current(k) is not None:
+                sizer.promote(k)
+        res = search_inference(spec, cat, ev, sizer)
     return res, sizer
 
 
