@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -113,6 +114,11 @@ MAX_UTILIZATION = 0.9
 """Highest load, as a fraction of a replica's saturated throughput, at which the planner trusts a simulation: closer
 to saturation the queue's relaxation time outgrows any affordable run (an L40S serving Llama-3-8B at 93% of its
 saturated rate: p99 TTFT 0.27 s over 2,000 requests, 1.4 s over 8,000), so such a load misses by definition."""
+SIM_CACHE_SIZE = 512
+"""Simulations kept across ``recommend`` calls in one process (least recently used out): a simulation is a pure
+function of its key (the cost model's inputs, the engine, the rate, the seed), so a repeated plan or a sibling
+spec reuses it."""
+_SIM_CACHE: OrderedDict[tuple[Any, ...], SimResult] = OrderedDict()
 OVERLOAD_THROUGHPUT = 0.85
 """A simulation whose replica served less than this fraction of the arrival rate (requests / first arrival to
 last completion vs the arrival rate) is overloaded: its queue grows with the run's length, so a finite run's
@@ -233,6 +239,8 @@ class _Shape:
     router: str
     ongoing: int | None
     label: str
+    cost_key: tuple[Any, ...] = ()
+    """what determines ``cost`` (its inputs, by value): simulations are cached under it across calls"""
     alternatives: tuple[DynamicBatching, ...] = ()
     """batcher settings still to choose between (batch wait candidates)"""
     miss: Miss | None = None
@@ -541,9 +549,10 @@ class SloSizer:
         ongoing = max_ongoing_requests(base.batch, False) if runtime == "ray" else None
         if isinstance(hw, EdgeDevice):
             lat = (base.latency_s or 0.0) - key.rtt_s - overhead  # the device's own time for one request
-            return _Shape(False, DynamicBatching(runtime=kind, max_batch_size=1),
-                          AffineBatchCost(fixed_s=max(1e-9, lat), per_item_s=0.0),
-                          {"queue_delay_s": 0.0, "rps": base.rps}, overhead, router, ongoing, label)
+            cost = AffineBatchCost(fixed_s=max(1e-9, lat), per_item_s=0.0)
+            return _Shape(False, DynamicBatching(runtime=kind, max_batch_size=1), cost,
+                          {"queue_delay_s": 0.0, "rps": base.rps}, overhead, router, ongoing, label,
+                          cost_key=("edge", cost))
         prof = ev.profile_of(hw)
         w = self.spec.workload
         assert w.kind == "inference"
@@ -555,8 +564,9 @@ class SloSizer:
                      for d in delays)
         engine = alts[-1]
         return _Shape(False, engine, bcost, {"queue_delay_s": engine.max_queue_delay_s, "rps": base.rps}, overhead,
-                      router, ongoing,
-                      label, alternatives=alts if self.has_slo and len(alts) > 1 else ())
+                      router, ongoing, label,
+                      cost_key=("batch", repr(ev.arch), repr(prof), key.dtype, max(1, w.input_tokens), key.tp),
+                      alternatives=alts if self.has_slo and len(alts) > 1 else ())
 
     def _llm_shape(self, hw: Accelerator | EdgeDevice, est: InferenceEstimate, base: ReplicaOption,
                    overhead: float, router: str, label: str) -> _Shape:
@@ -601,7 +611,9 @@ class SloSizer:
         if worst > (engine.kv_blocks or 0):
             miss = Miss("memory", f"{label}: the longest request ({self.prompt.high} + {self.output.high} tokens) "
                         f"needs more KV cache than the {kv:,} tokens the replica keeps", worst * 16.0, float(kv))
-        return _Shape(True, engine, cost, tuned, overhead, router, None, label, miss=miss)
+        cost_key = ("llm", repr(self.ev.arch), repr(self.ev.profile_of(hw)), base.dtype, dm.tp, dm.pp, dm.ep,
+                    dm.input_tokens, dm.output_tokens, c.memory_headroom)
+        return _Shape(True, engine, cost, tuned, overhead, router, None, label, cost_key=cost_key, miss=miss)
 
     # --------------------------------------------------------------------------------------- checks
     def _rate_bound(self, shape: _Shape, key: _Key, optimism: float = PREFILL_QUEUE_OPTIMISM) -> float:
@@ -855,17 +867,24 @@ class SloSizer:
         requests = requests or self.requests
         ca2 = split_ca2(self.cv * self.cv, n, shape.router)  # type: ignore[arg-type]
         cv = round(math.sqrt(ca2), 3)
-        key = (id(shape.cost), engine, round(rate, 12), cv, requests)
-        hit = self._sims.get(key)
+        key = (shape.cost_key, engine, round(rate, 12), cv, requests, shape.ongoing,
+               repr(self.prompt) if shape.llm else "", repr(self.output) if shape.llm else "")
+        hit = self._sims.get(key) or _SIM_CACHE.get(key)
         if hit is None:
             warm = max(1, requests // 10)
             w = Workload(input_tokens=self.prompt if shape.llm else Lengths.fixed(1),
                          output_tokens=self.output if shape.llm else Lengths.fixed(1), rate_rps=rate,
                          requests=requests + warm, arrival_cv=max(0.05, cv), seed=SEED)
-            hit = self._sims[key] = simulate(w, engine, shape.cost, Cluster(1, "round_robin", shape.ongoing),
-                                             warmup=warm)
+            hit = simulate(w, engine, shape.cost, Cluster(1, "round_robin", shape.ongoing), warmup=warm)
             self.simulations += 1
             self.simulated_requests += requests + warm
+            _SIM_CACHE[key] = hit
+            if len(_SIM_CACHE) > SIM_CACHE_SIZE:
+                _SIM_CACHE.popitem(last=False)
+        else:
+            if key in _SIM_CACHE:
+                _SIM_CACHE.move_to_end(key)
+        self._sims[key] = hit
         return hit
 
     def _figures(self, shape: _Shape, key: _Key, res: SimResult, n: int) -> LoadFigures:
