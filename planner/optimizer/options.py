@@ -61,6 +61,15 @@ def allowed_dtypes(c: Constraints, hw: Accelerator | EdgeDevice, arch: ModelArch
     return [d for d in DTYPE_ORDER if d in ok and dtype_supported(hw, d)]
 
 
+def nonllm_seq(arch: ModelArch, w: InferenceWorkload | object) -> int:
+    """Sequence length of one input of a non-LLM model: the workload's ``input_tokens`` for a model with attention
+    (a text encoder reads that many tokens), 1 for one without (an MLP or a CNN reads one input vector or image:
+    its activations do not grow with a token count, which would otherwise default to 512)."""
+    if getattr(arch, "attention", "full") == "none":
+        return 1
+    return max(1, int(getattr(w, "input_tokens", 1)))
+
+
 @dataclass(frozen=True, slots=True)
 class ReplicaOption:
     accelerator: str
@@ -133,6 +142,8 @@ class OptionEvaluator:
         images = getattr(w, "images_per_request", 0)
         self.input_tokens = getattr(w, "input_tokens", 1) + image_context_tokens(arch, images)
         """prompt tokens with the images' tokens (vision-language models)"""
+        self.seq = nonllm_seq(arch, w)
+        """tokens one input of a non-LLM model carries (1 without attention)"""
         self._profiles: dict[str, HardwareProfile] = {}
         self._bases: dict[tuple[str, str, int, int, int], InferenceEstimate] = {}
         self.evaluations = 0
@@ -227,7 +238,7 @@ class OptionEvaluator:
             )
 
         def est(b: int):  # type: ignore[no-untyped-def]
-            return estimate_inference(a, prof, dtype, tp=1, pp=1, input_tokens=w.input_tokens,
+            return estimate_inference(a, prof, dtype, tp=1, pp=1, input_tokens=self.seq,
                                       output_tokens=w.output_tokens, batch=b, memory_headroom=c.memory_headroom)
 
         base = est(1)

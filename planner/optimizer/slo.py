@@ -534,7 +534,7 @@ class SloSizer:
 
     def _build(self, hw: Accelerator | EdgeDevice, key: _Key) -> _Shape:
         from planner.estimator.shape import shape_of
-        from planner.simulator.estimator_costs import EstimatorBatchCost
+        from planner.simulator.estimator_costs import EstimatorBatchCost, host_batch_cost
 
         ev, c = self.ev, self.spec.constraints
         runtime = key.runtime
@@ -556,16 +556,18 @@ class SloSizer:
         prof = ev.profile_of(hw)
         w = self.spec.workload
         assert w.kind == "inference"
-        bcost = EstimatorBatchCost(shape_of(ev.arch), prof, key.dtype, max(1, w.input_tokens), key.tp)
+        bcost = host_batch_cost(EstimatorBatchCost(shape_of(ev.arch), prof, key.dtype, ev.seq, key.tp), prof,
+                                runtime)
         b = base.batch
         delays = sorted({0.0, round(rule_delay_s(b, c.latency_s, bcost.batch_s(b)), 6)})
         alts = tuple(DynamicBatching(runtime=kind, max_batch_size=b, max_queue_delay_s=d,
                                      preferred_batch_sizes=preferred_batch_sizes(b) if kind == "triton" else ())
                      for d in delays)
         engine = alts[-1]
-        return _Shape(False, engine, bcost, {"queue_delay_s": engine.max_queue_delay_s, "rps": base.rps}, overhead,
+        sat = b / bcost.batch_s(b)  # full batches back to back: with the runtime's CPU work on a CPU host
+        return _Shape(False, engine, bcost, {"queue_delay_s": engine.max_queue_delay_s, "rps": sat}, overhead,
                       router, ongoing, label,
-                      cost_key=("batch", repr(ev.arch), repr(prof), key.dtype, max(1, w.input_tokens), key.tp),
+                      cost_key=("batch", repr(ev.arch), repr(prof), key.dtype, ev.seq, key.tp, runtime),
                       alternatives=alts if self.has_slo and len(alts) > 1 else ())
 
     def _llm_shape(self, hw: Accelerator | EdgeDevice, est: InferenceEstimate, base: ReplicaOption,

@@ -396,6 +396,7 @@ def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: i
     from planner.estimator import profile
     from planner.estimator.calibration import SERVING_OVERHEAD_S
     from planner.models import resolve
+    from planner.optimizer.options import nonllm_seq
     from planner.optimizer.slo import lengths
     from planner.simulator import RUNTIME_ROUTER, Cluster, Lengths, Workload, simulate
     from planner.simulator.estimator_costs import llm_replica, nonllm_replica
@@ -424,7 +425,7 @@ def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: i
                             max_batch_size=srv.max_batch_size, max_queue_delay_s=srv.max_queue_delay_us / 1e6,
                             preferred_batch_sizes=tuple(p for p in srv.preferred_batch_sizes
                                                         if p <= srv.max_batch_size),
-                            seq=getattr(w, "input_tokens", 1))  # as the optimizer times non-LLM batches
+                            seq=nonllm_seq(arch, w))  # as the optimizer times non-LLM batches
         wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, arrival_cv=getattr(w, "burstiness", 1.0))
     net = SERVING_OVERHEAD_S.get(runtime, 0.0) + (plan.predicted.network_rtt_s if with_rtt else 0.0)
     cluster = Cluster(replicas=plan.replicas, router=RUNTIME_ROUTER.get(runtime, "round_robin"),
@@ -445,7 +446,7 @@ def run(path: str | Path, *, rate_rps: float, duration_s: float, max_requests: i
         concurrency: int = 64, endpoint: str | None = None, timeout_s: float = 30.0, seed: int = 0,
         warmup: int = 5, on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """``mlplan loadtest``: load the plan folder, send the open-loop load, return measured vs predicted."""
-    from stacks.deploy.folder import load_folder
+    from stacks.folder import load_folder
 
     folder = load_folder(path)
     target = target_for(folder, endpoint)
