@@ -240,7 +240,7 @@ def test_loadtest_cli_measures_a_deployed_plan_next_to_its_prediction(tmp_path: 
 
 
 def test_target_for_reads_the_recorded_endpoint_or_asks_for_one(tmp_path: Path) -> None:
-    from stacks.deploy.folder import load_folder
+    from stacks.folder import load_folder
 
     folder = load_folder(write_plan_folder(tmp_path / "t", factories.local_demo("triton")))
     with pytest.raises(DeployError, match="no deployed endpoint"):
