@@ -204,6 +204,11 @@ class OptionEvaluator:
         if c.tpot_s is not None and base.tpot_s > c.tpot_s:
             return Miss("latency", f"{shape}: TPOT {base.tpot_s * 1e3:.1f} ms > SLO {c.tpot_s * 1e3:.1f} ms at batch 1",
                         base.tpot_s, c.tpot_s)
+        if c.latency_s is not None:  # end to end, alone on the replica: TTFT then every further token at batch 1
+            e2e = ttft + (w.output_tokens - 1) * base.tpot_s
+            if e2e > c.latency_s:
+                return Miss("latency", f"{shape}: latency {e2e * 1e3:.0f} ms > SLO {c.latency_s * 1e3:.0f} ms "
+                            f"for {w.output_tokens} output tokens at batch 1", e2e, c.latency_s)
         max_b = base.max_batch
         # the largest batch whose TPOT meets the SLO (exact: TPOT grows monotonically with the batch)
         b = max_b if c.tpot_s is None else max(1, base.batch_for(c.tpot_s))

@@ -801,6 +801,11 @@ class SloSizer:
         rps = key.rps
         engine = shape.engine
         slos = self._net_slos(shape, key) or {}
+        idle = self._model(shape, rps / MAX_REPLICAS, 1.0)  # next to no load: the closed form is exact there
+        if idle is None or any(idle[k] > v * (1.0 + SKIP_MARGIN) for k, v in slos.items()):
+            what = next((f"{k} {idle[k] * 1e3:.4g} ms > {v * 1e3:.4g} ms" for k, v in slos.items()
+                         if idle is not None and idle[k] > v), "the replica cannot keep up")
+            return f"{shape.label}: {what} even with no queueing (the SLO less network and serving time)"
         lo = floor - 1  # largest count known (or taken) to miss
         hi: int | None = None  # smallest count known to pass
         failed: int | None = None
