@@ -9,8 +9,10 @@ case it prints:
   replica (TP), batch, predicted TTFT / TPOT and tokens/s/GPU;
 - mlplan today (the optimizer's per-replica option, ``planner.optimizer.options.OptionEvaluator``: the largest
   batch whose decode step meets TPOT, no prefill stalls, no queueing), best TP by tokens/s/GPU;
-- mlplan with the simulator (planner.simulator): for each TP, the highest Poisson request rate at which the
-  simulated p50 TTFT and TPOT meet the SLA (``headroom``), tokens/s/GPU = rate x output tokens / GPUs; best TP;
+- mlplan's planner (issue 12: ``planner.optimizer.slo.SloSizer``, the sizing ``mlplan recommend`` does): for each
+  TP, the engine it would run (``max_num_seqs`` = the largest batch whose TPOT with prefill stalls meets the SLA)
+  and the highest Poisson request rate one replica takes with the simulated p50 TTFT and TPOT within the SLA
+  (its load headroom), tokens/s/GPU = rate x output tokens / GPUs; best TP;
 - a published figure where one exists: the highest-throughput measured point that meets the SLA (sources as in
   benchmarks/slo_published.py: [NIM-DLI] genai-perf NIM dataset, [NIM-PERF] NVIDIA NIM benchmarking guide).
 
@@ -34,13 +36,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from planner.catalog import Catalog  # noqa: E402
-from planner.estimator import profile  # noqa: E402
-from planner.estimator.calibration import SERVING_OVERHEAD_S  # noqa: E402
 from planner.models import resolve  # noqa: E402
 from planner.optimizer.options import OptionEvaluator, ReplicaOption  # noqa: E402
-from planner.simulator import Cluster, Lengths, Workload  # noqa: E402
-from planner.simulator.estimator_costs import llm_replica  # noqa: E402
-from planner.simulator.headroom import headroom  # noqa: E402
 from planner.specs import Constraints, InferenceWorkload, ModelSpec  # noqa: E402
 
 
@@ -104,7 +101,7 @@ def mlplan_today(c: Case, cat: Catalog) -> dict[str, Any] | str:
                          Constraints(ttft_s=c.ttft_ms / 1e3, tpot_s=c.tpot_ms / 1e3, precisions=(c.dtype,)))  # type: ignore[arg-type]
     best: ReplicaOption | None = None
     for tp in TPS:
-        opt = ev.gpu(cat.accelerator(c.hw), c.dtype, tp, 1, 0.0)
+        opt = ev.gpu(cat.accelerator(c.hw), c.dtype, tp, 1, 0.0, "vllm")
         if isinstance(opt, ReplicaOption) and opt.tokens_per_s is not None and (
                 best is None or opt.tokens_per_s / opt.gpus > (best.tokens_per_s or 0) / best.gpus):
             best = opt
@@ -114,22 +111,36 @@ def mlplan_today(c: Case, cat: Catalog) -> dict[str, Any] | str:
             "tok_s_gpu": best.tokens_per_s / best.gpus}
 
 
-def mlplan_simulated(c: Case, cat: Catalog, requests: int) -> dict[str, Any] | str:
-    arch = resolve(ModelSpec(preset=c.preset))
-    hw = profile(cat.accelerator(c.hw))
-    slos = {"ttft_s": c.ttft_ms / 1e3, "tpot_s": c.tpot_ms / 1e3}
+def mlplan_planner(c: Case, cat: Catalog) -> dict[str, Any] | str:
+    """The planner's own sizing (planner.optimizer.slo) for each TP at the SLA's p50: one replica's load headroom
+    with the engine settings the plan would carry."""
+    from planner.optimizer.slo import SloSizer
+    from planner.specs import Spec
+
+    spec = Spec(name="aic", model=ModelSpec(preset=c.preset),
+                workload=InferenceWorkload(requests_per_s=0.01, input_tokens=c.isl, output_tokens=c.osl),
+                constraints=Constraints(ttft_s=c.ttft_ms / 1e3, tpot_s=c.tpot_ms / 1e3, precisions=(c.dtype,),  # type: ignore[arg-type]
+                                        slo_percentile=50))
+    ev = OptionEvaluator(resolve(spec.model), spec.workload, spec.constraints)  # type: ignore[arg-type]
+    sizer = SloSizer(spec, ev)
+    hw = cat.accelerator(c.hw)
     best: dict[str, Any] | None = None
     t0 = time.perf_counter()
     for tp in TPS:
-        rm = llm_replica(arch, hw, c.dtype, tp=tp, input_tokens=c.isl, output_tokens=c.osl)
-        if rm.engine.kv_capacity_tokens is None or rm.engine.kv_capacity_tokens < c.isl + c.osl:
+        opt = ev.gpu(hw, c.dtype, tp, 1, 0.0, "vllm")
+        if not isinstance(opt, ReplicaOption):
             continue
-        w = Workload(rate_rps=1.0, requests=requests, input_tokens=Lengths.fixed(c.isl),
-                     output_tokens=Lengths.fixed(c.osl))
-        h = headroom(w, rm.engine, rm.cost, Cluster(network_s=SERVING_OVERHEAD_S["vllm"]), slos, 50, rel_tol=0.03)
-        tok = h.max_rps * c.osl / tp
-        if h.max_rps > 0 and (best is None or tok > best["tok_s_gpu"]):
-            best = {"tp": tp, "rps": h.max_rps, "tok_s_gpu": tok, "limit": h.limiting}
+        sized = sizer.size(hw, opt, runtime="vllm", rtt_s=0.0, rps=0.01, utilization=1.0)
+        if not isinstance(sized, tuple):
+            continue
+        key = sized[0].sizing_key
+        rps = sizer.max_rps_within_slo(key)
+        if not rps:
+            continue
+        tuned = sizer.option(key)
+        tok = rps * c.osl / tp
+        if best is None or tok > best["tok_s_gpu"]:
+            best = {"tp": tp, "rps": rps, "tok_s_gpu": tok, "bs": tuned.batch}
     if best is None:
         return "no TP meets the SLA"
     best["wall_s"] = time.perf_counter() - t0
@@ -141,7 +152,6 @@ def main() -> None:
     ap.add_argument("--aic-venv", type=Path, default=ROOT / ".venv-aic")
     ap.add_argument("--backend", default="trtllm", choices=("trtllm", "vllm", "sglang"))
     ap.add_argument("--cases", default=",".join(str(i + 1) for i in range(len(CASES))))
-    ap.add_argument("--requests", type=int, default=1500, help="simulated requests per headroom probe")
     args = ap.parse_args()
     cat = Catalog.load()
     picked = [CASES[int(i) - 1] for i in args.cases.split(",")]
@@ -150,7 +160,7 @@ def main() -> None:
               f"TPOT <= {c.tpot_ms:g} ms ==")
         aic = run_aic(args.aic_venv, c, args.backend)
         today = mlplan_today(c, cat)
-        sim = mlplan_simulated(c, cat, args.requests)
+        sim = mlplan_planner(c, cat)
         print(f"{'':28} {'GPUs/replica':>12} {'batch':>6} {'TTFT ms':>8} {'TPOT ms':>8} {'tok/s/GPU':>10}")
         if isinstance(aic, str):
             print(f"{'AIConfigurator (' + args.backend + ')':28} {aic}")
@@ -164,10 +174,10 @@ def main() -> None:
             print(f"{'mlplan today':28} {today['tp']:>12} {today['bs']:>6} {today['ttft_ms']:>8.0f} "
                   f"{today['tpot_ms']:>8.1f} {today['tok_s_gpu']:>10,.0f}   (idle TTFT, decode-only TPOT)")
         if isinstance(sim, str):
-            print(f"{'mlplan + simulator (p50)':28} {sim}")
+            print(f"{'mlplan planner (p50)':28} {sim}")
         else:
-            print(f"{'mlplan + simulator (p50)':28} {sim['tp']:>12} {'':>6} {'':>8} {'':>8} "
-                  f"{sim['tok_s_gpu']:>10,.0f}   ({sim['rps']:.2f} req/s; next: {sim['limit']}; "
+            print(f"{'mlplan planner (p50)':28} {sim['tp']:>12} {sim['bs']:>6} {'':>8} {'':>8} "
+                  f"{sim['tok_s_gpu']:>10,.0f}   ({sim['rps']:.2f} req/s per replica, max_num_seqs {sim['bs']}; "
                   f"{sim['wall_s']:.1f} s)")
         print(f"{'published':28} {c.published or '-'}")
 

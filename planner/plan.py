@@ -38,13 +38,35 @@ class Value(BaseModel):
 
 
 class Predicted(Value):
-    """Predicted figures for one replica set of the plan, as served (network RTT included in latency)."""
+    """Predicted figures for one replica set of the plan, as served (network RTT and the runtime's serving time
+    included in TTFT and latency).
 
-    ttft_s: float | None = None
-    tpot_s: float | None = None
+    Latencies are percentiles over requests at the planned load: the plan's peak rate (``planned_rps`` =
+    ``requests_per_s`` x ``peak_to_average``) arriving as the spec's traffic (Poisson, or bursty) on the plan's
+    replicas with the plan's engine and batching settings, simulated (:mod:`planner.simulator`). The single
+    figures ``ttft_s`` / ``tpot_s`` / ``latency_s`` are the p50s."""
+
+    ttft_s: float | None = Field(default=None, description="time to first token, p50 at the planned load")
+    tpot_s: float | None = Field(default=None, description="time per output token, p50 at the planned load")
     throughput_tokens_per_s: float | None = None
-    latency_s: float | None = Field(default=None, description="end-to-end per request (non-LLM)")
-    throughput_rps: float = Field(description="requests/s the whole plan sustains")
+    latency_s: float | None = Field(default=None, description="end-to-end per request (LLMs: to the last token), "
+                                                               "p50 at the planned load")
+    ttft_p50_s: float | None = None
+    ttft_p90_s: float | None = None
+    ttft_p99_s: float | None = None
+    tpot_p50_s: float | None = None
+    tpot_p90_s: float | None = None
+    tpot_p99_s: float | None = None
+    latency_p50_s: float | None = None
+    latency_p90_s: float | None = None
+    latency_p99_s: float | None = None
+    planned_rps: float | None = Field(default=None, description="the total request rate the percentiles are at "
+                                                                "(the planned peak)")
+    max_rps_within_slo: float | None = Field(
+        default=None, description="load headroom: the highest total request rate at which every latency SLO still "
+                                  "holds at the spec's percentile (None without a latency SLO)")
+    throughput_rps: float = Field(description="requests/s the whole plan sustains at the planning utilization "
+                                              "(saturated throughput x planning_utilization)")
     max_batch: int | None = None
     network_rtt_s: float = 0.0
     memory_per_gpu_bytes: int
@@ -110,8 +132,11 @@ class Serving(Value):
     runtime: Runtime
     max_batch_size: int = Field(ge=1)
     preferred_batch_sizes: tuple[int, ...]
-    max_queue_delay_us: int = Field(ge=0, description="dynamic batcher wait, from the latency SLO")
-    max_ongoing_requests: int = Field(ge=1, description="per replica")
+    max_queue_delay_us: int = Field(ge=0, description="dynamic batcher wait (Triton max_queue_delay_microseconds, "
+                                                       "Ray Serve batch_wait_timeout_s), chosen by simulation; 0 "
+                                                       "for LLMs (continuous batching admits at the next step)")
+    max_ongoing_requests: int = Field(ge=1, description="per replica (Ray Serve max_ongoing_requests); the "
+                                                        "simulation holds requests over it at the router")
     min_replicas: int = Field(ge=1)
     max_replicas: int = Field(ge=1)
     target_ongoing_requests: float = Field(gt=0)

@@ -191,11 +191,56 @@ class ModelSpec(Frozen):
 # ------------------------------------------------------------------------------------------------ workload
 
 
+class TokenBin(Frozen):
+    """One bar of a token-length histogram: ``weight`` (any positive scale; the weights are normalised) of the
+    requests have ``tokens`` tokens."""
+
+    tokens: int = Field(ge=1, le=MAX_TOKENS)
+    weight: float = Field(gt=0, le=1e9)
+
+
+MAX_BINS = 64
+"""Bars of one token-length histogram: enough for any measured length distribution at the planner's resolution."""
+
+
 class InferenceWorkload(Frozen):
+    """The traffic an inference deployment serves.
+
+    Token lengths are the mean prompt / answer of a request (``input_tokens`` / ``output_tokens``). They are fixed
+    unless the workload also gives their distribution, either as a relative spread around the mean (uniform in
+    [n (1 - s), n (1 + s)], vLLM ``bench serve --random-range-ratio s``) or as a small histogram, whose weighted
+    mean is then the mean (``input_tokens`` may be left out; given, it must match)::
+
+        input_tokens: 1024
+        input_tokens_spread: 0.5          # prompts of 512-1536 tokens, uniformly
+        output_tokens_histogram:          # 70% short answers, 30% long ones
+          - {tokens: 64, weight: 0.7}
+          - {tokens: 1024, weight: 0.3}
+
+    Arrivals are a Poisson process at ``requests_per_s`` x ``peak_to_average`` (the planner sizes for the peak);
+    ``burstiness`` > 1 makes them bursty (gamma inter-arrival times with that coefficient of variation).
+    """
+
     kind: Literal["inference"] = "inference"
     requests_per_s: float = Field(default=1.0, gt=0, le=MAX_RPS)
-    input_tokens: int = Field(default=512, ge=1, le=MAX_TOKENS)
-    output_tokens: int = Field(default=256, ge=1, le=MAX_TOKENS)
+    input_tokens: int = Field(default=512, ge=1, le=MAX_TOKENS, description="mean prompt tokens per request")
+    output_tokens: int = Field(default=256, ge=1, le=MAX_TOKENS, description="mean output tokens per request")
+    input_tokens_spread: float = Field(
+        default=0.0, ge=0.0, le=0.95,
+        description="prompt lengths uniform in [n (1 - s), n (1 + s)] around the mean n (0: all the same)")
+    output_tokens_spread: float = Field(
+        default=0.0, ge=0.0, le=0.95,
+        description="output lengths uniform in [n (1 - s), n (1 + s)] around the mean n (0: all the same)")
+    input_tokens_histogram: tuple[TokenBin, ...] | None = Field(
+        default=None, min_length=1, max_length=MAX_BINS,
+        description="prompt lengths as [{tokens, weight}, ...]; their weighted mean is input_tokens")
+    output_tokens_histogram: tuple[TokenBin, ...] | None = Field(
+        default=None, min_length=1, max_length=MAX_BINS,
+        description="output lengths as [{tokens, weight}, ...]; their weighted mean is output_tokens")
+    burstiness: float = Field(
+        default=1.0, ge=1.0, le=10.0,
+        description="coefficient of variation of the gaps between requests: 1 Poisson arrivals, above 1 bursty "
+                    "(gamma gaps; vLLM bench serve --burstiness B is 1 / B**0.5 here)")
     batch_size: int | None = Field(default=None, ge=1, le=65_536, description="fixed batch for non-LLM models")
     peak_to_average: float = Field(default=1.0, ge=1.0, le=100.0)
     local_traffic_fraction: float = Field(
@@ -210,6 +255,61 @@ class InferenceWorkload(Frozen):
         description="edge: sites that each need their own device (cameras, stores, sensors)")
     images_per_request: int = Field(
         default=0, ge=0, le=1024, description="vision-language models: images in each request's prompt")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _histogram_means(cls, data: Any) -> Any:
+        """A histogram sets its length's mean: ``input_tokens`` / ``output_tokens`` are derived from it when left
+        out, and must agree with it (to the token) when given."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for what in ("input_tokens", "output_tokens"):
+            bins = data.get(f"{what}_histogram")
+            if bins is None:
+                continue
+            if data.get(f"{what}_spread") not in (None, 0, 0.0):
+                raise ValueError(f"{what}_spread: give either {what}_spread or {what}_histogram, not both")
+            mean = _histogram_mean(bins)
+            if mean is None:
+                continue  # malformed bins: the field's own validation reports them
+            given = data.get(what)
+            if given is None:
+                out[what] = max(1, round(mean))
+            elif isinstance(given, int | float) and not isinstance(given, bool) and abs(given - mean) > 1.0:
+                raise ValueError(f"{what}: {given!r} differs from the weighted mean of {what}_histogram "
+                                 f"({mean:.1f}); leave {what} out or make them agree")
+        return out
+
+    @property
+    def max_input_tokens(self) -> int:
+        """The longest prompt the workload sends (the mean when lengths are fixed)."""
+        return _longest(self.input_tokens, self.input_tokens_spread, self.input_tokens_histogram)
+
+    @property
+    def max_output_tokens(self) -> int:
+        """The longest answer the workload asks for (the mean when lengths are fixed)."""
+        return _longest(self.output_tokens, self.output_tokens_spread, self.output_tokens_histogram)
+
+
+def _histogram_mean(bins: Any) -> float | None:
+    """Weighted mean of raw histogram bins ([{tokens, weight}, ...]), or None if they are not well formed."""
+    try:
+        pairs = [(b["tokens"], b["weight"]) for b in bins]
+    except (TypeError, KeyError):
+        return None
+    if not pairs or any(isinstance(v, bool) or not isinstance(v, int | float) for p in pairs for v in p):
+        return None
+    total = sum(w for _, w in pairs)
+    if not total > 0 or any(w < 0 or n < 1 for n, w in pairs):
+        return None
+    return float(sum(n * w for n, w in pairs) / total)
+
+
+def _longest(mean: int, spread: float, bins: tuple[TokenBin, ...] | None) -> int:
+    if bins:
+        return max(b.tokens for b in bins)
+    return max(1, round(mean * (1.0 + spread)))
 
 
 class TrainingWorkload(Frozen):
@@ -245,9 +345,16 @@ Workload = Annotated[InferenceWorkload | TrainingWorkload, Field(discriminator="
 
 
 class Constraints(Frozen):
-    ttft_s: float | None = Field(default=None, gt=0, le=3600, description="time to first token SLO (LLM)")
-    tpot_s: float | None = Field(default=None, gt=0, le=60, description="time per output token SLO (LLM)")
-    latency_s: float | None = Field(default=None, gt=0, le=3600, description="end-to-end latency SLO (non-LLM)")
+    ttft_s: float | None = Field(default=None, gt=0, le=3600,
+                                 description="time to first token SLO (LLM), at slo_percentile")
+    tpot_s: float | None = Field(default=None, gt=0, le=60,
+                                 description="time per output token SLO (LLM), at slo_percentile")
+    latency_s: float | None = Field(default=None, gt=0, le=3600,
+                                    description="end-to-end latency SLO per request (LLM: to the last token)")
+    slo_percentile: float = Field(
+        default=99.0, ge=50.0, le=99.9,
+        description="the percentile of requests that must meet ttft_s, tpot_s and latency_s at the planned peak "
+                    "rate (99: p99; 50: the median)")
     min_throughput_rps: float | None = Field(default=None, gt=0, le=MAX_RPS)
     privacy: Privacy = "internal"
     allowed_regions: tuple[Identifier, ...] | None = Field(

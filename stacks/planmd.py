@@ -38,12 +38,17 @@ ROUTING_TEXT = {
 def _figures(p: Plan) -> list[tuple[str, str]]:
     pr = p.predicted
     rows: list[tuple[str, str]] = []
-    if pr.ttft_s is not None:
-        rows.append(("time to first token", fmt_s(pr.ttft_s)))
-    if pr.tpot_s is not None:
-        rows.append(("time per output token", fmt_s(pr.tpot_s)))
-    if pr.latency_s is not None:
-        rows.append(("latency per request", fmt_s(pr.latency_s)))
+    at = f" at {pr.planned_rps:,.3g} req/s" if pr.planned_rps is not None else ""
+    for label, single, p50, p90, p99 in (
+            ("time to first token", pr.ttft_s, pr.ttft_p50_s, pr.ttft_p90_s, pr.ttft_p99_s),
+            ("time per output token", pr.tpot_s, pr.tpot_p50_s, pr.tpot_p90_s, pr.tpot_p99_s),
+            ("latency per request", pr.latency_s, pr.latency_p50_s, pr.latency_p90_s, pr.latency_p99_s)):
+        if p50 is not None:
+            rows.append((f"{label}{at}: p50 / p90 / p99", f"{fmt_s(p50)} / {fmt_s(p90)} / {fmt_s(p99)}"))
+        elif single is not None:  # a plan without percentiles (written before they existed)
+            rows.append((label, fmt_s(single)))
+    if pr.max_rps_within_slo is not None:
+        rows.append(("load headroom: highest rate within the SLOs", f"{pr.max_rps_within_slo:,.3g} req/s"))
     if pr.throughput_tokens_per_s is not None:
         rows.append(("throughput", f"{pr.throughput_tokens_per_s:,.0f} tokens/s"))
     if p.workload == "inference":

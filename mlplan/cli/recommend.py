@@ -66,14 +66,21 @@ def _table(rec: object, elapsed: float, variants: bool = False) -> None:
     assert isinstance(rec, Recommendation)
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 180)
     t = Table(title=f"mlplan: {rec.spec_name}", title_justify="left")
-    for col in ("#", "where", "shape", "dtype", "TTFT / latency", "TPOT", "tput", "headroom", "$/month", "P"):
-        t.add_column(col, justify="right" if col in ("$/month", "#", "headroom") else "left")
+    for col in ("#", "where", "shape", "dtype", "TTFT / latency p50 | p99", "TPOT p50 | p99", "tput",
+                "holds", "memory", "$/month", "P"):
+        t.add_column(col, justify="right" if col in ("$/month", "#", "memory", "holds") else "left")
     for p in rec.plans:
         pr = p.predicted
-        lat = fmt_s(pr.ttft_s if pr.ttft_s is not None else pr.latency_s or pr.training_time_s)
+        if pr.training_time_s is not None:
+            lat, tpot = fmt_s(pr.training_time_s), "-"
+        elif pr.ttft_s is not None:
+            lat, tpot = _pair(pr.ttft_p50_s, pr.ttft_p99_s), _pair(pr.tpot_p50_s, pr.tpot_p99_s)
+        else:
+            lat, tpot = _pair(pr.latency_p50_s, pr.latency_p99_s), "-"
         tput = (f"{pr.throughput_tokens_per_s:,.0f} tok/s" if pr.throughput_tokens_per_s
                 else f"{pr.throughput_rps:,.1f} req/s" if pr.throughput_rps else "-")
-        t.add_row(str(p.rank), escape(where(p)), escape(shape(p)), p.dtype, lat, fmt_s(pr.tpot_s), tput,
+        holds = f"{pr.max_rps_within_slo:,.3g} req/s" if pr.max_rps_within_slo is not None else "-"
+        t.add_row(str(p.rank), escape(where(p)), escape(shape(p)), p.dtype, lat, tpot, tput, holds,
                   f"{pr.memory_headroom:.0%}", fmt_usd(p.monthly_cost_usd), "*" if p.pareto else "")
     console.print(t)
     collapsed = sum(len(p.variants) for p in rec.plans)
@@ -95,5 +102,18 @@ def _table(rec: object, elapsed: float, variants: bool = False) -> None:
     if rec.rejected:
         console.print("Rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items()))
                       + " (see --json or --markdown for every reason)")
+    if best.predicted.planned_rps is not None:
+        console.print(f"[dim]latencies: p50 | p99 over requests at the planned peak of "
+                      f"{best.predicted.planned_rps:,.3g} req/s, simulated with each plan's replicas and engine "
+                      "settings; holds = the highest rate at which the SLOs still hold; memory = headroom per "
+                      "accelerator[/dim]")
     console.print(f"[dim]{rec.candidates_searched} candidates searched in {elapsed * 1e3:.0f} ms; "
                   f"catalog {escape(rec.catalog_version)}; * = cost/latency Pareto front[/dim]")
+
+
+def _pair(p50: float | None, p99: float | None) -> str:
+    from planner.report import fmt_s
+
+    if p50 is None:
+        return "-"
+    return f"{fmt_s(p50)} | {fmt_s(p99)}"

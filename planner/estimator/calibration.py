@@ -130,6 +130,12 @@ NONLLM_LAUNCH_OVERHEAD_S: Final = 0.3e-3
 """Fixed per-batch latency of a Triton/TensorRT or ONNX Runtime CUDA call for a small model (MLPerf ResNet-50
 SingleStream on A100: ~0.5 ms at 8.2 GFLOP, of which ~0.3 ms is not compute)."""
 
+CPU_NONLLM_LAUNCH_OVERHEAD_S: Final = 36e-6
+"""Fixed per-batch latency of an ONNX Runtime CPU session run (one intra-op thread, as the serving runtime loads
+models): the demo MLP (85k parameters, serving/runtime/onnx_model.py) takes 39 / 45 / 51 / 63 / 83 us at batch
+1 / 2 / 4 / 8 / 16 on this machine's x86 core (measured, median of 2,000 runs, 2026-11-30), i.e. 36 us plus
+3 us per row; the rows' own time is the roofline's. A CUDA launch (NONLLM_LAUNCH_OVERHEAD_S) does not apply."""
+
 # ------------------------------------------------------------------------------------------------ power
 
 INFERENCE_POWER_FRACTION: Final = 0.70
@@ -202,6 +208,15 @@ layer norms, GELU and attention that run far below peak)."""
 CPU_LAYER_OVERHEAD_S: Final = 0.3e-3
 """Per layer and decode step on a CPU runtime: eager operator dispatch ~10-20 us x ~20 operators per layer
 (PyTorch CPU dispatcher overhead; ONNX Runtime is similar per node)."""
+
+SERVING_CPU_S_PER_REQUEST: Final = {"ray": 28e-3, "triton": 1.7e-3}
+"""CPU time the serving runtime spends per request (HTTP parsing, JSON, routing, the Ray task between proxy and
+replica), all its processes together, above their idle background: measured on this 2-core x86 machine with
+benchmarks/slo_local.py (utime + stime of the server's process session from /proc over open-loop runs of the demo
+MLP at 5-126 req/s, 2026-11-30): Ray Serve 2.60 27-31 ms (12 processes: proxy, controller, replica, GCS, raylet),
+Triton 2.51 1.6-1.9 ms. On a CPU host this work shares the cores with the model: the planner adds it to every
+request's service time there (:mod:`planner.optimizer.slo`), which is what bounds the demo's capacity (a GPU
+host's runtime runs on CPU cores the model does not use)."""
 
 SERVING_OVERHEAD_S: Final = {"ray": 4e-3, "vllm": 3e-3, "triton": 0.5e-3, "tensorrt-llm": 0.5e-3, "firmware": 0.0}
 """Per-request time the serving runtime adds on top of the model (HTTP parsing, routing, (de)serialisation),

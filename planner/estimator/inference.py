@@ -398,7 +398,8 @@ def nonllm_batch_latency_s(s: Shape, hw: HardwareProfile, dtype: str, batch: int
     byts = (weights_bytes(s, dtype) + traffic) / tp
     tc = flops / (hw.peak_flops(dtype) * flops_eff)
     tm = byts / (hw.bandwidth_bytes_per_s * _bw_eff(hw))
-    launch = cal.NONLLM_LAUNCH_OVERHEAD_S if hw.kind in ("gpu", "cpu", "jetson") else 0.0
+    launch = (cal.CPU_NONLLM_LAUNCH_OVERHEAD_S if hw.kind == "cpu" else
+              cal.NONLLM_LAUNCH_OVERHEAD_S if hw.kind in ("gpu", "jetson") else 0.0)
     return max(tc, tm) + launch, ("compute" if tc > tm else "memory")
 
 

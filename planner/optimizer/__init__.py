@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from planner.catalog import Catalog
 from planner.errors import InfeasibleError
 from planner.models import resolve
 from planner.optimizer import assemble
+from planner.optimizer.costs import CostBreakdown
 from planner.optimizer.options import OptionEvaluator
-from planner.optimizer.search import Candidate, Hybrid, Rejections, search_inference
+from planner.optimizer.search import Candidate, Hybrid, Rejections, SearchResult, search_inference
+from planner.optimizer.slo import LoadFigures, SloSizer
 from planner.optimizer.training import TrainCandidate, search_training
 from planner.plan import Plan, Recommendation, Rejected
 from planner.privacy import check_names
@@ -25,13 +28,22 @@ from planner.specs import Spec
 __all__ = ["pareto_front", "recommend"]
 
 MAX_VARIANTS = 20
+MAX_PASSES = 12
+"""Search passes that refine replica counts (each follows at least one refinement)."""
+MAX_REFINEMENTS = 60
+"""Refinements between two search passes (each raises at least one shown plan's shape one tier)."""
 DTYPE_RANK = {"bf16": 0, "fp16": 1, "fp32": 2, "fp8": 3, "int8": 4, "int4": 5}
 
 
 def _latency(c: Candidate | Hybrid | TrainCandidate) -> float:
+    """The latency a plan is ranked and put on the Pareto front by: the simulated p50 TTFT (LLMs) or end-to-end
+    latency at the planned load once known, else the idle figure (a lower bound on it)."""
     if isinstance(c, TrainCandidate):
         return c.time_s
     o = (c.parts[0] if isinstance(c, Hybrid) else c).option
+    load: LoadFigures | None = o.load
+    if load is not None:
+        return load.ttft[0] if load.ttft is not None else load.latency[0]
     return o.ttft_s if o.ttft_s is not None else (o.latency_s or 0.0)
 
 
@@ -93,21 +105,10 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
     return mask
 
 
-def recommend(spec: Spec, catalog: Catalog | None = None, *, top: int = 10) -> Recommendation:
-    cat = catalog if catalog is not None else Catalog.load(spec.catalog_overlay)
-    check_names(spec.constraints, cat)
-    arch = resolve(spec.model)
-    ev = OptionEvaluator(arch, spec.workload, spec.constraints)  # type: ignore[arg-type]
-    found: list[Candidate | Hybrid | TrainCandidate]
-    if spec.workload.kind == "training":
-        tr, rej, searched = search_training(spec, cat, ev)
-        found = list(tr)
-        near: list[tuple[str, Candidate | Hybrid]] = []
-    else:
-        res = search_inference(spec, cat, ev)
-        found, rej, searched, near = list(res.candidates), res.rejections, res.searched, res.near_misses
-    if not found:
-        raise infeasible(spec, rej, near)
+def _rank(found: list[Candidate | Hybrid | TrainCandidate], top: int
+          ) -> tuple[list[Candidate | Hybrid | TrainCandidate], list[bool], dict[tuple[object, ...], list[str]]]:
+    """Sort, collapse families and same-shape variants, and keep the top plans plus the Pareto front:
+    (chosen, on the front, variants per shape key)."""
     found.sort(key=_key)
     seen: set[tuple[object, ...]] = set()
     kept: dict[tuple[object, ...], list[str]] = {}  # shape key -> the variants collapsed into its plan
@@ -126,18 +127,143 @@ def recommend(spec: Spec, catalog: Catalog | None = None, *, top: int = 10) -> R
     front = pareto_front([(c.monthly, _latency(c)) for c in distinct])
     chosen = [c for i, c in enumerate(distinct) if i < top or front[i]]
     chosen_front = [front[i] for i, c in enumerate(distinct) if i < top or front[i]]
+    return chosen, chosen_front, kept
+
+
+def _parts(c: Candidate | Hybrid | TrainCandidate) -> tuple[Candidate, ...]:
+    if isinstance(c, TrainCandidate):
+        return ()
+    return c.parts if isinstance(c, Hybrid) else (c,)
+
+
+def _search_sized(spec: Spec, cat: Catalog, ev: OptionEvaluator, top: int) -> tuple[SearchResult, SloSizer]:
+    """The inference search, refined until every plan that ranks is sized by simulation.
+
+    Each candidate is sized at the tier its shape has reached (:mod:`planner.optimizer.slo`: 0 utilization,
+    1 closed-form bound, 2 simulated), each a lower bound on the replica count of the next, so a candidate's cost
+    can only rise as it is refined. The shapes of the plans that would be shown (the top plans and the Pareto
+    front) that are not simulated yet go up one tier (all tier-0 ones first: they cost no simulation), and the
+    ranking is redone: with each candidate's cost rescaled by its new node count between searches, and with the
+    real costs from a new search pass once no shown plan is left to refine. It stops when a search pass shows only
+    simulated plans: any candidate left unsimulated already costs at least as much as the last shown plan by its
+    lower bound, so the ranking is the one a simulation of every candidate would give."""
+    sizer = SloSizer(spec, ev)
+    res = search_inference(spec, cat, ev, sizer)
+    for _ in range(MAX_PASSES):
+        cands: list[Candidate | Hybrid | TrainCandidate] = list(res.candidates)
+        refined = False
+        for _ in range(MAX_REFINEMENTS):
+            if not cands:
+                break
+            chosen, _, _ = _rank(cands, top)
+            pending = {p.option.sizing_key for c in chosen for p in _parts(c) if p.option.tier < 2}
+            if not pending:
+                break
+            if any(sizer.tier(k) == 0 for k in pending):
+                # every candidate whose bound is below the dearest plan shown will be compared: bound them all now
+                # (no simulation), rather than a few per ranking
+                limit = max(c.monthly for c in chosen)
+                pending = {p.option.sizing_key for c in cands if c.monthly <= limit for p in _parts(c)
+                           if p.option.tier == 0}
+            for k in sorted(pending, key=repr):
+                sizer.promote(k)
+            refined = True
+            cands = [r for c in cands if (r := _resized(c, sizer)) is not None]
+        if not refined:
+            break
+        res = search_inference(spec, cat, ev, sizer)
+    else:  # out of passes (never seen on the examples): the ranking may be off, but every shown plan is simulated
+        chosen, _, _ = _rank(list(res.candidates), top)
+        for k in sorted({p.option.sizing_key for c in chosen for p in _parts(c) if p.option.tier < 2}, key=repr):
+            while sizer.tier(k) < 2 and sizer.current(k) is not None:
+                sizer.promote(k)
+        res = search_inference(spec, cat, ev, sizer)
+    return res, sizer
+
+
+def _resized(c: Candidate | Hybrid | TrainCandidate, sizer: SloSizer
+             ) -> Candidate | Hybrid | TrainCandidate | None:
+    """The candidate at its sizing's current replica count, its cost scaled by the node count (an estimate used
+    only to decide what to refine next; a search pass gives the real cost)."""
+    if isinstance(c, TrainCandidate):
+        return c
+    if isinstance(c, Hybrid):
+        parts = [_resized(p, sizer) for p in c.parts]
+        return None if any(p is None for p in parts) else Hybrid(tuple(p for p in parts if isinstance(p, Candidate)))
+    key = c.option.sizing_key
+    if key is None:
+        return c
+    now = sizer.current(key)
+    if now is None:
+        return None
+    opt, n = now
+    if n == c.replicas:
+        return replace(c, option=opt)
+    g, per = c.side.gpus_per_node, opt.gpus
+    nodes = n if c.placement == "edge" else math.ceil(n / (g // per)) if per <= g else n * (per // g)
+    scale = nodes / max(1, c.nodes)
+    return replace(c, option=opt, replicas=n, nodes=nodes,
+                   cost=CostBreakdown(c.cost.total * scale, c.cost.lines))
+
+
+def _with_load(c: Candidate, sizer: SloSizer) -> Candidate:
+    """The candidate with its option's figures at the planned load (simulated now if they were not)."""
+    key = c.option.sizing_key
+    if key is None:
+        return c
+    sizer.figures(key)
+    return replace(c, option=sizer.option(key))
+
+
+def recommend(spec: Spec, catalog: Catalog | None = None, *, top: int = 10) -> Recommendation:
+    cat = catalog if catalog is not None else Catalog.load(spec.catalog_overlay)
+    check_names(spec.constraints, cat)
+    arch = resolve(spec.model)
+    ev = OptionEvaluator(arch, spec.workload, spec.constraints)  # type: ignore[arg-type]
+    found: list[Candidate | Hybrid | TrainCandidate]
+    sizer: SloSizer | None = None
+    if spec.workload.kind == "training":
+        tr, rej, searched = search_training(spec, cat, ev)
+        found = list(tr)
+        near: list[tuple[str, Candidate | Hybrid]] = []
+    else:
+        res, sizer = _search_sized(spec, cat, ev, top)
+        found, rej, searched, near = list(res.candidates), res.rejections, res.searched, res.near_misses
+    if not found:
+        raise infeasible(spec, rej, near)
+    chosen, chosen_front, kept = _rank(found, top)
     plans: list[Plan] = []
     for rank, (c, on_front) in enumerate(zip(chosen, chosen_front, strict=True), start=1):
         nxt = chosen[rank].monthly if rank < len(chosen) else None
         if isinstance(c, TrainCandidate):
             plan = assemble.training_plan(spec, arch, c, rank, on_front, nxt)
         else:
-            plan = assemble.inference_plan(spec, arch, c, rank, on_front, nxt)
+            assert sizer is not None
+            loaded = (Hybrid(tuple(_with_load(p, sizer) for p in c.parts)) if isinstance(c, Hybrid)
+                      else _with_load(c, sizer))
+            headroom = _headroom(loaded, sizer)
+            plan = assemble.inference_plan(spec, arch, loaded, rank, on_front, nxt, max_rps_within_slo=headroom)
         plans.append(plan.model_copy(update={"variants": tuple(kept[_shape_key(c)][:MAX_VARIANTS])}))
     return Recommendation(
         spec_name=spec.name, catalog_version=cat.version, candidates_searched=searched, plans=tuple(plans),
         rejected=_rejected(rej),
     )
+
+
+def _headroom(c: Candidate | Hybrid, sizer: SloSizer) -> float | None:
+    """The highest total request rate at which every part still meets the SLOs: each part's own headroom over
+    the share of traffic it receives, the smallest of them (None when the spec has no latency SLO)."""
+    out: float | None = None
+    for p in _parts(c):
+        key = p.option.sizing_key
+        if key is None:
+            return None
+        h = sizer.max_rps_within_slo(key)
+        if h is None:
+            return None
+        total = h / max(1e-12, p.side.traffic_fraction)
+        out = total if out is None else min(out, total)
+    return out
 
 
 def _rejected(rej: Rejections) -> tuple[Rejected, ...]:

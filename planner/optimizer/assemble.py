@@ -15,6 +15,7 @@ from planner.optimizer.costs import BillLine
 from planner.optimizer.engine import engine_settings
 from planner.optimizer.nodes import SYSTEM_POOLS, model_volume_gib, node_disk_gib
 from planner.optimizer.search import Candidate, Hybrid, Side
+from planner.optimizer.slo import LoadFigures, max_ongoing_requests, preferred_batch_sizes
 from planner.optimizer.training import TrainCandidate
 from planner.plan import (
     Cost,
@@ -93,30 +94,26 @@ def part_weights_bytes(arch: ModelArch, dtype: str) -> int:
 
 
 def serving(spec: Spec, cand: Candidate, runtime: str, replicas: int) -> Serving:
-    """Batching and autoscaling from the SLO-bound batch the estimator found.
+    """Batching and autoscaling: the settings the planner simulated the replicas with
+    (:mod:`planner.optimizer.slo`).
 
-    - LLMs (continuous batching): max batch = the largest batch meeting TPOT; requests queue up to 10% of TTFT.
-    - Others (dynamic batching, Triton semantics): preferred sizes are powers of two up to the batch; the queue
-      delay is what the latency SLO leaves after twice the batch latency, capped at 10 ms.
+    - LLMs (continuous batching): max batch = ``max_num_seqs`` (the largest batch whose TPOT with prefill stalls
+      meets the SLO); no batch wait (a new request joins the running batch at the next step).
+    - Others (dynamic batching): preferred sizes are powers of two up to the batch; the batch wait is the one the
+      simulation chose (0, or what the latency SLO leaves after two batch latencies, capped at 10 ms).
     """
-    opt, c, w = cand.option, spec.constraints, spec.workload
+    opt, w = cand.option, spec.workload
     b = max(1, opt.batch)
-    preferred = tuple(sorted({min(b, 2**k) for k in range(int(math.log2(b)) + 1) if 2**k >= max(1, b // 4)} | {b}))
-    if b == 1:
-        delay = 0  # no batch forms: waiting for companions would only add latency
-    elif opt.ttft_s is not None:
-        delay = int(min(0.1 * (c.ttft_s or 1.0), 0.01) * 1e6)
-    else:
-        slack = (c.latency_s or 0.1) - 2 * (opt.latency_s or 0.0)
-        delay = int(max(0.0, min(slack, 0.01)) * 1e6)
+    llm = opt.ttft_s is not None
+    delay = 0 if llm or b == 1 else round(opt.queue_delay_s * 1e6)
     peak = w.peak_to_average if w.kind == "inference" else 1.0
     min_rep = max(1, math.ceil(replicas / peak))
     return Serving(
         runtime=runtime,
         max_batch_size=b,
-        preferred_batch_sizes=preferred,
+        preferred_batch_sizes=preferred_batch_sizes(b),
         max_queue_delay_us=delay,
-        max_ongoing_requests=max(1, b * 2 if opt.ttft_s is None else b),
+        max_ongoing_requests=max_ongoing_requests(b, llm),
         min_replicas=min_rep,
         max_replicas=max(replicas, min_rep),
         target_ongoing_requests=float(max(1.0, round(b * spec.assumptions.planning_utilization, 2))),
@@ -151,7 +148,7 @@ def _candidate_part(spec: Spec, arch: ModelArch, c: Candidate, multi: bool) -> P
     if c.side.runtime in ("vllm", "tensorrt-llm"):
         part = part.model_copy(update={"engine": engine_settings(
             spec, arch, dtype=o.dtype, batch=o.batch, ep=o.ep, memory_bytes=o.capacity_bytes_per_gpu,
-            accelerator=c.accelerator)})
+            accelerator=c.accelerator, batched_tokens=o.max_num_batched_tokens)})
     return part
 
 
@@ -190,15 +187,29 @@ def plan_id(parts: list[Part]) -> str:
     return "+".join(bits)
 
 
-def predicted(spec: Spec, c: Candidate, rps_total: float, queue_delay_s: float = 0.0) -> Predicted:
-    """Figures as a user measures them. Non-LLM latency includes the dynamic batcher's wait (``queue_delay_s``):
-    at light load a request waits that long for companions before its batch runs (Triton dynamic batching,
-    Ray Serve ``@serve.batch`` ``batch_wait_timeout_s``)."""
+def predicted(spec: Spec, c: Candidate, rps_total: float, max_rps_within_slo: float | None = None) -> Predicted:
+    """Figures as a user measures them: latency percentiles at the planned peak rate, simulated with the plan's
+    replicas and engine settings (network RTT and the runtime's serving time included; a dynamic batcher's wait
+    too); the single figures are the p50s."""
     o = c.option
+    load: LoadFigures | None = o.load
+    ttft = load.ttft if load is not None else None
+    tpot = load.tpot if load is not None else None
+    lat = load.latency if load is not None else None
+    llm = o.ttft_s is not None
+
+    def pick(t: tuple[float, float, float] | None, i: int) -> float | None:
+        return _r(t[i]) if t is not None else None
+
     return Predicted(
-        ttft_s=_r(o.ttft_s), tpot_s=_r(o.tpot_s),
+        ttft_s=pick(ttft, 0) if llm else None, tpot_s=pick(tpot, 0) if llm else None,
         throughput_tokens_per_s=_r(o.tokens_per_s * c.replicas if o.tokens_per_s is not None else None),
-        latency_s=_r(o.latency_s + queue_delay_s if o.latency_s is not None else None),
+        latency_s=pick(lat, 0),
+        ttft_p50_s=pick(ttft, 0), ttft_p90_s=pick(ttft, 1), ttft_p99_s=pick(ttft, 2),
+        tpot_p50_s=pick(tpot, 0), tpot_p90_s=pick(tpot, 1), tpot_p99_s=pick(tpot, 2),
+        latency_p50_s=pick(lat, 0), latency_p90_s=pick(lat, 1), latency_p99_s=pick(lat, 2),
+        planned_rps=_r(load.rate_rps / max(1e-12, c.side.traffic_fraction)) if load is not None else None,
+        max_rps_within_slo=_r(max_rps_within_slo),
         throughput_rps=_r(rps_total) or 0.0,
         max_batch=o.max_batch, network_rtt_s=_r(c.rtt_s) or 0.0,
         memory_per_gpu_bytes=int(o.memory_bytes_per_gpu), memory_capacity_per_gpu_bytes=int(o.capacity_bytes_per_gpu),
@@ -206,23 +217,44 @@ def predicted(spec: Spec, c: Candidate, rps_total: float, queue_delay_s: float =
     )
 
 
-def rationale(spec: Spec, c: Candidate, rank: int, cheapest_other: float | None) -> str:
+def rationale(spec: Spec, c: Candidate, rank: int, cheapest_other: float | None,
+              max_rps_within_slo: float | None = None) -> str:
     o, k = c.option, spec.constraints
+    q = k.slo_percentile
+    load: LoadFigures | None = o.load
+    at = f"p{q:g}"
+
+    def pval(t: tuple[float, float, float] | None) -> float | None:
+        """The figure at the SLO percentile (interpolated between p50, p90 and p99 like Analytic.at)."""
+        if t is None:
+            return None
+        p50, p90, p99 = t
+        if q <= 50:
+            return p50
+        if q <= 90:
+            return p50 + (p90 - p50) * (q - 50) / 40.0
+        return p90 + (p99 - p90) * min(1.0, (q - 90) / 9.0)
+
     slo = []
-    if o.ttft_s is not None:
-        slo.append(f"TTFT {o.ttft_s * 1e3:.0f} ms" + (f" <= {k.ttft_s * 1e3:.0f}" if k.ttft_s else ""))
-    if o.tpot_s is not None:
-        slo.append(f"TPOT {o.tpot_s * 1e3:.1f} ms" + (f" <= {k.tpot_s * 1e3:.0f}" if k.tpot_s else ""))
-    if o.latency_s is not None:
-        slo.append(f"latency {o.latency_s * 1e3:.1f} ms" + (f" <= {k.latency_s * 1e3:.0f}" if k.latency_s else ""))
-    shape = f"{c.replicas} x {o.gpus} {c.accelerator} ({o.dtype}, TP{o.tp}" + (f" PP{o.pp}" if o.pp > 1 else "") + ")"
+    if load is not None:
+        for label, t, lim, fmt in (("TTFT", load.ttft, k.ttft_s, ".0f"), ("TPOT", load.tpot, k.tpot_s, ".1f"),
+                                   ("latency", load.latency if (o.ttft_s is None or k.latency_s) else None,
+                                    k.latency_s, ".1f")):
+            v = pval(t)
+            if v is not None:
+                slo.append(f"{label} {at} {v * 1e3:{fmt}} ms" + (f" <= {lim * 1e3:.0f}" if lim else ""))
     head = "cheapest plan meeting every constraint" if rank == 1 else f"rank {rank}"
+    shape = f"{c.replicas} x {o.gpus} {c.accelerator} ({o.dtype}, TP{o.tp}" + (f" PP{o.pp}" if o.pp > 1 else "") + ")"
+    batch = f"max_num_seqs {o.batch}" if o.ttft_s is not None else f"batch {o.batch}" + (
+        f", wait {o.queue_delay_s * 1e3:g} ms" if o.queue_delay_s else "")
+    rate = f" at {load.rate_rps / max(1e-12, c.side.traffic_fraction):,.3g} req/s" if load is not None else ""
+    room = f"; holds up to {max_rps_within_slo:,.3g} req/s" if max_rps_within_slo is not None else ""
     tail = f"; next different option costs ${cheapest_other:,.0f}/month" if cheapest_other is not None else ""
-    return f"{head}: {shape}, batch {o.batch}, {', '.join(slo) or 'no latency SLO'}{tail}"
+    return f"{head}: {shape}, {batch}, {', '.join(slo) or 'no latency SLO'}{rate}{room}{tail}"
 
 
 def inference_plan(spec: Spec, arch: ModelArch, cand: Candidate | Hybrid, rank: int, pareto: bool,
-                   next_cost: float | None) -> Plan:
+                   next_cost: float | None, *, max_rps_within_slo: float | None = None) -> Plan:
     cands = list(cand.parts) if isinstance(cand, Hybrid) else [cand]
     parts = [_candidate_part(spec, arch, c, len(cands) > 1) for c in cands]
     primary = cands[0]
@@ -245,9 +277,8 @@ def inference_plan(spec: Spec, arch: ModelArch, cand: Candidate | Hybrid, rank: 
         accelerator_count=p0.accelerator_count, gpus_per_node=p0.gpus_per_node, nodes=p0.nodes,
         tensor_parallel=p0.tensor_parallel, pipeline_parallel=p0.pipeline_parallel, replicas=p0.replicas,
         dtype=p0.dtype, purchase=p0.purchase, monthly_cost_usd=round(cand.monthly, 2), cost=_cost(spec, lines, parts),
-        predicted=predicted(spec, primary, rps_total, srv.max_queue_delay_us / 1e6 if primary.option.ttft_s is None
-                            else 0.0),
-        rationale=rationale(spec, primary, rank, next_cost),
+        predicted=predicted(spec, primary, rps_total, max_rps_within_slo),
+        rationale=rationale(spec, primary, rank, next_cost, max_rps_within_slo),
         pareto=pareto, parts=tuple(parts), model=model_ref(spec, arch),
         serving=srv, security=security(spec, parts), names=plan_names(spec), notes=tuple(notes),
     )

@@ -1,10 +1,13 @@
 """LLM engine settings of a part (:class:`~planner.plan.Engine`), decided once from the candidate the optimizer
 chose and the estimator's accounting, so the vLLM / TensorRT-LLM configs the emitters write agree with the plan.
 
-- ``max_num_seqs``: the batch the SLO allows (the estimator's ``batch_for``), capped by what fits in memory.
+- ``max_num_seqs``: the largest batch whose time per output token with prefill stalls meets the TPOT SLO, capped
+  by what fits in memory (:mod:`planner.optimizer.slo`); the batch the simulation that sized the plan ran with.
 - ``max_num_batched_tokens``: vLLM's own default for the GPU (``EngineArgs`` batch defaults: 8192 on GPUs of
-  70 GiB or more that are not A100s, else 2048), at least ``max_num_seqs`` so a full decode step fits.
-- ``max_model_len``: the workload's longest request (prompt, images, output), never above the model's context.
+  70 GiB or more that are not A100s, else 2048), at least ``max_num_seqs`` so a full decode step fits; the
+  simulation used the same (``ReplicaOption.max_num_batched_tokens``).
+- ``max_model_len``: the workload's longest request (prompt, images, output; the longest of a length distribution),
+  never above the model's context.
 - ``gpu_memory_utilization``: 1 - the spec's ``memory_headroom`` (vLLM reserves this share of the GPU).
 - ``kv_cache_dtype``: fp8 with fp8 weights (the estimator's :func:`planner.estimator.dtypes.kv_dtype`), else auto.
 - ``quantization`` / ``checkpoint``: the plan's dtype against the checkpoint's own precision (a checkpoint of
@@ -30,10 +33,10 @@ quantized in that format (W8A8, AWQ/GPTQ, MXFP4/NVFP4), whose method vLLM reads 
 
 
 def engine_settings(spec: Spec, arch: ModelArch, *, dtype: str, batch: int, ep: int, memory_bytes: int,
-                    accelerator: str) -> Engine:
+                    accelerator: str, batched_tokens: int | None = None) -> Engine:
     w = spec.workload
     assert w.kind == "inference"
-    context = w.input_tokens + image_context_tokens(arch, w.images_per_request) + w.output_tokens
+    context = w.max_input_tokens + image_context_tokens(arch, w.images_per_request) + w.max_output_tokens
     max_len = min(context, arch.max_context) if arch.max_context else context
     d_tokens, _ = vllm_defaults(memory_bytes, accelerator)
     shipped = arch.dtype or "bf16"
@@ -44,7 +47,8 @@ def engine_settings(spec: Spec, arch: ModelArch, *, dtype: str, batch: int, ep: 
     else:
         quant, checkpoint = None, f"a {dtype} checkpoint of the model (the engine reads its quantization method)"
     return Engine(
-        max_num_seqs=max(1, batch), max_num_batched_tokens=max(d_tokens, batch), max_model_len=max(1, max_len),
+        max_num_seqs=max(1, batch), max_num_batched_tokens=batched_tokens or max(d_tokens, batch),
+        max_model_len=max(1, max_len),
         gpu_memory_utilization=round(1.0 - spec.constraints.memory_headroom, 4),
         kv_cache_dtype="fp8" if kv_dtype(dtype) == "fp8" else "auto", quantization=quant,
         enable_expert_parallel=ep > 1, checkpoint=checkpoint,

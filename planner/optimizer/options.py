@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from planner.catalog.schema import Accelerator, EdgeDevice
 from planner.estimator import HardwareProfile, estimate_edge, estimate_inference, profile
 from planner.estimator.calibration import SERVING_OVERHEAD_S
+from planner.estimator.inference import InferenceEstimate
 from planner.models import image_context_tokens
 from planner.models.arch import ModelArch
 from planner.specs import Constraints, InferenceWorkload
@@ -59,6 +61,15 @@ def allowed_dtypes(c: Constraints, hw: Accelerator | EdgeDevice, arch: ModelArch
     return [d for d in DTYPE_ORDER if d in ok and dtype_supported(hw, d)]
 
 
+def nonllm_seq(arch: ModelArch, w: InferenceWorkload | object) -> int:
+    """Sequence length of one input of a non-LLM model: the workload's ``input_tokens`` for a model with attention
+    (a text encoder reads that many tokens), 1 for one without (an MLP or a CNN reads one input vector or image:
+    its activations do not grow with a token count, which would otherwise default to 512)."""
+    if getattr(arch, "attention", "full") == "none":
+        return 1
+    return max(1, int(getattr(w, "input_tokens", 1)))
+
+
 @dataclass(frozen=True, slots=True)
 class ReplicaOption:
     accelerator: str
@@ -77,6 +88,16 @@ class ReplicaOption:
     energy_j_per_request: float | None
     ep: int = 1
     """expert-parallel degree (MoE): experts sharded over ``ep`` of the replica's GPUs instead of split by TP"""
+    max_num_batched_tokens: int | None = None
+    """LLM engines: tokens per scheduler step (set once the engine settings are decided, :mod:`.slo`)"""
+    queue_delay_s: float = 0.0
+    """dynamic batcher wait (Triton ``max_queue_delay_microseconds``, Ray Serve ``batch_wait_timeout_s``)"""
+    tier: int = 0
+    """how the replica count was found (:mod:`.slo`): 0 utilization rule, 1 closed-form bound, 2 simulated"""
+    sizing_key: Any = None
+    """the :class:`~planner.optimizer.slo.SloSizer` entry that sized this option (None: not sized)"""
+    load: Any = None
+    """:class:`~planner.optimizer.slo.LoadFigures` at the planned rate, once simulated"""
 
     @property
     def gpus(self) -> int:
@@ -121,7 +142,10 @@ class OptionEvaluator:
         images = getattr(w, "images_per_request", 0)
         self.input_tokens = getattr(w, "input_tokens", 1) + image_context_tokens(arch, images)
         """prompt tokens with the images' tokens (vision-language models)"""
+        self.seq = nonllm_seq(arch, w)
+        """tokens one input of a non-LLM model carries (1 without attention)"""
         self._profiles: dict[str, HardwareProfile] = {}
+        self._bases: dict[tuple[str, str, int, int, int], InferenceEstimate] = {}
         self.evaluations = 0
 
     def profile_of(self, hw: Accelerator | EdgeDevice) -> HardwareProfile:
@@ -144,6 +168,17 @@ class OptionEvaluator:
             )
         return hit
 
+    def base_estimate(self, hw: Accelerator | EdgeDevice, dtype: str, tp: int, pp: int, ep: int = 1
+                      ) -> InferenceEstimate:
+        """The estimate at batch 1 of an LLM replica shape (memoized; the simulator's step costs come from it)."""
+        key = (hw.id, dtype, tp, pp, ep)
+        hit = self._bases.get(key)
+        if hit is None:
+            hit = self._bases[key] = estimate_inference(
+                self.arch, self.profile_of(hw), dtype, tp=tp, pp=pp, input_tokens=self.input_tokens,
+                output_tokens=self.w.output_tokens, batch=1, memory_headroom=self.c.memory_headroom, ep=ep)
+        return hit
+
     # ------------------------------------------------------------------------------------------------ LLMs
     def _llm(self, hw: Accelerator | EdgeDevice, dtype: str, tp: int, pp: int, rtt_s: float,
              ep: int = 1) -> ReplicaOption | Miss:
@@ -155,7 +190,7 @@ class OptionEvaluator:
                                       output_tokens=w.output_tokens, batch=b, memory_headroom=c.memory_headroom,
                                       ep=ep)
 
-        base = est(1)
+        base = self.base_estimate(hw, dtype, tp, pp, ep)
         shape = f"{hw.id} {dtype} tp{tp}" + (f" pp{pp}" if pp > 1 else "") + (f" ep{ep}" if ep > 1 else "")
         if not base.fits or base.max_batch < 1:
             need = base.memory.total_bytes_per_gpu
@@ -173,6 +208,11 @@ class OptionEvaluator:
         if c.tpot_s is not None and base.tpot_s > c.tpot_s:
             return Miss("latency", f"{shape}: TPOT {base.tpot_s * 1e3:.1f} ms > SLO {c.tpot_s * 1e3:.1f} ms at batch 1",
                         base.tpot_s, c.tpot_s)
+        if c.latency_s is not None:  # end to end, alone on the replica: TTFT then every further token at batch 1
+            e2e = ttft + (w.output_tokens - 1) * base.tpot_s
+            if e2e > c.latency_s:
+                return Miss("latency", f"{shape}: latency {e2e * 1e3:.0f} ms > SLO {c.latency_s * 1e3:.0f} ms "
+                            f"for {w.output_tokens} output tokens at batch 1", e2e, c.latency_s)
         max_b = base.max_batch
         # the largest batch whose TPOT meets the SLO (exact: TPOT grows monotonically with the batch)
         b = max_b if c.tpot_s is None else max(1, base.batch_for(c.tpot_s))
@@ -207,7 +247,7 @@ class OptionEvaluator:
             )
 
         def est(b: int):  # type: ignore[no-untyped-def]
-            return estimate_inference(a, prof, dtype, tp=1, pp=1, input_tokens=w.input_tokens,
+            return estimate_inference(a, prof, dtype, tp=1, pp=1, input_tokens=self.seq,
                                       output_tokens=w.output_tokens, batch=b, memory_headroom=c.memory_headroom)
 
         base = est(1)

@@ -27,6 +27,7 @@ from planner.optimizer.devices import device_of
 from planner.optimizer.nodes import node_shape
 from planner.optimizer.options import Miss, OptionEvaluator, ReplicaOption, allowed_dtypes
 from planner.optimizer.runtimes import choose_runtime, training_runtime
+from planner.optimizer.slo import SloSizer
 from planner.optimizer.targets import deploy_target
 from planner.plan import Device, NodeShape, Routing, Target
 from planner.privacy import PUBLIC, part_reason
@@ -182,10 +183,11 @@ def shapes(gpus_per_node: int, acc: Accelerator) -> Iterator[tuple[int, int]]:
 
 
 class Search:
-    def __init__(self, spec: Spec, catalog: Catalog, ev: OptionEvaluator) -> None:
+    def __init__(self, spec: Spec, catalog: Catalog, ev: OptionEvaluator, sizer: SloSizer | None = None) -> None:
         self.spec = spec
         self.cat = catalog
         self.ev = ev
+        self.sizer = sizer if sizer is not None or spec.workload.kind != "inference" else SloSizer(spec, ev)
         self.rej = Rejections()
         self.searched = 0
         self.near: list[tuple[str, Candidate | Hybrid]] = []
@@ -234,6 +236,13 @@ class Search:
         if name is None:
             self.rej.add(hw.id, "hardware", f"{hw.id}: {why}")
         return name
+
+    def size(self, hw: Accelerator | EdgeDevice, opt: ReplicaOption, runtime: str, rtt: float, rps: float,
+             utilization: float, floor: int = 1) -> tuple[ReplicaOption, int] | Miss:
+        """Replicas for ``rps`` so the SLOs hold at the spec's percentile (:mod:`planner.optimizer.slo`: the
+        tier reached so far for this shape; the optimizer raises the tiers of the candidates that can rank)."""
+        assert self.sizer is not None
+        return self.sizer.size(hw, opt, runtime=runtime, rtt_s=rtt, rps=rps, utilization=utilization, floor=floor)
 
     def target(self, side: Side, opt: ReplicaOption, replicas: int, nodes: int) -> Target:
         return deploy_target(placement=side.placement, provider=side.provider, instance=side.instance,
@@ -309,7 +318,11 @@ class Search:
                     continue
                 per_node = self._fits_node(opt, side.gpus_per_node)
                 if per_node is not None:
-                    replicas = replicas_for(rps, opt, self.util)
+                    sized = self.size(acc, opt, side.runtime, rtt, rps, self.util)
+                    if isinstance(sized, Miss):
+                        self.rej.miss(label, sized)
+                        continue
+                    opt, replicas = sized
                     nodes = self._nodes(replicas, per_node)
                     if nodes > MAX_CLUSTER_NODES:
                         self.rej.add(label, "capacity", f"{label}: {opt.dtype} tp{opt.tp} needs {nodes:,} nodes for "
@@ -408,7 +421,11 @@ class Search:
                 if isinstance(opt, Miss):
                     self.rej.miss(dev.id, opt)
                     continue
-                devices = max(w.fleet_size or 1, replicas_for(rps, opt, a.edge_average_utilization))
+                sized = self.size(dev, opt, runtime, 0.0, rps, a.edge_average_utilization, w.fleet_size or 1)
+                if isinstance(sized, Miss):
+                    self.rej.miss(dev.id, sized)
+                    continue
+                opt, devices = sized
                 if devices > MAX_FLEET_DEVICES:
                     self.rej.add(dev.id, "capacity", f"{dev.id}: {dtype} needs {devices:,} devices for "
                                  f"{rps:,.0f} req/s, over the {MAX_FLEET_DEVICES:,}-device fleet cap")
@@ -461,8 +478,9 @@ class Search:
             out.append(h)
 
 
-def search_inference(spec: Spec, catalog: Catalog, ev: OptionEvaluator) -> SearchResult:
-    s = Search(spec, catalog, ev)
+def search_inference(spec: Spec, catalog: Catalog, ev: OptionEvaluator, sizer: SloSizer | None = None
+                     ) -> SearchResult:
+    s = Search(spec, catalog, ev, sizer)
     rps = required_rps(spec)
     placements = set(spec.constraints.placements)
     data_class = spec.constraints.privacy

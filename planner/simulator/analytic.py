@@ -284,20 +284,19 @@ def llm_analytic(cost: StepCost, engine: ContinuousBatching, *, rate_rps: float,
 
 def _mixture_residual_quantile(short: float, long: float, p_long: float, tail: float) -> float:
     """x with P(R > x) = ``tail`` when R is uniform on [0, long] with probability ``p_long`` and on [0, short]
-    otherwise (the residual life of a length-biased step)."""
-    def over(x: float) -> float:
-        return (1.0 - p_long) * max(0.0, 1.0 - x / short) + p_long * max(0.0, 1.0 - x / long)
-
-    lo, hi = 0.0, max(short, long)
-    if over(lo) <= tail:
+    otherwise (the residual life of a length-biased step). P(R > x) is piecewise linear in x, so x is solved in
+    closed form: below the shorter length both uniforms contribute, above it only the longer one."""
+    if tail >= 1.0:
         return 0.0
-    for _ in range(60):
-        mid = (lo + hi) / 2.0
-        if over(mid) > tail:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    p = min(1.0, max(0.0, p_long))
+    a, pa, b, pb = (short, 1.0 - p, long, p) if short <= long else (long, p, short, 1.0 - p)
+    if a <= 0.0:
+        return b * max(0.0, 1.0 - tail / pb) if pb > 0 else 0.0
+    slope = pa / a + (pb / b if b > 0 else 0.0)  # P(R > x) = 1 - slope x on [0, a]
+    x = (1.0 - tail) / slope if slope > 0 else 0.0
+    if x <= a:
+        return max(0.0, x)
+    return b * max(0.0, 1.0 - tail / pb) if pb > 0 else a  # on [a, b]: P(R > x) = pb (1 - x / b)
 
 
 # ------------------------------------------------------------------------------------- dynamic batching

@@ -185,6 +185,26 @@ class EstimatorBatchCost:
         return v
 
 
+@dataclass(frozen=True)
+class ServedBatchCost:
+    """A batch cost plus the serving runtime's CPU work per request, where both run on the same cores (a CPU
+    host: calibration.SERVING_CPU_S_PER_REQUEST): batch_s(b) = inner(b) + b x ``per_request_s``."""
+
+    inner: EstimatorBatchCost
+    per_request_s: float
+
+    def batch_s(self, batch: int) -> float:
+        return self.inner.batch_s(batch) + batch * self.per_request_s
+
+
+def host_batch_cost(cost: EstimatorBatchCost, hw: HardwareProfile, runtime: str
+                    ) -> EstimatorBatchCost | ServedBatchCost:
+    """``cost`` as served by ``runtime`` on ``hw``: on a CPU host the runtime's per-request CPU time is added to
+    the model's (they share the cores); elsewhere the model's alone."""
+    per = cal.SERVING_CPU_S_PER_REQUEST.get(runtime, 0.0) if hw.kind == "cpu" else 0.0
+    return ServedBatchCost(cost, per) if per > 0 else cost
+
+
 def nonllm_flops_efficiency(hw: HardwareProfile) -> float:
     """The FLOP efficiency ``estimate_inference`` uses for non-LLM models on ``hw`` (the estimator's private
     ``_flops_eff`` with the non-LLM default, repeated here from the calibration constants)."""
@@ -219,7 +239,7 @@ class ReplicaModel:
     """An engine configuration and its cost model, ready for :func:`planner.simulator.simulate`."""
 
     engine: ContinuousBatching | DynamicBatching
-    cost: EstimatorStepCost | EstimatorBatchCost
+    cost: EstimatorStepCost | EstimatorBatchCost | ServedBatchCost
     estimate: InferenceEstimate
 
     @property
@@ -259,5 +279,6 @@ def nonllm_replica(arch: ModelArch, hw: HardwareProfile, dtype: str, *, runtime:
     engine = DynamicBatching(runtime="ray" if runtime == "ray" else "triton", max_batch_size=max_batch_size,
                              max_queue_delay_s=max_queue_delay_s, preferred_batch_sizes=preferred_batch_sizes,
                              instances=instances)
-    return ReplicaModel(engine=engine, cost=EstimatorBatchCost(shape_of(arch), hw, dtype, max(1, seq), tp),
+    return ReplicaModel(engine=engine, cost=host_batch_cost(EstimatorBatchCost(shape_of(arch), hw, dtype,
+                                                                               max(1, seq), tp), hw, runtime),
                         estimate=est)

@@ -397,6 +397,8 @@ def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: i
     from planner.estimator import profile
     from planner.estimator.calibration import SERVING_OVERHEAD_S
     from planner.models import resolve
+    from planner.optimizer.options import nonllm_seq
+    from planner.optimizer.slo import lengths
     from planner.simulator import RUNTIME_ROUTER, Cluster, Lengths, Workload, simulate
     from planner.simulator.estimator_costs import llm_replica, nonllm_replica
     from planner.specs import Spec
@@ -410,18 +412,22 @@ def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: i
     if arch.is_llm:
         i = plan.model.input_tokens or getattr(w, "input_tokens", 512)
         o = plan.model.output_tokens or getattr(w, "output_tokens", 256)
+        eng = next((part.engine for part in plan.parts if part.engine is not None), None)
         rm = llm_replica(arch, hw, plan.dtype, tp=plan.tensor_parallel, pp=plan.pipeline_parallel,
                          input_tokens=i, output_tokens=o, max_num_seqs=srv.max_batch_size,
+                         max_num_batched_tokens=eng.max_num_batched_tokens if eng is not None else None,
                          memory_headroom=spec.constraints.memory_headroom)
-        wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, input_tokens=Lengths.fixed(i),
-                      output_tokens=Lengths.fixed(o))
+        prompt, output = lengths(spec, i - w.input_tokens) if w.kind == "inference" else (Lengths.fixed(i),
+                                                                                          Lengths.fixed(o))
+        wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, input_tokens=prompt, output_tokens=output,
+                      arrival_cv=getattr(w, "burstiness", 1.0))
     else:
         rm = nonllm_replica(arch, hw, plan.dtype, runtime="ray" if runtime == "ray" else "triton",
                             max_batch_size=srv.max_batch_size, max_queue_delay_s=srv.max_queue_delay_us / 1e6,
                             preferred_batch_sizes=tuple(p for p in srv.preferred_batch_sizes
                                                         if p <= srv.max_batch_size),
-                            seq=getattr(w, "input_tokens", 1))  # as the optimizer times non-LLM batches
-        wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed)
+                            seq=nonllm_seq(arch, w))  # as the optimizer times non-LLM batches
+        wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, arrival_cv=getattr(w, "burstiness", 1.0))
     net = SERVING_OVERHEAD_S.get(runtime, 0.0) + (plan.predicted.network_rtt_s if with_rtt else 0.0)
     cluster = Cluster(replicas=plan.replicas, router=RUNTIME_ROUTER.get(runtime, "round_robin"),
                       max_ongoing_requests=srv.max_ongoing_requests if runtime == "ray" else None, network_s=net)

@@ -407,11 +407,13 @@ class LocalTarget:
                     raise DeployError(f"smoke load: {result.errors} of {result.requests} requests failed "
                                       f"(first: {result.first_error})",
                                       fix=f"read the server logs: {', '.join(record.get('logs', []))}")
-            predicted = plan.predicted.latency_s
-            pred = f"{predicted * 1000:.1f} ms" if predicted is not None else "n/a"
+            pr = plan.predicted  # the plan's percentiles at its planned peak rate (simulated); latency_s is the p50
+            p99 = (f"; the plan predicts p99 {pr.latency_p99_s * 1e3:.1f} ms at {pr.planned_rps:g} req/s"
+                   if pr.latency_p99_s is not None and pr.planned_rps is not None else "")
+            pred = f"{pr.latency_s * 1000:.1f} ms" if pr.latency_s is not None else "n/a"
             self.say(f"smoke load: {result.requests} requests, open loop at {rate:g} req/s: "
-                     f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, {result.throughput_rps:.0f} req/s "
-                     f"(predicted latency {pred})")
+                     f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, {result.throughput_rps:.0f} req/s"
+                     f"{p99} (predicted latency {pred})")
         self.state.update(TARGET, status="deployed", smoke=smoke)
         return Applied(target="local", changed=1, endpoint=endpoint, ready=True, details={"smoke": smoke})
 

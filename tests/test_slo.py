@@ -1,0 +1,312 @@
+"""SLOs that hold under load (issue 12, phase B): the spec's percentile, traffic and length fields, and plans sized
+so their latency percentiles hold at the planned peak rate.
+
+Oracles, each independent of planner/optimizer/slo.py (which sizes the plans):
+
+- The plans are re-simulated here from what they carry (replicas, the part's engine settings, the serving
+  settings, the runtime's router): the whole replica set behind its router, with another seed and four times the
+  planner's request count. Its percentile at the spec's level must meet every SLO within a stated statistical
+  margin (see MARGIN).
+- The old sizing rule (idle TTFT, decode-only TPOT at the largest batch, replicas at 80% of saturation) is
+  rebuilt from the estimator alone, and simulated at its planned rate: on examples/llama-70b-tight-ttft.yaml it
+  misses its SLOs, which the new plan then meets.
+- Hand arithmetic for the small formulas (request counts, the confidence percentile, the prefill queue).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from planner.catalog import Catalog
+from planner.errors import SpecError
+from planner.estimator import estimate_edge, estimate_inference, profile
+from planner.estimator.calibration import SERVING_OVERHEAD_S
+from planner.models import resolve
+from planner.optimizer import recommend
+from planner.optimizer.slo import (
+    confident_percentile,
+    preferred_batch_sizes,
+    prefill_queue_ttft,
+    requests_for,
+    screening_requests,
+)
+from planner.plan import Plan
+from planner.simulator import RUNTIME_ROUTER, AffineBatchCost, Cluster, DynamicBatching, Lengths, Workload, simulate
+from planner.simulator.estimator_costs import llm_replica, nonllm_replica
+from planner.simulator.metrics import SimResult
+from planner.specs import Spec, load_spec, spec_from_data
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ("llama-70b-tight-ttft", "chat-eu-pii", "hybrid-clinic", "local-demo", "vision-jetson-fleet")
+MARGIN = 0.10
+"""Statistical margin of the independent re-simulation. The planner keeps a replica count when the upper
+one-sigma bound of the percentile over 1,500 simulated requests (p99.26 for p99) meets the SLO; a run with another
+seed reads its percentile from another sample of the same queue, whose spread at the tail (queueing makes
+neighbouring requests' latencies correlated, so the effective sample is smaller than its count) is of the order of
+5-10% on these plans. 10% of the SLO is the tolerance; a plan sized by the old idle rule misses by 50% to 4x
+(test_the_old_rule_missed_under_load_and_the_new_plan_holds)."""
+
+
+def _rec(name: str) -> tuple[Spec, Catalog, Any]:
+    spec = load_spec(ROOT / "examples" / f"{name}.yaml")
+    cat = Catalog.load(spec.catalog_overlay)
+    return spec, cat, recommend(spec, cat)
+
+
+@pytest.fixture(scope="module")
+def recs() -> dict[str, tuple[Spec, Catalog, Any]]:
+    return {name: _rec(name) for name in EXAMPLES}
+
+
+def resimulate(plan: Plan, spec: Spec, cat: Catalog, *, rate_rps: float, requests: int, seed: int,
+               part_index: int = 0) -> SimResult:
+    """The plan's part at ``rate_rps`` of its traffic, from the settings the plan carries: its replicas behind the
+    runtime's router, its engine (LLM) or batcher settings, network RTT and the runtime's serving time."""
+    part = plan.parts[part_index]
+    arch = resolve(spec.model)
+    w = spec.workload
+    assert w.kind == "inference"
+    srv = plan.serving
+    net = plan.predicted.network_rtt_s + SERVING_OVERHEAD_S.get(part.runtime, 0.0)
+    if part.placement == "edge":
+        dev = cat.edge_devices[part.instance]
+        lat = estimate_edge(arch, dev, part.dtype, batch=1).latency_s
+        engine: Any = DynamicBatching(runtime="ray" if part.runtime == "ray" else "triton", max_batch_size=1)
+        cost: Any = AffineBatchCost(fixed_s=lat, per_item_s=0.0)
+        wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed)
+        cluster = Cluster(part.replicas, "random", None, net)
+        return simulate(wl, engine, cost, cluster, warmup=requests // 10)
+    hw = profile(cat.accelerator(part.accelerator))
+    if arch.is_llm:
+        assert part.engine is not None and plan.model.input_tokens and plan.model.output_tokens
+        rm = llm_replica(arch, hw, part.dtype, tp=part.tensor_parallel, pp=part.pipeline_parallel,
+                         input_tokens=plan.model.input_tokens, output_tokens=plan.model.output_tokens,
+                         memory_headroom=spec.constraints.memory_headroom, max_num_seqs=part.engine.max_num_seqs,
+                         max_num_batched_tokens=part.engine.max_num_batched_tokens)
+        wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed,
+                      input_tokens=Lengths.fixed(plan.model.input_tokens),
+                      output_tokens=Lengths.fixed(plan.model.output_tokens), arrival_cv=w.burstiness)
+    else:
+        rm = nonllm_replica(arch, hw, part.dtype, runtime=part.runtime, max_batch_size=srv.max_batch_size,
+                            max_queue_delay_s=srv.max_queue_delay_us / 1e6,
+                            preferred_batch_sizes=srv.preferred_batch_sizes if part.runtime == "triton" else (),
+                            seq=w.input_tokens)
+        wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, arrival_cv=w.burstiness)
+    cluster = Cluster(part.replicas, RUNTIME_ROUTER.get(part.runtime, "random"),
+                      srv.max_ongoing_requests if part.runtime == "ray" else None, net)
+    return simulate(wl, rm.engine, rm.cost, cluster, warmup=requests // 10)
+
+
+def _worst_ratio(res: SimResult, spec: Spec) -> tuple[float, str]:
+    """The largest measured / SLO ratio at the spec's percentile, and which SLO it is."""
+    c = spec.constraints
+    q = c.slo_percentile
+    out = (0.0, "")
+    llm = res.llm
+    for name, slo, dist in (("ttft_s", c.ttft_s if llm else None, res.ttft), ("tpot_s", c.tpot_s if llm else None,
+                                                                               res.tpot),
+                            ("latency_s", c.latency_s, res.e2e)):
+        if slo is None or dist.count == 0:
+            continue
+        r = dist.at(q) / slo
+        if r > out[0]:
+            out = (r, f"{name} p{q:g} {dist.at(q):.4g} s vs {slo:.4g} s")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- the spec
+
+
+def _spec(workload: dict[str, Any] | None = None, constraints: dict[str, Any] | None = None) -> Spec:
+    return spec_from_data({"model": {"preset": "llama-3-8b"}, "workload": workload or {},
+                           "constraints": constraints or {}})
+
+
+def test_slo_percentile_burstiness_and_lengths_are_bounded_strict_and_used() -> None:
+    s = _spec({"input_tokens": 1000, "input_tokens_spread": 0.5, "burstiness": 2.5}, {"slo_percentile": 95})
+    w = s.workload
+    assert w.kind == "inference"
+    assert s.constraints.slo_percentile == 95 and w.burstiness == 2.5 and w.max_input_tokens == 1500
+    assert _spec().constraints.slo_percentile == 99 and _spec().workload.burstiness == 1.0  # type: ignore[union-attr]
+    h = _spec({"output_tokens_histogram": [{"tokens": 64, "weight": 3}, {"tokens": 1024, "weight": 1}]}).workload
+    assert h.kind == "inference" and h.output_tokens == 304 and h.max_output_tokens == 1024  # (3 x 64 + 1024) / 4
+    bad: list[tuple[dict[str, Any], dict[str, Any], str]] = [
+        ({}, {"slo_percentile": 99.99}, "less than or equal to 99.9"),
+        ({}, {"slo_percentile": 40}, "greater than or equal to 50"),
+        ({}, {"slo_percentile": True}, "not true/false"),
+        ({}, {"slo_percentile": "99"}, "not a string"),
+        ({"burstiness": 0.5}, {}, "greater than or equal to 1"),
+        ({"burstiness": 11}, {}, "less than or equal to 10"),
+        ({"input_tokens_spread": 0.99}, {}, "less than or equal to 0.95"),
+        ({"output_tokens_histogram": [{"tokens": 64, "weight": False}]}, {}, "not true/false"),
+        ({"output_tokens_histogram": [{"tokens": 0, "weight": 1}]}, {}, "greater than or equal to 1"),
+        ({"output_tokens_histogram": [{"tokens": 64, "weight": 1}] * 65}, {}, "at most 64"),
+        ({"output_tokens_histogram": []}, {}, "at least 1"),
+        ({"output_tokens": 100, "output_tokens_histogram": [{"tokens": 64, "weight": 1}]}, {}, "differs from"),
+        ({"input_tokens_spread": 0.2, "input_tokens_histogram": [{"tokens": 64, "weight": 1}]}, {}, "not both"),
+    ]
+    for workload, constraints, message in bad:
+        with pytest.raises(SpecError, match=message):
+            _spec(workload, constraints)
+
+
+def test_length_distributions_and_burstiness_reach_the_simulated_plan() -> None:
+    """The same load with bursty arrivals and spread-out lengths needs at least the replicas of the steady one,
+    and the plan serves the longest request it may get."""
+    base = {"requests_per_s": 20, "input_tokens": 1024, "output_tokens": 256}
+    cons = {"ttft_s": 0.5, "tpot_s": 0.05, "placements": ["cloud"], "providers": ["aws"], "slo_percentile": 90}
+    steady = recommend(_spec(base, cons), top=1).plans[0]
+    rough = recommend(_spec({**base, "burstiness": 3.0, "input_tokens_spread": 0.9,
+                             "output_tokens_histogram": [{"tokens": 64, "weight": 0.75},
+                                                         {"tokens": 832, "weight": 0.25}]}, cons), top=1).plans[0]
+    assert rough.parts[0].engine is not None and rough.parts[0].engine.max_model_len >= 1945 + 832
+    # per accelerator-hour of the same shape: a rougher load never needs fewer replicas
+    if (rough.accelerator, rough.tensor_parallel, rough.dtype) == (steady.accelerator, steady.tensor_parallel,
+                                                                     steady.dtype):
+        assert rough.replicas >= steady.replicas
+    assert rough.monthly_cost_usd >= steady.monthly_cost_usd
+
+
+# ------------------------------------------------------------------------------------------------ formulas
+
+
+def test_request_counts_and_the_confidence_percentile() -> None:
+    assert requests_for(99) == 1500 and requests_for(50) == 400 and requests_for(99.9) == 15_000
+    assert screening_requests(99) == 500 and screening_requests(90) == requests_for(90)  # p90: all full length
+    # 1,500 samples at p99: 15 above on average, sd sqrt(14.85) = 3.85, so 11.15 above: p99.26
+    assert confident_percentile(99, 1500) == pytest.approx(100 * (1 - (15 - math.sqrt(14.85)) / 1500))
+    assert confident_percentile(50, 400) == pytest.approx(100 * (1 - (200 - 10) / 400))
+    assert preferred_batch_sizes(8) == (2, 4, 8) and preferred_batch_sizes(1) == (1,)
+    assert preferred_batch_sizes(12) == (4, 8, 12)
+
+
+def test_prefill_queue_ttft_is_an_md1_queue_with_an_exponential_tail() -> None:
+    # S = 0.1 + 1 x 0.01 = 0.11 s, rho = 4 x 0.11 = 0.44; M/D/1 mean wait rho / (2 (1 - rho)) S = 0.04321 s;
+    # P(wait > x) = rho exp(-rho x / W): the p99 wait is W / rho ln(rho / 0.01) = 0.3724 s; 80% of it + 0.1
+    got = prefill_queue_ttft(0.1, 0.01, 1, 4.0, 0.0, 99)
+    w = 0.44 / (2 * 0.56) * 0.11
+    assert got == pytest.approx(0.1 + 0.8 * w / 0.44 * math.log(0.44 / 0.01))
+    assert prefill_queue_ttft(0.1, 0.01, 1, 10.0, 0.0, 99) == math.inf  # rho >= 1
+    assert prefill_queue_ttft(0.1, 0.01, 1, 0.05, 0.0, 99) == pytest.approx(0.1)  # rho < 1%: never waits at p99
+
+
+# --------------------------------------------------------------------------------------- plans under load
+
+
+def test_every_plan_meets_its_slos_when_resimulated_at_the_planned_peak(recs: dict[str, Any]) -> None:
+    worst: list[tuple[float, str]] = []
+    for name, (spec, cat, rec) in recs.items():
+        w = spec.workload
+        peak = w.requests_per_s * w.peak_to_average
+        for plan in rec.plans:
+            pr = plan.predicted
+            assert pr.planned_rps == pytest.approx(peak, rel=1e-6), (name, plan.id)
+            for i, part in enumerate(plan.parts):
+                if part.expert_parallel > 1:
+                    continue
+                res = resimulate(plan, spec, cat, rate_rps=peak * part.traffic_fraction, requests=4000, seed=2024,
+                                 part_index=i)
+                assert res.completed == res.requests
+                ratio, what = _worst_ratio(res, spec)
+                worst.append((ratio, f"{name} #{plan.rank} {plan.id} part {i}: {what}"))
+    assert worst
+    bad = [x for x in worst if x[0] > 1 + MARGIN]
+    assert not bad, bad
+
+
+def test_plans_carry_percentiles_headroom_and_the_settings_they_were_simulated_with(recs: dict[str, Any]) -> None:
+    for name, (spec, _, rec) in recs.items():
+        w = spec.workload
+        peak = w.requests_per_s * w.peak_to_average
+        for plan in rec.plans:
+            pr = plan.predicted
+            llm = plan.model.kind == "llm"
+            lat = (pr.latency_p50_s, pr.latency_p90_s, pr.latency_p99_s)
+            assert None not in lat and lat[0] <= lat[1] <= lat[2], (name, plan.id)  # type: ignore[operator]
+            assert pr.latency_s == lat[0]
+            if llm:
+                assert pr.ttft_s == pr.ttft_p50_s and pr.tpot_s == pr.tpot_p50_s
+                assert pr.ttft_p50_s <= pr.ttft_p90_s <= pr.ttft_p99_s  # type: ignore[operator]
+                part = plan.parts[0]
+                assert part.engine is not None and part.engine.max_num_seqs == plan.serving.max_batch_size
+                assert plan.serving.max_queue_delay_us == 0  # continuous batching: no batch wait was simulated
+            # load headroom: the SLOs hold at the planned peak, so the headroom is at least that
+            assert pr.max_rps_within_slo is not None and pr.max_rps_within_slo >= peak * (1 - 1e-6), (name, plan.id)
+            assert f"{pr.max_rps_within_slo:,.3g}" in plan.rationale
+
+
+def test_headroom_is_where_the_slos_stop_holding(recs: dict[str, Any]) -> None:
+    """At the reported headroom the SLOs still hold (within the margin); 35% above it they do not (the search
+    locates it to a 6% grid step with 300-request screening runs, so it is not exact)."""
+    checked = 0
+    for name in ("llama-70b-tight-ttft", "chat-eu-pii"):
+        spec, cat, rec = recs[name]
+        for plan in rec.plans[:3]:
+            h = plan.predicted.max_rps_within_slo
+            assert h is not None
+            at = _worst_ratio(resimulate(plan, spec, cat, rate_rps=h, requests=4000, seed=7), spec)
+            assert at[0] <= 1 + MARGIN, (name, plan.id, h, at)
+            above = _worst_ratio(resimulate(plan, spec, cat, rate_rps=h * 1.35, requests=4000, seed=7), spec)
+            assert above[0] > 1.0, (name, plan.id, h, above)
+            checked += 1
+    assert checked == 6
+
+
+def test_the_old_rule_missed_under_load_and_the_new_plan_holds(recs: dict[str, Any]) -> None:
+    """examples/llama-70b-tight-ttft.yaml: the old rule kept 2 x 4 A100-80GB (int8, TP4, the decode-only batch
+    for 40 ms) at 4 req/s on its idle TTFT of 288 ms. Simulated at 4 req/s, its p99 TTFT and TPOT miss the SLOs by
+    far; the new plan, re-simulated the same way, holds them."""
+    spec, cat, rec = recs["llama-70b-tight-ttft"]
+    c, w = spec.constraints, spec.workload
+    assert w.kind == "inference" and c.ttft_s == 0.3 and c.tpot_s == 0.04
+    arch = resolve(spec.model)
+    hw = profile(cat.accelerator("a100-80gb"))
+    e1 = estimate_inference(arch, hw, "int8", tp=4, input_tokens=w.input_tokens, output_tokens=w.output_tokens,
+                            batch=1)
+    net = 0.002 + SERVING_OVERHEAD_S["vllm"]  # us-east users, us-east-1
+    assert e1.ttft_s + net <= c.ttft_s  # it met the TTFT SLO idle
+    b = e1.batch_for(c.tpot_s)
+    rps = e1.throughput_at(b) / w.output_tokens
+    replicas = math.ceil(w.requests_per_s / (rps * 0.8))
+    assert (b, replicas) == (145, 2)  # the old plan
+    rm = llm_replica(arch, hw, "int8", tp=4, input_tokens=w.input_tokens, output_tokens=w.output_tokens,
+                     max_num_seqs=b)
+    old = simulate(Workload(rate_rps=4.0, requests=4000, seed=2024, input_tokens=Lengths.fixed(w.input_tokens),
+                            output_tokens=Lengths.fixed(w.output_tokens)), rm.engine, rm.cost,
+                   Cluster(replicas, "random", None, net), warmup=400)
+    assert old.ttft.at(99) > 1.5 * c.ttft_s and old.tpot.at(99) > c.tpot_s, (old.ttft, old.tpot)
+    top = rec.plans[0]
+    new = resimulate(top, spec, cat, rate_rps=4.0, requests=4000, seed=2024)
+    assert new.ttft.at(99) <= c.ttft_s * (1 + MARGIN) and new.tpot.at(99) <= c.tpot_s, (top.id, new.ttft, new.tpot)
+    assert top.predicted.ttft_p99_s is not None and top.predicted.ttft_p99_s <= c.ttft_s
+
+
+def test_recommend_is_deterministic(recs: dict[str, Any]) -> None:
+    spec, cat, rec = recs["chat-eu-pii"]
+    again = recommend(spec, cat)
+    assert json.dumps(again.model_dump(mode="json"), sort_keys=True) == \
+        json.dumps(rec.model_dump(mode="json"), sort_keys=True)
+
+
+def test_the_closed_form_bound_never_overstates_a_replica_count(recs: dict[str, Any]) -> None:
+    """Pruning is safe when the tier-1 replica count (closed-form bound) is at most the simulated one: every
+    sizing the examples simulated is checked (the sizer's record of each)."""
+    from planner.models import resolve as _resolve
+    from planner.optimizer import _search_sized
+    from planner.optimizer.options import OptionEvaluator
+
+    checked = 0
+    for name in ("llama-70b-tight-ttft", "chat-eu-pii", "hybrid-clinic"):
+        spec, cat, _ = recs[name]
+        ev = OptionEvaluator(_resolve(spec.model), spec.workload, spec.constraints)  # type: ignore[arg-type]
+        _, sizer = _search_sized(spec, cat, ev, 10)
+        for key, s in sizer._sizings.items():
+            if s.tier == 2 and s.miss is None and s.bound_replicas is not None:
+                assert s.bound_replicas <= s.replicas, (name, key, s.bound_replicas, s.replicas)
+                checked += 1
+    assert checked >= 10
