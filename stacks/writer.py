@@ -350,8 +350,12 @@ def _refuse_if_not_ours(out: Path, inputs: Sequence[Path]) -> None:
 
 def _write(spec: Spec, rec: Recommendation, out: Path, plan_index: int, catalog: Catalog | None,
            preview: bool | Previewer, isolate: bool, inputs: Sequence[Path], say: Say) -> list[Path]:
-    _refuse_if_not_ours(out, inputs)  # fail fast; repeated under the lock, where it counts
     parent = out.resolve().parent
+    if parent.is_dir():  # fail fast, under the lock: another writer may be swapping the folder right now
+        with _locked(parent):
+            _refuse_if_not_ours(out, inputs)
+    else:  # nothing there yet to race with; refuse before creating any folder
+        _refuse_if_not_ours(out, inputs)
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -362,7 +366,7 @@ def _write(spec: Spec, rec: Recommendation, out: Path, plan_index: int, catalog:
         written = build_folder(tmp, spec, rec, plan_index, out, catalog=catalog, preview=preview, isolate=isolate,
                                say=say)
         with _locked(parent):
-            _refuse_if_not_ours(out, inputs)
+            _refuse_if_not_ours(out, inputs)  # again: the folder may have changed while this one was built
             _swap(tmp, out.resolve())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
