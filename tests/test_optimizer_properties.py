@@ -212,6 +212,11 @@ class ShapeOracle:
         need = 1
         while need * self.rps_sat * util < rps * (1 - 1e-9):
             need += 1
+        c = self.spec.constraints
+        if c.ttft_s is None and c.tpot_s is None and c.latency_s is None:
+            # no SLO to hold: the utilization rule alone (the estimator's saturated throughput, which pipelines
+            # prompts across PP stages; the simulator runs each chunk through every stage in turn, pessimistic)
+            return need
         slo = 1
         while not self.passes(slo, rps, net):
             slo += 1

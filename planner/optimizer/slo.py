@@ -88,6 +88,9 @@ MAX_DELAY_S = 0.010
 """Longest batch wait the planner considers (Triton's examples use 100-10,000 us; beyond 10 ms the wait dominates
 small models' latency)."""
 MAX_REPLICAS = 100_000
+MIN_RATE_RPS = 1e-6
+"""Lowest rate a replica set is sized for (one request in 11.6 days): a hybrid side that a tiny traffic fraction
+reaches still gets its replica, simulated at this rate rather than at a rate that rounds to zero."""
 NEAR_PROBES = 2
 MAX_PROBES = 8
 """Full-length simulations the search of an LLM shape's replica count makes before it hands over to the generic
@@ -330,6 +333,7 @@ class SloSizer:
         """(option with its engine settings, replicas) for ``rps`` at the tier reached so far, or a Miss when the
         SLOs cannot hold at any replica count. The option's ``tier`` says which rule gave the count and its
         ``sizing_key`` promotes it (:meth:`promote`)."""
+        rps = max(rps, MIN_RATE_RPS)
         key = _Key(hw.id, opt.dtype, opt.tp, opt.pp, opt.ep, runtime, round(rtt_s, 6), round(rps, 9), utilization,
                    floor)
         s = self._sizings.get(key)
