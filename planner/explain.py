@@ -1,7 +1,11 @@
 """Answer "why not X?" for any catalog option: the binding constraint and the numbers behind it.
 
-The answer reuses the optimizer: it searches a catalog narrowed to the option (an instance type, an accelerator,
-an on-prem SKU or an edge device) and compares the best it can do with the overall winner.
+The answer reuses the optimizer, the same search and sizing ``recommend`` runs: the option's best plan is the
+cheapest plan that uses it in some part, among the full catalog's plans, else among the plans of the catalog with
+the option's own kind (cloud instances, on-prem servers or edge devices) narrowed to it and every other kind kept,
+so a hybrid still finds its other sides. Where no plan uses it, the catalog narrowed to the option alone names the
+binding constraints. The best the option can
+do is then compared with the overall winner.
 """
 
 from __future__ import annotations
@@ -38,17 +42,42 @@ def narrow(cat: Catalog, option: str) -> Catalog:
     return replace(cat, instances=inst, onprem_servers=srv, edge_devices=edge, version=f"{cat.version}/{option}")
 
 
+SEARCHED = 50
+"""Plans the search around an option returns, the first of which that uses the option is its best."""
+
+
+def uses(plan: Plan, option: str) -> bool:
+    """Whether some part of ``plan`` runs on ``option`` (an instance type, SKU, device or accelerator id)."""
+    o = option.lower()
+    return any(o in (p.instance.lower(), p.accelerator.lower()) for p in plan.parts)
+
+
+def around(cat: Catalog, option: str) -> Catalog:
+    """The catalog with the option's own kind narrowed to it and the other kinds kept (a hybrid's other sides)."""
+    only = narrow(cat, option)
+    return replace(cat, instances=only.instances or cat.instances,
+                   onprem_servers=only.onprem_servers or cat.onprem_servers,
+                   edge_devices=only.edge_devices or cat.edge_devices, version=only.version)
+
+
 def explain(spec: Spec, option: str, catalog: Catalog | None = None) -> Explanation:
     cat = catalog if catalog is not None else Catalog.load(spec.catalog_overlay)
     only = narrow(cat, option)
     winner: Plan | None
+    found: list[Plan] = []
     try:
-        overall: Recommendation | None = recommend(spec, cat, top=1)
+        overall: Recommendation | None = recommend(spec, cat, top=SEARCHED)
         winner = overall.plans[0] if overall else None
+        found = [p for p in overall.plans if uses(p, option)] if overall else []
     except InfeasibleError:
         winner = None
+    if not found:
+        try:
+            found = [p for p in recommend(spec, around(cat, option), top=SEARCHED).plans if uses(p, option)]
+        except InfeasibleError:
+            pass
     try:
-        mine = recommend(spec, only, top=1).plans[0]
+        mine = found[0] if found else recommend(spec, only, top=1).plans[0]
     except InfeasibleError as e:
         # placements the spec excludes are about other options, not this one
         reasons = tuple(b for b in e.binding if not b.startswith("placement:")) or tuple(e.binding)

@@ -43,3 +43,17 @@ def test_the_winner_explains_itself() -> None:
 def test_unknown_option_is_a_catalog_error() -> None:
     with pytest.raises(CatalogError, match="not an instance type"):
         explain(load_spec(EX / "chat-eu-pii.yaml"), "z9.mega")
+
+
+def test_explain_agrees_with_recommend_on_every_side_of_a_hybrid() -> None:
+    """A hybrid's winner runs on two kinds of hardware; asked about either, explain answers with the same plan
+    recommend chose (narrowing the catalog to one side used to leave the hybrid without its other side)."""
+    from planner.optimizer import recommend
+
+    spec = load_spec(EX / "hybrid-clinic.yaml")
+    winner = recommend(spec, top=1).plans[0]
+    assert len(winner.parts) == 2
+    for part in winner.parts:
+        e = explain(spec, part.instance)
+        assert e.feasible and "recommended" in e.verdict, (part.instance, e.verdict, e.reasons)
+        assert e.best_for_option is not None and e.best_for_option.id == winner.id
