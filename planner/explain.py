@@ -10,6 +10,7 @@ do is then compared with the overall winner.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 
 from planner.catalog import Catalog
@@ -72,10 +73,8 @@ def explain(spec: Spec, option: str, catalog: Catalog | None = None) -> Explanat
     except InfeasibleError:
         winner = None
     if not found:
-        try:
+        with contextlib.suppress(InfeasibleError):
             found = [p for p in recommend(spec, around(cat, option), top=SEARCHED).plans if uses(p, option)]
-        except InfeasibleError:
-            pass
     try:
         mine = found[0] if found else recommend(spec, only, top=1).plans[0]
     except InfeasibleError as e:

@@ -180,3 +180,12 @@ def shape_of(arch: ModelArch) -> Shape:
         native_dtype=arch.dtype, native_weight_bytes=arch.weight_bytes, native_expert_bytes=arch.expert_weight_bytes,
         moe_layers=moe_layers,
     )
+
+
+def nonllm_seq(arch: ModelArch, w: object) -> int:
+    """Sequence length of one input of a non-LLM model: the workload's ``input_tokens`` for a model with attention
+    (a text encoder reads that many tokens), 1 for one without (an MLP or a CNN reads one input vector or image:
+    its activations do not grow with a token count, which would otherwise default to 512)."""
+    if getattr(arch, "attention", "full") == "none":
+        return 1
+    return max(1, int(getattr(w, "input_tokens", 1)))

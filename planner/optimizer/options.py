@@ -16,6 +16,7 @@ from planner.catalog.schema import Accelerator, EdgeDevice
 from planner.estimator import HardwareProfile, estimate_edge, estimate_inference, profile
 from planner.estimator.calibration import SERVING_OVERHEAD_S
 from planner.estimator.inference import InferenceEstimate
+from planner.estimator.shape import nonllm_seq
 from planner.models import image_context_tokens
 from planner.models.arch import ModelArch
 from planner.specs import Constraints, InferenceWorkload
@@ -59,15 +60,6 @@ def allowed_dtypes(c: Constraints, hw: Accelerator | EdgeDevice, arch: ModelArch
         assert shipped is not None
         ok = {d for d in ok if PRECISION_RANK.get(d, 0) <= PRECISION_RANK[shipped]} | {shipped}
     return [d for d in DTYPE_ORDER if d in ok and dtype_supported(hw, d)]
-
-
-def nonllm_seq(arch: ModelArch, w: InferenceWorkload | object) -> int:
-    """Sequence length of one input of a non-LLM model: the workload's ``input_tokens`` for a model with attention
-    (a text encoder reads that many tokens), 1 for one without (an MLP or a CNN reads one input vector or image:
-    its activations do not grow with a token count, which would otherwise default to 512)."""
-    if getattr(arch, "attention", "full") == "none":
-        return 1
-    return max(1, int(getattr(w, "input_tokens", 1)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,7 +70,7 @@ from planner.simulator.engines import RUNTIME_ROUTER, Cluster, ContinuousBatchin
 from planner.simulator.headroom import slo_misses
 from planner.simulator.metrics import SimResult
 from planner.simulator.sim import simulate
-from planner.simulator.workload import Lengths, Workload
+from planner.simulator.workload import Lengths, Workload, spec_lengths
 from planner.specs import Spec
 
 SEED = 12
@@ -140,23 +140,6 @@ def requests_for(percentile: float) -> int:
     """Measured requests a simulation needs for ``percentile``: TAIL_SAMPLES above it, within bounds."""
     tail = max(1e-6, 1.0 - percentile / 100.0)
     return max(MIN_REQUESTS, min(MAX_REQUESTS, math.ceil(TAIL_SAMPLES / tail - 1e-6)))
-
-
-def lengths(spec: Spec, image_tokens: int = 0) -> tuple[Lengths, Lengths]:
-    """(prompt, output) token-length distributions of the spec's workload; ``image_tokens`` are added to every
-    prompt (vision-language models)."""
-    w = spec.workload
-    assert w.kind == "inference"
-
-    def one(mean: int, spread: float, bins: Any, extra: int) -> Lengths:
-        if bins:
-            return Lengths.from_histogram([(b.tokens + extra, b.weight) for b in bins])
-        if spread > 0:
-            return Lengths.uniform(mean + extra, spread * mean / (mean + extra) if extra else spread)
-        return Lengths.fixed(mean + extra)
-
-    return (one(w.input_tokens, w.input_tokens_spread, w.input_tokens_histogram, image_tokens),
-            one(w.output_tokens, w.output_tokens_spread, w.output_tokens_histogram, 0))
 
 
 def screening_requests(percentile: float) -> int:
@@ -314,7 +297,7 @@ class SloSizer:
         self.cv = w.burstiness
         self.requests = requests_for(self.q)
         self.screening = screening_requests(self.q)
-        self.prompt, self.output = lengths(spec, ev.input_tokens - w.input_tokens if ev.arch.is_llm else 0)
+        self.prompt, self.output = spec_lengths(spec, ev.input_tokens - w.input_tokens if ev.arch.is_llm else 0)
         self._shapes: dict[tuple[Any, ...], _Shape] = {}
         self._sizings: dict[_Key, _Sizing] = {}
         self._sims: dict[tuple[Any, ...], SimResult] = {}

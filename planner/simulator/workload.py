@@ -22,8 +22,12 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from planner.errors import InputError
+
+if TYPE_CHECKING:
+    from planner.specs import Spec
 
 MAX_REQUESTS = 5_000_000
 
@@ -196,3 +200,20 @@ class Workload:
             t += g
             out.append(t / rate)
         return out
+
+
+def spec_lengths(spec: Spec, image_tokens: int = 0) -> tuple[Lengths, Lengths]:
+    """(prompt, output) token-length distributions of the spec's workload; ``image_tokens`` are added to every
+    prompt (vision-language models)."""
+    w = spec.workload
+    assert w.kind == "inference"
+
+    def one(mean: int, spread: float, bins: Any, extra: int) -> Lengths:
+        if bins:
+            return Lengths.from_histogram([(b.tokens + extra, b.weight) for b in bins])
+        if spread > 0:
+            return Lengths.uniform(mean + extra, spread * mean / (mean + extra) if extra else spread)
+        return Lengths.fixed(mean + extra)
+
+    return (one(w.input_tokens, w.input_tokens_spread, w.input_tokens_histogram, image_tokens),
+            one(w.output_tokens, w.output_tokens_spread, w.output_tokens_histogram, 0))

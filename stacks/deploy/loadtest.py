@@ -396,11 +396,11 @@ def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: i
     router, timed by the estimator (``planner.simulator``). Percentiles in seconds, per metric."""
     from planner.estimator import profile
     from planner.estimator.calibration import SERVING_OVERHEAD_S
+    from planner.estimator.shape import nonllm_seq
     from planner.models import resolve
-    from planner.optimizer.options import nonllm_seq
-    from planner.optimizer.slo import lengths
     from planner.simulator import RUNTIME_ROUTER, Cluster, Lengths, Workload, simulate
     from planner.simulator.estimator_costs import llm_replica, nonllm_replica
+    from planner.simulator.workload import spec_lengths
     from planner.specs import Spec
 
     plan = folder.plan
@@ -417,7 +417,7 @@ def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: i
                          input_tokens=i, output_tokens=o, max_num_seqs=srv.max_batch_size,
                          max_num_batched_tokens=eng.max_num_batched_tokens if eng is not None else None,
                          memory_headroom=spec.constraints.memory_headroom)
-        prompt, output = lengths(spec, i - w.input_tokens) if w.kind == "inference" else (Lengths.fixed(i),
+        prompt, output = spec_lengths(spec, i - w.input_tokens) if w.kind == "inference" else (Lengths.fixed(i),
                                                                                           Lengths.fixed(o))
         wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, input_tokens=prompt, output_tokens=output,
                       arrival_cv=getattr(w, "burstiness", 1.0))
