@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-__all__ = ["bucket_name", "dns_label", "part_key", "role_name", "service_name", "short_hash", "storage_account_name"]
+__all__ = ["bucket_name", "dns_label", "gcp_prefix", "part_key", "role_name", "service_name", "short_hash",
+           "storage_account_name"]
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 
@@ -27,6 +28,21 @@ def dns_label(text: str, max_len: int = 63) -> str:
     out = _NOT_DNS.sub("-", text.lower()).strip("-")
     out = re.sub(r"-{2,}", "-", out)[:max_len].strip("-")
     return out or "mlplan"
+
+
+GCP_PREFIX_LEN = 30
+"""Longest prefix of a GKE part's resource names: a GKE cluster name is at most 40 characters, and the prefix is
+followed by suffixes such as ``-system`` (https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/projects.locations.clusters)."""
+
+
+def gcp_prefix(resource_prefix: str) -> str:
+    """The prefix of a GKE part's resources: the part's ``resource_prefix`` when it fits GCP_PREFIX_LEN, else its
+    head and a hash of the whole, so two long spec names that share a head never share a VPC or a cluster."""
+    label = dns_label(resource_prefix, 63)
+    if len(label) <= GCP_PREFIX_LEN:
+        return label
+    digest = short_hash(resource_prefix, 6)
+    return f"{dns_label(label, GCP_PREFIX_LEN - len(digest) - 1)}-{digest}"
 
 
 def service_name(text: str, max_len: int = 63) -> str:

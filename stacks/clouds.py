@@ -48,9 +48,9 @@ def gke_account_id(prefix: str, suffix: str) -> str:
 
 def gke_serving_account_email(resource_prefix: str, project: str) -> str:
     """The e-mail of the serving Google service account of a GKE part named ``resource_prefix``."""
-    from planner.names import dns_label
+    from planner.names import gcp_prefix
 
-    return f"{gke_account_id(dns_label(resource_prefix, 30), 'serve')}@{project}.iam.gserviceaccount.com"
+    return f"{gke_account_id(gcp_prefix(resource_prefix), 'serve')}@{project}.iam.gserviceaccount.com"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ import pulumi_gcp as gcp
 
 from planner.errors import InputError
 from planner.names import dns_label as dns_name
+from planner.names import gcp_prefix
 from stacks.clouds import PartOutputs, Taint, gke_account_id
 
 SUBNET_CIDR = "10.50.0.0/20"
@@ -400,7 +401,7 @@ def build_gcp_part(args: GkePartArgs) -> PartOutputs:
     """Every GCP resource of one GKE part, and what the shared Kubernetes layer needs to use the cluster."""
     from stacks.k8s import cluster_provider
 
-    name = dns_name(args.name, 30)
+    name = gcp_prefix(args.name)
     provider = gcp.Provider(f"gcp-{name}", project=args.project, region=args.region,
                             default_labels={"managed-by": "mlplan"})
     invoke = pulumi.InvokeOutputOptions(provider=provider)

@@ -159,6 +159,16 @@ def test_two_specs_serving_one_model_share_no_name() -> None:
     assert a.names.stack != b.names.stack and a.names.project != b.names.project
 
 
+def test_long_spec_names_that_share_a_head_share_no_gcp_resource() -> None:
+    """GKE names are cut to 30 characters; two parts whose prefixes differ only past the cut still differ."""
+    from planner.names import GCP_PREFIX_LEN, gcp_prefix
+
+    a, b = "mlplan-llama-70b-tight-ttft-primary", "mlplan-llama-70b-tight-ttft-prod-primary"
+    assert gcp_prefix(a) != gcp_prefix(b)
+    assert all(len(gcp_prefix(x)) <= GCP_PREFIX_LEN for x in (a, b))
+    assert gcp_prefix("mlplan-short-primary") == "mlplan-short-primary"  # short ones keep their name
+
+
 # -------------------------------------------------------------------------------------------- 7. input
 
 

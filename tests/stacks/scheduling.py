@@ -145,8 +145,10 @@ def cluster_model(plan: Any, resources: list[Res]) -> list[NodeGroup]:
     """Every node group of every part: from the recorded resources for the clusters the stacks create, from the
     plan's documented requirements for clusters you bring."""
     out: list[NodeGroup] = []
+    from planner.names import gcp_prefix
+
     for part in plan.parts:
-        prefix = part.names.resource_prefix
+        prefix = gcp_prefix(part.names.resource_prefix) if part.target == "gcp-gke" else part.names.resource_prefix
         mine = [r for r in resources if r["name"].startswith(prefix)]
         resource = part.device.resource if part.gpus_per_node > 0 else None
         if part.target == "aws-eks":

@@ -62,7 +62,9 @@ def check_cloud_plan(plan: Plan, res: list[Res]) -> None:
     from stacks.gcp import gke_accelerator_type
 
     for part in plan.parts:
-        prefix = part.names.resource_prefix
+        from planner.names import gcp_prefix
+
+        prefix = gcp_prefix(part.names.resource_prefix) if part.target == "gcp-gke" else part.names.resource_prefix
         mine = [r for r in res if r["name"].startswith(prefix)]
         if part.target == "gcp-gke":
             pool = next(r["inputs"] for r in mine if r["type"] == "gcp:container/nodePool:NodePool"
