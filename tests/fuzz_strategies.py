@@ -762,18 +762,29 @@ class Hang(BaseException):
     cannot swallow it."""
 
 
+WALL_FACTOR = 10.0
+"""A call that waits (on a socket, a lock) spends no CPU: the wall-clock backstop is this many times the limit."""
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
+    """Raise Hang once this process has spent ``seconds`` of CPU time (ITIMER_PROF), or WALL_FACTOR times that of
+    wall-clock time (a call blocked on I/O). The CPU clock is the limit because other work on a loaded 2-core
+    machine stretches wall-clock time: a wall-clock limit turned a slow but finite recommend into a "hang" in CI."""
     def _alarm(signum: int, frame: Any) -> None:
         raise Hang(f"over {seconds} s")
 
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    old_prof = signal.signal(signal.SIGPROF, _alarm)
+    old_alrm = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds * WALL_FACTOR)
     try:
         yield
     finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.signal(signal.SIGPROF, old_prof)
+        signal.signal(signal.SIGALRM, old_alrm)
 
 
 @dataclass(frozen=True)

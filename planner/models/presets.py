@@ -55,7 +55,7 @@ def _bad(message: str) -> ModelConfigError:
 def preset_entries() -> dict[str, PresetEntry]:
     """All entries of ``presets.yaml``, keyed by preset name (read once, then cached)."""
     text = resources.files("planner.models").joinpath("presets.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # packaged data: libyaml's C parser
     if not isinstance(data, dict) or not isinstance(data.get("presets"), dict):
         raise _bad("expected a mapping with a 'presets' mapping")
     entries: dict[str, PresetEntry] = {}
