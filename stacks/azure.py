@@ -210,14 +210,14 @@ class KeyVaultKey(pulumi.ComponentResource):
                  provider: azure.Provider, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlplan:azure:KeyVaultKey", name, None, opts)
         vault_name = f"kv{args.storage_account[:14]}{short_hash(name, 6)}"
-        self.vault = azure.keyvault.Vault(  # type: ignore[call-overload]  # dict args
+        self.vault = azure.keyvault.Vault(
             f"{name}-kv", vault_name=vault_name, resource_group_name=group, location=args.location,
             properties={"tenant_id": tenant, "sku": {"family": "A", "name": "premium"},
                         "enable_rbac_authorization": True, "enable_purge_protection": True,
                         "enable_soft_delete": True, "soft_delete_retention_in_days": 90,
                         "network_acls": {"bypass": "AzureServices", "default_action": "Deny"}},
             tags=_tags(args), opts=_opts(self, provider))
-        self.key = azure.keyvault.Key(  # type: ignore[call-overload]  # dict args
+        self.key = azure.keyvault.Key(
             f"{name}-key", key_name="models", resource_group_name=group, vault_name=self.vault.name,
             properties={"kty": "RSA", "key_size": 3072, "key_ops": ["wrapKey", "unwrapKey"],
                         "rotation_policy": {"attributes": {"expiry_time": "P2Y"}, "lifetime_actions": [
@@ -257,14 +257,14 @@ class AzureModelStorage(pulumi.ComponentResource):
             rules = {"bypass": "AzureServices", "default_action": "Deny",
                      "virtual_network_rules": [{"virtual_network_resource_id": subnet_id, "action": "Allow"}],
                      "ip_rules": [{"i_p_address_or_range": c, "action": "Allow"} for c in args.upload_cidrs]}
-        self.account = azure.storage.StorageAccount(  # type: ignore[call-overload]  # dict args
+        self.account = azure.storage.StorageAccount(
             f"{name}-account", account_name=args.storage_account, resource_group_name=group, location=args.location,
             kind="StorageV2", sku={"name": "Standard_LRS"}, access_tier="Hot",
             allow_blob_public_access=False, allow_shared_key_access=False, default_to_o_auth_authentication=True,
             minimum_tls_version="TLS1_2", enable_https_traffic_only=True, allow_cross_tenant_replication=False,
             public_network_access="Enabled", network_rule_set=rules, tags=_tags(args), **extra,
             opts=_opts(self, provider, depends_on=deps))
-        self.container = azure.storage.BlobContainer(  # type: ignore[call-overload]  # dict args
+        self.container = azure.storage.BlobContainer(
             f"{name}-container", container_name=args.container, account_name=self.account.name,
             resource_group_name=group, public_access="None", opts=_opts(self, provider))
         self.register_outputs({"account": self.account.name, "container": self.container.id})
@@ -282,7 +282,7 @@ class DedicatedHosts(pulumi.ComponentResource):
         group = azure.resources.ResourceGroup(f"{name}-hosts-rg", resource_group_name=f"{name}-hosts-rg",
                                               location=args.location, tags=_tags(args), opts=_opts(self, provider))
         zone = {"zones": [args.zones[0]]} if args.zones else {}
-        self.group = azure.compute.DedicatedHostGroup(  # type: ignore[call-overload]  # dict args
+        self.group = azure.compute.DedicatedHostGroup(
             f"{name}-hosts", host_group_name=f"{name}-hosts", resource_group_name=group.name, location=args.location,
             platform_fault_domain_count=1, support_automatic_placement=True, tags=_tags(args), **zone,
             opts=_opts(self, provider))
@@ -345,7 +345,7 @@ class AksCluster(pulumi.ComponentResource):
             extra["disk_encryption_set_id"] = disk_encryption_set
         if args.kubernetes_version:
             extra["kubernetes_version"] = args.kubernetes_version
-        self.cluster = azure.containerservice.ManagedCluster(  # type: ignore[call-overload]  # dict args
+        self.cluster = azure.containerservice.ManagedCluster(
             name, resource_name_=name, resource_group_name=group, location=args.location, dns_prefix=name,
             identity={"type": "UserAssigned", "user_assigned_identities": [self.identity.id]},
             sku={"name": "Base", "tier": "Standard"}, agent_pool_profiles=[system_pool],

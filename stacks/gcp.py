@@ -291,7 +291,7 @@ class GkeCluster(pulumi.ComponentResource):
         extra: dict[str, Any] = {}
         if kms_key is not None:
             extra["database_encryption"] = {"state": "ENCRYPTED", "key_name": kms_key}
-        self.cluster = gcp.container.Cluster(  # type: ignore[call-overload]  # dict args
+        self.cluster = gcp.container.Cluster(
             name, name=name, location=args.region, node_locations=list(args.zones), project=args.project,
             network=network.network.id, subnetwork=network.subnet.id,
             remove_default_node_pool=True, initial_node_count=1, deletion_protection=False,
@@ -313,7 +313,7 @@ class GkeCluster(pulumi.ComponentResource):
         }
         if kms_key is not None:
             base_config["boot_disk_kms_key"] = kms_key
-        self.system_pool = gcp.container.NodePool(  # type: ignore[call-overload]  # dict args
+        self.system_pool = gcp.container.NodePool(
             f"{name}-system", name="system", cluster=self.cluster.id, location=args.region,
             node_locations=list(args.zones)[:max(1, args.system_nodes)],
             node_count=max(1, -(-args.system_nodes // len(args.zones))), project=args.project,
@@ -340,7 +340,7 @@ class GkeCluster(pulumi.ComponentResource):
         else:
             pool["initial_node_count"] = args.nodes
             pool["autoscaling"] = {"min_node_count": args.nodes, "max_node_count": args.max_nodes}
-        self.accelerator_pool = gcp.container.NodePool(  # type: ignore[call-overload]  # dict args
+        self.accelerator_pool = gcp.container.NodePool(
             f"{name}-accel", name="accelerators", cluster=self.cluster.id, location=args.region,
             node_locations=[args.gpu_zone], project=args.project, node_config=node_config,
             management={"auto_repair": True, "auto_upgrade": True}, **pool,
