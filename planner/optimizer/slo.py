@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -473,12 +473,7 @@ class SloSizer:
                                                         self.screening), key)
             return (f"{shape.label}: {misses[0] if misses else 'an SLO is missed'} at p{self.q:g} even at "
                     f"{rps / MAX_REPLICAS:.3g} req/s per replica")
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if screen(mid):
-                hi = mid
-            else:
-                lo = mid
+        lo, hi = _bisect(lo, hi, lambda m: not screen(m))
         n, failed = hi, lo
         while not full(n):  # the screening was optimistic: one more replica at a time
             failed = n
@@ -512,12 +507,7 @@ class SloSizer:
                 hi_k = lo_k + step
         else:
             hi_k = max(lo_k + 1, math.ceil(math.log2(hi_rate) * GRID_PER_OCTAVE - 1e-9))
-        while hi_k - lo_k > 1:
-            mid = (lo_k + hi_k) // 2
-            if ok(_rate(mid)):
-                lo_k = mid
-            else:
-                hi_k = mid
+        lo_k, _ = _bisect(lo_k, hi_k, lambda k: ok(_rate(k)))
         return max(lo_rate, _rate(lo_k))
 
     # ---------------------------------------------------------------------------------------- shapes
@@ -590,14 +580,8 @@ class SloSizer:
         cap = max(1, base.max_batch or base.batch)
         b = cap
         if c.tpot_s is not None and stalled_tpot(cap) > c.tpot_s:
-            lo, hi = 1, cap
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if stalled_tpot(mid) <= c.tpot_s:
-                    lo = mid
-                else:
-                    hi = mid
-            b = lo
+            tpot_slo = c.tpot_s
+            b, _ = _bisect(1, cap, lambda m: stalled_tpot(m) <= tpot_slo)
         engine = ContinuousBatching(max_num_seqs=b, max_num_batched_tokens=max(d_tokens, b),
                                     kv_capacity_tokens=max(16, kv), block_size=16)
         rps = dm.throughput_at(b) / dm.output_tokens
@@ -633,13 +617,7 @@ class SloSizer:
 
         if not ok(low):
             return _qrate(low)
-        lo, hi = low, top
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if ok(mid):
-                lo = mid
-            else:
-                hi = mid
+        lo, _ = _bisect(low, top, ok)
         return _qrate(lo)
 
     def _model(self, shape: _Shape, r: float, optimism: float = PREFILL_QUEUE_OPTIMISM) -> dict[str, float] | None:
@@ -937,6 +915,18 @@ def prefill_queue_ttft(prefill_s: float, decode_step_s: float, chunks: int, rate
         return math.inf
     wait = kingman_wait(rho, 1.0, prompt_cv2, service)
     return prefill_s + optimism * wait_quantile(wait, rho, percentile)
+
+
+def _bisect(lo: int, hi: int, low_side: Callable[[int], bool]) -> tuple[int, int]:
+    """Narrow ``lo < hi`` to neighbours, ``lo`` on the side where ``low_side`` holds and ``hi`` where it does not
+    (``low_side`` is monotone: true up to some point, false beyond; ``lo``/``hi`` are taken as already known)."""
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if low_side(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo, hi
 
 
 def _replicas_for(rps: float, per_replica: float, utilization: float) -> int:
