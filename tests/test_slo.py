@@ -310,3 +310,35 @@ def test_the_closed_form_bound_never_overstates_a_replica_count(recs: dict[str, 
                 assert s.bound_replicas <= s.replicas, (name, key, s.bound_replicas, s.replicas)
                 checked += 1
     assert checked >= 10
+
+
+def test_each_simulated_sizing_keeps_the_smallest_count_that_passes() -> None:
+    """The replica search closes in on the boundary by interpolation (regula falsi with the Illinois rule), not by
+    bisection: whatever the steps, the count it keeps passes at full length and one replica fewer misses (or is
+    below the utilization rule's floor). Sizings whose shapes step alike (bf16 and fp16 of one GPU) at the same
+    load and network keep the same count, so their plans collapse into one row."""
+    from planner.models import resolve as _resolve
+    from planner.optimizer import _search_sized
+    from planner.optimizer.options import OptionEvaluator
+    from planner.optimizer.slo import _replicas_for
+
+    checked, twins = 0, 0
+    for name in ("llama-70b-tight-ttft", "chat-eu-pii", "gke-a3-eu"):
+        spec, cat, _ = _rec(name)
+        ev = OptionEvaluator(_resolve(spec.model), spec.workload, spec.constraints)  # type: ignore[arg-type]
+        _, sizer = _search_sized(spec, cat, ev, 10)
+        kept: dict[tuple[Any, ...], int] = {}
+        for key, s in sizer._sizings.items():
+            if s.tier < 2 or s.miss is not None:
+                continue
+            shape, n = sizer._shape(key), s.replicas
+            assert sizer._passes(shape, shape.engine, key.rps / n, n, key, sizer.requests), (name, key, n)
+            floor = max(key.floor, _replicas_for(key.rps, float(shape.tuned["rps"]), key.utilization))
+            if n > floor:
+                assert not sizer._passes(shape, shape.engine, key.rps / (n - 1), n - 1, key, sizer.requests), \
+                    (name, key, n)
+            same = (shape.cost_key, key.runtime, key.rtt_s, key.rps, key.utilization, key.floor)
+            twins += same in kept
+            assert kept.setdefault(same, n) == n, (name, key, n, kept[same])
+            checked += 1
+    assert checked >= 30 and twins >= 2, (checked, twins)

@@ -54,7 +54,9 @@ from typing import Any, Literal
 
 from planner.catalog.schema import Accelerator, EdgeDevice
 from planner.estimator.calibration import SERVING_OVERHEAD_S
+from planner.estimator.dtypes import activation_bytes
 from planner.estimator.inference import InferenceEstimate
+from planner.estimator.memory import kv_elem_bytes, state_elem_bytes
 from planner.optimizer.options import Miss, OptionEvaluator, ReplicaOption
 from planner.simulator.analytic import (
     allen_cunneen_wait,
@@ -301,6 +303,7 @@ class SloSizer:
         self._shapes: dict[tuple[Any, ...], _Shape] = {}
         self._sizings: dict[_Key, _Sizing] = {}
         self._sims: dict[tuple[Any, ...], SimResult] = {}
+        self._searched: dict[tuple[Any, ...], tuple[int, ContinuousBatching | DynamicBatching, int | None] | str] = {}
         self._models: dict[tuple[Any, ...], dict[str, float] | None] = {}
         self._bias: dict[str, list[float]] = {}
         self.simulations = 0
@@ -403,7 +406,32 @@ class SloSizer:
             s.option = replace(s.option, tier=s.tier, **shape.tuned)
         if tier < 2 or not self.has_slo:
             return
-        # tier 2: the smallest replica count that passes in simulation, for each batch-wait candidate still open
+        # tier 2: the smallest replica count that passes in simulation, for each batch-wait candidate still open.
+        # Sizings whose shapes step alike (bf16 and fp16 of one GPU) at the same load and network share the answer
+        same = (shape.cost_key, shape.engine, shape.alternatives, key.runtime, key.rtt_s, key.rps, key.utilization,
+                key.floor)
+        found_best = self._searched.get(same)
+        if found_best is None:
+            found_best = self._searched[same] = self._search(shape, key, n_util)
+        s.tier = 2
+        if isinstance(found_best, str):  # the line names the shape it was found on ("label: ...")
+            s.miss = Miss("latency", f"{shape.label}: {found_best.partition(': ')[2]}", math.inf, 1.0)
+            return
+        n, engine, failed = found_best
+        if shape.alternatives:  # the batch wait is chosen: it is the shape's from now on
+            assert isinstance(engine, DynamicBatching)
+            shape.engine = engine
+            shape.tuned["queue_delay_s"] = engine.max_queue_delay_s
+            shape.alternatives = ()
+        s.replicas, s.failed = n, failed
+        s.option = replace(s.option, tier=2, **shape.tuned)
+        s.figures = None
+        self.figures(key)
+
+    def _search(self, shape: _Shape, key: _Key, n_util: int
+                ) -> tuple[int, ContinuousBatching | DynamicBatching, int | None] | str:
+        """(smallest passing replica count, the engine it passes with, the largest count known to miss or None)
+        over the shape's batch-wait candidates, or the line naming why none passes."""
         start = max(n_util, self._estimate(shape, key))
         best: tuple[int, float, ContinuousBatching | DynamicBatching, int | None] | None = None
         last_miss = ""
@@ -417,20 +445,9 @@ class SloSizer:
             lat = self._simulate(shape, engine, key.rps / n, n).e2e.at(self.q)
             if best is None or (n, lat) < (best[0], best[1]):
                 best = (n, lat, engine, failed)
-        s.tier = 2
         if best is None:
-            s.miss = Miss("latency", last_miss, math.inf, 1.0)
-            return
-        n, _, engine, failed = best
-        if shape.alternatives:  # the batch wait is chosen: it is the shape's from now on
-            assert isinstance(engine, DynamicBatching)
-            shape.engine = engine
-            shape.tuned["queue_delay_s"] = engine.max_queue_delay_s
-            shape.alternatives = ()
-        s.replicas, s.failed = n, failed
-        s.option = replace(s.option, tier=2, **shape.tuned)
-        s.figures = None
-        self.figures(key)
+            return last_miss
+        return best[0], best[2], best[3]
 
     def _smallest(self, shape: _Shape, engine: ContinuousBatching | DynamicBatching, key: _Key, start: int,
                   floor: int) -> tuple[int, int | None] | str:
@@ -592,8 +609,10 @@ class SloSizer:
         if worst > (engine.kv_blocks or 0):
             miss = Miss("memory", f"{label}: the longest request ({self.prompt.high} + {self.output.high} tokens) "
                         f"needs more KV cache than the {kv:,} tokens the replica keeps", worst * 16.0, float(kv))
-        cost_key = ("llm", repr(self.ev.arch), repr(self.ev.profile_of(hw)), base.dtype, dm.tp, dm.pp, dm.ep,
-                    dm.input_tokens, dm.output_tokens, c.memory_headroom)
+        # the step costs follow from the decode model alone, in which the dtype counts only by its element sizes:
+        # bf16 and fp16 (same sizes, same tensor rate on the profile) share their simulations
+        d = dm.dtype
+        cost_key = ("llm", repr(replace(dm, dtype="")), kv_elem_bytes(d), state_elem_bytes(d), activation_bytes(d))
         return _Shape(True, engine, cost, tuned, overhead, router, None, label, cost_key=cost_key, miss=miss)
 
     # --------------------------------------------------------------------------------------- checks
@@ -762,7 +781,8 @@ class SloSizer:
         largest count known to miss or None) for an LLM shape, with full-length simulations only: from the
         estimate ``start``, counts grow by GROWTH until one passes; below the smallest passing count, the closed
         form calibrated there (:meth:`_calibrated`) proposes the count it needs, and a count it puts over an SLO
-        by more than SKIP_MARGIN is not simulated. Between a miss and a pass the search bisects."""
+        by more than SKIP_MARGIN is not simulated. Once a proposal misses, the search closes in between the miss
+        and the pass by the simulated SLO ratios (:meth:`_between`)."""
         rps = key.rps
         engine = shape.engine
         slos = self._net_slos(shape, key) or {}
@@ -775,12 +795,22 @@ class SloSizer:
         hi: int | None = None  # smallest count known to pass
         failed: int | None = None
         n = max(floor, min(start, MAX_REPLICAS))
-        guessed = False  # the calibrated form proposes once; then the search bisects
+        guessed = False  # the calibrated form proposes until a guess misses; then the search closes in
+        closing = False
+        weight = {True: 1.0, False: 1.0}  # Illinois weights of the (pass, miss) ends' log ratios
+        moved: bool | None = None  # which end the last closing-in step moved (True: the passing one)
         for _ in range(MAX_PROBES):
-            if self._passes(shape, engine, rps / n, n, key, self.requests):
+            passed = self._passes(shape, engine, rps / n, n, key, self.requests)
+            if passed:
                 hi = n
             else:
                 lo, failed = n, n
+                closing = closing or guessed
+            if closing:  # the end that stays twice in a row counts half as much (Illinois: no creeping)
+                weight[passed] = 1.0
+                if moved == passed:
+                    weight[not passed] *= 0.5
+                moved = passed
             if hi is not None and hi - lo <= 1:
                 self._learn(shape, key, hi)
                 return hi, failed
@@ -794,8 +824,8 @@ class SloSizer:
             if below is None or any(below[k] > v * (1.0 + SKIP_MARGIN) for k, v in slos.items()):
                 self._learn(shape, key, hi)
                 return hi, failed  # one fewer is over an SLO by the calibrated form: not simulated
-            if guessed and n != hi:  # the calibrated guess missed: bisect from here on
-                n = (lo + hi) // 2
+            if closing:  # a calibrated guess missed: close in on the boundary from here on
+                n = self._between(shape, key, lo, hi, weight[False], weight[True])
                 continue
             cap = self._predicted_capacity(shape, key, predict, rps / hi, rps / (lo + 1) if lo >= 0 else rps)
             guess = _replicas_for(rps, cap, 1.0)
@@ -804,6 +834,46 @@ class SloSizer:
         if hi is not None:
             return hi, failed
         return self._smallest(shape, engine, key, n, floor)  # the generic search (screening) takes over
+
+    def _between(self, shape: _Shape, key: _Key, lo: int, hi: int, w_lo: float, w_hi: float) -> int:
+        """The next count to simulate between ``lo`` (simulated, misses) and ``hi`` (simulated, passes): for each
+        SLO that ``lo`` misses, where the log of its simulated ratio to the SLO (:meth:`_ratios`), interpolated
+        linearly in the count, crosses 1 (regula falsi, each end's log ratio weighted by the Illinois rule, Dowell
+        & Jarratt 1971: an end kept twice counts half, so the bracket shrinks from both sides); the highest of
+        those counts, rounded down (a count that misses narrows the bracket as well as one that passes). The
+        midpoint when an end cannot keep up."""
+        mid = (lo + hi) // 2
+        r_lo, r_hi = self._ratios(shape, key, lo), self._ratios(shape, key, hi)
+        if lo < 1 or r_lo is None or r_hi is None:
+            return mid
+        roots = []
+        for k, m_lo in r_lo.items():
+            m_hi = r_hi.get(k, 0.0)
+            if m_lo > 1.0 and 0.0 < m_hi <= 1.0:
+                a, b = w_lo * math.log(m_lo), w_hi * math.log(m_hi)
+                roots.append(hi - (hi - lo) * (-b) / (a - b))
+        if not roots:
+            return mid
+        return min(hi - 1, max(lo + 1, math.floor(max(roots))))
+
+    def _ratios(self, shape: _Shape, key: _Key, n: int) -> dict[str, float] | None:
+        """Each SLO's ratio of a full-length simulation of ``n`` replicas' figure to it, at the percentile the
+        planner checks kept counts at (its upper one-sigma bound); None when the replica cannot keep up."""
+        slos = self._net_slos(shape, key)
+        rate = key.rps / n
+        sat = float(shape.tuned.get("rps") or 0.0)
+        if slos is None or (sat > 0 and rate > MAX_UTILIZATION * sat):
+            return None
+        res = self._simulate(shape, shape.engine, rate, n, self.requests)
+        if res.completed < res.requests or res.throughput_rps < OVERLOAD_THROUGHPUT * res.arrival_rate_rps:
+            return None
+        q = confident_percentile(self.q, res.measured)
+        out = {}
+        for k, limit in slos.items():
+            dist = res.metric({"ttft_s": "ttft", "tpot_s": "tpot", "itl_s": "itl", "latency_s": "e2e"}[k])
+            if dist.count:
+                out[k] = dist.at(q) / limit
+        return out
 
     def _net_slos(self, shape: _Shape, key: _Key) -> dict[str, float] | None:
         """The SLOs a simulation without network must meet (TTFT and end-to-end less the network and serving
