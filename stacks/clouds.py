@@ -107,15 +107,18 @@ class PartOutputs:
 
 
 def build_cloud_part(args: GkePartArgs | AksPartArgs) -> PartOutputs:
-    """Dispatch to the cloud of ``args`` (imports only that cloud's Pulumi package)."""
-    from stacks.gcp import GkePartArgs
+    """Dispatch to the cloud of ``args`` (imports only that cloud's Pulumi package: a GkePartArgs exists only once
+    stacks.gcp is imported)."""
+    import sys
 
-    if isinstance(args, GkePartArgs):
+    gcp_module = sys.modules.get("stacks.gcp")
+    if gcp_module is not None and isinstance(args, gcp_module.GkePartArgs):
         from stacks.gcp import build_gcp_part
 
         return build_gcp_part(args)
-    from stacks.azure import build_azure_part
+    from stacks.azure import AksPartArgs, build_azure_part
 
+    assert isinstance(args, AksPartArgs)
     return build_azure_part(args)
 
 

@@ -20,8 +20,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from planner.plan import Plan
+    from planner.specs import Spec
 
 if __name__ == "__main__":
     # The preview process is short-lived and import-bound (the Pulumi SDKs define thousands of classes): the cyclic
@@ -183,6 +188,18 @@ class PreviewWorker:
         self.proc = subprocess.Popen([sys.executable, "-m", "stacks.preview", "--wait"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
+    def warm(self, kinds: Iterable[str]) -> None:
+        """Have the worker load, while it waits, the SDK modules of the stacks of ``kinds`` ("aws", "gcp",
+        "azure", "k8s"), in that order, instead of any it was told before; a worker that is gone is left for
+        the preview call to report."""
+        if self.used or self.proc.stdin is None:
+            return
+        try:
+            self.proc.stdin.write("warm " + " ".join(dict.fromkeys(kinds)) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+
     def __call__(self, infra: Path) -> list[dict[str, Any]]:
         """Preview ``infra`` (an ``infra/`` folder of a plan folder being written); the recorded resources."""
         from planner.errors import ArtifactError
@@ -231,6 +248,144 @@ def _repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+_COMMON = ("stacks.folder", "planner.guard", "stacks.clouds", "stacks.k8s", "pulumi_kubernetes.meta.v1.Status")
+#: the modules a preview of each kind of part imports: the stack modules it builds with (stacks/program.py
+#: dispatches on the part's target; their SDK chains are walked too, :func:`warm_steps`), the folder's verifier and
+#: the SDK modules the SDKs import on their own; "triton" is the Triton model config's protobuf (with numpy)
+STACK_MODULES = {
+    "aws": (*_COMMON, "stacks.aws", "stacks.userdata"),
+    "gcp": (*_COMMON, "stacks.gcp"),
+    "azure": (*_COMMON, "stacks.azure"),
+    "k8s": _COMMON,
+    "triton": ("tritonclient.grpc.model_config_pb2", "google.protobuf.descriptor_pb2"),
+}
+
+
+#: the stack kind of each deployment target of :func:`stacks.layout.parts`
+TARGET_STACKS = {"aws-eks": "aws", "aws-ec2": "aws", "gcp-gke": "gcp", "azure-aks": "azure", "kubeconfig": "k8s",
+                 "edge-fleet": "k8s"}
+
+
+def plan_stacks(plan: Plan) -> list[str]:
+    """The stack kinds the plan's program builds, in the order of its parts."""
+    from stacks import layout
+
+    infos = layout.parts(plan)
+    kinds = [TARGET_STACKS[i.target] for i in infos if i.target in TARGET_STACKS]
+    kinds += ["triton"] if any(i.part.runtime == "triton" for i in infos) else []
+    return list(dict.fromkeys(kinds))
+
+
+def spec_stacks(spec: Spec) -> list[str]:
+    """The stack kinds a plan for ``spec`` may need, the likeliest first: the clouds it allows (every one when it
+    names none) if it allows cloud or hybrid placements, then a cluster of the user's."""
+    c = spec.constraints
+    kinds: list[str] = []
+    if {"cloud", "hybrid"} & set(c.placements):
+        kinds += list(c.providers or ("aws", "gcp", "azure"))
+    if {"on-prem", "edge", "hybrid"} & set(c.placements):
+        kinds.append("k8s")
+    return kinds
+
+
+def warm_steps(module: str) -> list[tuple[str, ...]]:
+    """The Pulumi SDK names ``module`` reaches, each as a chain from the SDK package (``("pulumi_gcp",
+    "compute", "Network")``), read from its source: every attribute chain on a name bound by an import of a
+    ``pulumi_*`` package. The SDKs load their submodules lazily on first attribute access (most of a preview's
+    import time: pulumi_gcp.compute alone about 1.4 s), so walking the chains loads what the program will use."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return []
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    alias: dict[str, tuple[str, ...]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("pulumi_"):
+                    alias[a.asname or a.name] = tuple(a.name.split("."))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pulumi_"):
+            for a in node.names:
+                alias[a.asname or a.name] = (*str(node.module).split("."), a.name)
+    chains: set[tuple[str, ...]] = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        cur: ast.expr = node  # type: ignore[assignment]
+        while isinstance(cur, ast.Attribute):
+            names.append(cur.attr)
+            cur = cur.value
+        if names and isinstance(cur, ast.Name) and cur.id in alias:
+            chains.add((*alias[cur.id], *reversed(names)))
+    return sorted(chains)
+
+
+def warm(step: tuple[str, ...]) -> None:
+    """Import ``step[0]`` and load the chain of names after it, each an attribute (a lazily loaded SDK submodule
+    or a class) or else a submodule to import (:func:`warm_steps`; a name that is neither is left for the program
+    to report)."""
+    import importlib
+
+    obj: Any = importlib.import_module(step[0])
+    for i, name in enumerate(step[1:], start=2):
+        nxt = getattr(obj, name, None)
+        if nxt is None:
+            try:
+                nxt = importlib.import_module(".".join(step[:i]))
+            except ImportError:
+                return
+        obj = nxt
+
+
+class _Lines:
+    """Lines from a file descriptor, readable without blocking (``select``) while the worker warms up."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = b""
+        self.eof = False
+
+    def next(self, block: bool) -> str | None:
+        """The next line without its newline; "" at end of input; None when ``block`` is false and no whole
+        line has arrived."""
+        import select
+
+        while b"\n" not in self.buf and not self.eof:
+            if not block and not select.select([self.fd], [], [], 0)[0]:
+                return None
+            chunk = os.read(self.fd, 65536)
+            self.eof = not chunk
+            self.buf += chunk
+        if b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            return line.decode().strip() or ""
+        rest, self.buf = self.buf, b""
+        return rest.decode().strip()
+
+
+def wait_for_folder(fd: int) -> str:
+    """The worker's loop: warm the SDK modules it is told of (``warm KIND ...`` lines: each replaces the queue, so
+    the parent can first name every cloud the spec allows and later the plan's own) one chain at a time, and
+    return the first other line, the ``infra/`` folder to preview ("" at end of input: no preview wanted)."""
+    lines = _Lines(fd)
+    queue: list[tuple[str, ...]] = []
+    done: set[tuple[str, ...]] = set()
+    while True:
+        line = lines.next(block=not queue)
+        if line is None:
+            step = queue.pop(0)
+            if step not in done:
+                done.add(step)
+                warm(step)
+            continue
+        if not line.startswith("warm "):
+            return line
+        queue = [st for kind in line.split()[1:] for mod in STACK_MODULES.get(kind, ())
+                 for st in ([(mod,), *warm_steps(mod)] if mod.startswith("stacks.") else [tuple(mod.split("."))])
+                 if st not in done]
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m stacks.preview INFRA_DIR``, or ``--wait``: import first, then read INFRA_DIR from stdin (an
     empty stdin: no preview wanted, exit 0)."""
@@ -242,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         import stacks.program  # noqa: F401 - the SDK and the program, imported while the parent works
         from stacks.folder import load_folder  # noqa: F401
 
-        line = sys.stdin.readline().strip()
+        line = wait_for_folder(sys.stdin.fileno())
         if not line:
             return 0
         args = [line]

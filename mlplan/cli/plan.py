@@ -96,15 +96,21 @@ def _plan(spec: Path, out: Path, plan_index: int, catalog: Path | None, worker: 
     from planner.optimizer import recommend
     from planner.specs import load_spec
     from stacks.layout import has_iac
+    from stacks.preview import plan_stacks, spec_stacks
     from stacks.writer import write_plan_folder
 
     s = load_spec(spec)
+    if worker is not None:  # the SDK modules a plan for this spec may need, loaded while this process recommends
+        worker.warm(spec_stacks(s))
     overlay = catalog or s.catalog_overlay
     say("recommend")
     cat = Catalog.load(overlay)
     rec = recommend(s, cat, top=max(10, plan_index + 4))
-    if worker is not None and plan_index < len(rec.plans) and not has_iac(rec.plans[plan_index]):
-        worker.close()  # no stack to preview: free the other core now
+    if worker is not None and plan_index < len(rec.plans):
+        if not has_iac(rec.plans[plan_index]):
+            worker.close()  # no stack to preview: free the other core now
+        else:  # now only the plan's own
+            worker.warm(plan_stacks(rec.plans[plan_index]))
     inputs = [p for p in (spec, overlay, s.model.hf_config) if p is not None]
     written = write_plan_folder(s, rec, out, plan_index=plan_index, catalog=cat,
                                 preview=worker if worker is not None else False, inputs=inputs, say=say)

@@ -110,3 +110,77 @@ def test_a_preview_worker_reports_a_failing_program_in_one_line(tmp_path: Path) 
     with PreviewWorker() as worker, pytest.raises(ArtifactError, match="offline preview of the generated") as e:
         worker(tmp_path / "infra")
     assert "\n" not in str(e.value) and e.value.fix
+
+
+def test_the_worker_warms_what_it_is_told_last_until_its_folder_arrives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``warm KIND ...`` lines replace the queue of SDK modules to load (the spec's clouds first, then the plan's
+    own); the worker loads one chain at a time and returns the first other line, the folder to preview."""
+    import stacks.preview as pv
+
+    steps = [st for m in pv.STACK_MODULES["k8s"]
+             for st in ([(m,), *pv.warm_steps(m)] if m.startswith("stacks.") else [tuple(m.split("."))])]
+    last = steps[-1]
+    warmed: list[tuple[str, ...]] = []
+    r, w = os.pipe()
+
+    def record(step: tuple[str, ...]) -> None:
+        warmed.append(step)
+        if step == last:  # the parent ends its input once everything is loaded: the worker then stops waiting
+            os.close(w)
+
+    monkeypatch.setattr(pv, "warm", record)
+    os.write(w, b"warm aws gcp\nwarm k8s\n")  # the plan turned out to need only a cluster
+    assert pv.wait_for_folder(r) == ""  # end of input: no preview wanted
+    os.close(r)
+    assert warmed == list(dict.fromkeys(steps))  # each once, in order
+    assert not [s for s in warmed if s[0] in ("stacks.aws", "stacks.gcp", "pulumi_aws", "pulumi_gcp")], warmed
+    assert ("pulumi_kubernetes", "core", "v1", "Service") in warmed  # the chains stacks/k8s.py uses, from its source
+    warmed.clear()
+    r, w = os.pipe()
+    os.write(w, b"warm gcp\n/some/plan/infra\n")  # the folder is ready before anything was warmed: preview now
+    os.close(w)
+    assert pv.wait_for_folder(r) == "/some/plan/infra" and warmed == []
+    os.close(r)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["gke-a3-eu", "aks-confidential-us", "chat-eu-pii", "vision-jetson-fleet"])
+def test_a_warmed_worker_imports_nothing_more_to_preview(tmp_path: Path, example: str) -> None:
+    """What the worker loads for a plan's stacks (:func:`stacks.preview.plan_stacks`) is every module its preview
+    imports: a fresh Python warms them, then previews the written folder, and no module is loaded during the
+    preview (an SDK's lazily loaded submodule counts once loaded), so a stack module that starts using another
+    SDK submodule fails here rather than slowing `mlplan plan` down unseen."""
+    from planner.catalog import Catalog
+    from planner.optimizer import recommend
+    from planner.specs import load_spec
+    from stacks.preview import plan_stacks
+
+    spec = load_spec(ROOT / "examples" / f"{example}.yaml")
+    cat = Catalog.load(spec.catalog_overlay)
+    rec = recommend(spec, cat)
+    out = tmp_path / "p"
+    writer.write_plan_folder(spec, rec, out, catalog=cat, preview=False)
+    kinds = plan_stacks(rec.plans[0])
+    assert kinds
+    script = f"""
+import json, sys, types
+import stacks.program
+from pathlib import Path
+from stacks import preview
+for kind in {kinds!r}:
+    for m in preview.STACK_MODULES[kind]:
+        for st in ([(m,), *preview.warm_steps(m)] if m.startswith("stacks.") else [tuple(m.split("."))]):
+            preview.warm(st)
+def loaded():
+    return {{m for m, v in list(sys.modules.items()) if type(v) is types.ModuleType}}
+before = loaded()
+records = preview.preview_in_process(Path({str(out / "infra")!r}))
+print(json.dumps({{"records": len(records), "new": sorted(loaded() - before)}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import json
+
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["records"] > 0 and got["new"] == [], (kinds, got["new"])
