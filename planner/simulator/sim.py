@@ -789,6 +789,9 @@ def simulate(workload: Workload, engine: ContinuousBatching | DynamicBatching, c
     dispatch_held: list[tuple[int, int]] = []
     st.on_done = on_done
     single = R == 1 and cap is None
+    if single and not closed:
+        _run_single(replicas[0], st, times, n, outstanding)
+        return _finish_result(workload, st, cl, llm, warmup, trace, prompt, olen)
     i_arr = 0
     heappush, heappop = heapq.heappush, heapq.heappop
     n_seq = seq[0]
@@ -833,7 +836,43 @@ def simulate(workload: Workload, engine: ContinuousBatching | DynamicBatching, c
         if nt is not None:
             n_seq += 1
             heappush(heap, (nt, n_seq, r, rep.version))
-    res = _result(workload, st, cl, llm, warmup)
+    return _finish_result(workload, st, cl, llm, warmup, trace, prompt, olen)
+
+
+def _run_single(rep: Any, st: _State, times: list[float], n: int, outstanding: list[int]) -> None:
+    """The event loop of one replica fed by open-loop arrivals (how the planner simulates every replica): the
+    replica has at most one pending event, the time its last ``arrive`` or ``event`` returned with the replica's
+    version then (a later version makes it stale, as in the general loop's queue), so no event queue is needed.
+    An event at the same time as an arrival goes first, as in the general loop."""
+    t_ev, ver = INF, -1
+    i = 0
+    event, arrive = rep.event, rep.arrive
+    arr, reps = st.arr, st.rep
+    while True:
+        ta = times[i] if i < n else INF
+        if t_ev <= ta:
+            if t_ev == INF:
+                break
+            if ver != rep.version:  # cut short or replaced since: nothing happens then
+                t_ev = INF
+                continue
+            nt = event(t_ev)
+            t_ev, ver = (INF, -1) if nt is None else (nt, rep.version)
+            continue
+        arr[i] = ta
+        st.account(ta)
+        st.n_sys += 1
+        outstanding[0] += 1
+        reps[i] = 0
+        nt = arrive(i, ta)
+        i += 1
+        if nt is not None:
+            t_ev, ver = nt, rep.version
+
+
+def _finish_result(w: Workload, st: _State, cl: Cluster, llm: bool, warmup: int, trace: bool, prompt: list[int],
+                   olen: list[int]) -> SimResult:
+    res = _result(w, st, cl, llm, warmup)
     if trace:
         res.extra["trace"] = {"arrival": list(st.arr), "first": list(st.t_first), "done": list(st.t_done),
                               "replica": list(st.rep), "queue_wait": list(st.q_total), "prompt": list(prompt),
