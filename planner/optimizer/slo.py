@@ -870,7 +870,7 @@ class SloSizer:
         q = confident_percentile(self.q, res.measured)
         out = {}
         for k, limit in slos.items():
-            dist = res.metric({"ttft_s": "ttft", "tpot_s": "tpot", "itl_s": "itl", "latency_s": "e2e"}[k])
+            dist = res.metric(k)
             if dist.count:
                 out[k] = dist.at(q) / limit
         return out

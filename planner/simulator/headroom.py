@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from planner.errors import InputError
 from planner.simulator.costs import BatchCost, StepCost
 from planner.simulator.engines import Cluster, ContinuousBatching, DynamicBatching
-from planner.simulator.metrics import SimResult
+from planner.simulator.metrics import SLO_METRICS, SimResult
 from planner.simulator.sim import simulate
 from planner.simulator.workload import Workload
 
-METRICS = ("ttft_s", "tpot_s", "latency_s", "itl_s")
+METRICS = tuple(SLO_METRICS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +44,9 @@ def slo_misses(result: SimResult, slos: Mapping[str, float], percentile: float) 
     if result.completed < result.requests:
         out.append(f"only {result.completed} of {result.requests} requests completed")
     for name, limit in slos.items():
-        key = {"ttft_s": "ttft", "tpot_s": "tpot", "itl_s": "itl", "latency_s": "e2e"}.get(name)
-        if key is None:
+        if name not in SLO_METRICS:
             raise InputError(f"unknown SLO metric {name!r}", fix=f"use one of {', '.join(METRICS)}")
-        dist = result.metric(key)
+        dist = result.metric(name)
         if dist.count == 0:
             continue
         v = dist.at(percentile)

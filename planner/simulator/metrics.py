@@ -137,6 +137,9 @@ class Dist:
                 "count": self.count}
 
 
+#: the figure each SLO of a spec bounds
+SLO_METRICS: dict[str, str] = {"ttft_s": "ttft", "tpot_s": "tpot", "itl_s": "itl", "latency_s": "e2e"}
+
 @dataclass(frozen=True, slots=True)
 class SimResult:
     """What one simulation measured. Latencies include ``network_s`` (the cluster's fixed per-request time)."""
@@ -172,8 +175,9 @@ class SimResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def metric(self, name: str) -> Dist:
-        """``ttft``, ``tpot``, ``itl``, ``e2e`` (alias ``latency``) or ``queue_wait``."""
-        key = {"latency": "e2e", "ttft_s": "ttft", "tpot_s": "tpot", "latency_s": "e2e"}.get(name, name)
+        """``ttft``, ``tpot``, ``itl``, ``e2e`` (alias ``latency``) or ``queue_wait``; an SLO's name (``ttft_s``,
+        ``tpot_s``, ``itl_s``, ``latency_s``) gives the figure it bounds."""
+        key = SLO_METRICS.get(name) or {"latency": "e2e"}.get(name, name)
         d = getattr(self, key, None)
         if not isinstance(d, Dist):
             raise KeyError(name)
