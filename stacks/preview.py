@@ -192,10 +192,11 @@ class PreviewWorker:
         """Have the worker load, while it waits, the SDK modules of the stacks of ``kinds`` ("aws", "gcp",
         "azure", "k8s"), in that order, instead of any it was told before; a worker that is gone is left for
         the preview call to report."""
-        if self.used or self.proc.stdin is None:
+        names = list(dict.fromkeys(kinds))
+        if self.used or self.proc.stdin is None or not names:
             return
         try:
-            self.proc.stdin.write("warm " + " ".join(dict.fromkeys(kinds)) + "\n")
+            self.proc.stdin.write("warm " + " ".join(names) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             pass
@@ -323,11 +324,14 @@ def warm_steps(module: str) -> list[tuple[str, ...]]:
 
 def warm(step: tuple[str, ...]) -> None:
     """Import ``step[0]`` and load the chain of names after it, each an attribute (a lazily loaded SDK submodule
-    or a class) or else a submodule to import (:func:`warm_steps`; a name that is neither is left for the program
-    to report)."""
+    or a class) or else a submodule to import (:func:`warm_steps`). Loading ahead is only a head start: a module
+    that does not import, or a name that is neither, is left for the previewed program to report."""
     import importlib
 
-    obj: Any = importlib.import_module(step[0])
+    try:
+        obj: Any = importlib.import_module(step[0])
+    except ImportError:
+        return
     for i, name in enumerate(step[1:], start=2):
         nxt = getattr(obj, name, None)
         if nxt is None:
@@ -359,7 +363,7 @@ class _Lines:
             self.buf += chunk
         if b"\n" in self.buf:
             line, self.buf = self.buf.split(b"\n", 1)
-            return line.decode().strip() or ""
+            return line.decode().strip()
         rest, self.buf = self.buf, b""
         return rest.decode().strip()
 
@@ -379,9 +383,10 @@ def wait_for_folder(fd: int) -> str:
                 done.add(step)
                 warm(step)
             continue
-        if not line.startswith("warm "):
+        words = line.split()
+        if not words or words[0] != "warm":
             return line
-        queue = [st for kind in line.split()[1:] for mod in STACK_MODULES.get(kind, ())
+        queue = [st for kind in words[1:] for mod in STACK_MODULES.get(kind, ())
                  for st in ([(mod,), *warm_steps(mod)] if mod.startswith("stacks.") else [tuple(mod.split("."))])
                  if st not in done]
 
