@@ -861,11 +861,10 @@ class SloSizer:
         planner checks kept counts at (its upper one-sigma bound); None when the replica cannot keep up."""
         slos = self._net_slos(shape, key)
         rate = key.rps / n
-        sat = float(shape.tuned.get("rps") or 0.0)
-        if slos is None or (sat > 0 and rate > MAX_UTILIZATION * sat):
+        if slos is None or _beyond_ceiling(shape, rate):
             return None
         res = self._simulate(shape, shape.engine, rate, n, self.requests)
-        if res.completed < res.requests or res.throughput_rps < OVERLOAD_THROUGHPUT * res.arrival_rate_rps:
+        if res.completed < res.requests or _overloaded(res):
             return None
         q = confident_percentile(self.q, res.measured)
         out = {}
@@ -896,7 +895,7 @@ class SloSizer:
                     "nothing of the SLO"]
         q = confident_percentile(self.q, res.measured) if confident else self.q
         out = slo_misses(res, slos, q)
-        if res.throughput_rps < OVERLOAD_THROUGHPUT * res.arrival_rate_rps:
+        if _overloaded(res):
             out.append(f"overloaded: {res.throughput_rps:.3g} req/s served of {res.arrival_rate_rps:.3g} arriving")
         return out
 
@@ -907,8 +906,7 @@ class SloSizer:
         simulation."""
         if not self.slos:
             return True
-        sat = float(shape.tuned.get("rps") or 0.0)
-        if sat > 0 and rate > MAX_UTILIZATION * sat:
+        if _beyond_ceiling(shape, rate):
             return False
         return not self._misses(shape, self._simulate(shape, engine, rate, n, requests), key,
                                 confident=requests >= self.requests)
@@ -997,6 +995,18 @@ def _bisect(lo: int, hi: int, low_side: Callable[[int], bool]) -> tuple[int, int
         else:
             hi = mid
     return lo, hi
+
+
+def _beyond_ceiling(shape: _Shape, rate: float) -> bool:
+    """A per-replica rate above MAX_UTILIZATION of the shape's saturated throughput, where a finite simulation
+    shows a queue still growing rather than a steady state: a miss without simulating."""
+    sat = float(shape.tuned.get("rps") or 0.0)
+    return sat > 0 and rate > MAX_UTILIZATION * sat
+
+
+def _overloaded(res: SimResult) -> bool:
+    """The run served less than OVERLOAD_THROUGHPUT of what arrived."""
+    return res.throughput_rps < OVERLOAD_THROUGHPUT * res.arrival_rate_rps
 
 
 def _replicas_for(rps: float, per_replica: float, utilization: float) -> int:
