@@ -107,7 +107,8 @@ def _spec_file(runtime: str, tmp: Path) -> Path:
     return path
 
 
-def bench(runtime: str, tmp: Path, repeats: int, requests: int) -> list[dict[str, Any]]:
+def bench(runtime: str, tmp: Path, repeats: int, requests: int, fixed_rates: list[float] | None = None
+          ) -> list[dict[str, Any]]:
     from stacks.deploy import targets
     from stacks.deploy.loadtest import open_loop, simulate_plan, target_for
     from stacks.folder import load_folder
@@ -127,6 +128,8 @@ def bench(runtime: str, tmp: Path, repeats: int, requests: int) -> list[dict[str
     capacity = pr.max_rps_within_slo or planned
     top = min(0.9 * capacity, CLIENT_MAX_RPS)
     rates = sorted({round(planned / 4, 3), round(planned, 3), round((planned * top) ** 0.5, 3), round(top, 3)})
+    if fixed_rates:
+        rates = sorted({*fixed_rates, planned})
     print(f"\n== {runtime}: plan {plan.id}, {plan.replicas} replica(s), max batch {plan.serving.max_batch_size}, "
           f"batch wait {plan.serving.max_queue_delay_us} us; SLO latency p{c.slo_percentile:g} <= "
           f"{(c.latency_s or 0) * 1e3:.0f} ms at {planned:g} req/s; predicted capacity within the SLO "
@@ -187,12 +190,15 @@ def main() -> None:
     ap.add_argument("--runtimes", default="ray,triton")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--requests", type=int, default=1500, help="requests per run (at most; rate x duration)")
+    ap.add_argument("--rates", default="", help="comma-separated request rates to measure instead of the default "
+                    "four (the planned rate is always measured)")
     args = ap.parse_args()
     _retry_serve_run()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="slo-local-") as tmp:
         for runtime in args.runtimes.split(","):
-            rows += bench(runtime, Path(tmp), args.repeats, args.requests)
+            rows += bench(runtime, Path(tmp), args.repeats, args.requests,
+                          [float(r) for r in args.rates.split(",") if r] or None)
     errs = [abs(r["pred_p99"] - r["p99"]) / r["p99"] for r in rows]
     within = sum(e <= 0.25 for e in errs)
     print(f"\np99 within 25% at {within} of {len(rows)} rates; median |p99 error| {statistics.median(errs):.0%}")

@@ -190,6 +190,11 @@ class NodeShape(Value):
     max_pods: int = Field(ge=1)
     reserves: str = Field(description="which reserve rule gave the allocatable figures")
 
+    def replica_vcpu(self, accelerators: int) -> int:
+        """Hardware threads a replica of ``accelerators`` accelerators gets: its share of the node's (on a CPU
+        host they also run the serving runtime's own work)."""
+        return max(1, self.vcpu * accelerators // max(1, self.accelerators))
+
 
 class SystemPool(Value):
     """The untainted node pool a managed cluster runs CoreDNS, operators and the Ray head on."""

@@ -25,7 +25,7 @@ import pytest
 from planner.catalog import Catalog
 from planner.errors import SpecError
 from planner.estimator import estimate_edge, estimate_inference, profile
-from planner.estimator.calibration import SERVING_OVERHEAD_S
+from planner.estimator.calibration import SERVING_CPU_PROCESSES, SERVING_CPU_S_PER_REQUEST, SERVING_OVERHEAD_S
 from planner.models import resolve
 from planner.optimizer import recommend
 from planner.optimizer.slo import (
@@ -95,7 +95,7 @@ def resimulate(plan: Plan, spec: Spec, cat: Catalog, *, rate_rps: float, request
         rm = nonllm_replica(arch, hw, part.dtype, runtime=part.runtime, max_batch_size=srv.max_batch_size,
                             max_queue_delay_s=srv.max_queue_delay_us / 1e6,
                             preferred_batch_sizes=srv.preferred_batch_sizes if part.runtime == "triton" else (),
-                            seq=w.input_tokens)
+                            seq=w.input_tokens, host_vcpu=part.node.replica_vcpu(part.accelerator_count))
         wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, arrival_cv=w.burstiness)
     cluster = Cluster(part.replicas, RUNTIME_ROUTER.get(part.runtime, "random"),
                       srv.max_ongoing_requests if part.runtime == "ray" else None, net)
@@ -238,6 +238,34 @@ def test_plans_carry_percentiles_headroom_and_the_settings_they_were_simulated_w
             # load headroom: the SLOs hold at the planned peak, so the headroom is at least that
             assert pr.max_rps_within_slo is not None and pr.max_rps_within_slo >= peak * (1 - 1e-6), (name, plan.id)
             assert f"{pr.max_rps_within_slo:,.3g}" in plan.rationale
+
+
+def test_a_cpu_hosts_threads_bound_ray_serves_capacity(recs: dict[str, Any]) -> None:
+    """On a CPU host Ray Serve's own per-request CPU work shares the node's hardware threads with the model, split
+    between its request-path processes: a replica serves at most min(threads, processes) / CPU-per-request
+    requests/s, and each request carries its share of that work. local-demo offers CPU hosts of 2 threads (this
+    machine) and of 16 per replica (a Xeon slice); a 1-thread host serves half as much (its figures once came from
+    the other hosts' simulation, keyed without the threads)."""
+    spec, cat, rec = recs["local-demo"]
+    per = SERVING_CPU_S_PER_REQUEST["ray"]
+    by_host = {p.parts[0].instance: p for p in rec.plans if p.parts[0].accelerator == "cpu-x86"}
+    local, xeon = by_host["localhost"], by_host["xeon-2s-cpu-server"]
+    assert local.parts[0].node.vcpu == 2 and xeon.parts[0].node.replica_vcpu(1) == 16
+    for plan in (local, xeon):
+        part, pr = plan.parts[0], plan.predicted
+        assert part.runtime == "ray"
+        spread = min(part.node.replica_vcpu(part.accelerator_count), SERVING_CPU_PROCESSES["ray"])
+        assert pr.max_rps_within_slo is not None and pr.max_rps_within_slo <= plan.replicas * spread / per
+        assert pr.latency_p50_s is not None
+        assert pr.latency_p50_s >= pr.network_rtt_s + SERVING_OVERHEAD_S["ray"] + per / spread
+    one = Catalog.load(None).with_overlay({"onprem_servers": [{
+        "sku": "one-thread", "site": "local", "accelerator": "cpu-x86", "accelerator_count": 1, "capex_usd": 0,
+        "power_w": 65, "available": 1, "vcpu": 1, "ram_gib": 8, "source": "test"}]}, source="test")
+    single = {p.parts[0].instance: p for p in recommend(spec, one).plans}
+    assert single["xeon-2s-cpu-server"].predicted == xeon.predicted
+    slow = single["one-thread"].predicted
+    assert slow.latency_p50_s > local.predicted.latency_p50_s + per / 2 * 0.9  # type: ignore[operator]
+    assert slow.max_rps_within_slo <= 1 / per < local.predicted.max_rps_within_slo  # type: ignore[operator]
 
 
 def test_headroom_is_where_the_slos_stop_holding(recs: dict[str, Any]) -> None:

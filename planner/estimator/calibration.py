@@ -214,9 +214,20 @@ SERVING_CPU_S_PER_REQUEST: Final = {"ray": 28e-3, "triton": 1.7e-3}
 replica), all its processes together, above their idle background: measured on this 2-core x86 machine with
 benchmarks/slo_local.py (utime + stime of the server's process session from /proc over open-loop runs of the demo
 MLP at 5-126 req/s, 2026-11-30): Ray Serve 2.60 27-31 ms (12 processes: proxy, controller, replica, GCS, raylet),
-Triton 2.51 1.6-1.9 ms. On a CPU host this work shares the cores with the model: the planner adds it to every
-request's service time there (:mod:`planner.optimizer.slo`), which is what bounds the demo's capacity (a GPU
+Triton 2.51 1.6-1.9 ms; re-measured 2026-12-01 at 5-58 req/s, Ray Serve 22-31 ms (it falls a little as the rate
+rises). On a CPU host this work shares the node's hardware threads with the model, the runtime's processes running
+side by side: the planner adds ``b`` x this / min(threads, SERVING_CPU_PROCESSES) to a batch of ``b`` there
+(:func:`planner.simulator.estimator_costs.host_batch_cost`), which is what bounds the demo's capacity (a GPU
 host's runtime runs on CPU cores the model does not use)."""
+
+SERVING_CPU_PROCESSES: Final = {"ray": 2, "triton": 1}
+"""Processes a request's CPU work (SERVING_CPU_S_PER_REQUEST) is split between, which run side by side on a
+CPU host's hardware threads. Ray Serve: the node's HTTP proxy actor and the replica actor, two processes
+(https://docs.ray.io/en/latest/serve/architecture.html); the GCS, raylet and controller it also touches do little
+per request. Triton: one server process, whose HTTP frontend hands the request to the model instance's thread.
+Checked on this 2-thread machine with benchmarks/slo_local.py (2026-12-01): with Ray's work spread over 2 the
+predicted p99 came within 19-25% of the measured at 5-58 req/s (it was 31-130% over, added serially); Triton's
+measured p50 at 5 req/s (3.1 ms) is above even its serial figure (2.25 ms), so its work is not spread."""
 
 SERVING_OVERHEAD_S: Final = {"ray": 4e-3, "vllm": 3e-3, "triton": 0.5e-3, "tensorrt-llm": 0.5e-3, "firmware": 0.0}
 """Per-request time the serving runtime adds on top of the model (HTTP parsing, routing, (de)serialisation),

@@ -238,11 +238,12 @@ class Search:
         return name
 
     def size(self, hw: Accelerator | EdgeDevice, opt: ReplicaOption, runtime: str, rtt: float, rps: float,
-             utilization: float, floor: int = 1) -> tuple[ReplicaOption, int] | Miss:
+             utilization: float, floor: int = 1, host_vcpu: int = 1) -> tuple[ReplicaOption, int] | Miss:
         """Replicas for ``rps`` so the SLOs hold at the spec's percentile (:mod:`planner.optimizer.slo`: the
         tier reached so far for this shape; the optimizer raises the tiers of the candidates that can rank)."""
         assert self.sizer is not None
-        return self.sizer.size(hw, opt, runtime=runtime, rtt_s=rtt, rps=rps, utilization=utilization, floor=floor)
+        return self.sizer.size(hw, opt, runtime=runtime, rtt_s=rtt, rps=rps, utilization=utilization, floor=floor,
+                               host_vcpu=host_vcpu)
 
     def target(self, side: Side, opt: ReplicaOption, replicas: int, nodes: int) -> Target:
         return deploy_target(placement=side.placement, provider=side.provider, instance=side.instance,
@@ -318,7 +319,8 @@ class Search:
                     continue
                 per_node = self._fits_node(opt, side.gpus_per_node)
                 if per_node is not None:
-                    sized = self.size(acc, opt, side.runtime, rtt, rps, self.util)
+                    sized = self.size(acc, opt, side.runtime, rtt, rps, self.util,
+                                      host_vcpu=side.node.replica_vcpu(opt.gpus))
                     if isinstance(sized, Miss):
                         self.rej.miss(label, sized)
                         continue

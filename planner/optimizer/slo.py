@@ -272,10 +272,11 @@ class _Key:
     rps: float
     utilization: float
     floor: int
+    host_vcpu: int
 
     @property
-    def shape(self) -> tuple[str, str, int, int, int, str]:
-        return (self.hw, self.dtype, self.tp, self.pp, self.ep, self.runtime)
+    def shape(self) -> tuple[str, str, int, int, int, str, int]:
+        return (self.hw, self.dtype, self.tp, self.pp, self.ep, self.runtime, self.host_vcpu)
 
 
 class SloSizer:
@@ -315,13 +316,14 @@ class SloSizer:
         return bool(self.slos)
 
     def size(self, hw: Accelerator | EdgeDevice, opt: ReplicaOption, *, runtime: str, rtt_s: float, rps: float,
-             utilization: float, floor: int = 1) -> tuple[ReplicaOption, int] | Miss:
+             utilization: float, floor: int = 1, host_vcpu: int = 1) -> tuple[ReplicaOption, int] | Miss:
         """(option with its engine settings, replicas) for ``rps`` at the tier reached so far, or a Miss when the
         SLOs cannot hold at any replica count. The option's ``tier`` says which rule gave the count and its
-        ``sizing_key`` promotes it (:meth:`promote`)."""
+        ``sizing_key`` promotes it (:meth:`promote`). ``host_vcpu``: the replica's hardware threads, which also run
+        the serving runtime's own work on a CPU host (:func:`planner.simulator.estimator_costs.host_batch_cost`)."""
         rps = max(rps, MIN_RATE_RPS)
         key = _Key(hw.id, opt.dtype, opt.tp, opt.pp, opt.ep, runtime, round(rtt_s, 6), round(rps, 9), utilization,
-                   floor)
+                   floor, host_vcpu if isinstance(hw, Accelerator) and hw.vendor == "cpu" else 0)
         s = self._sizings.get(key)
         if s is None:
             n = max(floor, _replicas_for(rps, opt.rps, utilization))
@@ -559,7 +561,7 @@ class SloSizer:
         w = self.spec.workload
         assert w.kind == "inference"
         bcost = host_batch_cost(EstimatorBatchCost(shape_of(ev.arch), prof, key.dtype, ev.seq, key.tp), prof,
-                                runtime)
+                                runtime, key.host_vcpu)
         b = base.batch
         delays = sorted({0.0, round(rule_delay_s(b, c.latency_s, bcost.batch_s(b)), 6)})
         alts = tuple(DynamicBatching(runtime=kind, max_batch_size=b, max_queue_delay_s=d,
@@ -569,7 +571,8 @@ class SloSizer:
         sat = b / bcost.batch_s(b)  # full batches back to back: with the runtime's CPU work on a CPU host
         return _Shape(False, engine, bcost, {"queue_delay_s": engine.max_queue_delay_s, "rps": sat}, overhead,
                       router, ongoing, label,
-                      cost_key=("batch", repr(ev.arch), repr(prof), key.dtype, ev.seq, key.tp, runtime),
+                      cost_key=("batch", repr(ev.arch), repr(prof), key.dtype, ev.seq, key.tp, runtime,
+                                key.host_vcpu),
                       alternatives=alts if self.has_slo and len(alts) > 1 else ())
 
     def _llm_shape(self, hw: Accelerator | EdgeDevice, est: InferenceEstimate, base: ReplicaOption,

@@ -185,24 +185,35 @@ class EstimatorBatchCost:
         return v
 
 
+UNSPECIFIED_HOST_VCPU = 16
+"""Hardware threads of a CPU host no node shape names (``mlplan estimate``): the catalog's ``cpu-x86`` slice is 8
+cores / 16 vCPU, which is also what a node shape assumes per accelerator (planner.optimizer.nodes)."""
+
+
 @dataclass(frozen=True)
 class ServedBatchCost:
     """A batch cost plus the serving runtime's CPU work per request, where both run on the same cores (a CPU
-    host: calibration.SERVING_CPU_S_PER_REQUEST): batch_s(b) = inner(b) + b x ``per_request_s``."""
+    host: calibration.SERVING_CPU_S_PER_REQUEST). That work runs in the runtime's request-path processes
+    (calibration.SERVING_CPU_PROCESSES), side by side on the host's hardware threads: it is spread over ``spread``
+    = min(threads, processes) of them, and a batch of ``b`` takes batch_s(b) = inner(b) + b x ``per_request_s`` /
+    ``spread``, so one replica serves at most ``spread`` / ``per_request_s`` requests/s however it batches."""
 
     inner: EstimatorBatchCost
     per_request_s: float
+    spread: int = 1
 
     def batch_s(self, batch: int) -> float:
-        return self.inner.batch_s(batch) + batch * self.per_request_s
+        return self.inner.batch_s(batch) + batch * self.per_request_s / self.spread
 
 
-def host_batch_cost(cost: EstimatorBatchCost, hw: HardwareProfile, runtime: str
+def host_batch_cost(cost: EstimatorBatchCost, hw: HardwareProfile, runtime: str, host_vcpu: int
                     ) -> EstimatorBatchCost | ServedBatchCost:
-    """``cost`` as served by ``runtime`` on ``hw``: on a CPU host the runtime's per-request CPU time is added to
-    the model's (they share the cores); elsewhere the model's alone."""
+    """``cost`` as served by ``runtime`` on ``hw`` with ``host_vcpu`` hardware threads: on a CPU host the
+    runtime's per-request CPU time, spread over as many of those threads as it has request-path processes, is
+    added to the model's (they share the cores); elsewhere the model's alone."""
     per = cal.SERVING_CPU_S_PER_REQUEST.get(runtime, 0.0) if hw.kind == "cpu" else 0.0
-    return ServedBatchCost(cost, per) if per > 0 else cost
+    spread = max(1, min(host_vcpu, cal.SERVING_CPU_PROCESSES.get(runtime, 1)))
+    return ServedBatchCost(cost, per, spread) if per > 0 else cost
 
 
 def nonllm_flops_efficiency(hw: HardwareProfile) -> float:
@@ -273,12 +284,14 @@ def llm_replica(arch: ModelArch, hw: HardwareProfile, dtype: str, *, tp: int = 1
 def nonllm_replica(arch: ModelArch, hw: HardwareProfile, dtype: str, *, runtime: str = "triton",
                    max_batch_size: int = 8, max_queue_delay_s: float = 0.0,
                    preferred_batch_sizes: tuple[int, ...] = (), seq: int = 1, tp: int = 1,
-                   instances: int = 1) -> ReplicaModel:
-    """A Triton (or Ray Serve, ``runtime="ray"``) replica of a non-LLM model with dynamic batching."""
+                   instances: int = 1, host_vcpu: int = UNSPECIFIED_HOST_VCPU) -> ReplicaModel:
+    """A Triton (or Ray Serve, ``runtime="ray"``) replica of a non-LLM model with dynamic batching, on a node of
+    ``host_vcpu`` hardware threads (they run the runtime's own work on a CPU host: :func:`host_batch_cost`)."""
     est = estimate_inference(arch, hw, dtype, tp=tp, input_tokens=max(1, seq), output_tokens=1, batch=1)
     engine = DynamicBatching(runtime="ray" if runtime == "ray" else "triton", max_batch_size=max_batch_size,
                              max_queue_delay_s=max_queue_delay_s, preferred_batch_sizes=preferred_batch_sizes,
                              instances=instances)
     return ReplicaModel(engine=engine, cost=host_batch_cost(EstimatorBatchCost(shape_of(arch), hw, dtype,
-                                                                               max(1, seq), tp), hw, runtime),
+                                                                               max(1, seq), tp), hw, runtime,
+                                                        host_vcpu),
                         estimate=est)

@@ -426,7 +426,8 @@ def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: i
                             max_batch_size=srv.max_batch_size, max_queue_delay_s=srv.max_queue_delay_us / 1e6,
                             preferred_batch_sizes=tuple(p for p in srv.preferred_batch_sizes
                                                         if p <= srv.max_batch_size),
-                            seq=nonllm_seq(arch, w))  # as the optimizer times non-LLM batches
+                            seq=nonllm_seq(arch, w),  # as the optimizer times non-LLM batches
+                            host_vcpu=plan.parts[0].node.replica_vcpu(plan.parts[0].accelerator_count))
         wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, arrival_cv=getattr(w, "burstiness", 1.0))
     net = SERVING_OVERHEAD_S.get(runtime, 0.0) + (plan.predicted.network_rtt_s if with_rtt else 0.0)
     cluster = Cluster(replicas=plan.replicas, router=RUNTIME_ROUTER.get(runtime, "round_robin"),
