@@ -246,7 +246,7 @@ def test_a_cpu_hosts_threads_bound_ray_serves_capacity(recs: dict[str, Any]) -> 
     requests/s, and each request carries its share of that work. local-demo offers CPU hosts of 2 threads (this
     machine) and of 16 per replica (a Xeon slice); a 1-thread host serves half as much (its figures once came from
     the other hosts' simulation, keyed without the threads)."""
-    spec, cat, rec = recs["local-demo"]
+    spec, _, rec = recs["local-demo"]
     per = SERVING_CPU_S_PER_REQUEST["ray"]
     by_host = {p.parts[0].instance: p for p in rec.plans if p.parts[0].accelerator == "cpu-x86"}
     local, xeon = by_host["localhost"], by_host["xeon-2s-cpu-server"]
