@@ -272,11 +272,12 @@ class _Key:
     rps: float
     utilization: float
     floor: int
-    host_vcpu: int
+    cpu_spread: int
+    """threads the runtime's own CPU work runs on beside the model (CPU hosts; 0 elsewhere): part of the cost"""
 
     @property
     def shape(self) -> tuple[str, str, int, int, int, str, int]:
-        return (self.hw, self.dtype, self.tp, self.pp, self.ep, self.runtime, self.host_vcpu)
+        return (self.hw, self.dtype, self.tp, self.pp, self.ep, self.runtime, self.cpu_spread)
 
 
 class SloSizer:
@@ -321,9 +322,11 @@ class SloSizer:
         SLOs cannot hold at any replica count. The option's ``tier`` says which rule gave the count and its
         ``sizing_key`` promotes it (:meth:`promote`). ``host_vcpu``: the replica's hardware threads, which also run
         the serving runtime's own work on a CPU host (:func:`planner.simulator.estimator_costs.host_batch_cost`)."""
+        from planner.simulator.estimator_costs import runtime_cpu_spread
+
         rps = max(rps, MIN_RATE_RPS)
         key = _Key(hw.id, opt.dtype, opt.tp, opt.pp, opt.ep, runtime, round(rtt_s, 6), round(rps, 9), utilization,
-                   floor, host_vcpu if isinstance(hw, Accelerator) and hw.vendor == "cpu" else 0)
+                   floor, runtime_cpu_spread(self.ev.profile_of(hw), runtime, host_vcpu))
         s = self._sizings.get(key)
         if s is None:
             n = max(floor, _replicas_for(rps, opt.rps, utilization))
@@ -561,7 +564,7 @@ class SloSizer:
         w = self.spec.workload
         assert w.kind == "inference"
         bcost = host_batch_cost(EstimatorBatchCost(shape_of(ev.arch), prof, key.dtype, ev.seq, key.tp), prof,
-                                runtime, key.host_vcpu)
+                                runtime, key.cpu_spread)
         b = base.batch
         delays = sorted({0.0, round(rule_delay_s(b, c.latency_s, bcost.batch_s(b)), 6)})
         alts = tuple(DynamicBatching(runtime=kind, max_batch_size=b, max_queue_delay_s=d,
@@ -572,7 +575,7 @@ class SloSizer:
         return _Shape(False, engine, bcost, {"queue_delay_s": engine.max_queue_delay_s, "rps": sat}, overhead,
                       router, ongoing, label,
                       cost_key=("batch", repr(ev.arch), repr(prof), key.dtype, ev.seq, key.tp, runtime,
-                                key.host_vcpu),
+                                key.cpu_spread),
                       alternatives=alts if self.has_slo and len(alts) > 1 else ())
 
     def _llm_shape(self, hw: Accelerator | EdgeDevice, est: InferenceEstimate, base: ReplicaOption,

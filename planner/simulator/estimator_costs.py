@@ -206,14 +206,22 @@ class ServedBatchCost:
         return self.inner.batch_s(batch) + batch * self.per_request_s / self.spread
 
 
+def runtime_cpu_spread(hw: HardwareProfile, runtime: str, host_vcpu: int) -> int:
+    """Hardware threads the serving runtime's per-request CPU work runs on beside the model: on a CPU host, as
+    many of the replica's ``host_vcpu`` as the runtime has request-path processes (SERVING_CPU_PROCESSES); 0 where
+    that work costs the model nothing (a GPU host, or a runtime without a measured figure)."""
+    if hw.kind != "cpu" or cal.SERVING_CPU_S_PER_REQUEST.get(runtime, 0.0) <= 0:
+        return 0
+    return max(1, min(host_vcpu, cal.SERVING_CPU_PROCESSES.get(runtime, 1)))
+
+
 def host_batch_cost(cost: EstimatorBatchCost, hw: HardwareProfile, runtime: str, host_vcpu: int
                     ) -> EstimatorBatchCost | ServedBatchCost:
     """``cost`` as served by ``runtime`` on ``hw`` with ``host_vcpu`` hardware threads: on a CPU host the
-    runtime's per-request CPU time, spread over as many of those threads as it has request-path processes, is
-    added to the model's (they share the cores); elsewhere the model's alone."""
-    per = cal.SERVING_CPU_S_PER_REQUEST.get(runtime, 0.0) if hw.kind == "cpu" else 0.0
-    spread = max(1, min(host_vcpu, cal.SERVING_CPU_PROCESSES.get(runtime, 1)))
-    return ServedBatchCost(cost, per, spread) if per > 0 else cost
+    runtime's per-request CPU time, spread over :func:`runtime_cpu_spread` of those threads, is added to the
+    model's (they share the cores); elsewhere the model's alone."""
+    spread = runtime_cpu_spread(hw, runtime, host_vcpu)
+    return ServedBatchCost(cost, cal.SERVING_CPU_S_PER_REQUEST[runtime], spread) if spread else cost
 
 
 def nonllm_flops_efficiency(hw: HardwareProfile) -> float:
