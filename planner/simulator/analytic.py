@@ -221,21 +221,22 @@ def llm_analytic(cost: StepCost, engine: ContinuousBatching, *, rate_rps: float,
     m = 0.0
     dp, chunks = stall(1)
     for _ in range(200):
-        m = lam * (O - 1.0) * tau
-        if 1.0 + m > b_cap:
+        m = lam * (O - 1.0) * tau  # sequences decoding on average (Little's law): the slots they hold
+        if m >= b_cap:
             return unstable
-        dp, chunks = stall(1.0 + m)
+        seen = min(1.0 + m, b_cap)  # the batch a decoding request sees: itself and the others, at most the cap
+        dp, chunks = stall(seen)
         rho_p = lam * dp
         if rho_p >= 1.0:
             return unstable
-        new = t_d(1.0 + m) / (1.0 - rho_p)
+        new = t_d(seen) / (1.0 - rho_p)
         if abs(new - tau) <= 1e-9 * tau:
             tau = new
             break
         tau = new
     else:
         return unstable
-    b = 1.0 + m
+    b = min(1.0 + m, b_cap)
     td = t_d(b)
     per_chunk = dp / chunks
     # TPOT: stalls a request sees over its O - 1 decode steps ~ Poisson(lambda (O - 1) tau x chunks)
