@@ -193,6 +193,13 @@ def test_prefill_queue_ttft_is_an_md1_queue_with_an_exponential_tail() -> None:
     assert got == pytest.approx(0.1 + 0.8 * w / 0.44 * math.log(0.44 / 0.01))
     assert prefill_queue_ttft(0.1, 0.01, 1, 10.0, 0.0, 99) == math.inf  # rho >= 1
     assert prefill_queue_ttft(0.1, 0.01, 1, 0.05, 0.0, 99) == pytest.approx(0.1)  # rho < 1%: never waits at p99
+    # four one-chunk prompts to a step, their prefill together 0.2 s: each holds S = (0.2 + 0.01) / 4 = 0.0525 s,
+    # so 10 req/s (rho 1.1 one at a time) is rho 0.525 served four at a time
+    bulk = prefill_queue_ttft(0.1, 0.01, 1, 10.0, 0.0, 99, per_step=4, step_prefill_s=0.2)
+    w4 = 0.525 / (2 * 0.475) * 0.0525
+    assert bulk == pytest.approx(0.1 + 0.8 * w4 / 0.525 * math.log(0.525 / 0.01))
+    assert prefill_queue_ttft(0.1, 0.01, 2, 4.0, 0.0, 99, per_step=4, step_prefill_s=0.2) == pytest.approx(
+        prefill_queue_ttft(0.1, 0.01, 2, 4.0, 0.0, 99))  # a prompt of two chunks fills its steps alone
 
 
 # --------------------------------------------------------------------------------------- plans under load

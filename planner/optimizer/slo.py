@@ -666,7 +666,13 @@ class SloSizer:
             chunks = max(1, math.ceil(i_mean / max(1, engine.max_num_batched_tokens - 1)))
             b = max(1, round(a.decode_batch))
             td = cost.step_s(0, b, int(b * ctx))  # type: ignore[union-attr]
-            ttft = max(a.at("ttft", self.q), prefill_queue_ttft(t_p, td, chunks, r, cv2, self.q, optimism),
+            # prompts of one chunk are admitted as many to a step as the token budget and the free slots allow
+            per_step = (max(1, min((engine.max_num_batched_tokens - b) // max(1, round(i_mean)),
+                                   engine.max_num_seqs - b)) if chunks == 1 else 1)
+            t_k = (cost.step_s(per_step * round(i_mean), 0, 0, per_step * i_mean * i_mean / 2.0)  # type: ignore[union-attr]
+                   if per_step > 1 else t_p)
+            ttft = max(a.at("ttft", self.q), prefill_queue_ttft(t_p, td, chunks, r, cv2, self.q, optimism, per_step,
+                                                                t_k),
                        slot_queue_ttft(t_p, t_p + (o_mean - 1.0) * a.step_s, engine.max_num_seqs, r, self.q,
                                        optimism, o_cv2))
             tpot = a.at("tpot", self.q)
@@ -975,15 +981,22 @@ def slot_queue_ttft(prefill_s: float, sequence_s: float, slots: int, rate_rps: f
 
 
 def prefill_queue_ttft(prefill_s: float, decode_step_s: float, chunks: int, rate_rps: float, prompt_cv2: float,
-                       percentile: float, optimism: float = PREFILL_QUEUE_OPTIMISM) -> float:
-    """A closed-form TTFT percentile of one replica whose prompts queue for the GPU one after another: each is
-    served in ``chunks`` steps that also carry the decode batch (service S = prefill + chunks x decode step), an
-    M/G/1 queue with utilization rho = rate x S. Its mean wait is Kingman's (Kingman 1961; Poisson arrivals, the
-    prompt-length spread as the service variability) and its tail exponential with P(wait > 0) = rho (the
-    heavy-traffic limit, Kingman 1962): :func:`~planner.simulator.analytic.wait_quantile`. The percentile is the
-    request's own prefill plus ``optimism`` x that wait (inf when rho >= 1): PREFILL_QUEUE_OPTIMISM for a bound,
-    1 for an estimate."""
-    service = prefill_s + chunks * decode_step_s
+                       percentile: float, optimism: float = PREFILL_QUEUE_OPTIMISM, per_step: int = 1,
+                       step_prefill_s: float | None = None) -> float:
+    """A closed-form TTFT percentile of one replica whose prompts queue for the GPU: each is served in ``chunks``
+    steps that also carry the decode batch (service S = prefill + chunks x decode step), an M/G/1 queue with
+    utilization rho = rate x S. Prompts of one chunk that ``per_step`` of fit in a step's token budget are
+    served that many at a time (vLLM admits waiting prompts while the budget lasts): one step carries
+    ``step_prefill_s`` (the prefill of ``per_step`` prompts together) and the decode batch, so each prompt's
+    share is S = (step_prefill_s + decode step) / per_step. Its mean wait is Kingman's (Kingman 1961; Poisson
+    arrivals, the prompt-length spread as the service variability) and its tail exponential with P(wait > 0) =
+    rho (the heavy-traffic limit, Kingman 1962): :func:`~planner.simulator.analytic.wait_quantile`. The
+    percentile is the request's own prefill plus ``optimism`` x that wait (inf when rho >= 1):
+    PREFILL_QUEUE_OPTIMISM for a bound, 1 for an estimate."""
+    if per_step > 1 and chunks == 1 and step_prefill_s is not None:
+        service = (step_prefill_s + decode_step_s) / per_step
+    else:
+        service = prefill_s + chunks * decode_step_s
     rho = rate_rps * service
     if rho >= 1.0:
         return math.inf
