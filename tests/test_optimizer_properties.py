@@ -313,7 +313,8 @@ def brute_force_min(spec: Spec, cat: Catalog) -> float:
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 """30 examples: each one simulates every replica shape of its catalog (the brute force), about a second. The
 examples are drawn from a fixed seed (derandomize) so a CI run checks the same cases as a local run; cases that
-random draws found are kept as tests of their own (test_short_prompts_share_a_step_on_a_slow_gpu)."""
+random draws found are kept as tests of their own (test_short_prompts_share_a_step_on_a_slow_gpu,
+test_one_slot_replicas_are_sized_without_prefill_stalls)."""
 
 
 @SETTINGS
@@ -330,12 +331,8 @@ def test_top_plan_is_the_brute_force_minimum(cat: Catalog, spec: Spec) -> None:
     assert costs == sorted(costs)
 
 
-def test_short_prompts_share_a_step_on_a_slow_gpu() -> None:
-    """A drawn case (2026-12-01) where the planner asked for 2 replicas and the brute force found 1 enough:
-    llama-2-7b bf16 pipelined over two 16 GiB GPUs of 300 GB/s, 9 req/s of 16-token prompts, p50 TTFT <= 1 s.
-    Simulated, one replica holds it (p50 TTFT 90 ms); the closed form queued the prompts one per step (each a
-    60 ms weight-bound prefill plus a decode step: rho > 1, TTFT infinite), so the sizer skipped simulating one
-    replica. vLLM admits ~127 such prompts into one step's 2,048-token budget."""
+def _one_slow_gpu_catalog() -> Catalog:
+    """The catalog two drawn cases shrank to: one instance of one 16 GiB, 300 GB/s GPU at $1/h."""
     acc = Accelerator(id="gpu0", vendor="nvidia", name="GPU 0", memory_gib=16, bandwidth_gbps=300.0,
                       tflops={"fp16": 60.0, "bf16": 60.0, "int8": 120.0}, tdp_w=70.0,
                       interconnect=Interconnect(kind="nvlink", bandwidth_gbps=16.0, gpus_per_domain=1),
@@ -345,8 +342,17 @@ def test_short_prompts_share_a_step_on_a_slow_gpu() -> None:
     inst = Instance(provider="aws", instance="x0.1gpu", region="apac-r0", accelerator="gpu0", accelerator_count=1,
                     vcpu=8, ram_gib=64.0, on_demand_usd_per_h=1.0, spot_usd_per_h=None, dedicated=False,
                     source="synthetic")
-    cat = replace(Catalog.load(), accelerators={"gpu0": acc}, edge_devices={}, instances=(inst,), onprem_servers=(),
-                  regions=regions, version="synthetic")
+    return replace(Catalog.load(), accelerators={"gpu0": acc}, edge_devices={}, instances=(inst,),
+                   onprem_servers=(), regions=regions, version="synthetic")
+
+
+def test_short_prompts_share_a_step_on_a_slow_gpu() -> None:
+    """A drawn case (2026-12-01) where the planner asked for 2 replicas and the brute force found 1 enough:
+    llama-2-7b bf16 pipelined over two 16 GiB GPUs of 300 GB/s, 9 req/s of 16-token prompts, p50 TTFT <= 1 s.
+    Simulated, one replica holds it (p50 TTFT 90 ms); the closed form queued the prompts one per step (each a
+    60 ms weight-bound prefill plus a decode step: rho > 1, TTFT infinite), so the sizer skipped simulating one
+    replica. vLLM admits ~127 such prompts into one step's 2,048-token budget."""
+    cat = _one_slow_gpu_catalog()
     c = Constraints(ttft_s=1.0, slo_percentile=50.0, placements=("cloud",), max_accuracy_loss="none")
     w = InferenceWorkload(requests_per_s=3.0, input_tokens=16, output_tokens=8, peak_to_average=3.0)
     spec = Spec(name="prop", model=ModelSpec(preset="llama-2-7b"), workload=w, constraints=c,
@@ -355,6 +361,22 @@ def test_short_prompts_share_a_step_on_a_slow_gpu() -> None:
     top = recommend(spec, cat).plans[0]
     assert top.monthly_cost_usd == pytest.approx(expected, rel=1e-6, abs=0.01)
     assert (top.pipeline_parallel, top.replicas) == (2, 1)
+
+
+def test_one_slot_replicas_are_sized_without_prefill_stalls() -> None:
+    """A drawn case (2026-12-01): llama-2-13b bf16 pipelined over four 16 GiB GPUs, whose TPOT SLO (125 ms at
+    p90) leaves one sequence per replica (``max_num_seqs`` 1), at 1 req/s of 319 + 8 tokens. The brute force finds
+    2 replicas enough (each sequence decodes alone: TPOT p90 111 ms simulated); the planner sized 8, its closed
+    form adding other prompts' prefill stalls that one slot never lets in."""
+    cat = _one_slow_gpu_catalog()
+    c = Constraints(tpot_s=0.125, slo_percentile=90.0, placements=("cloud",), max_accuracy_loss="none")
+    w = InferenceWorkload(requests_per_s=1.0, input_tokens=319, output_tokens=8)
+    spec = Spec(name="prop", model=ModelSpec(preset="llama-2-13b"), workload=w, constraints=c,
+                assumptions=Assumptions())
+    expected = brute_force_min(spec, cat)
+    top = recommend(spec, cat).plans[0]
+    assert top.monthly_cost_usd == pytest.approx(expected, rel=1e-6, abs=0.01)
+    assert (top.pipeline_parallel, top.replicas, top.serving.max_batch_size) == (4, 2, 1)  # type: ignore[union-attr]
 
 
 def check_plan(p: Plan, spec: Spec, cat: Catalog) -> None:

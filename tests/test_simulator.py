@@ -630,6 +630,26 @@ def test_analytic_with_few_slots_is_stable_at_light_load(seqs: int) -> None:
     assert not full.stable
 
 
+def test_analytic_with_one_slot_sees_no_prefill_stalls() -> None:
+    """With ``max_num_seqs`` = 1, vLLM admits the next prompt only when the running sequence finishes, so no
+    prompt is fused into its decode steps: its TPOT and every inter-token gap are the batch-1 decode step at any
+    stable load, as simulated. (The closed form once added other prompts' stalls, and at 1 req/s with a TPOT SLO
+    the planner sized 8 replicas where simulation, and a brute-force search, found 2 enough.)"""
+    rm = _adapter()
+    cost = rm.cost  # type: ignore[attr-defined]
+    eng = ContinuousBatching(max_num_seqs=1, max_num_batched_tokens=2048, kv_capacity_tokens=None)
+    i, o = 512, 64
+    seq_s = cost.step_s(i, 0, 0) + (o - 1) * cost.step_s(0, 1, i + o // 2)
+    rate = 0.6 / seq_s
+    a = llm_analytic(cost, eng, rate_rps=rate, input_tokens=i, output_tokens=o)
+    r = simulate(Workload(rate_rps=rate, requests=2000, seed=1, input_tokens=Lengths.fixed(i),
+                          output_tokens=Lengths.fixed(o)), eng, cost, warmup=200)
+    step = cost.step_s(0, 1, int(i + o / 2))
+    assert a.stable
+    assert a.tpot[2] == pytest.approx(step, rel=1e-9) and a.itl[2] == pytest.approx(step, rel=1e-9)
+    assert r.tpot.at(99) == pytest.approx(a.tpot[2], rel=0.05), (a.tpot, r.tpot.at(99))
+
+
 def _analytic_capacity(cost: object, eng: ContinuousBatching, i: int, o: int) -> float:
     lo, hi = 0.01, 1000.0
     for _ in range(40):

@@ -199,11 +199,18 @@ def llm_analytic(cost: StepCost, engine: ContinuousBatching, *, rate_rps: float,
         bi = max(1, round(b))
         return cost.step_s(0, bi, int(bi * ctx))
 
+    # vLLM admits a waiting prompt only into a free slot (len(running) < max_num_seqs): with one slot no prompt
+    # ever joins the steps of a sequence that is decoding, so its tokens see no prefill stalls (the next prompt
+    # waits for the slot, which the caller's slot queue models)
+    one_slot = engine.max_num_seqs <= 1
+
     def stall(b: float) -> tuple[float, int]:
         """(marginal time of one prompt, spread over its chunks; chunks) when fused into decode steps of b."""
         bi = max(1, round(b))
         room = max(1, M - bi)
         chunks = max(1, math.ceil(I / room))
+        if one_slot:
+            return 0.0, chunks
         chunk = math.ceil(I / chunks)
         per = cost.step_s(chunk, bi, int(bi * ctx), chunk * chunk / 2.0) - cost.step_s(0, bi, int(bi * ctx))
         return max(0.0, per) * chunks, chunks
