@@ -208,7 +208,8 @@ class ShapeOracle:
         return not (c.tpot_s is not None and r.tpot.count and not r.tpot.at(q) <= c.tpot_s)  # type: ignore[attr-defined]
 
     def replicas(self, rps: float, net: float, util: float) -> int | None:
-        """max(utilization rule, smallest N whose simulation passes), counted up one by one (None: > 64)."""
+        """max(utilization rule, smallest N whose simulation passes), counted up one by one (None: none up to
+        the utilization rule's count or 64, whichever is more)."""
         need = 1
         while need * self.rps_sat * util < rps * (1 - 1e-9):
             need += 1
@@ -220,7 +221,7 @@ class ShapeOracle:
         slo = 1
         while not self.passes(slo, rps, net):
             slo += 1
-            if slo > 64:
+            if slo > max(64, need):  # none passes at the utilization rule's count or below, nor up to 64
                 return None
         return max(need, slo)
 
@@ -314,7 +315,8 @@ SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[Healt
 """30 examples: each one simulates every replica shape of its catalog (the brute force), about a second. The
 examples are drawn from a fixed seed (derandomize) so a CI run checks the same cases as a local run; cases that
 random draws found are kept as tests of their own (test_short_prompts_share_a_step_on_a_slow_gpu,
-test_one_slot_replicas_are_sized_without_prefill_stalls, test_a_few_replicas_are_simulated_not_extrapolated)."""
+test_one_slot_replicas_are_sized_without_prefill_stalls, test_a_few_replicas_are_simulated_not_extrapolated;
+the oracle's own: test_the_oracle_counts_past_64_replicas_when_utilization_needs_them)."""
 
 
 @SETTINGS
@@ -394,6 +396,21 @@ def test_a_few_replicas_are_simulated_not_extrapolated() -> None:
     top = recommend(spec, cat).plans[0]
     assert top.monthly_cost_usd == pytest.approx(expected, rel=1e-6, abs=0.01)
     assert (top.pipeline_parallel, top.replicas) == (2, 2)
+
+
+def test_the_oracle_counts_past_64_replicas_when_utilization_needs_them() -> None:
+    """A drawn case (2026-12-01) where the oracle was wrong: llama-2-13b bf16 over four 16 GiB GPUs saturates at
+    0.195 req/s per replica (25 sequences of 1,023 output tokens), so 15 req/s needs 97 replicas by the utilization
+    rule alone. The oracle gave up on its SLO count past 64 and missed the planner's (cheaper, correct) plan."""
+    cat = _one_slow_gpu_catalog()
+    c = Constraints(tpot_s=0.125, slo_percentile=50.0, placements=("cloud",), max_accuracy_loss="none")
+    w = InferenceWorkload(requests_per_s=5.0, input_tokens=138, output_tokens=1023, peak_to_average=3.0)
+    spec = Spec(name="prop", model=ModelSpec(preset="llama-2-13b"), workload=w, constraints=c,
+                assumptions=Assumptions())
+    expected = brute_force_min(spec, cat)
+    top = recommend(spec, cat).plans[0]
+    assert top.monthly_cost_usd == pytest.approx(expected, rel=1e-6, abs=0.01)
+    assert (top.pipeline_parallel, top.replicas) == (4, 97)
 
 
 def check_plan(p: Plan, spec: Spec, cat: Catalog) -> None:
