@@ -104,7 +104,8 @@ SKIP_MARGIN = 0.05
 """A replica count below a passing one is left unsimulated when the calibrated closed form puts it this far over
 an SLO (the calibrated form is within a few percent one or two replicas away on the examples), and when one fewer
 adds at most TRUSTED_EXTRAPOLATION of load per replica (5 replicas or more): from 3 to 2 replicas is 1.5 x the
-load, where a drawn case's calibrated TTFT was 27% over the simulated one, so such a count is simulated."""
+load, where a drawn case's calibrated TTFT was 27% over the simulated one, so such a count is simulated; so is
+the one count left between a simulated miss and a pass (a drawn case's 111 of 110 missing and 112 passing)."""
 CALIBRATION_LIMIT = 4.0
 TRUSTED_EXTRAPOLATION = 1.25
 """How far above a simulated rate the calibrated closed form's capacity is taken without a simulation (one or two
@@ -835,11 +836,13 @@ class SloSizer:
                 continue
             predict = self._calibrated(shape, key, rps / hi, hi)
             below = predict(rps / (hi - 1)) if predict is not None else None
-            trusted = hi / (hi - 1) <= TRUSTED_EXTRAPOLATION  # one fewer adds at most that much load per replica
+            # one fewer adds at most TRUSTED_EXTRAPOLATION of load per replica, and is not the one count left
+            # between a simulated miss and this pass (near the cliff the form errs by more than SKIP_MARGIN)
+            trusted = hi / (hi - 1) <= TRUSTED_EXTRAPOLATION and not (failed is not None and hi - failed == 2)
             if trusted and (below is None or any(below[k] > v * (1.0 + SKIP_MARGIN) for k, v in slos.items())):
                 self._learn(shape, key, hi)
                 return hi, failed  # one fewer is over an SLO by the calibrated form: not simulated
-            if not trusted and lo < hi - 1:  # too far to extrapolate (2 to 4 replicas): simulate one fewer
+            if not trusted and lo < hi - 1:  # too far to extrapolate, or the last count left: simulate one fewer
                 n = hi - 1
                 continue
             if closing:  # a calibrated guess missed: close in on the boundary from here on
@@ -850,6 +853,13 @@ class SloSizer:
             n = min(hi - 1, max(lo + 1, guess)) if guess < hi else (lo + hi + 1) // 2
             guessed = True
         if hi is not None:
+            while hi - lo > 1:  # out of probes with a bracket left: bisect it (full-length simulations)
+                mid = (lo + hi) // 2
+                if self._passes(shape, engine, rps / mid, mid, key, self.requests):
+                    hi = mid
+                else:
+                    lo = failed = mid
+            self._learn(shape, key, hi)
             return hi, failed
         return self._smallest(shape, engine, key, n, floor)  # the generic search (screening) takes over
 
