@@ -101,11 +101,16 @@ GROWTH = 1.25
 """Factor by which the replica count grows while it misses (the estimate it starts from is within 25% on the
 examples)."""
 SKIP_MARGIN = 0.05
-"""A replica count below a passing one is left unsimulated when the calibrated closed form puts it this far over
-an SLO (the calibrated form is within a few percent one or two replicas away on the examples), and when one fewer
-adds at most TRUSTED_EXTRAPOLATION of load per replica (5 replicas or more): from 3 to 2 replicas is 1.5 x the
-load, where a drawn case's calibrated TTFT was 27% over the simulated one, so such a count is simulated; so is
-the one count left between a simulated miss and a pass (a drawn case's 111 of 110 missing and 112 passing)."""
+"""A shape is rejected without simulating when the closed form at next to no load (where it is exact) puts it this
+far over an SLO."""
+CALIBRATED_SKIP_MARGIN = 1.0
+"""A replica count below a passing one is left unsimulated when the closed form calibrated at the passing count
+puts it at least this far over an SLO (twice it), or cannot keep up, and one fewer adds at most
+TRUSTED_EXTRAPOLATION of load per replica (5 replicas or more), and it is not the last count left between a
+simulated miss and a pass. Near the cliff where the queue takes off the calibrated form errs a lot: on drawn cases
+it put 2 of 3 replicas' TTFT 27% over the simulated one (1.5 x the load each), 7 of 8 replicas' 48% over (1.14 x),
+and 111 of 112 over where it passed; every one cost a plan a replica. The examples' searches skip only counts the
+form says cannot keep up (their simulation counts are the same at a margin of 5% as at any larger one)."""
 CALIBRATION_LIMIT = 4.0
 TRUSTED_EXTRAPOLATION = 1.25
 """How far above a simulated rate the calibrated closed form's capacity is taken without a simulation (one or two
@@ -796,8 +801,8 @@ class SloSizer:
         largest count known to miss or None) for an LLM shape, with full-length simulations only: from the
         estimate ``start``, counts grow by GROWTH until one passes; below the smallest passing count, the closed
         form calibrated there (:meth:`_calibrated`) proposes the count it needs, and a count it puts over an SLO
-        by more than SKIP_MARGIN is not simulated. Once a proposal misses, the search closes in between the miss
-        and the pass by the simulated SLO ratios (:meth:`_between`)."""
+        by CALIBRATED_SKIP_MARGIN or more is not simulated. Once a proposal misses, the search closes in between
+        the miss and the pass by the simulated SLO ratios (:meth:`_between`)."""
         rps = key.rps
         engine = shape.engine
         slos = self._net_slos(shape, key) or {}
@@ -837,9 +842,10 @@ class SloSizer:
             predict = self._calibrated(shape, key, rps / hi, hi)
             below = predict(rps / (hi - 1)) if predict is not None else None
             # one fewer adds at most TRUSTED_EXTRAPOLATION of load per replica, and is not the one count left
-            # between a simulated miss and this pass (near the cliff the form errs by more than SKIP_MARGIN)
+            # between a simulated miss and this pass (near the cliff the form errs most)
             trusted = hi / (hi - 1) <= TRUSTED_EXTRAPOLATION and not (failed is not None and hi - failed == 2)
-            if trusted and (below is None or any(below[k] > v * (1.0 + SKIP_MARGIN) for k, v in slos.items())):
+            if trusted and (below is None or any(below[k] > v * (1.0 + CALIBRATED_SKIP_MARGIN)
+                                                 for k, v in slos.items())):
                 self._learn(shape, key, hi)
                 return hi, failed  # one fewer is over an SLO by the calibrated form: not simulated
             if not trusted and lo < hi - 1:  # too far to extrapolate, or the last count left: simulate one fewer
