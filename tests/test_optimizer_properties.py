@@ -352,6 +352,16 @@ def _one_slow_gpu_catalog(tflops: float = 60.0, memory_gib: int = 16, fp8: bool 
                    onprem_servers=(), regions=regions, version="synthetic")
 
 
+def _plans_match_the_brute_force(cat: Catalog, preset: str, w: InferenceWorkload, c: Constraints) -> list[Plan]:
+    """The plans for ``preset`` under ``w`` and ``c`` on ``cat``, once their cheapest is checked against the brute
+    force."""
+    spec = Spec(name="prop", model=ModelSpec(preset=preset), workload=w, constraints=c, assumptions=Assumptions())
+    expected = brute_force_min(spec, cat)
+    plans = recommend(spec, cat).plans
+    assert plans[0].monthly_cost_usd == pytest.approx(expected, rel=1e-6, abs=0.01)
+    return plans
+
+
 def test_short_prompts_share_a_step_on_a_slow_gpu() -> None:
     """A drawn case (2026-12-01) where the planner asked for 2 replicas and the brute force found 1 enough:
     llama-2-7b bf16 pipelined over two 16 GiB GPUs of 300 GB/s, 9 req/s of 16-token prompts, p50 TTFT <= 1 s.
@@ -361,11 +371,7 @@ def test_short_prompts_share_a_step_on_a_slow_gpu() -> None:
     cat = _one_slow_gpu_catalog()
     c = Constraints(ttft_s=1.0, slo_percentile=50.0, placements=("cloud",), max_accuracy_loss="none")
     w = InferenceWorkload(requests_per_s=3.0, input_tokens=16, output_tokens=8, peak_to_average=3.0)
-    spec = Spec(name="prop", model=ModelSpec(preset="llama-2-7b"), workload=w, constraints=c,
-                assumptions=Assumptions())
-    expected = brute_force_min(spec, cat)
-    top = recommend(spec, cat).plans[0]
-    assert top.monthly_cost_usd == pytest.approx(expected, rel=1e-6, abs=0.01)
+    top = _plans_match_the_brute_force(cat, "llama-2-7b", w, c)[0]
     assert (top.pipeline_parallel, top.replicas) == (2, 1)
 
 
@@ -377,11 +383,7 @@ def test_one_slot_replicas_are_sized_without_prefill_stalls() -> None:
     cat = _one_slow_gpu_catalog()
     c = Constraints(tpot_s=0.125, slo_percentile=90.0, placements=("cloud",), max_accuracy_loss="none")
     w = InferenceWorkload(requests_per_s=1.0, input_tokens=319, output_tokens=8)
-    spec = Spec(name="prop", model=ModelSpec(preset="llama-2-13b"), workload=w, constraints=c,
-                assumptions=Assumptions())
-    expected = brute_force_min(spec, cat)
-    top = recommend(spec, cat).plans[0]
-    assert top.monthly_cost_usd == pytest.approx(expected, rel=1e-6, abs=0.01)
+    top = _plans_match_the_brute_force(cat, "llama-2-13b", w, c)[0]
     assert (top.pipeline_parallel, top.replicas, top.serving.max_batch_size) == (4, 2, 1)  # type: ignore[union-attr]
 
 
@@ -394,11 +396,7 @@ def test_a_few_replicas_are_simulated_not_extrapolated() -> None:
     cat = _one_slow_gpu_catalog(tflops=65.0)
     c = Constraints(ttft_s=1.0, slo_percentile=50.0, placements=("cloud",), max_accuracy_loss="none")
     w = InferenceWorkload(requests_per_s=7.0, input_tokens=337, output_tokens=8, peak_to_average=2.0)
-    spec = Spec(name="prop", model=ModelSpec(preset="llama-2-7b"), workload=w, constraints=c,
-                assumptions=Assumptions())
-    expected = brute_force_min(spec, cat)
-    top = recommend(spec, cat).plans[0]
-    assert top.monthly_cost_usd == pytest.approx(expected, rel=1e-6, abs=0.01)
+    top = _plans_match_the_brute_force(cat, "llama-2-7b", w, c)[0]
     assert (top.pipeline_parallel, top.replicas) == (2, 2)
 
 
@@ -409,11 +407,7 @@ def test_the_oracle_counts_past_64_replicas_when_utilization_needs_them() -> Non
     cat = _one_slow_gpu_catalog()
     c = Constraints(tpot_s=0.125, slo_percentile=50.0, placements=("cloud",), max_accuracy_loss="none")
     w = InferenceWorkload(requests_per_s=5.0, input_tokens=138, output_tokens=1023, peak_to_average=3.0)
-    spec = Spec(name="prop", model=ModelSpec(preset="llama-2-13b"), workload=w, constraints=c,
-                assumptions=Assumptions())
-    expected = brute_force_min(spec, cat)
-    top = recommend(spec, cat).plans[0]
-    assert top.monthly_cost_usd == pytest.approx(expected, rel=1e-6, abs=0.01)
+    top = _plans_match_the_brute_force(cat, "llama-2-13b", w, c)[0]
     assert (top.pipeline_parallel, top.replicas) == (4, 97)
 
 
@@ -425,11 +419,7 @@ def test_every_plan_gets_the_smallest_passing_count_near_a_cliff() -> None:
     cat = _one_slow_gpu_catalog(memory_gib=24, fp8=True)
     c = Constraints(ttft_s=1.0, slo_percentile=95.0, placements=("cloud",), max_accuracy_loss="small")
     w = InferenceWorkload(requests_per_s=10.0, input_tokens=16, output_tokens=606, peak_to_average=3.0)
-    spec = Spec(name="prop", model=ModelSpec(preset="llama-2-13b"), workload=w, constraints=c,
-                assumptions=Assumptions())
-    expected = brute_force_min(spec, cat)
-    plans = recommend(spec, cat).plans
-    assert plans[0].monthly_cost_usd == pytest.approx(expected, rel=1e-6, abs=0.01)
+    plans = _plans_match_the_brute_force(cat, "llama-2-13b", w, c)
     counts = {(p.dtype, p.pipeline_parallel): p.replicas for p in plans}
     assert counts == {("fp8", 1): 66, ("bf16", 4): 32, ("int8", 1): 153, ("bf16", 2): 111, ("bf16", 8): 30}
 
@@ -442,11 +432,7 @@ def test_one_replica_fewer_is_simulated_when_the_form_is_only_a_little_over() ->
     cat = _one_slow_gpu_catalog()
     c = Constraints(ttft_s=4.0, slo_percentile=50.0, placements=("cloud",), max_accuracy_loss="none")
     w = InferenceWorkload(requests_per_s=12.0, input_tokens=656, output_tokens=9)
-    spec = Spec(name="prop", model=ModelSpec(preset="llama-2-13b"), workload=w, constraints=c,
-                assumptions=Assumptions())
-    expected = brute_force_min(spec, cat)
-    top = recommend(spec, cat).plans[0]
-    assert top.monthly_cost_usd == pytest.approx(expected, rel=1e-6, abs=0.01)
+    top = _plans_match_the_brute_force(cat, "llama-2-13b", w, c)[0]
     assert (top.pipeline_parallel, top.replicas) == (4, 7)
 
 
