@@ -211,14 +211,17 @@ CPU_LAYER_OVERHEAD_S: Final = 0.3e-3
 
 SERVING_CPU_S_PER_REQUEST: Final = {"ray": 28e-3, "triton": 1.7e-3}
 """CPU time the serving runtime spends per request (HTTP parsing, JSON, routing, the Ray task between proxy and
-replica), all its processes together, above their idle background: measured on this 2-core x86 machine with
+replica), all its processes together, above their idle background: measured on the first 2-core x86 machine with
 benchmarks/slo_local.py (utime + stime of the server's process session from /proc over open-loop runs of the demo
 MLP at 5-126 req/s, 2026-11-30): Ray Serve 2.60 27-31 ms (12 processes: proxy, controller, replica, GCS, raylet),
 Triton 2.51 1.6-1.9 ms; re-measured 2026-12-01 at 5-58 req/s, Ray Serve 22-31 ms (it falls a little as the rate
-rises). On a CPU host this work shares the node's hardware threads with the model, the runtime's processes running
-side by side: the planner adds ``b`` x this / min(threads, SERVING_CPU_PROCESSES) to a batch of ``b`` there
-(:func:`planner.simulator.estimator_costs.host_batch_cost`), which is what bounds the demo's capacity (a GPU
-host's runtime runs on CPU cores the model does not use)."""
+rises). Re-measured 2026-12-01 (later) on a 2-core machine 3-5x faster at everything (the same simulator benchmark
+runs 3.4x faster): Ray Serve 5-11 ms, Triton 0.3-0.8 ms; the figures kept are the first machine's, so on faster
+hosts the planned latencies are conservative (benchmarks/slo_local.py prints both). On a CPU host this work shares
+the node's hardware threads with the model, the runtime's processes running side by side: the planner adds ``b`` x
+this / min(threads, SERVING_CPU_PROCESSES) to a batch of ``b`` there
+(:func:`planner.simulator.estimator_costs.host_batch_cost`), which is what bounds the demo's capacity (a GPU host's
+runtime runs on CPU cores the model does not use)."""
 
 SERVING_CPU_PROCESSES: Final = {"ray": 2, "triton": 1}
 """Processes a request's CPU work (SERVING_CPU_S_PER_REQUEST) is split between, which run side by side on a
