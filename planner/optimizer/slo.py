@@ -1007,7 +1007,7 @@ def prefill_queue_ttft(prefill_s: float, decode_step_s: float, chunks: int, rate
                        step_prefill_s: float | None = None) -> float:
     """A closed-form TTFT percentile of one replica whose prompts queue for the GPU: each is served in ``chunks``
     steps that also carry the decode batch (service S = prefill + chunks x decode step), an M/G/1 queue with
-    utilization rho = rate x S. Prompts of one chunk that ``per_step`` of fit in a step's token budget are
+    utilization rho = rate x S. One-chunk prompts, ``per_step`` of which fit in a step's token budget, are
     served that many at a time (vLLM admits waiting prompts while the budget lasts): one step carries
     ``step_prefill_s`` (the prefill of ``per_step`` prompts together) and the decode batch, so each prompt's
     share is S = (step_prefill_s + decode step) / per_step. Its mean wait is Kingman's (Kingman 1961; Poisson
