@@ -318,7 +318,8 @@ BRUTE_FORCE = settings(SETTINGS, max_examples=100)
 Cases that random draws found are kept as tests of their own: test_short_prompts_share_a_step_on_a_slow_gpu,
 test_one_slot_replicas_are_sized_without_prefill_stalls, test_a_few_replicas_are_simulated_not_extrapolated,
 test_every_plan_gets_the_smallest_passing_count_near_a_cliff,
-test_one_replica_fewer_is_simulated_when_the_form_is_only_a_little_over, and the oracle's own
+test_one_replica_fewer_is_simulated_when_the_form_is_only_a_little_over,
+test_a_count_the_closed_form_calls_overloaded_is_simulated, and the oracle's own
 test_the_oracle_counts_past_64_replicas_when_utilization_needs_them."""
 
 
@@ -336,10 +337,11 @@ def test_top_plan_is_the_brute_force_minimum(cat: Catalog, spec: Spec) -> None:
     assert costs == sorted(costs)
 
 
-def _one_slow_gpu_catalog(tflops: float = 60.0, memory_gib: int = 16, fp8: bool = False) -> Catalog:
-    """The catalog drawn cases shrank to: one instance of one 300 GB/s GPU (16 GiB) at $1/h."""
+def _one_slow_gpu_catalog(tflops: float = 60.0, memory_gib: int = 16, fp8: bool = False,
+                          bandwidth_gbps: float = 300.0) -> Catalog:
+    """The catalog drawn cases shrank to: one instance of one GPU (16 GiB, 300 GB/s) at $1/h."""
     rates = {"fp16": tflops, "bf16": tflops, "int8": 2 * tflops} | ({"fp8": 2 * tflops} if fp8 else {})
-    acc = Accelerator(id="gpu0", vendor="nvidia", name="GPU 0", memory_gib=memory_gib, bandwidth_gbps=300.0,
+    acc = Accelerator(id="gpu0", vendor="nvidia", name="GPU 0", memory_gib=memory_gib, bandwidth_gbps=bandwidth_gbps,
                       tflops=rates, tdp_w=70.0,
                       interconnect=Interconnect(kind="nvlink", bandwidth_gbps=16.0, gpus_per_domain=1),
                       source="synthetic")
@@ -391,13 +393,25 @@ def test_a_few_replicas_are_simulated_not_extrapolated() -> None:
     """A drawn case (2026-12-01): llama-2-7b bf16 pipelined over two 16 GiB GPUs, 14 req/s at peak of 337-token
     prompts, p50 TTFT <= 1 s. Three replicas pass in simulation (p50 TTFT 0.26 s) and so do two (0.82 s, the
     brute force's answer); the sizer left two unsimulated because the closed form, calibrated at three, put it
-    over the SLO (1.04 s): one replica fewer there is 1.5 x the load each, beyond what the calibrated form is
-    trusted for (TRUSTED_EXTRAPOLATION), so such a count is now simulated."""
+    over the SLO (1.04 s), with one replica fewer at 1.5 x the load each. The count below a kept one is now
+    always simulated."""
     cat = _one_slow_gpu_catalog(tflops=65.0)
     c = Constraints(ttft_s=1.0, slo_percentile=50.0, placements=("cloud",), max_accuracy_loss="none")
     w = InferenceWorkload(requests_per_s=7.0, input_tokens=337, output_tokens=8, peak_to_average=2.0)
     top = _plans_match_the_brute_force(cat, "llama-2-7b", w, c)[0]
     assert (top.pipeline_parallel, top.replicas) == (2, 2)
+
+
+def test_a_count_the_closed_form_calls_overloaded_is_simulated() -> None:
+    """A drawn case (2026-12-01): llama-2-7b bf16 pipelined over two 16 GiB, 673 GB/s GPUs, 35 req/s of 151 + 143
+    tokens, p50 TPOT <= 125 ms. Five replicas pass, and so do four (the utilization rule's count, 80% of the
+    estimator's saturated rate each); the closed form calibrated at five said four cannot keep up, and the sizer
+    kept five."""
+    cat = _one_slow_gpu_catalog(bandwidth_gbps=673.0)
+    c = Constraints(tpot_s=0.125, slo_percentile=50.0, placements=("cloud",), max_accuracy_loss="none")
+    w = InferenceWorkload(requests_per_s=35.0, input_tokens=151, output_tokens=143)
+    top = _plans_match_the_brute_force(cat, "llama-2-7b", w, c)[0]
+    assert (top.pipeline_parallel, top.replicas) == (2, 4)
 
 
 def test_the_oracle_counts_past_64_replicas_when_utilization_needs_them() -> None:
@@ -427,8 +441,7 @@ def test_every_plan_gets_the_smallest_passing_count_near_a_cliff() -> None:
 def test_one_replica_fewer_is_simulated_when_the_form_is_only_a_little_over() -> None:
     """A drawn case (2026-12-01): llama-2-13b bf16 over four 16 GiB GPUs, 12 req/s of 656 + 9 tokens, p50 TTFT <=
     4 s. Eight replicas pass (p50 TTFT 1.5 s) and so do seven (2.9 s, the brute force's count); the closed form
-    calibrated at eight put seven at 4.3 s, 8% over the SLO, and the sizer kept eight. It now simulates a count
-    the form puts less than CALIBRATED_SKIP_MARGIN over."""
+    calibrated at eight put seven at 4.3 s, 8% over the SLO, and the sizer kept eight unsimulated."""
     cat = _one_slow_gpu_catalog()
     c = Constraints(ttft_s=4.0, slo_percentile=50.0, placements=("cloud",), max_accuracy_loss="none")
     w = InferenceWorkload(requests_per_s=12.0, input_tokens=656, output_tokens=9)

@@ -103,14 +103,6 @@ examples)."""
 SKIP_MARGIN = 0.05
 """A shape is rejected without simulating when the closed form at next to no load (where it is exact) puts it this
 far over an SLO."""
-CALIBRATED_SKIP_MARGIN = 1.0
-"""A replica count below a passing one is left unsimulated when the closed form calibrated at the passing count
-puts it at least this far over an SLO (twice it), or cannot keep up, and one fewer adds at most
-TRUSTED_EXTRAPOLATION of load per replica (5 replicas or more), and it is not the last count left between a
-simulated miss and a pass. Near the cliff where the queue takes off the calibrated form errs a lot: on drawn cases
-it put 2 of 3 replicas' TTFT 27% over the simulated one (1.5 x the load each), 7 of 8 replicas' 48% over (1.14 x),
-and 111 of 112 over where it passed; every one cost a plan a replica. The examples' searches skip only counts the
-form says cannot keep up (their simulation counts are the same at a margin of 5% as at any larger one)."""
 CALIBRATION_LIMIT = 4.0
 TRUSTED_EXTRAPOLATION = 1.25
 """How far above a simulated rate the calibrated closed form's capacity is taken without a simulation (one or two
@@ -800,9 +792,12 @@ class SloSizer:
         """(smallest replica count N >= ``floor`` whose replicas pass at R / N in a full-length simulation, the
         largest count known to miss or None) for an LLM shape, with full-length simulations only: from the
         estimate ``start``, counts grow by GROWTH until one passes; below the smallest passing count, the closed
-        form calibrated there (:meth:`_calibrated`) proposes the count it needs, and a count it puts over an SLO
-        by CALIBRATED_SKIP_MARGIN or more is not simulated. Once a proposal misses, the search closes in between
-        the miss and the pass by the simulated SLO ratios (:meth:`_between`)."""
+        form calibrated there (:meth:`_calibrated`) proposes the count it needs. Once a proposal misses, the search
+        closes in between the miss and the pass by the simulated SLO ratios (:meth:`_between`); a bracket left
+        when the probes run out is bisected. Every count the answer rests on (the one kept and the one below it)
+        is simulated: the calibrated form once decided the count below without a simulation, and near the cliff
+        where the queue takes off it erred, on drawn cases, by 27% (3 replicas to 2), 48% (8 to 7) and in calling
+        a count that passes unable to keep up (5 to 4), each time costing the plan a replica."""
         rps = key.rps
         engine = shape.engine
         slos = self._net_slos(shape, key) or {}
@@ -839,24 +834,16 @@ class SloSizer:
                     break
                 n = min(MAX_REPLICAS, max(n + 1, math.ceil(n * GROWTH)))
                 continue
-            predict = self._calibrated(shape, key, rps / hi, hi)
-            below = predict(rps / (hi - 1)) if predict is not None else None
-            # one fewer adds at most TRUSTED_EXTRAPOLATION of load per replica, and is not the one count left
-            # between a simulated miss and this pass (near the cliff the form errs most)
-            trusted = hi / (hi - 1) <= TRUSTED_EXTRAPOLATION and not (failed is not None and hi - failed == 2)
-            if trusted and (below is None or any(below[k] > v * (1.0 + CALIBRATED_SKIP_MARGIN)
-                                                 for k, v in slos.items())):
-                self._learn(shape, key, hi)
-                return hi, failed  # one fewer is over an SLO by the calibrated form: not simulated
-            if not trusted and lo < hi - 1:  # too far to extrapolate, or the last count left: simulate one fewer
-                n = hi - 1
-                continue
             if closing:  # a calibrated guess missed: close in on the boundary from here on
                 n = self._between(shape, key, lo, hi, weight[False], weight[True])
                 continue
-            cap = self._predicted_capacity(shape, key, predict, rps / hi, rps / (lo + 1) if lo >= 0 else rps)
-            guess = _replicas_for(rps, cap, 1.0)
-            n = min(hi - 1, max(lo + 1, guess)) if guess < hi else (lo + hi + 1) // 2
+            predict = self._calibrated(shape, key, rps / hi, hi)
+            if predict is None:
+                n = (lo + hi) // 2
+            else:
+                cap = self._predicted_capacity(shape, key, predict, rps / hi, rps / (lo + 1) if lo >= 0 else rps)
+                guess = _replicas_for(rps, cap, 1.0)
+                n = min(hi - 1, max(lo + 1, guess)) if guess < hi else (lo + hi + 1) // 2
             guessed = True
         if hi is not None:
             while hi - lo > 1:  # out of probes with a bracket left: bisect it (full-length simulations)
