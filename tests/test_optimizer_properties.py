@@ -208,8 +208,9 @@ class ShapeOracle:
         return not (c.tpot_s is not None and r.tpot.count and not r.tpot.at(q) <= c.tpot_s)  # type: ignore[attr-defined]
 
     def replicas(self, rps: float, net: float, util: float) -> int | None:
-        """max(utilization rule, smallest N whose simulation passes), counted up one by one (None: none up to
-        twice the utilization rule's count, or 64 if more)."""
+        """max(utilization rule, smallest N whose simulation passes), counted up one by one to 64; past 64 the
+        counts double until one passes and are then counted up one by one from the last miss (None: none up to
+        100,000)."""
         need = 1
         while need * self.rps_sat * util < rps * (1 - 1e-9):
             need += 1
@@ -218,11 +219,14 @@ class ShapeOracle:
             # no SLO to hold: the utilization rule alone (the estimator's saturated throughput, which pipelines
             # prompts across PP stages; the simulator runs each chunk through every stage in turn, pessimistic)
             return need
-        slo = 1
-        while not self.passes(slo, rps, net):
-            slo += 1
-            if slo > 2 * max(32, need):  # none up to twice the utilization rule's count (at least 64)
-                return None
+        slo = next((n for n in range(1, 65) if self.passes(n, rps, net)), None)
+        if slo is None:  # past 64: double until one passes, then count up one by one from the last miss
+            miss, top = 64, 128
+            while not self.passes(top, rps, net):
+                if top >= 100_000:  # the planner's limit (planner.optimizer.slo.MAX_REPLICAS)
+                    return None
+                miss, top = top, min(2 * top, 100_000)
+            slo = next(n for n in range(miss + 1, top + 1) if self.passes(n, rps, net))
         return max(need, slo)
 
 
@@ -417,7 +421,8 @@ def test_a_count_the_closed_form_calls_overloaded_is_simulated() -> None:
 def test_the_oracle_counts_past_64_replicas_when_utilization_needs_them() -> None:
     """A drawn case (2026-12-01) where the oracle was wrong: llama-2-13b bf16 over four 16 GiB GPUs saturates at
     0.195 req/s per replica (25 sequences of 1,023 output tokens), so 15 req/s needs 97 replicas by the utilization
-    rule alone. The oracle gave up on its SLO count past 64 and missed the planner's (cheaper, correct) plan."""
+    rule alone. The oracle gave up on its SLO count past 64 and missed the planner's (cheaper, correct) plan (so
+    did it, later, on a case whose SLO needs 82 replicas where the utilization rule needs 26)."""
     cat = _one_slow_gpu_catalog()
     c = Constraints(tpot_s=0.125, slo_percentile=50.0, placements=("cloud",), max_accuracy_loss="none")
     w = InferenceWorkload(requests_per_s=5.0, input_tokens=138, output_tokens=1023, peak_to_average=3.0)
