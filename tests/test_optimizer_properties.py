@@ -56,15 +56,17 @@ def accelerators(draw: st.DrawFn, i: int) -> Accelerator:
     )
 
 
+def synthetic_regions() -> dict[tuple[str, str], Region]:
+    """Two AWS regions in each geography, every catalog's here."""
+    return {("aws", f"{g}-r{k}"): Region(provider="aws", region=f"{g}-r{k}", geography=g, zone=ZONE[g],  # type: ignore[arg-type]
+                                         source="synthetic") for g in GEOS for k in range(2)}
+
+
 @st.composite
 def catalogs(draw: st.DrawFn) -> Catalog:
     base = Catalog.load()
     accs = [draw(accelerators(i)) for i in range(draw(st.integers(1, 3)))]
-    regions = {}
-    for g in GEOS:
-        for k in range(2):
-            r = Region(provider="aws", region=f"{g}-r{k}", geography=g, zone=ZONE[g], source="synthetic")  # type: ignore[arg-type]
-            regions[("aws", r.region)] = r
+    regions = synthetic_regions()
     insts = []
     for n in range(draw(st.integers(1, 6))):
         acc = draw(st.sampled_from(accs))
@@ -324,7 +326,8 @@ test_one_slot_replicas_are_sized_without_prefill_stalls, test_a_few_replicas_are
 test_every_plan_gets_the_smallest_passing_count_near_a_cliff,
 test_one_replica_fewer_is_simulated_when_the_form_is_only_a_little_over,
 test_a_count_the_closed_form_calls_overloaded_is_simulated, and the oracle's own
-test_the_oracle_counts_past_64_replicas_when_utilization_needs_them."""
+test_the_oracle_counts_past_64_replicas_when_utilization_needs_them and
+test_the_oracle_counts_on_past_64_replicas_where_the_slo_needs_them."""
 
 
 @BRUTE_FORCE
@@ -342,20 +345,19 @@ def test_top_plan_is_the_brute_force_minimum(cat: Catalog, spec: Spec) -> None:
 
 
 def _one_slow_gpu_catalog(tflops: float = 60.0, memory_gib: int = 16, fp8: bool = False,
-                          bandwidth_gbps: float = 300.0) -> Catalog:
-    """The catalog drawn cases shrank to: one instance of one GPU (16 GiB, 300 GB/s) at $1/h."""
+                          bandwidth_gbps: float = 300.0, gpus: int = 1) -> Catalog:
+    """The catalog drawn cases shrank to: one instance of ``gpus`` GPUs (16 GiB, 300 GB/s, one NVLink domain) at
+    $1/h."""
     rates = {"fp16": tflops, "bf16": tflops, "int8": 2 * tflops} | ({"fp8": 2 * tflops} if fp8 else {})
     acc = Accelerator(id="gpu0", vendor="nvidia", name="GPU 0", memory_gib=memory_gib, bandwidth_gbps=bandwidth_gbps,
                       tflops=rates, tdp_w=70.0,
-                      interconnect=Interconnect(kind="nvlink", bandwidth_gbps=16.0, gpus_per_domain=1),
+                      interconnect=Interconnect(kind="nvlink", bandwidth_gbps=16.0, gpus_per_domain=gpus),
                       source="synthetic")
-    regions = {("aws", f"{g}-r{k}"): Region(provider="aws", region=f"{g}-r{k}", geography=g, zone=ZONE[g],  # type: ignore[arg-type]
-                                            source="synthetic") for g in GEOS for k in range(2)}
-    inst = Instance(provider="aws", instance="x0.1gpu", region="apac-r0", accelerator="gpu0", accelerator_count=1,
-                    vcpu=8, ram_gib=64.0, on_demand_usd_per_h=1.0, spot_usd_per_h=None, dedicated=False,
-                    source="synthetic")
+    inst = Instance(provider="aws", instance=f"x0.{gpus}gpu", region="apac-r0", accelerator="gpu0",
+                    accelerator_count=gpus, vcpu=8 * gpus, ram_gib=64.0 * gpus, on_demand_usd_per_h=1.0,
+                    spot_usd_per_h=None, dedicated=False, source="synthetic")
     return replace(Catalog.load(), accelerators={"gpu0": acc}, edge_devices={}, instances=(inst,),
-                   onprem_servers=(), regions=regions, version="synthetic")
+                   onprem_servers=(), regions=synthetic_regions(), version="synthetic")
 
 
 def _plans_match_the_brute_force(cat: Catalog, preset: str, w: InferenceWorkload, c: Constraints) -> list[Plan]:
@@ -421,8 +423,7 @@ def test_a_count_the_closed_form_calls_overloaded_is_simulated() -> None:
 def test_the_oracle_counts_past_64_replicas_when_utilization_needs_them() -> None:
     """A drawn case (2026-12-01) where the oracle was wrong: llama-2-13b bf16 over four 16 GiB GPUs saturates at
     0.195 req/s per replica (25 sequences of 1,023 output tokens), so 15 req/s needs 97 replicas by the utilization
-    rule alone. The oracle gave up on its SLO count past 64 and missed the planner's (cheaper, correct) plan (so
-    did it, later, on a case whose SLO needs 82 replicas where the utilization rule needs 26)."""
+    rule alone. The oracle gave up on its SLO count past 64 and missed the planner's (cheaper, correct) plan."""
     cat = _one_slow_gpu_catalog()
     c = Constraints(tpot_s=0.125, slo_percentile=50.0, placements=("cloud",), max_accuracy_loss="none")
     w = InferenceWorkload(requests_per_s=5.0, input_tokens=138, output_tokens=1023, peak_to_average=3.0)
@@ -452,6 +453,17 @@ def test_one_replica_fewer_is_simulated_when_the_form_is_only_a_little_over() ->
     w = InferenceWorkload(requests_per_s=12.0, input_tokens=656, output_tokens=9)
     top = _plans_match_the_brute_force(cat, "llama-2-13b", w, c)[0]
     assert (top.pipeline_parallel, top.replicas) == (4, 7)
+
+
+def test_the_oracle_counts_on_past_64_replicas_where_the_slo_needs_them() -> None:
+    """A drawn case (2026-12-01) where the oracle was wrong: llama-2-13b bf16 over two 16 GiB GPUs (TP2) keeps KV
+    for 3 sequences, so at 6 req/s of 16 + 177 tokens the p95 TTFT of 1 s needs 82 replicas where the utilization
+    rule needs 26. The oracle stopped counting at 64 and called the planner's plan impossible."""
+    cat = _one_slow_gpu_catalog(gpus=2)
+    c = Constraints(ttft_s=1.0, slo_percentile=95.0, placements=("cloud",), max_accuracy_loss="none")
+    w = InferenceWorkload(requests_per_s=2.0, input_tokens=16, output_tokens=177, peak_to_average=3.0)
+    top = _plans_match_the_brute_force(cat, "llama-2-13b", w, c)[0]
+    assert (top.tensor_parallel, top.replicas) == (2, 82)
 
 
 def check_plan(p: Plan, spec: Spec, cat: Catalog) -> None:
