@@ -196,6 +196,48 @@ class NodeShape(Value):
         return max(1, self.vcpu * accelerators // max(1, self.accelerators))
 
 
+class RateOverhead(Value):
+    """The runtime's per-request time measured at ``rate_rps`` per replica (one row of a calibration)."""
+
+    rate_rps: float = Field(gt=0)
+    p50_s: float = Field(ge=0)
+    p99_s: float = Field(ge=0)
+
+
+class RuntimeCost(Value):
+    """What the serving runtime adds to each request on a part's hosts, as the planner sized the part with it: the
+    host's own measured figures (catalog ``serving_calibrations``, written by ``mlplan calibrate``) or the
+    calibration defaults (``planner.estimator.calibration``). ``source`` says which."""
+
+    overhead_s: float = Field(ge=0, description="median per-request time beyond the model (HTTP, routing), on an "
+                                                "idle server")
+    overhead_p99_s: float = Field(ge=0, description="that time at the 99th percentile (equal to the median where "
+                                                    "the runtime's jitter was not measured)")
+    cpu_s_per_request: float = Field(ge=0, description="CPU work per request of the runtime's processes; it runs "
+                                                       "on the model's cores on a CPU host")
+    cpu_processes: int = Field(ge=1, description="request-path processes that work is split between")
+    source: str
+    by_rate: tuple[RateOverhead, ...] = Field(
+        default=(), description="the overhead measured at each request rate per replica, increasing (empty: the "
+                                "same at every load): a busy server answers faster than one that was idle")
+
+    def overhead_at(self, percentile: float, rate_rps: float | None = None) -> float:
+        """The overhead at ``percentile`` (:func:`planner.estimator.overhead.tail_quantile` through the median and
+        the p99). With ``rate_rps`` (Poisson arrivals per replica), the figures measured at that rate
+        (:func:`planner.estimator.overhead.at_rate`); without, the largest of any measured rate (what the planner
+        sizes with: it holds at every rate). Added to a simulated latency's percentile (the model's time and the
+        runtime's are independent: the sum of the two percentiles is usually a little above the percentile of the
+        sum, and exact where one of the two does not vary)."""
+        from planner.estimator.overhead import at_rate, tail_quantile
+
+        if not self.by_rate:
+            return tail_quantile(self.overhead_s, self.overhead_p99_s, percentile)
+        rows = [(r.rate_rps, r.p50_s, r.p99_s) for r in self.by_rate]
+        if rate_rps is None or rate_rps <= 0:
+            return max(tail_quantile(a, b, percentile) for _, a, b in rows)
+        return tail_quantile(*at_rate(rows, rate_rps), percentile)
+
+
 class SystemPool(Value):
     """The untainted node pool a managed cluster runs CoreDNS, operators and the Ray head on."""
 
@@ -266,6 +308,7 @@ class Part(Value):
         description="dedicated: single-tenant cloud hosts; shared: multi-tenant cloud; owned: on-prem or edge")
     node: NodeShape
     device: Device
+    runtime_cost: RuntimeCost
     weights_bytes: int = Field(ge=0, description="the model's weight bytes in this part's dtype, all of them")
     names: PartNames
     engine: Engine | None = Field(default=None, description="LLM engine settings (vLLM / TensorRT-LLM parts)")

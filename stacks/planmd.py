@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 from planner.markup import md, md_code
-from planner.plan import Plan, Rejected
+from planner.plan import Plan, Rejected, RuntimeCost
 from planner.report import fmt_s, fmt_usd, headline, shape, where
 from stacks import layout
 
@@ -101,6 +101,13 @@ def why_lost(best: Plan, other: Plan) -> str:
     return "; ".join(reasons)
 
 
+def _runtime_cost(c: RuntimeCost) -> str:
+    """One line of what the runtime adds per request, as the part was sized with it, and where that comes from."""
+    cpu = f", {c.cpu_s_per_request * 1e3:.2f} ms of CPU" if c.cpu_s_per_request > 0 else ""
+    return (f"overhead {c.overhead_s * 1e3:.2f} ms median, {c.overhead_p99_s * 1e3:.2f} ms p99{cpu} "
+            f"({md(c.source)})")
+
+
 def render(spec_name: str, catalog_version: str, plan: Plan, runners_up: list[Plan], rejected: list[Rejected],
            resources: list[str] | None, extra_notes: list[str], *, charts: list[str] | None = None) -> str:
     infos = layout.parts(plan)
@@ -129,6 +136,8 @@ def render(spec_name: str, catalog_version: str, plan: Plan, runners_up: list[Pl
                    f"{p.replicas} | {p.traffic_fraction:.0%} | {i.target} |")
     out.append("")
     out += [f"- **{i.key}**: {TARGET_TEXT[i.target]}." for i in infos]
+    out += [f"- **{i.key}** runtime {i.part.runtime} per request: {_runtime_cost(i.part.runtime_cost)}."
+            for i in infos]
     if plan.placement == "hybrid":
         safe = next((i for i in infos if i.part.routing == "not-marked-public"), None)
         public = next((i for i in infos if i.part.routing == "marked-public"), None)

@@ -13,6 +13,7 @@ from planner import names
 from planner.catalog import Catalog
 from planner.optimizer.devices import device_of
 from planner.optimizer.nodes import SYSTEM_POOLS, model_volume_gib, node_disk_gib, node_shape
+from planner.optimizer.runtimes import runtime_cost
 from planner.optimizer.targets import deploy_target
 from planner.plan import (
     Cost,
@@ -154,6 +155,7 @@ def _part(**kw: Any) -> Part:
         names=PartNames(key="x", namespace="x", app="x", resource_prefix="x"),
     )
     base.update(kw)
+    base.setdefault("runtime_cost", runtime_cost(base["runtime"]))
     return Part(**base)
 
 

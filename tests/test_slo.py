@@ -72,7 +72,9 @@ def resimulate(plan: Plan, spec: Spec, cat: Catalog, *, rate_rps: float, request
     w = spec.workload
     assert w.kind == "inference"
     srv = plan.serving
-    net = plan.predicted.network_rtt_s + SERVING_OVERHEAD_S.get(part.runtime, 0.0)
+    cost = part.runtime_cost
+    assert not cost.by_rate and cost.overhead_p99_s == cost.overhead_s  # the examples' hosts are not calibrated
+    net = plan.predicted.network_rtt_s + cost.overhead_s
     if part.placement == "edge":
         dev = cat.edge_devices[part.instance]
         lat = estimate_edge(arch, dev, part.dtype, batch=1).latency_s
@@ -95,7 +97,9 @@ def resimulate(plan: Plan, spec: Spec, cat: Catalog, *, rate_rps: float, request
         rm = nonllm_replica(arch, hw, part.dtype, runtime=part.runtime, max_batch_size=srv.max_batch_size,
                             max_queue_delay_s=srv.max_queue_delay_us / 1e6,
                             preferred_batch_sizes=srv.preferred_batch_sizes if part.runtime == "triton" else (),
-                            seq=w.input_tokens, host_vcpu=part.node.replica_vcpu(part.accelerator_count))
+                            seq=w.input_tokens, host_vcpu=part.node.replica_vcpu(part.accelerator_count),
+                            cpu_s_per_request=part.runtime_cost.cpu_s_per_request,
+                            cpu_processes=part.runtime_cost.cpu_processes)
         wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, arrival_cv=w.burstiness)
     cluster = Cluster(part.replicas, RUNTIME_ROUTER.get(part.runtime, "random"),
                       srv.max_ongoing_requests if part.runtime == "ray" else None, net)

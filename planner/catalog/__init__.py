@@ -4,7 +4,8 @@ The embedded data lives in ``planner/catalog/data/*.yaml`` (each row names its s
 own file (on-prem inventory, negotiated prices) with ``Catalog.load(overlay=path)``: rows with the same key
 replace embedded rows, new keys add rows. Keys: accelerators and edge devices by ``id``, instances by
 ``(provider, instance, region)``, on-prem servers by ``sku``, regions by ``(provider, region)``, platform
-service prices by ``(provider, region, item)``.
+service prices by ``(provider, region, item)``, a host's measured serving figures (``serving_calibrations``, written
+by ``mlplan calibrate``) by ``(host, runtime)``.
 
 The optimizer only ever sees a :class:`Catalog`; nothing here touches the network.
 """
@@ -19,14 +20,25 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from planner.catalog.schema import Accelerator, EdgeDevice, Instance, OnPremServer, Region, RttTable, ServicePrice
+from planner.catalog.schema import (
+    Accelerator,
+    EdgeDevice,
+    Instance,
+    OnPremServer,
+    Region,
+    RttTable,
+    ServicePrice,
+    ServingCalibration,
+)
 from planner.errors import CatalogError
 from planner.specs import format_validation_error, read_yaml
 
 DATA_DIR = Path(__file__).parent / "data"
-SECTIONS = ("accelerators", "edge_devices", "instances", "onprem_servers", "regions", "services")
+SECTIONS = ("accelerators", "edge_devices", "instances", "onprem_servers", "regions", "services",
+            "serving_calibrations")
 
-__all__ = ["Accelerator", "Catalog", "EdgeDevice", "Instance", "OnPremServer", "Region", "RttTable", "ServicePrice"]
+__all__ = ["Accelerator", "Catalog", "EdgeDevice", "Instance", "OnPremServer", "Region", "RttTable", "ServicePrice",
+           "ServingCalibration"]
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -41,6 +53,7 @@ class Catalog:
     regions: Mapping[tuple[str, str], Region]
     rtt: RttTable
     services: Mapping[tuple[str, str, str], ServicePrice] = field(default_factory=dict)
+    serving: Mapping[tuple[str, str], ServingCalibration] = field(default_factory=dict)
     overlay: str | None = None
     _zone_cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -73,6 +86,9 @@ class Catalog:
         reg.update({(r.provider, r.region): r for r in _rows(Region, data.get("regions"), source, "regions")})
         svc = dict(self.services)
         svc.update({r.key: r for r in _rows(ServicePrice, data.get("services"), source, "services")})
+        cal = dict(self.serving)
+        cal.update({r.key: r for r in _rows(ServingCalibration, data.get("serving_calibrations"), source,
+                                            "serving_calibrations")})
         cat = Catalog(
             version=f"{self.version}+overlay",
             accelerators=acc,
@@ -82,6 +98,7 @@ class Catalog:
             regions=reg,
             rtt=self.rtt,
             services=svc,
+            serving=cal,
             overlay=source,
         )
         cat.check_references()
@@ -134,6 +151,10 @@ class Catalog:
         if zone_a in back:
             return back[zone_a]
         raise CatalogError(f"RTT table has no entry for {zone_a} <-> {zone_b}")
+
+    def serving_calibration(self, host: str, runtime: str) -> ServingCalibration | None:
+        """The figures ``runtime`` was measured with on ``host`` (an on-prem sku or instance type), if any."""
+        return self.serving.get((host, runtime))
 
     def find_instance(self, name: str) -> list[Instance]:
         return [i for i in self.instances if i.instance == name]

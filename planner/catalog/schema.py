@@ -187,6 +187,53 @@ class OnPremServer(Row):
     source: Source
 
 
+class RateOverheadRow(Row):
+    """The runtime's per-request time measured at ``rate_rps`` per replica."""
+
+    rate_rps: Pos
+    p50_ms: NonNeg
+    p99_ms: NonNeg
+
+    @model_validator(mode="after")
+    def _tail(self) -> RateOverheadRow:
+        if self.p99_ms < self.p50_ms:
+            raise ValueError(f"p99_ms {self.p99_ms} is below p50_ms {self.p50_ms}")
+        return self
+
+
+class ServingCalibration(Row):
+    """What one serving runtime adds to each request on one host, measured there (``mlplan calibrate``): the
+    planner uses these figures in place of the calibration defaults for parts on that host
+    (:func:`planner.optimizer.runtimes.runtime_cost`)."""
+
+    host: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                      description="the on-prem server sku or cloud instance type the figures were measured on")
+    runtime: Literal["ray", "triton", "vllm", "tensorrt-llm"]
+    overhead_ms: NonNeg = Field(description="median per-request time beyond the model and the runtime's CPU work "
+                                            "(HTTP, routing, hand-offs between the runtime's processes)")
+    overhead_p99_ms: NonNeg = Field(description="the same time at the 99th percentile (the runtime's own jitter)")
+    cpu_ms_per_request: NonNeg = Field(description="CPU time per request of all the runtime's processes above "
+                                                   "their idle background, at load")
+    by_rate: list[RateOverheadRow] = Field(
+        default_factory=list, description="the overhead at each request rate, rate_rps increasing (a server that "
+                                          "was idle answers slower than a busy one: planner.estimator.overhead)")
+    measured: date
+    source: Source = Field(description="how and where the figures were measured")
+
+    @model_validator(mode="after")
+    def _tail(self) -> ServingCalibration:
+        if self.overhead_p99_ms < self.overhead_ms:
+            raise ValueError(f"overhead_p99_ms {self.overhead_p99_ms} is below overhead_ms {self.overhead_ms}")
+        rates = [r.rate_rps for r in self.by_rate]
+        if rates != sorted(set(rates)):
+            raise ValueError(f"by_rate rows must have increasing rate_rps, not {rates}")
+        return self
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.host, self.runtime)
+
+
 class Region(Row):
     provider: Literal["aws", "gcp", "azure"]
     region: Name

@@ -221,7 +221,9 @@ hosts the planned latencies are conservative (benchmarks/slo_local.py prints bot
 the node's hardware threads with the model, the runtime's processes running side by side: the planner adds ``b`` x
 this / min(threads, SERVING_CPU_PROCESSES) to a batch of ``b`` there
 (:func:`planner.simulator.estimator_costs.host_batch_cost`), which is what bounds the demo's capacity (a GPU host's
-runtime runs on CPU cores the model does not use)."""
+runtime runs on CPU cores the model does not use). These are defaults: a host measured with ``mlplan calibrate``
+(a ``serving_calibrations`` row of the catalog overlay) is planned with its own figure instead
+(:func:`planner.optimizer.runtimes.runtime_cost`)."""
 
 SERVING_CPU_PROCESSES: Final = {"ray": 2, "triton": 1}
 """Processes a request's CPU work (SERVING_CPU_S_PER_REQUEST) is split between, which run side by side on a
@@ -238,4 +240,6 @@ added to TTFT and end-to-end latency. Ray Serve: ~5 ms p50 per HTTP request for 
 2-core machine (measured, shared/ENVIRONMENT.md), of which ~1 ms is the model: 4 ms. Triton: 0.4 ms p50 at one
 client for the 85k-parameter demo MLP over HTTP (benchmarks/serving_load.py), so 0.5 ms. vLLM's OpenAI server is
 FastAPI/uvicorn behind Ray Serve's proxy in a Ray Serve LLM app: taken as 3 ms (assumed between the two, not
-measured here: vLLM does not install on these machines). Firmware calls the model in-process: 0."""
+measured here: vLLM does not install on these machines). Firmware calls the model in-process: 0. Defaults, as
+SERVING_CPU_S_PER_REQUEST: a host measured with ``mlplan calibrate`` is planned with its own figures, which also
+follow the load (:mod:`planner.estimator.overhead`)."""

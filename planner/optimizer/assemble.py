@@ -131,7 +131,7 @@ def _part(spec: Spec, arch: ModelArch, side: Side, *, accelerator_count: int, no
         pipeline_parallel=pp, replicas=replicas, dtype=dtype, purchase=purchase,
         traffic_fraction=side.traffic_fraction, runtime=side.runtime,
         monthly_cost_usd=round(monthly, 2), target=target, routing=side.routing, data_class=side.data_class,
-        tenancy=side.tenancy, node=side.node, device=side.device,
+        tenancy=side.tenancy, node=side.node, device=side.device, runtime_cost=side.runtime_cost,
         weights_bytes=weights, names=part_names(spec, arch, side, target, multi),
         expert_parallel=ep, model_volume_gib=model_volume_gib(weights),
         node_disk_gib=node_disk_gib(weights, gpus_per_replica=tp * pp, gpus_per_node=side.gpus_per_node,

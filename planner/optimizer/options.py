@@ -147,10 +147,11 @@ class OptionEvaluator:
         return p
 
     def gpu(self, hw: Accelerator | EdgeDevice, dtype: str, tp: int, pp: int, rtt_s: float,
-            runtime: str, ep: int = 1) -> ReplicaOption | Miss:
+            runtime: str, ep: int = 1, overhead_s: float | None = None) -> ReplicaOption | Miss:
         """Evaluate one replica shape served by ``runtime``; ``rtt_s`` is the users' network round trip, to which
-        the runtime's own per-request overhead (calibration.SERVING_OVERHEAD_S) is added before the SLO checks."""
-        rtt_s += SERVING_OVERHEAD_S[runtime]
+        the runtime's own median per-request overhead on the host (``overhead_s``, a side's ``runtime_cost``;
+        None: calibration.SERVING_OVERHEAD_S) is added before the SLO checks."""
+        rtt_s += SERVING_OVERHEAD_S[runtime] if overhead_s is None else overhead_s
         key = (hw.id, dtype, tp, pp, ep, round(rtt_s, 6))
         hit = self._memo.get(key)
         if hit is None:

@@ -25,10 +25,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from planner.catalog.schema import Accelerator, EdgeDevice
+from planner.catalog.schema import Accelerator, EdgeDevice, ServingCalibration
+from planner.estimator import calibration as cal
+from planner.plan import RateOverhead, RuntimeCost
 from planner.specs import Constraints
 
-__all__ = ["RUNTIMES", "TRAINING_HARDWARE", "RuntimeCaps", "choose_runtime", "hardware_class", "training_runtime"]
+__all__ = ["RUNTIMES", "TRAINING_HARDWARE", "RuntimeCaps", "choose_runtime", "hardware_class", "runtime_cost",
+           "training_runtime"]
 
 TRAINING_HARDWARE = frozenset({"nvidia-gpu", "amd-gpu"})
 """Training runs as a KubeRay RayJob with DeepSpeed ZeRO on the vendor's Ray image (CUDA for NVIDIA, ROCm for
@@ -106,3 +109,22 @@ def _choose(c: Constraints, hw: Accelerator | EdgeDevice, is_llm: bool) -> tuple
         if caps.llm == is_llm and cls in caps.hardware:
             return name, ""
     return None, f"no runtime mlplan emits serves {what} on {cls}"
+
+
+def runtime_cost(runtime: str, measured: ServingCalibration | None = None) -> RuntimeCost:
+    """What ``runtime`` adds to each request on a host: the host's ``measured`` figures (catalog
+    ``serving_calibrations``, from ``mlplan calibrate`` on that host) where there are some, else the calibration
+    defaults (``SERVING_OVERHEAD_S``, ``SERVING_CPU_S_PER_REQUEST``: measured on one reference machine, so on
+    another host they are only an estimate, which ``source`` says)."""
+    processes = cal.SERVING_CPU_PROCESSES.get(runtime, 1)
+    if measured is not None:
+        return RuntimeCost(overhead_s=measured.overhead_ms / 1e3, overhead_p99_s=measured.overhead_p99_ms / 1e3,
+                           cpu_s_per_request=measured.cpu_ms_per_request / 1e3, cpu_processes=processes,
+                           source=f"measured on {measured.host} {measured.measured.isoformat()}: {measured.source}",
+                           by_rate=tuple(RateOverhead(rate_rps=r.rate_rps, p50_s=r.p50_ms / 1e3,
+                                                      p99_s=r.p99_ms / 1e3) for r in measured.by_rate))
+    overhead = cal.SERVING_OVERHEAD_S.get(runtime, 0.0)
+    return RuntimeCost(overhead_s=overhead, overhead_p99_s=overhead,
+                       cpu_s_per_request=cal.SERVING_CPU_S_PER_REQUEST.get(runtime, 0.0), cpu_processes=processes,
+                       source="calibration defaults (planner.estimator.calibration; measure this host with "
+                              "`mlplan calibrate`)")

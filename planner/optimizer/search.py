@@ -26,10 +26,10 @@ from planner.optimizer.bill import Biller, CloudPart
 from planner.optimizer.devices import device_of
 from planner.optimizer.nodes import node_shape
 from planner.optimizer.options import Miss, OptionEvaluator, ReplicaOption, allowed_dtypes
-from planner.optimizer.runtimes import choose_runtime, training_runtime
+from planner.optimizer.runtimes import choose_runtime, runtime_cost, training_runtime
 from planner.optimizer.slo import SloSizer
 from planner.optimizer.targets import deploy_target
-from planner.plan import Device, NodeShape, Routing, Target
+from planner.plan import Device, NodeShape, Routing, RuntimeCost, Target
 from planner.privacy import PUBLIC, part_reason
 from planner.specs import Spec
 
@@ -59,6 +59,8 @@ class Side:
     node: NodeShape
     device: Device
     runtime: str
+    runtime_cost: RuntimeCost
+    """what the runtime adds to each request on this side's hosts (measured there, or the defaults)"""
     data_class: str
     routing: Routing
     tenancy: str  # dedicated, shared, owned
@@ -237,13 +239,18 @@ class Search:
             self.rej.add(hw.id, "hardware", f"{hw.id}: {why}")
         return name
 
-    def size(self, hw: Accelerator | EdgeDevice, opt: ReplicaOption, runtime: str, rtt: float, rps: float,
-             utilization: float, floor: int = 1, host_vcpu: int = 1) -> tuple[ReplicaOption, int] | Miss:
+    def size(self, hw: Accelerator | EdgeDevice, opt: ReplicaOption, side: Side, rtt: float, rps: float,
+             utilization: float, floor: int = 1) -> tuple[ReplicaOption, int] | Miss:
         """Replicas for ``rps`` so the SLOs hold at the spec's percentile (:mod:`planner.optimizer.slo`: the
         tier reached so far for this shape; the optimizer raises the tiers of the candidates that can rank)."""
         assert self.sizer is not None
-        return self.sizer.size(hw, opt, runtime=runtime, rtt_s=rtt, rps=rps, utilization=utilization, floor=floor,
-                               host_vcpu=host_vcpu)
+        return self.sizer.size(hw, opt, runtime=side.runtime, rtt_s=rtt, rps=rps, utilization=utilization,
+                               floor=floor, host_vcpu=side.node.replica_vcpu(opt.gpus), serving=side.runtime_cost)
+
+    def side_cost(self, host: str, runtime: str) -> RuntimeCost:
+        """What ``runtime`` adds to each request on ``host``: its measured figures in the catalog, or the
+        defaults."""
+        return runtime_cost(runtime, self.cat.serving_calibration(host, runtime))
 
     def target(self, side: Side, opt: ReplicaOption, replicas: int, nodes: int) -> Target:
         return deploy_target(placement=side.placement, provider=side.provider, instance=side.instance,
@@ -276,7 +283,8 @@ class Search:
                 placement="cloud", provider=inst.provider, region=inst.region, geography=region.geography,
                 instance=inst.instance, accelerator=acc.id, gpus_per_node=inst.accelerator_count,
                 node=node_shape(inst.provider, inst.vcpu, inst.ram_gib, inst.accelerator_count),
-                device=device_of(acc), runtime=runtime, data_class=data_class, routing=routing,
+                device=device_of(acc), runtime=runtime, runtime_cost=self.side_cost(inst.instance, runtime),
+                data_class=data_class, routing=routing,
                 tenancy="dedicated" if data_class == "restricted" else "shared", role=role,
                 traffic_fraction=fraction), inst))
         return out
@@ -311,7 +319,7 @@ class Search:
                                  "launcher the serving image does not ship; use vllm for multi-node replicas")
                     continue
                 self.searched += 1
-                opt = self.ev.gpu(acc, dtype, tp, pp, rtt, side.runtime, ep)
+                opt = self.ev.gpu(acc, dtype, tp, pp, rtt, side.runtime, ep, side.runtime_cost.overhead_s)
                 if tp * pp <= side.gpus_per_node and not (isinstance(opt, Miss) and opt.constraint == "memory"):
                     fits_one_node = True
                 if isinstance(opt, Miss):
@@ -319,8 +327,7 @@ class Search:
                     continue
                 per_node = self._fits_node(opt, side.gpus_per_node)
                 if per_node is not None:
-                    sized = self.size(acc, opt, side.runtime, rtt, rps, self.util,
-                                      host_vcpu=side.node.replica_vcpu(opt.gpus))
+                    sized = self.size(acc, opt, side, rtt, rps, self.util)
                     if isinstance(sized, Miss):
                         self.rej.miss(label, sized)
                         continue
@@ -375,8 +382,8 @@ class Search:
                 placement="on-prem", provider="onprem", region=srv.site, geography=srv.geography, instance=srv.sku,
                 accelerator=acc.id, gpus_per_node=srv.accelerator_count,
                 node=node_shape("onprem", srv.vcpu, srv.ram_gib, srv.accelerator_count), device=device_of(acc),
-                runtime=runtime, data_class=data_class, routing=routing, tenancy="owned", role=role,
-                traffic_fraction=fraction), srv))
+                runtime=runtime, runtime_cost=self.side_cost(srv.sku, runtime), data_class=data_class,
+                routing=routing, tenancy="owned", role=role, traffic_fraction=fraction), srv))
         return out
 
     def onprem(self, rps: float, *, data_class: str, routing: Routing = "all", role: str = "primary",
@@ -415,15 +422,15 @@ class Search:
             side = Side(placement="edge", provider="edge", region=None, geography=None, instance=dev.id,
                         accelerator=dev.id, gpus_per_node=1,
                         node=node_shape("edge", dev.cpu_cores, dev.ram_mib / 1024.0, 1), device=device_of(dev),
-                        runtime=runtime, data_class=data_class, routing=routing, tenancy="owned", role=role,
-                        traffic_fraction=fraction)
+                        runtime=runtime, runtime_cost=self.side_cost(dev.id, runtime), data_class=data_class,
+                        routing=routing, tenancy="owned", role=role, traffic_fraction=fraction)
             for dtype in dtypes:
                 self.searched += 1
-                opt = self.ev.gpu(dev, dtype, 1, 1, 0.0, runtime)
+                opt = self.ev.gpu(dev, dtype, 1, 1, 0.0, runtime, 1, side.runtime_cost.overhead_s)
                 if isinstance(opt, Miss):
                     self.rej.miss(dev.id, opt)
                     continue
-                sized = self.size(dev, opt, runtime, 0.0, rps, a.edge_average_utilization, w.fleet_size or 1)
+                sized = self.size(dev, opt, side, 0.0, rps, a.edge_average_utilization, w.fleet_size or 1)
                 if isinstance(sized, Miss):
                     self.rej.miss(dev.id, sized)
                     continue

@@ -53,11 +53,12 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from planner.catalog.schema import Accelerator, EdgeDevice
-from planner.estimator.calibration import SERVING_OVERHEAD_S
 from planner.estimator.dtypes import activation_bytes
 from planner.estimator.inference import InferenceEstimate
 from planner.estimator.memory import kv_elem_bytes, state_elem_bytes
 from planner.optimizer.options import Miss, OptionEvaluator, ReplicaOption
+from planner.optimizer.runtimes import runtime_cost
+from planner.plan import RuntimeCost
 from planner.simulator.analytic import (
     allen_cunneen_wait,
     erlang_c,
@@ -230,8 +231,8 @@ class _Shape:
     cost: StepCost | BatchCost
     tuned: dict[str, Any]
     """ReplicaOption fields the engine settings decide (batch, rps, ...)"""
-    overhead_s: float
-    """the runtime's per-request serving time"""
+    serving: RuntimeCost
+    """what the runtime adds to each request on the host (its overhead at a percentile: ``overhead_at``)"""
     router: str
     ongoing: int | None
     label: str
@@ -274,10 +275,12 @@ class _Key:
     floor: int
     cpu_spread: int
     """threads the runtime's own CPU work runs on beside the model (CPU hosts; 0 elsewhere): part of the cost"""
+    serving: RuntimeCost
+    """what the runtime adds to each request on the host"""
 
     @property
-    def shape(self) -> tuple[str, str, int, int, int, str, int]:
-        return (self.hw, self.dtype, self.tp, self.pp, self.ep, self.runtime, self.cpu_spread)
+    def shape(self) -> tuple[str, str, int, int, int, str, int, RuntimeCost]:
+        return (self.hw, self.dtype, self.tp, self.pp, self.ep, self.runtime, self.cpu_spread, self.serving)
 
 
 class SloSizer:
@@ -317,16 +320,20 @@ class SloSizer:
         return bool(self.slos)
 
     def size(self, hw: Accelerator | EdgeDevice, opt: ReplicaOption, *, runtime: str, rtt_s: float, rps: float,
-             utilization: float, floor: int = 1, host_vcpu: int = 1) -> tuple[ReplicaOption, int] | Miss:
+             utilization: float, floor: int = 1, host_vcpu: int = 1, serving: RuntimeCost | None = None
+             ) -> tuple[ReplicaOption, int] | Miss:
         """(option with its engine settings, replicas) for ``rps`` at the tier reached so far, or a Miss when the
         SLOs cannot hold at any replica count. The option's ``tier`` says which rule gave the count and its
         ``sizing_key`` promotes it (:meth:`promote`). ``host_vcpu``: the replica's hardware threads, which also run
-        the serving runtime's own work on a CPU host (:func:`planner.simulator.estimator_costs.host_batch_cost`)."""
+        the serving runtime's own work on a CPU host (:func:`planner.simulator.estimator_costs.host_batch_cost`).
+        ``serving``: what the runtime adds to each request on the host (None: the calibration defaults)."""
         from planner.simulator.estimator_costs import runtime_cpu_spread
 
         rps = max(rps, MIN_RATE_RPS)
+        serving = serving or runtime_cost(runtime)
         key = _Key(hw.id, opt.dtype, opt.tp, opt.pp, opt.ep, runtime, round(rtt_s, 6), round(rps, 9), utilization,
-                   floor, runtime_cpu_spread(self.ev.profile_of(hw), runtime, host_vcpu))
+                   floor, runtime_cpu_spread(self.ev.profile_of(hw), serving.cpu_s_per_request,
+                                             serving.cpu_processes, host_vcpu), serving)
         s = self._sizings.get(key)
         if s is None:
             n = max(floor, _replicas_for(rps, opt.rps, utilization))
@@ -388,9 +395,6 @@ class SloSizer:
 
     def engine_of(self, key: Any) -> ContinuousBatching | DynamicBatching:
         return self._shape(key).engine
-
-    def network_s(self, key: Any) -> float:
-        return float(key.rtt_s + self._shape(key).overhead_s)
 
     # ---------------------------------------------------------------------------------------- tiers
     def _promote(self, key: _Key, tier: int) -> None:
@@ -545,26 +549,28 @@ class SloSizer:
 
         ev, c = self.ev, self.spec.constraints
         runtime = key.runtime
-        overhead = SERVING_OVERHEAD_S.get(runtime, 0.0)
+        serving = key.serving
+        overhead = serving.overhead_s
         router = RUNTIME_ROUTER.get(runtime, "random")
         base = self._sizings[key].option
         label = _option_label(base)
         if ev.arch.is_llm:
             est = ev.base_estimate(hw, key.dtype, key.tp, key.pp, key.ep)
-            return self._llm_shape(hw, est, base, overhead, router, label)
+            return self._llm_shape(hw, est, base, serving, router, label)
         kind: Literal["ray", "triton"] = "ray" if runtime == "ray" else "triton"
         ongoing = max_ongoing_requests(base.batch, False) if runtime == "ray" else None
         if isinstance(hw, EdgeDevice):
             lat = (base.latency_s or 0.0) - key.rtt_s - overhead  # the device's own time for one request
             cost = AffineBatchCost(fixed_s=max(1e-9, lat), per_item_s=0.0)
             return _Shape(False, DynamicBatching(runtime=kind, max_batch_size=1), cost,
-                          {"queue_delay_s": 0.0, "rps": base.rps}, overhead, router, ongoing, label,
+                          {"queue_delay_s": 0.0, "rps": base.rps}, serving, router, ongoing, label,
                           cost_key=("edge", cost))
         prof = ev.profile_of(hw)
         w = self.spec.workload
         assert w.kind == "inference"
         bcost = host_batch_cost(EstimatorBatchCost(shape_of(ev.arch), prof, key.dtype, ev.seq, key.tp), prof,
-                                runtime, key.cpu_spread)
+                                serving.cpu_s_per_request, serving.cpu_processes,
+                                key.cpu_spread)
         b = base.batch
         delays = sorted({0.0, round(rule_delay_s(b, c.latency_s, bcost.batch_s(b)), 6)})
         alts = tuple(DynamicBatching(runtime=kind, max_batch_size=b, max_queue_delay_s=d,
@@ -572,14 +578,14 @@ class SloSizer:
                      for d in delays)
         engine = alts[-1]
         sat = b / bcost.batch_s(b)  # full batches back to back: with the runtime's CPU work on a CPU host
-        return _Shape(False, engine, bcost, {"queue_delay_s": engine.max_queue_delay_s, "rps": sat}, overhead,
+        return _Shape(False, engine, bcost, {"queue_delay_s": engine.max_queue_delay_s, "rps": sat}, serving,
                       router, ongoing, label,
                       cost_key=("batch", repr(ev.arch), repr(prof), key.dtype, ev.seq, key.tp, runtime,
-                                key.cpu_spread),
+                                key.cpu_spread, serving.cpu_s_per_request),
                       alternatives=alts if self.has_slo and len(alts) > 1 else ())
 
     def _llm_shape(self, hw: Accelerator | EdgeDevice, est: InferenceEstimate, base: ReplicaOption,
-                   overhead: float, router: str, label: str) -> _Shape:
+                   serving: RuntimeCost, router: str, label: str) -> _Shape:
         from planner.simulator.estimator_costs import EstimatorStepCost, kv_capacity_tokens
 
         c = self.spec.constraints
@@ -619,7 +625,7 @@ class SloSizer:
         # bf16 and fp16 (same sizes, same tensor rate on the profile) share their simulations
         d = dm.dtype
         cost_key = ("llm", repr(replace(dm, dtype="")), kv_elem_bytes(d), state_elem_bytes(d), activation_bytes(d))
-        return _Shape(True, engine, cost, tuned, overhead, router, None, label, cost_key=cost_key, miss=miss)
+        return _Shape(True, engine, cost, tuned, serving, router, None, label, cost_key=cost_key, miss=miss)
 
     # --------------------------------------------------------------------------------------- checks
     def _rate_bound(self, shape: _Shape, key: _Key, optimism: float = PREFILL_QUEUE_OPTIMISM) -> float:
@@ -897,8 +903,8 @@ class SloSizer:
 
     def _net_slos(self, shape: _Shape, key: _Key) -> dict[str, float] | None:
         """The SLOs a simulation without network must meet (TTFT and end-to-end less the network and serving
-        time); None if the network alone spends one."""
-        net = key.rtt_s + shape.overhead_s
+        time at the SLO percentile); None if the network alone spends one."""
+        net = key.rtt_s + shape.serving.overhead_at(self.q)
         out = {}
         for k, v in self.slos.items():
             left = v - net if k in ("ttft_s", "latency_s") else v
@@ -912,7 +918,8 @@ class SloSizer:
         (:func:`confident_percentile`), as the planner checks the replica counts it keeps."""
         slos = self._net_slos(shape, key)
         if slos is None:
-            return [f"the network and serving time ({(key.rtt_s + shape.overhead_s) * 1e3:.1f} ms) leave "
+            return [f"the network and serving time ({(key.rtt_s + shape.serving.overhead_at(self.q)) * 1e3:.1f} "
+                    "ms) leave "
                     "nothing of the SLO"]
         q = confident_percentile(self.q, res.measured) if confident else self.q
         out = slo_misses(res, slos, q)
@@ -960,14 +967,14 @@ class SloSizer:
         return hit
 
     def _figures(self, shape: _Shape, key: _Key, res: SimResult, n: int) -> LoadFigures:
-        net = key.rtt_s + shape.overhead_s
+        def p(d: Any, net: bool) -> tuple[float, float, float]:
+            add = [key.rtt_s + shape.serving.overhead_at(q, key.rps / n) if net else 0.0
+                   for q in (50, 90, 99)]
+            return (d.at(50) + add[0], d.at(90) + add[1], d.at(99) + add[2])
 
-        def p(d: Any, add: float) -> tuple[float, float, float]:
-            return (d.at(50) + add, d.at(90) + add, d.at(99) + add)
-
-        return LoadFigures(rate_rps=key.rps, replicas=n, ttft=p(res.ttft, net) if shape.llm else None,
-                           tpot=p(res.tpot, 0.0) if shape.llm and res.tpot.count else None,
-                           latency=p(res.e2e, net), utilization=res.utilization, mean_batch=res.mean_batch,
+        return LoadFigures(rate_rps=key.rps, replicas=n, ttft=p(res.ttft, True) if shape.llm else None,
+                           tpot=p(res.tpot, False) if shape.llm and res.tpot.count else None,
+                           latency=p(res.e2e, True), utilization=res.utilization, mean_batch=res.mean_batch,
                            requests=res.measured)
 
 

@@ -206,22 +206,23 @@ class ServedBatchCost:
         return self.inner.batch_s(batch) + batch * self.per_request_s / self.spread
 
 
-def runtime_cpu_spread(hw: HardwareProfile, runtime: str, host_vcpu: int) -> int:
-    """Hardware threads the serving runtime's per-request CPU work runs on beside the model: on a CPU host, as
-    many of the replica's ``host_vcpu`` as the runtime has request-path processes (SERVING_CPU_PROCESSES); 0 where
-    that work costs the model nothing (a GPU host, or a runtime without a measured figure)."""
-    if hw.kind != "cpu" or cal.SERVING_CPU_S_PER_REQUEST.get(runtime, 0.0) <= 0:
+def runtime_cpu_spread(hw: HardwareProfile, cpu_s_per_request: float, processes: int, host_vcpu: int) -> int:
+    """Hardware threads the serving runtime's per-request CPU work (``cpu_s_per_request``, in ``processes``
+    request-path processes) runs on beside the model: on a CPU host, as many of the replica's ``host_vcpu`` as
+    there are processes; 0 where that work costs the model nothing (a GPU host, or no figure)."""
+    if hw.kind != "cpu" or cpu_s_per_request <= 0:
         return 0
-    return max(1, min(host_vcpu, cal.SERVING_CPU_PROCESSES.get(runtime, 1)))
+    return max(1, min(host_vcpu, processes))
 
 
-def host_batch_cost(cost: EstimatorBatchCost, hw: HardwareProfile, runtime: str, host_vcpu: int
-                    ) -> EstimatorBatchCost | ServedBatchCost:
-    """``cost`` as served by ``runtime`` on ``hw`` with ``host_vcpu`` hardware threads: on a CPU host the
-    runtime's per-request CPU time, spread over :func:`runtime_cpu_spread` of those threads, is added to the
-    model's (they share the cores); elsewhere the model's alone."""
-    spread = runtime_cpu_spread(hw, runtime, host_vcpu)
-    return ServedBatchCost(cost, cal.SERVING_CPU_S_PER_REQUEST[runtime], spread) if spread else cost
+def host_batch_cost(cost: EstimatorBatchCost, hw: HardwareProfile, cpu_s_per_request: float, processes: int,
+                    host_vcpu: int) -> EstimatorBatchCost | ServedBatchCost:
+    """``cost`` as served by a runtime that spends ``cpu_s_per_request`` of CPU per request in ``processes``
+    processes, on ``hw`` with ``host_vcpu`` hardware threads: on a CPU host that work, spread over
+    :func:`runtime_cpu_spread` of the threads, is added to the model's (they share the cores); elsewhere the
+    model's alone."""
+    spread = runtime_cpu_spread(hw, cpu_s_per_request, processes, host_vcpu)
+    return ServedBatchCost(cost, cpu_s_per_request, spread) if spread else cost
 
 
 def nonllm_flops_efficiency(hw: HardwareProfile) -> float:
@@ -292,14 +293,19 @@ def llm_replica(arch: ModelArch, hw: HardwareProfile, dtype: str, *, tp: int = 1
 def nonllm_replica(arch: ModelArch, hw: HardwareProfile, dtype: str, *, runtime: str = "triton",
                    max_batch_size: int = 8, max_queue_delay_s: float = 0.0,
                    preferred_batch_sizes: tuple[int, ...] = (), seq: int = 1, tp: int = 1,
-                   instances: int = 1, host_vcpu: int = UNSPECIFIED_HOST_VCPU) -> ReplicaModel:
+                   instances: int = 1, host_vcpu: int = UNSPECIFIED_HOST_VCPU,
+                   cpu_s_per_request: float | None = None, cpu_processes: int | None = None) -> ReplicaModel:
     """A Triton (or Ray Serve, ``runtime="ray"``) replica of a non-LLM model with dynamic batching, on a node of
-    ``host_vcpu`` hardware threads (they run the runtime's own work on a CPU host: :func:`host_batch_cost`)."""
+    ``host_vcpu`` hardware threads (they run the runtime's own work on a CPU host: :func:`host_batch_cost`).
+    ``cpu_s_per_request`` / ``cpu_processes``: the runtime's CPU work per request and the processes it is split
+    between (a plan part's ``runtime_cost``); None: the calibration defaults."""
     est = estimate_inference(arch, hw, dtype, tp=tp, input_tokens=max(1, seq), output_tokens=1, batch=1)
     engine = DynamicBatching(runtime="ray" if runtime == "ray" else "triton", max_batch_size=max_batch_size,
                              max_queue_delay_s=max_queue_delay_s, preferred_batch_sizes=preferred_batch_sizes,
                              instances=instances)
+    per = cal.SERVING_CPU_S_PER_REQUEST.get(runtime, 0.0) if cpu_s_per_request is None else cpu_s_per_request
+    procs = cal.SERVING_CPU_PROCESSES.get(runtime, 1) if cpu_processes is None else cpu_processes
     return ReplicaModel(engine=engine, cost=host_batch_cost(EstimatorBatchCost(shape_of(arch), hw, dtype,
-                                                                               max(1, seq), tp), hw, runtime,
+                                                                               max(1, seq), tp), hw, per, procs,
                                                         host_vcpu),
                         estimate=est)

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import DeployError, InputError, MlplanError
+from planner.plan import RuntimeCost
 from planner.simulator.metrics import Dist
 
 MAX_REQUESTS = 1_000_000
@@ -377,25 +378,34 @@ def prediction(folder: Any, rate_rps: float, url: str = "", requests: int = 2000
     return out
 
 
-def _catalog(folder: Any, overlay: str | None) -> Any:
-    """The catalog the plan was made with: the spec's overlay found as given, next to the plan folder, or above."""
-    from planner.catalog import Catalog
-
+def overlay_path(folder: Any) -> Path | None:
+    """The spec's catalog overlay of the plan in ``folder``, found as given, next to the plan folder, or above;
+    None when the spec names none or it is not found."""
+    overlay = (folder.data.get("spec") or {}).get("catalog_overlay")
     if not overlay:
-        return Catalog.load(None)
+        return None
     root = Path(folder.root)
     for cand in (Path(overlay), root / overlay, *(parent / overlay for parent in root.parents)):
         if cand.is_file():
-            return Catalog.load(str(cand))
-    return Catalog.load(None)
+            return Path(cand)
+    return None
+
+
+def _catalog(folder: Any) -> Any:
+    """The catalog the plan was made with (the spec's overlay where it is found)."""
+    from planner.catalog import Catalog
+
+    found = overlay_path(folder)
+    return Catalog.load(str(found) if found is not None else None)
 
 
 def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: int = 0,
-                  with_rtt: bool = True) -> dict[str, Any]:
+                  with_rtt: bool = True, serving: RuntimeCost | None = None) -> dict[str, Any]:
     """Simulate the plan in ``folder`` at ``rate_rps`` total: its replicas, runtime, batching settings and
-    router, timed by the estimator (``planner.simulator``). Percentiles in seconds, per metric."""
+    router, timed by the estimator (``planner.simulator``), with what the runtime adds per request as the plan
+    was sized (its first part's ``runtime_cost``; ``serving`` replaces it). Percentiles in seconds, per
+    metric."""
     from planner.estimator import profile
-    from planner.estimator.calibration import SERVING_OVERHEAD_S
     from planner.estimator.shape import nonllm_seq
     from planner.models import resolve
     from planner.simulator import RUNTIME_ROUTER, Cluster, Lengths, Workload, simulate
@@ -406,9 +416,10 @@ def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: i
     plan = folder.plan
     spec = Spec.model_validate(folder.data.get("spec") or {})
     arch = resolve(spec.model)
-    hw = profile(_catalog(folder, spec.catalog_overlay).accelerator(plan.accelerator))
+    hw = profile(_catalog(folder).accelerator(plan.accelerator))
     srv, w = plan.serving, spec.workload
     runtime = srv.runtime
+    serving = serving or plan.parts[0].runtime_cost
     if arch.is_llm:
         i = plan.model.input_tokens or getattr(w, "input_tokens", 512)
         o = plan.model.output_tokens or getattr(w, "output_tokens", 256)
@@ -427,20 +438,27 @@ def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: i
                             preferred_batch_sizes=tuple(p for p in srv.preferred_batch_sizes
                                                         if p <= srv.max_batch_size),
                             seq=nonllm_seq(arch, w),  # as the optimizer times non-LLM batches
-                            host_vcpu=plan.parts[0].node.replica_vcpu(plan.parts[0].accelerator_count))
+                            host_vcpu=plan.parts[0].node.replica_vcpu(plan.parts[0].accelerator_count),
+                            cpu_s_per_request=serving.cpu_s_per_request, cpu_processes=serving.cpu_processes)
         wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, arrival_cv=getattr(w, "burstiness", 1.0))
-    net = SERVING_OVERHEAD_S.get(runtime, 0.0) + (plan.predicted.network_rtt_s if with_rtt else 0.0)
+    rtt = plan.predicted.network_rtt_s if with_rtt else 0.0
     cluster = Cluster(replicas=plan.replicas, router=RUNTIME_ROUTER.get(runtime, "round_robin"),
-                      max_ongoing_requests=srv.max_ongoing_requests if runtime == "ray" else None, network_s=net)
+                      max_ongoing_requests=srv.max_ongoing_requests if runtime == "ray" else None, network_s=rtt)
     res = simulate(wl, rm.engine, rm.cost, cluster, warmup=requests // 10)
 
-    def pct(d: Dist) -> dict[str, float]:
-        return {"p50_s": d.p50, "p90_s": d.p90, "p99_s": d.p99, "mean_s": d.mean}
+    def pct(d: Dist, net: bool = True) -> dict[str, float]:
+        """Percentiles of ``d`` plus, for a latency the user sees, the runtime's overhead at each percentile
+        at this rate per replica (``RuntimeCost.overhead_at``, as the planner adds it to the plan's figures)."""
+        def add(q: float) -> float:
+            return serving.overhead_at(q, rate_rps / plan.replicas) if net else 0.0
+
+        return {"p50_s": d.p50 + add(50), "p90_s": d.p90 + add(90), "p99_s": d.p99 + add(99),
+                "mean_s": d.mean + add(50)}
 
     out = {"latency": pct(res.e2e), "throughput_rps": res.throughput_rps, "requests": requests,
-           "network_s": net, "replicas": plan.replicas, "router": cluster.router}
+           "network_s": rtt + serving.overhead_s, "replicas": plan.replicas, "router": cluster.router}
     if arch.is_llm:
-        out |= {"ttft": pct(res.ttft), "tpot": pct(res.tpot)}
+        out |= {"ttft": pct(res.ttft), "tpot": pct(res.tpot, net=False)}
     return out
 
 
