@@ -1,9 +1,11 @@
 """Predicted vs measured latency percentiles of the local demo plans, served by real servers on this machine.
 
 For each runtime (examples/local-demo.yaml with Ray Serve, and the same spec with ``runtime: triton``) the script
-plans the spec (``mlplan plan``), deploys the plan locally (``stacks.deploy.targets``: a private Ray head + Serve,
-or tritonserver), drives it with the open-loop Poisson client of ``stacks.deploy.loadtest`` at rates from light
-to 90% of the plan's predicted capacity (``predicted.max_rps_within_slo``; capped at what one Python client on this
+first calibrates this host (``mlplan calibrate``, into a copy of the overlay: what the runtime adds per request
+here, after each idle time, and its CPU per request; ``--no-calibrate`` keeps the shipped defaults), then plans the
+spec (``mlplan plan``), deploys the plan locally (``stacks.deploy.targets``: a private Ray head + Serve, or
+tritonserver), drives it with the open-loop Poisson client of ``stacks.deploy.loadtest`` at rates from light to
+90% of the plan's predicted capacity (``predicted.max_rps_within_slo``; capped at what one Python client on this
 machine can send, which the table says), and prints per rate:
 
 - predicted p50 / p99 end-to-end latency (``stacks.deploy.loadtest.simulate_plan``: the plan's replicas, batching
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -69,57 +72,51 @@ def _retry_serve_run() -> None:
     subprocess.run = run  # type: ignore[assignment]
 
 
-def _cpu_s(pids: list[int]) -> float:
-    """utime + stime of ``pids`` (seconds)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / tick
-
-
-def _server_pids(folder: Any) -> list[int]:
-    from serving.launch import session_members
-    from stacks.deploy.state import DeployState
-
-    state = DeployState(folder.state_dir, folder.plan.id)
-    rec = state.target("local") or {}
-    out: list[int] = []
-    for r in rec.get("resources", []):
-        if r.get("sid"):
-            out.extend(session_members(int(r["sid"])))
-    return out
-
-
-def _spec_file(runtime: str, tmp: Path) -> Path:
+def _spec_file(runtime: str, tmp: Path, overlay: Path) -> Path:
+    """examples/local-demo.yaml served by ``runtime``, with ``overlay`` as its catalog overlay."""
     src = ROOT / "examples" / "local-demo.yaml"
-    if runtime == "ray":
-        return src
     text = src.read_text().replace("runtime: ray", f"runtime: {runtime}").replace(
         "name: local-demo", f"name: local-demo-{runtime}").replace(
-        "catalog_overlay: local-demo.catalog.yaml", f"catalog_overlay: {ROOT / 'examples' / 'local-demo.catalog.yaml'}")
+        "catalog_overlay: local-demo.catalog.yaml", f"catalog_overlay: {overlay}")
     path = tmp / f"local-demo-{runtime}.yaml"
     path.write_text(text)
     return path
 
 
-def bench(runtime: str, tmp: Path, repeats: int, requests: int, fixed_rates: list[float] | None = None
-          ) -> list[dict[str, Any]]:
-    from stacks.deploy import targets
-    from stacks.deploy.loadtest import open_loop, simulate_plan, target_for
-    from stacks.folder import load_folder
-
-    spec_path = _spec_file(runtime, tmp)
-    spec = load_spec(spec_path)
-    out = tmp / f"plan-{runtime}"
+def _plan(spec_path: Path, out: Path) -> None:
     done = subprocess.run([str(Path(sys.executable).with_name("mlplan")), "plan", str(spec_path), "--out", str(out),
                            "--no-preview"], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"mlplan plan failed: {done.stderr or done.stdout}")
+
+
+def calibrate_host(runtime: str, tmp: Path, overlay: Path) -> None:
+    """``mlplan calibrate`` on the ``runtime`` plan of this machine, into ``overlay`` (a copy). Its rates (10, 25,
+    60, 150 ... req/s) are not the ones the table measures (a quarter of the planned rate, the planned rate, ...):
+    the table checks the model between and beyond them, on runs of its own."""
+    from stacks.deploy.calibrate import calibrate
+
+    spec_path = _spec_file(runtime, tmp, overlay)
+    out = tmp / f"calibrate-{runtime}"
+    _plan(spec_path, out)
+    report = calibrate(out, overlay=overlay, say=lambda s: None)
+    row = report["row"]
+    rows = ", ".join(f"{r['rate_rps']:g}: {r['p50_ms']:.2f}/{r['p99_ms']:.2f}" for r in row["by_rate"])
+    print(f"\n== {runtime}: calibrated this host: overhead p50/p99 ms at req/s {{{rows}}}; CPU "
+          f"{row['cpu_ms_per_request']:g} ms/request", flush=True)
+
+
+def bench(runtime: str, tmp: Path, overlay: Path, repeats: int, requests: int,
+          fixed_rates: list[float] | None = None) -> list[dict[str, Any]]:
+    from stacks.deploy import targets
+    from stacks.deploy.calibrate import cpu_seconds, server_pids
+    from stacks.deploy.loadtest import open_loop, simulate_plan, target_for
+    from stacks.folder import load_folder
+
+    spec_path = _spec_file(runtime, tmp, overlay)
+    spec = load_spec(spec_path)
+    out = tmp / f"plan-{runtime}"
+    _plan(spec_path, out)
     folder = load_folder(out)
     plan = folder.plan
     pr = plan.predicted
@@ -130,31 +127,34 @@ def bench(runtime: str, tmp: Path, repeats: int, requests: int, fixed_rates: lis
     rates = sorted({round(planned / 4, 3), round(planned, 3), round((planned * top) ** 0.5, 3), round(top, 3)})
     if fixed_rates:
         rates = sorted({*fixed_rates, planned})
+    cost = plan.parts[0].runtime_cost
     print(f"\n== {runtime}: plan {plan.id}, {plan.replicas} replica(s), max batch {plan.serving.max_batch_size}, "
           f"batch wait {plan.serving.max_queue_delay_us} us; SLO latency p{c.slo_percentile:g} <= "
           f"{(c.latency_s or 0) * 1e3:.0f} ms at {planned:g} req/s; predicted capacity within the SLO "
           f"{capacity:,.0f} req/s" + (f" (rates capped at the client's {CLIENT_MAX_RPS:g} req/s)"
-                                      if 0.9 * capacity > CLIENT_MAX_RPS else ""), flush=True)
+                                      if 0.9 * capacity > CLIENT_MAX_RPS else "")
+          + f"; runtime per request: overhead {cost.overhead_s * 1e3:.2f} ms median, {cost.overhead_p99_s * 1e3:.2f}"
+            f" ms p99, CPU {cost.cpu_s_per_request * 1e3:.2f} ms ({cost.source})", flush=True)
     targets.deploy(out, opts=targets.Options(smoke_requests=0), say=lambda s: None)
     rows: list[dict[str, Any]] = []
     try:
         tgt = target_for(folder)
-        pids = _server_pids(folder)
+        pids = server_pids(folder)
         open_loop(tgt, rate_rps=50, duration_s=2, max_requests=100, concurrency=8, warmup=20)  # warm the server
-        c0, t0 = _cpu_s(pids), time.monotonic()
+        c0, t0 = cpu_seconds(pids), time.monotonic()
         time.sleep(IDLE_S)
-        idle = (_cpu_s(pids) - c0) / (time.monotonic() - t0)  # the server's own background (cores)
+        idle = (cpu_seconds(pids) - c0) / (time.monotonic() - t0)  # the server's own background (cores)
         print(f"  server processes {len(pids)}, idle background {idle:.3f} cores", flush=True)
         for rate in rates:
             meas: list[Any] = []
             cpu: list[float] = []
             loads: list[float] = []
             for rep in range(repeats):
-                c0 = _cpu_s(pids)
+                c0 = cpu_seconds(pids)
                 loads.append(os.getloadavg()[0])
                 r = open_loop(tgt, rate_rps=rate, duration_s=requests / rate, max_requests=requests,
                               concurrency=64, warmup=10, seed=rep)
-                cpu.append(max(0.0, _cpu_s(pids) - c0 - idle * r.wall_s) / max(1, r.completed))
+                cpu.append(max(0.0, cpu_seconds(pids) - c0 - idle * r.wall_s) / max(1, r.completed))
                 meas.append(r)
             sim = simulate_plan(folder, rate, requests=4000, with_rtt=False)["latency"]
             row = {"runtime": runtime, "rate": rate, "load": statistics.mean(loads),
@@ -192,12 +192,18 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=1500, help="requests per run (at most; rate x duration)")
     ap.add_argument("--rates", default="", help="comma-separated request rates to measure instead of the default "
                     "four (the planned rate is always measured)")
+    ap.add_argument("--no-calibrate", action="store_true", help="plan with the overlay as shipped (the calibration "
+                    "defaults) instead of calibrating this host first")
     args = ap.parse_args()
     _retry_serve_run()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="slo-local-") as tmp:
+        overlay = Path(tmp) / "local-demo.catalog.yaml"
+        shutil.copy(ROOT / "examples" / "local-demo.catalog.yaml", overlay)
         for runtime in args.runtimes.split(","):
-            rows += bench(runtime, Path(tmp), args.repeats, args.requests,
+            if not args.no_calibrate:
+                calibrate_host(runtime, Path(tmp), overlay)
+            rows += bench(runtime, Path(tmp), overlay, args.repeats, args.requests,
                           [float(r) for r in args.rates.split(",") if r] or None)
     errs = [abs(r["pred_p99"] - r["p99"]) / r["p99"] for r in rows]
     within = sum(e <= 0.25 for e in errs)

@@ -26,9 +26,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from mlplan.cli import catalog, deploy, estimate, explain, loadtest, plan, recommend
+    from mlplan.cli import calibrate, catalog, deploy, estimate, explain, loadtest, plan, recommend
 
-    for mod in (estimate, recommend, catalog, plan, deploy, explain, loadtest):
+    for mod in (estimate, recommend, catalog, plan, deploy, explain, loadtest, calibrate):
         mod.register(app)
 
 

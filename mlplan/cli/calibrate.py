@@ -1,0 +1,36 @@
+"""``mlplan calibrate DIR``: measure what the serving runtime adds per request on this host and write it into the
+catalog overlay. Thin: the measurement is ``stacks.deploy.calibrate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("calibrate")(calibrate_cmd)
+
+
+def calibrate_cmd(
+    folder: Annotated[Path, typer.Argument(help="plan folder of a plan served on this machine (target local)")],
+    overlay: Annotated[Path | None, typer.Option(help="catalog overlay to write (default: the spec's "
+                                                      "catalog_overlay)")] = None,
+    max_rate: Annotated[float | None, typer.Option(min=10, max=10_000, help="highest request rate to measure at "
+                                                    "(default: what one client gets back to back, at most "
+                                                    "800/s)")] = None,
+    requests: Annotated[int, typer.Option(min=80, max=100_000, help="most requests per rate")] = 600,
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Serve the plan here (Ray Serve or Triton, or its running local deployment), measure the runtime's
+    per-request overhead (median and p99) and CPU time under open-loop loads from 10 req/s up, and write them into
+    the catalog overlay as this host's `serving_calibrations` row; plans made afterwards are sized with them.
+    Takes about two minutes."""
+    from stacks.deploy.calibrate import calibrate
+
+    say = (lambda s: None) if json_out else (lambda s: print(s, flush=True))
+    report = calibrate(folder, overlay=overlay, top_rps=max_rate, requests=requests, say=say)
+    if json_out:
+        print(json.dumps(report, indent=2))

@@ -1,0 +1,281 @@
+"""``mlplan calibrate DIR``: measure what the serving runtime adds to each request on this host, and write the
+figures into the catalog overlay, so that the next plan is sized with this host's figures instead of the defaults
+measured on another machine (``planner.estimator.calibration``).
+
+The plan in ``DIR`` is served here (``mlplan deploy --target local``: Ray Serve or Triton, or the deployment
+already running from that folder) and measured with the client of :mod:`stacks.deploy.loadtest`, after the
+server's idle background CPU:
+
+- **Overhead at each rate** (``by_rate``): open-loop Poisson runs at rates from 10 req/s up, about 2.5x apart
+  (``RATE_LADDER``), to what one client gets back to back (at most ``CLIENT_MAX_RPS``), each as ``SEGMENTS`` runs
+  in a row. Each row is the median over those runs of the measured median and p99 latency, less the simulated
+  ones of the same plan at that rate with no overhead (:func:`stacks.deploy.loadtest.simulate_plan`: the model,
+  the runtime's CPU work and their queueing): what the runtime adds at that load (:mod:`planner.estimator.overhead`
+  says why it changes with the load and how the planner reads the rows).
+  ``overhead_ms`` / ``overhead_p99_ms`` are the largest of the rows (what the planner sizes with).
+- **CPU per request** (``cpu_ms_per_request``): utime + stime of every process of the server's session (from
+  /proc) over each rate's runs, less the idle background, per completed request. It falls as the rate rises (idle
+  wake-ups are shared by more requests); the highest rate's figure is kept (it bounds the capacity and drives the
+  queueing where queueing matters).
+
+The overlay gets one ``serving_calibrations`` row per (host, runtime): the part's on-prem sku or instance type.
+Only that section of the file is rewritten (the rest, comments included, is kept), atomically, and the result is
+loaded as a catalog before it replaces the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from planner.errors import CatalogError, DeployError, InputError
+
+Say = Callable[[str], None]
+RUNTIMES = ("ray", "triton")
+"""runtimes ``mlplan deploy --target local`` serves, so the ones this module can measure"""
+RATE_LADDER = (10.0, 25.0, 60.0, 150.0, 400.0, 1000.0, 2500.0, 6000.0)
+"""rates measured at, about 2.5x apart, up to the top rate. Below 10 req/s the server is idle between requests
+whatever the rate (the overhead is the idle figure), and a run long enough for a p99 would take minutes."""
+FIRST_RATE_RPS = RATE_LADDER[0]
+SECONDS_PER_RATE = 30.0
+"""longest a run at one rate lasts (fewer requests at the low rates)"""
+DEFAULT_REQUESTS = 600
+MIN_REQUESTS = 80
+CLIENT_MAX_RPS = 800.0
+"""most requests/s one Python client sends next to a server on a 2-thread machine (benchmarks/slo_local.py)"""
+IDLE_S = 5.0
+SEGMENTS = 3
+"""runs per rate, back to back: a rate's figures are the medians of theirs, so one pause of the host (a VM's stolen
+time hits a burst of consecutive requests) does not set a p99 that the next run would not see"""
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of ``pids`` from /proc (seconds); processes that are gone count 0."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def server_pids(folder: Any) -> list[int]:
+    """Every live process of the local servers the deploy state of ``folder`` records (their sessions)."""
+    from serving.launch import session_members
+    from stacks.deploy.state import DeployState
+
+    state = DeployState(folder.state_dir, folder.plan.id)
+    rec = state.target("local") or {}
+    out: list[int] = []
+    for r in rec.get("resources", []):
+        if r.get("sid"):
+            out.extend(session_members(int(r["sid"])))
+    return out
+
+
+@dataclass(frozen=True)
+class RateRun:
+    """One open-loop Poisson run: latency percentiles and the server's CPU per request."""
+
+    rate_rps: float
+    completed: int
+    errors: int
+    throughput_rps: float
+    p50_s: float
+    p99_s: float
+    cpu_s_per_request: float
+
+    @property
+    def overloaded(self) -> bool:
+        return self.errors > 0 or self.throughput_rps < 0.9 * self.rate_rps
+
+
+def calibration_rates(back_to_back_s: float, top_rps: float | None = None) -> list[float]:
+    """The RATE_LADDER up to ``top_rps`` (default: what one client gets back to back, one request per
+    ``back_to_back_s``, at most CLIENT_MAX_RPS); always the first."""
+    top = top_rps or min(CLIENT_MAX_RPS, 1.0 / max(back_to_back_s, 1e-6))
+    return [r for i, r in enumerate(RATE_LADDER) if i == 0 or r <= top * 1.0001]
+
+
+def measure(folder: Any, requests: int, say: Say, top_rps: float | None = None,
+            idle_s: float = IDLE_S) -> tuple[float, list[RateRun]]:
+    """(idle background in cores, one run per calibration rate) against the local server of the deployed
+    ``folder``."""
+    from stacks.deploy.loadtest import open_loop, target_for
+
+    tgt = target_for(folder)
+    pids = server_pids(folder)
+    if not pids:
+        raise DeployError(f"{folder.root}: the local server's processes are not running",
+                          fix=f"run `mlplan status {folder.root}`, then `mlplan deploy {folder.root} --target local`")
+    open_loop(tgt, rate_rps=50, duration_s=2, max_requests=100, concurrency=8, warmup=20)  # warm the server
+    say(f"measuring the server's idle background ({len(pids)} processes, {idle_s:g} s)")
+    c0, t0 = cpu_seconds(pids), time.monotonic()
+    time.sleep(idle_s)
+    idle = max(0.0, (cpu_seconds(pids) - c0) / (time.monotonic() - t0))
+    b2b = open_loop(tgt, rate_rps=1e5, duration_s=1.0, max_requests=100, concurrency=1)
+    rates = calibration_rates(b2b.service.mean, top_rps)
+    say(f"one request takes {b2b.service.mean * 1e3:.2f} ms back to back; measuring at "
+        f"{', '.join(f'{r:g}' for r in rates)} req/s")
+    runs = []
+    for rate in rates:
+        n = max(MIN_REQUESTS, min(requests, int(rate * SECONDS_PER_RATE)))
+        c0 = cpu_seconds(pids)
+        parts = [open_loop(tgt, rate_rps=rate, duration_s=n / SEGMENTS / rate, max_requests=n // SEGMENTS,
+                           concurrency=64, warmup=2, seed=k) for k in range(SEGMENTS)]
+        done, wall = sum(p.completed for p in parts), sum(p.wall_s for p in parts)
+        cpu = max(0.0, cpu_seconds(pids) - c0 - idle * wall) / max(1, done)
+        p50 = statistics.median(p.latency.p50 for p in parts)
+        p99 = statistics.median(p.latency.p99 for p in parts)
+        runs.append(RateRun(rate, done, sum(p.errors for p in parts), done / wall if wall > 0 else 0.0, p50, p99,
+                            cpu))
+        say(f"  {rate:g} req/s: p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms (medians of {SEGMENTS} runs), "
+            f"server CPU {cpu * 1e3:.2f} ms/request above idle, {runs[-1].errors} errors ({done} requests)")
+        if runs[-1].overloaded:
+            break
+    return idle, runs
+
+
+def fit(folder: Any, runs: list[RateRun]) -> dict[str, Any]:
+    """The figures of a ``serving_calibrations`` row from the measured runs (see the module docstring)."""
+    from planner.plan import RuntimeCost
+    from stacks.deploy.loadtest import simulate_plan
+
+    kept = [r for r in runs if not r.overloaded]
+    if not kept:
+        r = runs[0]
+        raise DeployError(f"the server could not keep up with {r.rate_rps:g} req/s ({r.errors} errors, "
+                          f"{r.throughput_rps:.3g} req/s served)",
+                          fix="check the server with `mlplan status DIR`, or calibrate on a quieter machine")
+    cpu = kept[-1].cpu_s_per_request
+    part = folder.plan.parts[0]
+    bare = RuntimeCost(overhead_s=0.0, overhead_p99_s=0.0, cpu_s_per_request=cpu,
+                       cpu_processes=part.runtime_cost.cpu_processes, source="calibration trial")
+    rows: list[dict[str, float]] = []
+    for r in kept:
+        sim = simulate_plan(folder, r.rate_rps, requests=4000, with_rtt=False, serving=bare)["latency"]
+        p50 = max(0.0, r.p50_s - sim["p50_s"])
+        rows.append({"rate_rps": r.rate_rps, "p50_ms": round(p50 * 1e3, 3),
+                     "p99_ms": round(max(p50, r.p99_s - sim["p99_s"]) * 1e3, 3)})
+    return {"overhead_ms": max(r["p50_ms"] for r in rows), "overhead_p99_ms": max(r["p99_ms"] for r in rows),
+            "cpu_ms_per_request": round(cpu * 1e3, 3), "cpu_rate_rps": kept[-1].rate_rps, "by_rate": rows}
+
+
+def overlay_of(folder: Any, overlay: str | Path | None) -> Path:
+    """The overlay file to write: ``overlay``, else the spec's ``catalog_overlay`` as the plan found it."""
+    if overlay is not None:
+        return Path(overlay)
+    from stacks.deploy.loadtest import overlay_path
+
+    found = overlay_path(folder)
+    if found is None:
+        raise InputError(f"{folder.root}: the plan's spec names no catalog overlay to write the figures into",
+                         fix="pass --overlay PATH (and set catalog_overlay: PATH in the spec)")
+    return found
+
+
+_SECTION = re.compile(r"^serving_calibrations:.*$")
+
+
+def write_row(path: Path, row: dict[str, Any]) -> None:
+    """Put ``row`` into the ``serving_calibrations`` section of the overlay at ``path`` (replacing the row of the
+    same host and runtime), rewriting only that section; checked by loading the result, then written
+    atomically."""
+    import yaml
+
+    from planner.catalog import Catalog
+
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    data = yaml.safe_load(text) if text.strip() else {}
+    if not isinstance(data, dict):
+        raise CatalogError(f"{path}: a catalog overlay must be a mapping of sections")
+    rows = [r for r in data.get("serving_calibrations") or []
+            if not (isinstance(r, dict) and (r.get("host"), r.get("runtime")) == (row["host"], row["runtime"]))]
+    rows.append(row)
+    block = yaml.safe_dump({"serving_calibrations": rows}, sort_keys=False, default_flow_style=False)
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if _SECTION.match(line)), None)
+    if start is None:
+        head = [*lines, ""] if lines and lines[-1].strip() else lines
+        new = [*head, "# what the serving runtimes add per request on each host, measured by `mlplan calibrate`",
+               *block.splitlines()]
+    else:
+        end = next((i for i in range(start + 1, len(lines))
+                    if lines[i] and not lines[i][0].isspace() and not lines[i].startswith(("#", "-"))), len(lines))
+        while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
+            end -= 1  # comments and blank lines just above the next section belong to it
+        new = [*lines[:start], *block.splitlines(), *lines[end:]]
+    out = "\n".join(new) + "\n"
+    tmp = path.with_name(f".{path.name}.calibrate.tmp")
+    tmp.write_text(out, encoding="utf-8")
+    try:
+        Catalog.load(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def calibrate(path: str | Path, *, overlay: str | Path | None = None, top_rps: float | None = None,
+              requests: int = DEFAULT_REQUESTS, say: Say = print) -> dict[str, Any]:
+    """``mlplan calibrate``: serve the plan in ``path`` locally (or use its running local deployment), measure,
+    write the host's row into the overlay, and return what was written."""
+    from stacks.deploy import targets
+    from stacks.deploy.state import DeployState
+    from stacks.folder import load_folder
+
+    folder = load_folder(path)
+    plan = folder.plan
+    part = plan.parts[0]
+    runtime = plan.serving.runtime
+    if runtime not in RUNTIMES or part.target != "local":
+        raise InputError(f"{folder.root}: calibrate measures a plan served on this machine (target local, runtime "
+                         f"{' or '.join(RUNTIMES)}); this one is {part.target} / {runtime}",
+                         fix="plan a spec whose catalog overlay makes this machine the on-prem server "
+                             "(see examples/local-demo.yaml)")
+    if top_rps is not None and not (FIRST_RATE_RPS <= top_rps <= 10_000):
+        raise InputError(f"top rate {top_rps!r} must be a request rate in [{FIRST_RATE_RPS:g}, 10000]",
+                         fix="--max-rate 100")
+    if not (MIN_REQUESTS <= requests <= 100_000):
+        raise InputError(f"requests {requests} must be between {MIN_REQUESTS} and 100,000", fix="--requests 600")
+    target = overlay_of(folder, overlay)
+    if not target.parent.is_dir():
+        raise InputError(f"{target}: its folder does not exist", fix="pass --overlay PATH in an existing folder")
+    state = DeployState(folder.state_dir, plan.id)
+    ours = "local" not in state.active_targets()
+    if ours:
+        say(f"serving {plan.id} locally ({runtime}) to measure it")
+        targets.deploy(folder.root, "local", opts=targets.Options(smoke_requests=0), say=say)
+    try:
+        idle, runs = measure(folder, requests, say, top_rps)
+    finally:
+        if ours:
+            targets.destroy(folder.root, "local", say=lambda s: None)
+    figures = fit(folder, runs)
+    row: dict[str, Any] = {
+        "host": part.instance, "runtime": runtime, "overhead_ms": figures["overhead_ms"],
+        "overhead_p99_ms": figures["overhead_p99_ms"], "cpu_ms_per_request": figures["cpu_ms_per_request"],
+        "by_rate": figures["by_rate"], "measured": date.today(),
+        "source": (f"mlplan calibrate on {socket.gethostname()} ({os.cpu_count()} hardware threads): open-loop "
+                   f"Poisson runs at {', '.join(f'{r.rate_rps:g}' for r in runs)} req/s, CPU at "
+                   f"{figures['cpu_rate_rps']:g} req/s, idle background {idle:.3f} cores"),
+    }
+    write_row(target, row)
+    say(f"wrote {part.instance} / {runtime} into {target}: overhead {row['overhead_ms']:g} ms median, "
+        f"{row['overhead_p99_ms']:g} ms p99 at most ({row['by_rate'][-1]['p50_ms']:g} ms median at "
+        f"{row['by_rate'][-1]['rate_rps']:g} req/s); {row['cpu_ms_per_request']:g} ms of CPU per request; plan the "
+        "spec again to size with them")
+    return {"overlay": str(target), "row": {**row, "measured": row["measured"].isoformat()},
+            "idle_cores": round(idle, 4),
+            "runs": [{"rate_rps": r.rate_rps, "completed": r.completed, "errors": r.errors, "p50_s": r.p50_s,
+                      "p99_s": r.p99_s, "cpu_s_per_request": r.cpu_s_per_request} for r in runs]}

@@ -1,0 +1,271 @@
+"""Per-host serving figures: the catalog's ``serving_calibrations`` rows, the plan carrying what it was sized with,
+the planner and the load-test prediction reading them, and ``mlplan calibrate`` writing them (a real Triton
+server in the slow test)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from mlplan.cli import app
+from planner.catalog import Catalog
+from planner.errors import CatalogError, InputError
+from planner.estimator.calibration import SERVING_CPU_S_PER_REQUEST, SERVING_OVERHEAD_S
+from planner.estimator.overhead import at_rate, tail_quantile
+from planner.optimizer import recommend
+from planner.optimizer.runtimes import runtime_cost
+from planner.plan import RateOverhead, RuntimeCost
+from planner.specs import load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "local-demo.yaml"
+
+
+def _row(**kw: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"host": "localhost", "runtime": "ray", "overhead_ms": 1.5, "overhead_p99_ms": 4.0,
+                           "cpu_ms_per_request": 6.0, "measured": date(2026, 12, 1), "source": "test run"}
+    row.update(kw)
+    return row
+
+
+def _catalog(*rows: dict[str, Any]) -> Catalog:
+    spec = load_spec(DEMO)
+    return Catalog.load(spec.catalog_overlay).with_overlay({"serving_calibrations": list(rows)}, source="test")
+
+
+def _local(cat: Catalog) -> Any:
+    rec = recommend(load_spec(DEMO), cat)
+    return next(p for p in rec.plans if p.parts[0].instance == "localhost")
+
+
+def test_a_calibration_row_is_validated_and_keyed_by_host_and_runtime() -> None:
+    cat = _catalog(_row(), _row(runtime="triton", cpu_ms_per_request=0.7))
+    assert cat.serving_calibration("localhost", "ray").cpu_ms_per_request == 6.0  # type: ignore[union-attr]
+    assert cat.serving_calibration("localhost", "triton").cpu_ms_per_request == 0.7  # type: ignore[union-attr]
+    assert cat.serving_calibration("xeon-2s-cpu-server", "ray") is None
+    later = cat.with_overlay({"serving_calibrations": [_row(cpu_ms_per_request=9.0)]}, source="later")
+    assert later.serving_calibration("localhost", "ray").cpu_ms_per_request == 9.0  # type: ignore[union-attr]
+    with pytest.raises(CatalogError, match="overhead_p99_ms"):
+        _catalog(_row(overhead_p99_ms=1.0))  # a p99 below the median
+    with pytest.raises(CatalogError, match="runtime"):
+        _catalog(_row(runtime="uvicorn"))
+    with pytest.raises(CatalogError, match="cpu_ms_per_request"):
+        _catalog(_row(cpu_ms_per_request=-1))
+
+
+def test_runtime_cost_is_the_hosts_figures_or_the_defaults() -> None:
+    d = runtime_cost("ray")
+    assert (d.overhead_s, d.overhead_p99_s, d.cpu_s_per_request) == (
+        SERVING_OVERHEAD_S["ray"], SERVING_OVERHEAD_S["ray"], SERVING_CPU_S_PER_REQUEST["ray"])
+    assert "defaults" in d.source and "mlplan calibrate" in d.source
+    row = _catalog(_row()).serving_calibration("localhost", "ray")
+    m = runtime_cost("ray", row)
+    assert (m.overhead_s, m.overhead_p99_s, m.cpu_s_per_request) == pytest.approx((1.5e-3, 4e-3, 6e-3))
+    assert m.source.startswith("measured on localhost 2026-12-01")
+    assert runtime_cost("vllm").cpu_s_per_request == 0.0  # no measured CPU figure: it runs beside the GPU
+
+
+@given(o50=st.floats(0, 0.05), extra=st.floats(0, 0.05), q1=st.floats(0, 100), q2=st.floats(0, 100))
+def test_the_overhead_tail_passes_through_the_median_and_the_p99_and_rises(o50: float, extra: float, q1: float,
+                                                                            q2: float) -> None:
+    c = RuntimeCost(overhead_s=o50, overhead_p99_s=o50 + extra, cpu_s_per_request=0.0, cpu_processes=1,
+                    source="t")
+    assert c.overhead_at(50) == o50 and c.overhead_at(10) == o50
+    assert math.isclose(c.overhead_at(99), o50 + extra, rel_tol=1e-9, abs_tol=1e-15)
+    lo, hi = sorted((q1, q2))
+    assert c.overhead_at(lo) <= c.overhead_at(hi) + 1e-15
+    assert math.isfinite(c.overhead_at(100))
+
+
+ROWS = (RateOverhead(rate_rps=4, p50_s=2e-3, p99_s=4e-3), RateOverhead(rate_rps=40, p50_s=1e-3, p99_s=3e-3),
+        RateOverhead(rate_rps=400, p50_s=0.5e-3, p99_s=2e-3))
+
+
+def test_the_overhead_at_a_rate_interpolates_the_measured_rows_in_log_rate() -> None:
+    c = RuntimeCost(overhead_s=2e-3, overhead_p99_s=4e-3, cpu_s_per_request=0.0, cpu_processes=1, source="t",
+                    by_rate=ROWS)
+    assert c.overhead_at(50, 40) == pytest.approx(1e-3) and c.overhead_at(99, 40) == pytest.approx(3e-3)
+    assert c.overhead_at(50, 4 * math.sqrt(10)) == pytest.approx(1.5e-3)  # halfway in log rate
+    assert c.overhead_at(99, 1) == pytest.approx(4e-3) and c.overhead_at(50, 1e4) == pytest.approx(0.5e-3)
+    assert c.overhead_at(99) == pytest.approx(4e-3)  # no rate: the largest row (what the planner sizes with)
+    assert at_rate([(4, 2.0, 4.0)], 100) == (2.0, 4.0)
+
+
+@given(rate=st.floats(0.01, 1e5), q=st.floats(50, 99.9))
+def test_the_overhead_at_a_rate_stays_within_the_rows(rate: float, q: float) -> None:
+    c = RuntimeCost(overhead_s=2e-3, overhead_p99_s=4e-3, cpu_s_per_request=0.0, cpu_processes=1, source="t",
+                    by_rate=ROWS)
+    got = c.overhead_at(q, rate)
+    figures = [tail_quantile(r.p50_s, r.p99_s, q) for r in ROWS]
+    assert min(figures) - 1e-12 <= got <= max(figures) + 1e-12 == c.overhead_at(q) + 1e-12
+
+
+def test_the_planner_sizes_with_the_hosts_figures_and_the_plan_carries_them() -> None:
+    """A host measured slower than the defaults (more CPU per request, a longer tail) gets a plan with less
+    capacity and higher percentiles; one measured faster, more capacity. The plan names the figures it used."""
+    default = _local(_catalog())
+    assert default.parts[0].runtime_cost == runtime_cost("ray")
+    fast = _local(_catalog(_row(overhead_ms=1.0, overhead_p99_ms=2.0, cpu_ms_per_request=5.0)))
+    slow = _local(_catalog(_row(overhead_ms=8.0, overhead_p99_ms=30.0, cpu_ms_per_request=40.0)))
+    assert fast.parts[0].runtime_cost.cpu_s_per_request == pytest.approx(5e-3)
+    assert slow.parts[0].runtime_cost.source.startswith("measured on localhost")
+    caps = [p.predicted.max_rps_within_slo for p in (fast, default, slow)]
+    assert caps[0] > caps[1] > caps[2], caps
+    p99s = [p.predicted.latency_p99_s for p in (fast, default, slow)]
+    assert p99s[0] < p99s[1] < p99s[2], p99s
+    # the p99 carries the overhead's own p99 (30 ms), not its median (8 ms)
+    assert slow.predicted.latency_p99_s >= slow.predicted.network_rtt_s + 30e-3
+    # measured at several rates: the plan's figures at the planned rate read the row there; the sizing the largest
+    rows = [{"rate_rps": 4, "p50_ms": 100, "p99_ms": 235}, {"rate_rps": 20, "p50_ms": 1, "p99_ms": 2},
+            {"rate_rps": 100, "p50_ms": 1, "p99_ms": 2}]
+    by_rate = _local(_catalog(_row(overhead_ms=100, overhead_p99_ms=235, cpu_ms_per_request=5.0, by_rate=rows)))
+    flat = _local(_catalog(_row(overhead_ms=1, overhead_p99_ms=2, cpu_ms_per_request=5.0)))
+    assert len(by_rate.parts[0].runtime_cost.by_rate) == 3
+    assert by_rate.predicted.latency_p50_s == pytest.approx(flat.predicted.latency_p50_s)  # 20 req/s: 1 ms
+    assert by_rate.predicted.max_rps_within_slo < flat.predicted.max_rps_within_slo  # sized with 235 ms of 250
+    # another runtime or host keeps the defaults
+    other = _local(_catalog(_row(runtime="triton", cpu_ms_per_request=99.0)))
+    assert other.parts[0].runtime_cost == default.parts[0].runtime_cost
+
+
+def test_the_load_test_prediction_reads_the_plans_figures(tmp_path: Path) -> None:
+    from stacks.deploy.loadtest import simulate_plan
+    from stacks.folder import load_folder
+
+    overlay = tmp_path / "local-demo.catalog.yaml"
+    shutil.copy(ROOT / "examples" / "local-demo.catalog.yaml", overlay)
+    spec = tmp_path / "demo.yaml"
+    spec.write_text(DEMO.read_text())
+    out = tmp_path / "plan"
+    runner = CliRunner()
+    assert runner.invoke(app, ["plan", str(spec), "--out", str(out), "--no-preview"]).exit_code == 0
+    before = simulate_plan(load_folder(out), 10.0, requests=1000, with_rtt=False)["latency"]
+    from stacks.deploy.calibrate import write_row
+
+    write_row(overlay, _row(overhead_ms=1.0, overhead_p99_ms=9.0, cpu_ms_per_request=5.0))
+    assert runner.invoke(app, ["plan", str(spec), "--out", str(out), "--no-preview"]).exit_code == 0
+    folder = load_folder(out)
+    assert folder.plan.parts[0].runtime_cost.overhead_p99_s == pytest.approx(9e-3)
+    after = simulate_plan(folder, 10.0, requests=1000, with_rtt=False)["latency"]
+    assert after["p50_s"] < before["p50_s"]  # 1 ms + 5/2 ms of CPU against the defaults' 4 + 28/2 ms
+    assert after["p99_s"] - after["p50_s"] >= 8e-3 - 1e-9  # the measured tail is in the prediction
+    assert "measured on localhost" in (out / "PLAN.md").read_text()
+
+
+def test_write_row_keeps_the_rest_of_the_overlay_and_replaces_its_own_row(tmp_path: Path) -> None:
+    from stacks.deploy.calibrate import write_row
+
+    overlay = tmp_path / "o.yaml"
+    original = (ROOT / "examples" / "local-demo.catalog.yaml").read_text()
+    overlay.write_text(original)
+    write_row(overlay, _row())
+    write_row(overlay, _row(runtime="triton", cpu_ms_per_request=0.5))
+    write_row(overlay, _row(cpu_ms_per_request=7.0))  # ray again: replaces the first row
+    text = overlay.read_text()
+    assert text.startswith(original.rstrip("\n"))  # comments and other sections kept, byte for byte
+    rows = yaml.safe_load(text)["serving_calibrations"]
+    assert [(r["runtime"], r["cpu_ms_per_request"]) for r in rows] == [("triton", 0.5), ("ray", 7.0)]
+    cat = Catalog.load(str(overlay))
+    assert cat.serving_calibration("localhost", "ray").cpu_ms_per_request == 7.0  # type: ignore[union-attr]
+    # a section followed by another section: only the section is rewritten
+    overlay.write_text("serving_calibrations: []\n# note\nregions: []\n")
+    write_row(overlay, _row())
+    assert overlay.read_text().endswith("# note\nregions: []\n")
+    before = overlay.read_text()
+    with pytest.raises(CatalogError, match="overhead_p99_ms"):
+        write_row(overlay, _row(overhead_p99_ms=0.1))
+    assert overlay.read_text() == before  # refused before the file was touched
+    assert [p.name for p in tmp_path.iterdir()] == ["o.yaml"]  # no temporary file left
+
+
+def test_fit_takes_each_rates_overhead_and_the_top_rates_cpu(tmp_path: Path) -> None:
+    from stacks.deploy.calibrate import RateRun, calibration_rates, fit
+    from stacks.deploy.loadtest import simulate_plan
+    from stacks.folder import load_folder
+
+    out = tmp_path / "plan"
+    assert CliRunner().invoke(app, ["plan", str(DEMO), "--out", str(out), "--no-preview"]).exit_code == 0
+    folder = load_folder(out)
+    light = RateRun(10.0, 200, 0, 10.0, p50_s=0.009, p99_s=0.020, cpu_s_per_request=0.011)
+    heavy = RateRun(60.0, 600, 0, 59.0, p50_s=0.007, p99_s=0.016, cpu_s_per_request=0.006)
+    got = fit(folder, [light, heavy])
+    assert got["cpu_ms_per_request"] == 6.0 and got["cpu_rate_rps"] == 60.0
+    bare = RuntimeCost(overhead_s=0, overhead_p99_s=0, cpu_s_per_request=0.006, cpu_processes=2, source="t")
+    for run, row in zip((light, heavy), got["by_rate"], strict=True):
+        sim = simulate_plan(folder, run.rate_rps, requests=4000, with_rtt=False, serving=bare)["latency"]
+        assert row["rate_rps"] == run.rate_rps
+        assert row["p50_ms"] == pytest.approx((run.p50_s - sim["p50_s"]) * 1e3, abs=1e-3)
+        assert row["p99_ms"] == pytest.approx((run.p99_s - sim["p99_s"]) * 1e3, abs=1e-3)
+    assert got["overhead_ms"] == max(r["p50_ms"] for r in got["by_rate"])
+    overloaded = RateRun(60.0, 400, 12, 50.0, p50_s=0.2, p99_s=1.0, cpu_s_per_request=0.004)
+    kept = fit(folder, [light, overloaded])  # the top run did not keep up: left out
+    assert kept["cpu_ms_per_request"] == 11.0 and [r["rate_rps"] for r in kept["by_rate"]] == [10.0]
+    with pytest.raises(Exception, match="could not keep up"):
+        fit(folder, [RateRun(10.0, 300, 40, 6.0, 0.5, 2.0, 0.01)])
+    assert calibration_rates(0.005) == [10.0, 25.0, 60.0, 150.0]  # one client back to back: 200 req/s
+    assert calibration_rates(0.0001)[-1] == 400.0  # the client's own limit (800 req/s)
+    assert calibration_rates(1.0) == [10.0]
+
+
+def test_calibrate_refuses_what_it_cannot_measure_in_one_line(tmp_path: Path) -> None:
+    from stacks.deploy.calibrate import calibrate
+
+    out = tmp_path / "gpu"
+    spec = ROOT / "examples" / "chat-eu-pii.yaml"
+    assert CliRunner().invoke(app, ["plan", str(spec), "--out", str(out), "--no-preview"]).exit_code == 0
+    with pytest.raises(InputError, match="target local"):
+        calibrate(out, say=lambda s: None)
+    demo = tmp_path / "demo"
+    assert CliRunner().invoke(app, ["plan", str(DEMO), "--out", str(demo), "--no-preview"]).exit_code == 0
+    with pytest.raises(InputError, match="top rate"):
+        calibrate(demo, top_rps=1.0, say=lambda s: None)
+    with pytest.raises(InputError, match="folder does not exist"):
+        calibrate(demo, overlay=tmp_path / "nowhere" / "o.yaml", say=lambda s: None)
+    res = CliRunner().invoke(app, ["calibrate", str(demo), "--max-rate", "x"])
+    assert res.exit_code != 0
+
+
+@pytest.mark.slow
+def test_calibrate_measures_a_real_triton_server_and_the_next_plan_uses_it(tmp_path: Path) -> None:
+    """``mlplan calibrate`` on this machine: tritonserver serves the demo plan, the row lands in the overlay with
+    figures of the right order (this machine: 0.3-2 ms of CPU and 0.5-2 ms of overhead per request; the bounds
+    are ten times wider), the server is stopped again, and the next plan is sized with the row."""
+    from serving import launch
+    from stacks.deploy.calibrate import calibrate
+    from stacks.deploy.state import DeployState
+    from stacks.folder import load_folder
+
+    overlay = tmp_path / "local-demo.catalog.yaml"
+    shutil.copy(ROOT / "examples" / "local-demo.catalog.yaml", overlay)
+    spec = tmp_path / "demo.yaml"
+    spec.write_text(DEMO.read_text().replace("runtime: ray", "runtime: triton"))
+    out = tmp_path / "plan"
+    assert CliRunner().invoke(app, ["plan", str(spec), "--out", str(out), "--no-preview"]).exit_code == 0
+    said: list[str] = []
+    report = calibrate(out, top_rps=25.0, requests=80, say=said.append)  # 80 at 10 and at 25 req/s
+    row = report["row"]
+    assert (row["host"], row["runtime"]) == ("localhost", "triton")
+    assert 0 < row["cpu_ms_per_request"] < 20 and 0 <= row["overhead_ms"] <= row["overhead_p99_ms"] < 50
+    assert [r["rate_rps"] for r in report["runs"]] == [10.0, 25.0]
+    assert [r["rate_rps"] for r in row["by_rate"]] == [10.0, 25.0]
+    assert all(r["errors"] == 0 for r in report["runs"])
+    assert any("wrote localhost / triton" in s for s in said)
+    rec = DeployState(out / ".mlplan", "x").target("local") or {}
+    assert rec.get("status") != "deployed"  # calibrate stopped the server it started
+    for r in rec.get("resources", []):
+        assert not launch.session_members(int(r["sid"]))
+    cat = Catalog.load(str(overlay))
+    assert cat.serving_calibration("localhost", "triton") is not None
+    assert CliRunner().invoke(app, ["plan", str(spec), "--out", str(out), "--no-preview"]).exit_code == 0
+    cost = load_folder(out).plan.parts[0].runtime_cost
+    assert cost.cpu_s_per_request == pytest.approx(row["cpu_ms_per_request"] / 1e3)
+    assert cost.overhead_p99_s == pytest.approx(row["overhead_p99_ms"] / 1e3)
