@@ -195,8 +195,8 @@ def test_fit_takes_each_rates_overhead_and_the_top_rates_cpu(tmp_path: Path) -> 
     out = tmp_path / "plan"
     assert CliRunner().invoke(app, ["plan", str(DEMO), "--out", str(out), "--no-preview"]).exit_code == 0
     folder = load_folder(out)
-    light = RateRun(10.0, 200, 0, 10.0, p50_s=0.009, p99_s=0.020, cpu_s_per_request=0.011)
-    heavy = RateRun(60.0, 600, 0, 59.0, p50_s=0.007, p99_s=0.016, cpu_s_per_request=0.006)
+    light = RateRun(10.0, 200, 0, 2, p50_s=0.009, p99_s=0.020, cpu_s_per_request=0.011)
+    heavy = RateRun(60.0, 600, 0, 5, p50_s=0.007, p99_s=0.016, cpu_s_per_request=0.006)
     got = fit(folder, [light, heavy])
     assert got["cpu_ms_per_request"] == 6.0 and got["cpu_rate_rps"] == 60.0
     bare = RuntimeCost(overhead_s=0, overhead_p99_s=0, cpu_s_per_request=0.006, cpu_processes=2, source="t")
@@ -206,11 +206,11 @@ def test_fit_takes_each_rates_overhead_and_the_top_rates_cpu(tmp_path: Path) -> 
         assert row["p50_ms"] == pytest.approx((run.p50_s - sim["p50_s"]) * 1e3, abs=1e-3)
         assert row["p99_ms"] == pytest.approx((run.p99_s - sim["p99_s"]) * 1e3, abs=1e-3)
     assert got["overhead_ms"] == max(r["p50_ms"] for r in got["by_rate"])
-    overloaded = RateRun(60.0, 400, 12, 50.0, p50_s=0.2, p99_s=1.0, cpu_s_per_request=0.004)
+    overloaded = RateRun(60.0, 600, 0, 64, p50_s=0.2, p99_s=1.0, cpu_s_per_request=0.004)  # out of connections
     kept = fit(folder, [light, overloaded])  # the top run did not keep up: left out
     assert kept["cpu_ms_per_request"] == 11.0 and [r["rate_rps"] for r in kept["by_rate"]] == [10.0]
     with pytest.raises(Exception, match="could not keep up"):
-        fit(folder, [RateRun(10.0, 300, 40, 6.0, 0.5, 2.0, 0.01)])
+        fit(folder, [RateRun(10.0, 300, 40, 3, 0.5, 2.0, 0.01)])
     assert calibration_rates(0.005) == [10.0, 25.0, 60.0, 150.0]  # one client back to back: 200 req/s
     assert calibration_rates(0.0001)[-1] == 400.0  # the client's own limit (800 req/s)
     assert calibration_rates(1.0) == [10.0]
