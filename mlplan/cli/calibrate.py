@@ -27,7 +27,7 @@ def calibrate_cmd(
     """Serve the plan here (Ray Serve or Triton, or its running local deployment), measure the runtime's
     per-request overhead (median and p99) and CPU time under open-loop loads from 10 req/s up, and write them into
     the catalog overlay as this host's `serving_calibrations` row; plans made afterwards are sized with them.
-    Takes about two minutes."""
+    Takes two to three minutes."""
     from stacks.deploy.calibrate import calibrate
 
     say = (lambda s: None) if json_out else (lambda s: print(s, flush=True))

@@ -45,8 +45,9 @@ RATE_LADDER = (10.0, 25.0, 60.0, 150.0, 400.0, 1000.0, 2500.0, 6000.0)
 """rates measured at, about 2.5x apart, up to the top rate. Below 10 req/s the server is idle between requests
 whatever the rate (the overhead is the idle figure), and a run long enough for a p99 would take minutes."""
 FIRST_RATE_RPS = RATE_LADDER[0]
-SECONDS_PER_RATE = 30.0
-"""longest a run at one rate lasts (fewer requests at the low rates)"""
+SECONDS_PER_RATE = 45.0
+"""longest the runs at one rate last (fewer requests at the low rates): at 10 req/s, 150 requests per run, whose
+p99 is near their second slowest (a run of 100 would give about the slowest, which overstates the p99)"""
 DEFAULT_REQUESTS = 600
 MIN_REQUESTS = 80
 CLIENT_MAX_RPS = 800.0
