@@ -44,14 +44,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from planner.specs import load_spec  # noqa: E402
+from stacks.deploy.calibrate import CLIENT_MAX_RPS  # noqa: E402
 
 os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_enable_metrics_collection", "0")
 IDLE_S = 8.0
-CLIENT_MAX_RPS = 800.0
-"""The open-loop client of stacks.deploy.loadtest (Python threads) sends at most about this many requests/s on this
-2-core machine next to a server (measured: at 1,000 req/s its own scheduling wait dominates the tail)."""
 
 
 def _retry_serve_run() -> None:

@@ -228,7 +228,7 @@ class RuntimeCost(Value):
         sizes with: it holds at every rate). Added to a simulated latency's percentile (the model's time and the
         runtime's are independent: the sum of the two percentiles is usually a little above the percentile of the
         sum, and exact where one of the two does not vary)."""
-        from planner.estimator.overhead import at_rate, tail_quantile
+        from planner.estimator.overhead import at_rate, tail_quantile  # here: importing the plan stays cheap
 
         if not self.by_rate:
             return tail_quantile(self.overhead_s, self.overhead_p99_s, percentile)

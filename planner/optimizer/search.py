@@ -196,6 +196,7 @@ class Search:
         self.util = spec.assumptions.planning_utilization
         self.training = spec.workload.kind == "training"
         self.bill = Biller(spec, catalog, ev.arch)
+        self._costs: dict[tuple[str, str], RuntimeCost] = {}
 
     # ------------------------------------------------------------------------------------------ helpers
     def rtt_for_region(self, provider: str, region: str) -> float:
@@ -249,8 +250,12 @@ class Search:
 
     def side_cost(self, host: str, runtime: str) -> RuntimeCost:
         """What ``runtime`` adds to each request on ``host``: its measured figures in the catalog, or the
-        defaults."""
-        return runtime_cost(runtime, self.cat.serving_calibration(host, runtime))
+        defaults (one value per host and runtime: it is part of the sizer's keys)."""
+        key = (host, runtime)
+        cost = self._costs.get(key)
+        if cost is None:
+            cost = self._costs[key] = runtime_cost(runtime, self.cat.serving_calibration(host, runtime))
+        return cost
 
     def target(self, side: Side, opt: ReplicaOption, replicas: int, nodes: int) -> Target:
         return deploy_target(placement=side.placement, provider=side.provider, instance=side.instance,

@@ -51,7 +51,9 @@ p99 is near their second slowest (a run of 100 would give about the slowest, whi
 DEFAULT_REQUESTS = 600
 MIN_REQUESTS = 80
 CLIENT_MAX_RPS = 800.0
-"""most requests/s one Python client sends next to a server on a 2-thread machine (benchmarks/slo_local.py)"""
+"""The open-loop client of stacks.deploy.loadtest (Python threads) sends at most about this many requests/s on a
+2-core machine next to a server (measured with benchmarks/slo_local.py: at 1,000 req/s its own scheduling wait
+dominates the tail)."""
 IDLE_S = 5.0
 CONCURRENCY = 64
 """connections of the load client: more in flight than that means the server did not keep up"""
