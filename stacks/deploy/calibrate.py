@@ -173,7 +173,8 @@ def fit(folder: Any, runs: list[RateRun]) -> dict[str, Any]:
     for r in kept:
         sim = simulate_plan(folder, r.rate_rps, requests=4000, with_rtt=False, serving=bare)["latency"]
         p50 = max(0.0, r.p50_s - sim["p50_s"])
-        rows.append({"rate_rps": r.rate_rps, "p50_ms": round(p50 * 1e3, 3),
+        rows.append({"rate_rps": round(r.rate_rps / folder.plan.replicas, 6),  # the rows are per replica
+                     "p50_ms": round(p50 * 1e3, 3),
                      "p99_ms": round(max(p50, r.p99_s - sim["p99_s"]) * 1e3, 3)})
     return {"overhead_ms": max(r["p50_ms"] for r in rows), "overhead_p99_ms": max(r["p99_ms"] for r in rows),
             "cpu_ms_per_request": round(cpu * 1e3, 3), "cpu_rate_rps": kept[-1].rate_rps, "by_rate": rows}
