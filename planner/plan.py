@@ -221,6 +221,15 @@ class RuntimeCost(Value):
         default=(), description="the overhead measured at each request rate per replica, increasing (empty: the "
                                 "same at every load): a busy server answers faster than one that was idle")
 
+    def overhead_mean(self, rate_rps: float) -> float:
+        """The mean overhead at ``rate_rps`` per replica (:func:`planner.estimator.overhead.tail_mean` of the
+        figures at that rate)."""
+        from planner.estimator.overhead import at_rate, tail_mean
+
+        if not self.by_rate:
+            return tail_mean(self.overhead_s, self.overhead_p99_s)
+        return tail_mean(*at_rate([(r.rate_rps, r.p50_s, r.p99_s) for r in self.by_rate], rate_rps))
+
     def overhead_at(self, percentile: float, rate_rps: float | None = None) -> float:
         """The overhead at ``percentile`` (:func:`planner.estimator.overhead.tail_quantile` through the median and
         the p99). With ``rate_rps`` (Poisson arrivals per replica), the figures measured at that rate

@@ -97,6 +97,10 @@ def test_the_overhead_at_a_rate_interpolates_the_measured_rows_in_log_rate() -> 
     assert c.overhead_at(50, 4 * math.sqrt(10)) == pytest.approx(1.5e-3)  # halfway in log rate
     assert c.overhead_at(99, 1) == pytest.approx(4e-3) and c.overhead_at(50, 1e4) == pytest.approx(0.5e-3)
     assert c.overhead_at(99) == pytest.approx(4e-3)  # no rate: the largest row (what the planner sizes with)
+    # the mean is the integral of the quantile function (midpoint rule over 200,000 percentiles)
+    n = 200_000
+    integral = sum(tail_quantile(1e-3, 3e-3, 100 * (k + 0.5) / n) for k in range(n)) / n
+    assert c.overhead_mean(40) == pytest.approx(integral, rel=1e-3)
     assert at_rate([(4, 2.0, 4.0)], 100) == (2.0, 4.0)
 
 

@@ -35,6 +35,12 @@ def tail_quantile(p50: float, p99: float, percentile: float) -> float:
     return p50 + (p99 - p50) * math.log(0.5 / tail) / LN50
 
 
+def tail_mean(p50: float, p99: float) -> float:
+    """The mean of :func:`tail_quantile`'s distribution: half of it at the median, half an exponential tail of
+    scale (p99 - p50) / ln 50 above it."""
+    return p50 + 0.5 * max(0.0, p99 - p50) / LN50
+
+
 def at_rate(rows: Sequence[tuple[float, float, float]], rate_rps: float) -> tuple[float, float]:
     """(median, p99) at ``rate_rps`` from rows (rate, median, p99) of increasing rate: linear in log rate between
     the two rows around it, the nearest row's figures outside them."""

@@ -453,7 +453,7 @@ def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: i
             return serving.overhead_at(q, rate_rps / plan.replicas) if net else 0.0
 
         return {"p50_s": d.p50 + add(50), "p90_s": d.p90 + add(90), "p99_s": d.p99 + add(99),
-                "mean_s": d.mean + add(50)}
+                "mean_s": d.mean + (serving.overhead_mean(rate_rps / plan.replicas) if net else 0.0)}
 
     out = {"latency": pct(res.e2e), "throughput_rps": res.throughput_rps, "requests": requests,
            "network_s": rtt + serving.overhead_s, "replicas": plan.replicas, "router": cluster.router}
