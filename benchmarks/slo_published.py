@@ -14,6 +14,10 @@ Sources (each row names its own):
 - [NIM-PERF] NVIDIA NIM LLM benchmarking guide, "Performance" (docs.nvidia.com/nim/benchmarking/llm/1.0.0/
   performance): Llama-3.3-70B-Instruct NIM 1.8.0 on 2 x H100 80G, fp8 TP2, 5000 input / 500 output tokens, AIPerf.
 
+The estimator's constants are not fitted to these rows: the per-layer kernel cost
+(``calibration.DECODE_LAYER_OVERHEAD_S``) comes from Hazy Research's batch-1 measurement of vLLM and SGLang, the
+efficiencies from TensorRT-LLM's throughput tables and vLLM batch-1 runs (benchmarks/estimator_vs_published.py).
+
 Both publish averages over requests (genai-perf's ITL is per request (latency - TTFT) / (tokens - 1), averaged:
 the simulator's mean TPOT), so the error compares means; the simulated p50 is printed too. The published engine
 is TensorRT-LLM (in-flight batching, chunked context); the simulator runs vLLM V1's scheduler with

@@ -194,10 +194,12 @@ def test_decode_turns_compute_bound_at_large_batch() -> None:
 
 
 def test_batch_1_decode_is_weights_over_bandwidth() -> None:
-    """At batch 1 the step time is the weights streamed once at the achievable bandwidth (Pope et al. 2022)."""
+    """At batch 1 the step time is the weights streamed once at the achievable bandwidth (Pope et al. 2022) plus
+    the step's fixed costs: the scheduler's gap and each layer's kernel boundaries."""
     e = estimate_inference(LLAMA2_7B, H100_SXM, "fp16", input_tokens=16, output_tokens=16)
     floor = LLAMA2_7B.params * 2 / (3.35e12 * cal.DECODE_BANDWIDTH_EFFICIENCY)
-    assert floor < e.tpot_s < floor * 1.1 + cal.DECODE_STEP_OVERHEAD_S
+    fixed = cal.DECODE_STEP_OVERHEAD_S + LLAMA2_7B.layers * cal.DECODE_LAYER_OVERHEAD_S
+    assert floor * 0.95 + fixed < e.tpot_s < floor * 1.1 + fixed  # the embedding table is not streamed
 
 
 def test_prefill_is_compute_bound_for_long_prompts_and_scales_with_length() -> None:

@@ -101,6 +101,10 @@ class DecodeModel:
     """FLOPs of one request's prefill (whole model)"""
     max_batch: int
     step_overhead_s: float = cal.DECODE_STEP_OVERHEAD_S
+    """fixed cost of a decode step between forward passes (scheduler, sampling, launch of the graph)"""
+    forward_overhead_s: float = 0.0
+    """fixed cost inside every forward pass, decode step or prompt chunk alike (per-layer kernel boundaries on
+    accelerators, operator dispatch on CPUs)"""
     dtype: str = "bf16"
     ep: int = 1
 
@@ -128,7 +132,7 @@ class DecodeModel:
             stage += moe_all_to_all_s(self.shape, mb, self.ep, tp, self.link_bytes_per_s,
                                       activation_bytes(self.dtype)) / pp
         send = (pp - 1) * (mb * self.act_msg_bytes_per_token / self.link_bytes_per_s + cal.P2P_LATENCY_S)
-        return pp * stage + send + self.step_overhead_s
+        return pp * stage + send + self.step_overhead_s + self.forward_overhead_s
 
     def linear_s(self, mb: float) -> float:
         """One stage's weight GEMMs for ``mb`` tokens: max(FLOPs / achievable FLOP/s, weights read /
@@ -266,7 +270,8 @@ def decode_model(s: Shape, hw: HardwareProfile, dtype: str, tp: int, pp: int, in
         flops_per_token=linear_flops_per_token(s), kv_bytes_per_token_per_gpu=kv_gpu_tok,
         act_msg_bytes_per_token=s.hidden * activation_bytes(dtype),
         input_tokens=input_tokens, output_tokens=output_tokens, prefill_flops=prefill_flops, max_batch=max_batch,
-        step_overhead_s=_step_overhead(hw, s.layers), dtype=dtype, ep=ep,
+        step_overhead_s=0.0 if hw.kind == "cpu" else cal.DECODE_STEP_OVERHEAD_S,
+        forward_overhead_s=forward_overhead_s(hw, s.layers), dtype=dtype, ep=ep,
     )
 
 
@@ -288,16 +293,17 @@ def _flops_eff(hw: HardwareProfile, default: float) -> float:
     return cal.EDGE_FLOPS_EFFICIENCY.get(hw.kind, default)
 
 
-def _step_overhead(hw: HardwareProfile, layers: int) -> float:
-    """Fixed cost of one decode step: CUDA-graph launch + scheduler on accelerators, per-layer operator dispatch
-    on CPUs."""
-    return layers * cal.CPU_LAYER_OVERHEAD_S if hw.kind == "cpu" else cal.DECODE_STEP_OVERHEAD_S
+def forward_overhead_s(hw: HardwareProfile, layers: int) -> float:
+    """Fixed cost of one forward pass over ``layers`` layers: kernel boundaries on accelerators
+    (``DECODE_LAYER_OVERHEAD_S``), eager operator dispatch on CPUs (``CPU_LAYER_OVERHEAD_S``)."""
+    return layers * (cal.CPU_LAYER_OVERHEAD_S if hw.kind == "cpu" else cal.DECODE_LAYER_OVERHEAD_S)
 
 
 def prefill_time_s(dm: DecodeModel) -> float:
     """TTFT of one request alone: max(prefill FLOPs / (tp x achievable FLOP/s), weights + KV written /
     (tp x achievable bandwidth)) + 2 all-reduces per layer of the prompt's hidden states + (pp-1) sends + a
-    fixed admission cost. Pipeline stages run one after another for a single request (bubble (p-1)/p)."""
+    fixed admission cost + the forward pass's fixed per-layer cost. Pipeline stages run one after another for a
+    single request (bubble (p-1)/p)."""
     s, tp, pp = dm.shape, dm.tp, dm.pp
     t_in = dm.input_tokens
     attn_flops = t_in * attention_flops_per_token(s, t_in / 2.0) / tp
@@ -311,7 +317,7 @@ def prefill_time_s(dm: DecodeModel) -> float:
     if pp > 1:
         t += (pp - 1) * (t_in * dm.act_msg_bytes_per_token / dm.link_bytes_per_s + cal.P2P_LATENCY_S)
     t += moe_all_to_all_s(s, t_in, dm.ep, tp, dm.link_bytes_per_s, activation_bytes(dm.dtype))
-    return t + cal.PREFILL_OVERHEAD_S
+    return t + cal.PREFILL_OVERHEAD_S + dm.forward_overhead_s
 
 
 def check_ep(s: Shape, tp: int, ep: int) -> None:

@@ -12,13 +12,14 @@ A chunked-prefill step is timed with the same per-operator roofline the estimato
 - under tensor parallelism two ring all-reduces per layer of the step's hidden states (Megatron-LM), whose fixed
   latency is paid once per step;
 - one fixed cost per step: the decode step overhead for decode-only steps, the prefill admission cost for steps
-  that carry prompt tokens.
+  that carry prompt tokens; and every step, one forward pass's per-layer fixed cost
+  (``DecodeModel.forward_overhead_s``).
 
 Anchors, so that the simulator reproduces the estimator's idle figures exactly: a decode-only step at batch b and
 mean context c is ``DecodeModel.tpot(b, c)``; a whole prompt alone is ``prefill_time_s``. The prefill fixed
 cost is not a public field of the estimator, so it is recovered here as ``prefill_time_s(dm)`` minus the
-variable part this module computes for the same prompt (it is the calibration's prefill overhead plus the
-pipeline sends' latency; :attr:`EstimatorStepCost.prefill_fixed_s`).
+variable part this module computes for the same prompt (it is the calibration's prefill overhead, the forward
+pass's fixed cost and the pipeline sends' latency; :attr:`EstimatorStepCost.prefill_fixed_s`).
 
 Also from here: the KV-cache capacity of a replica in tokens (what vLLM's profiler leaves after weights,
 runtime overhead and one step's activations) and the non-LLM batch time (``nonllm_batch_latency_s``).
@@ -157,7 +158,7 @@ class EstimatorStepCost:
         if fused is None:
             if len(self._fused) > 100_000:
                 self._fused.clear()
-            step_ovh = self.dm.step_overhead_s
+            step_ovh = self.dm.step_overhead_s + self.dm.forward_overhead_s  # what decode_s carries
             fused = self._fused[key2] = (max(self.prefill_fixed_s, step_ovh) - step_ovh
                                          - self.weight_overlap_s(prefill_tokens, decode_seqs)
                                          - (2.0 * self.layers * self.allreduce_latency_s if self.dm.tp > 1 else 0.0))
