@@ -296,6 +296,36 @@ def test_headroom_is_where_the_slos_stop_holding(recs: dict[str, Any]) -> None:
     assert checked == 6
 
 
+def test_a_lightly_loaded_replica_is_shown_the_headroom_it_has() -> None:
+    """A replica planned far below its capacity (Llama-3.1-8B bf16 on one H100, 512 + 256 tokens, p50 TTFT <= 300 ms
+    and TPOT <= 30 ms, planned at 0.01 req/s): the calibrated closed form overshoots the cliff where the batch fills
+    up, and the search used to bisect twice from the planned rate, which showed 4 req/s. Its headroom passes the
+    sizer's own screening simulation and 25% more does not."""
+    from planner.optimizer.options import OptionEvaluator, ReplicaOption
+    from planner.optimizer.slo import SloSizer
+    from planner.specs import Constraints, InferenceWorkload, ModelSpec
+
+    spec = Spec(name="light", model=ModelSpec(preset="llama-3.1-8b"),
+                workload=InferenceWorkload(requests_per_s=0.01, input_tokens=512, output_tokens=256),
+                constraints=Constraints(ttft_s=0.3, tpot_s=0.03, precisions=("bf16",), slo_percentile=50))
+    ev = OptionEvaluator(resolve(spec.model), spec.workload, spec.constraints)  # type: ignore[arg-type]
+    sizer = SloSizer(spec, ev)
+    hw = Catalog.load().accelerator("h100-sxm")
+    opt = ev.gpu(hw, "bf16", 1, 1, 0.0, "vllm")
+    assert isinstance(opt, ReplicaOption)
+    sized = sizer.size(hw, opt, runtime="vllm", rtt_s=0.0, rps=0.01, utilization=1.0)
+    assert isinstance(sized, tuple)
+    key = sized[0].sizing_key
+    h = sizer.max_rps_within_slo(key)
+    assert h is not None and h > 1.0
+    shape = sizer._shape(key)
+
+    def passes(rate: float) -> bool:
+        return sizer._passes(shape, shape.engine, rate, 1, key, sizer.screening)
+
+    assert passes(h) and not passes(h * 1.25), h
+
+
 def test_the_old_rule_missed_under_load_and_the_new_plan_holds(recs: dict[str, Any]) -> None:
     """examples/llama-70b-tight-ttft.yaml: the old rule kept 2 x 4 A100-80GB (int8, TP4, the decode-only batch
     for 40 ms) at 4 req/s on its idle TTFT of 288 ms. Simulated at 4 req/s, its p99 TTFT and TPOT miss the SLOs by

@@ -108,9 +108,17 @@ CALIBRATION_LIMIT = 4.0
 TRUSTED_EXTRAPOLATION = 1.25
 """How far above a simulated rate the calibrated closed form's capacity is taken without a simulation (one or two
 replicas' worth of load: within a few percent on the examples, tests/test_slo.py)."""
-HEADROOM_STEPS = 2
-"""Screening simulations that bisect an LLM replica's capacity when the calibrated closed form overshoots it:
-to (proposal / planned rate)^(1/4)."""
+HEADROOM_BACKOFF = 1.25
+"""When the calibrated closed form overshoots an LLM replica's capacity (its proposal misses in a screening
+simulation), the search first steps down from the proposal by this factor until a rate passes: the form misses the
+cliff where the batch fills up by tens of percent, not by the whole way down to the planned rate."""
+HEADROOM_TOLERANCE = 0.05
+"""The bracket is then bisected (geometrically) until its ends are within 5% of each other."""
+HEADROOM_STEPS = 8
+"""At most this many screening simulations per capacity search. Bisecting from the planned rate alone, two steps
+left the headroom of a lightly loaded replica up to (proposal / planned rate)^(1/4) low: an H100 replica of
+Llama-3.1-8B planned at 0.01 req/s was shown 4 req/s where it holds 25-30 (benchmarks/aiconfigurator_side_by_side.py,
+2026-12-01)."""
 
 PREFILL_QUEUE_OPTIMISM = 0.8
 """The queueing part of :func:`prefill_queue_ttft` is taken at this fraction: vLLM serves several waiting prompts
@@ -736,7 +744,8 @@ class SloSizer:
         SLO, below ``hi_rate`` (a rate the simulation showed to miss) when known. A proposal more than
         TRUSTED_EXTRAPOLATION above the simulated rate is checked by a screening simulation, and where it misses
         (the closed form misses the cliff where the batch fills up), the rate is bisected between the two with
-        screening simulations (HEADROOM_STEPS)."""
+        screening simulations: down from the proposal by HEADROOM_BACKOFF until one passes, then bisected to
+        HEADROOM_TOLERANCE, HEADROOM_STEPS simulations at most."""
         predict = self._calibrated(shape, key, lo_rate, n)
         if predict is None:
             return lo_rate
@@ -751,8 +760,17 @@ class SloSizer:
         if self._passes(shape, engine, proposed, n, key, self.screening):
             return proposed
         lo, hi = lo_rate, proposed
-        for _ in range(HEADROOM_STEPS):
+        steps = 0
+        while steps < HEADROOM_STEPS and hi / HEADROOM_BACKOFF > lo:
+            r = hi / HEADROOM_BACKOFF
+            steps += 1
+            if self._passes(shape, engine, r, n, key, self.screening):
+                lo = r
+                break
+            hi = r
+        while steps < HEADROOM_STEPS and hi / lo > 1.0 + HEADROOM_TOLERANCE:
             mid = math.sqrt(lo * hi)
+            steps += 1
             if self._passes(shape, engine, mid, n, key, self.screening):
                 lo = mid
             else:
