@@ -130,7 +130,9 @@ teardown and the wait for the previous kernel's last thread blocks. Hazy Researc
 pass) at batch 1 at no more than 50% of the memory bandwidth, where one fused kernel reaches 78%. The 2.47 GB a
 step reads then take 1.475 ms against 0.946 ms: 0.53 ms of boundaries over 16 layers, 33 us per layer. Taken
 the same on every GPU and engine (not fitted to the published load figures that benchmarks/slo_published.py
-checks it against)."""
+checks it against). Checked against vLLM's own CI latency benchmark (batch 8, 32 + 128 tokens, Llama-3.1-8B,
+Llama-3-70B TP4 and Mixtral-8x7B TP2 on H100, H200 and A100; planner/estimator/reference.py): median error 20.5%
+without it, 11.1% with it, still 0-16% low."""
 
 PREFILL_OVERHEAD_S: Final = 2e-3
 """Fixed cost of admitting one request (tokenisation, scheduling, first kernel launches): TTFT floors of ~2-5 ms

@@ -92,6 +92,20 @@ def _thr(arch: ModelArch, hw: HardwareProfile, dtype: str, tp: int, isl: int, os
 
 TRTLLM = ("NVIDIA TensorRT-LLM perf overview (trtllm-bench, ModelOpt FP8 checkpoints, max load), "
           "docs/source/performance/perf-overview.md")
+VLLM_CI = ("vLLM's CI performance benchmark, latency tests (benchmarks/benchmark_latency.py: batch 8, 32 input and "
+           "128 output tokens, mean end-to-end latency): buildkite.com/vllm/performance-benchmark builds 9555 "
+           "(8xH100), 9513 (H200), 9523 (A100-SXM4-80GB)")
+
+
+def _latency(arch: ModelArch, hw: HardwareProfile, tp: int, batch: int, isl: int, osl: int) -> Callable[[], float]:
+    """End-to-end latency in ms of ``batch`` requests generated together (vLLM ``benchmark_latency``): the
+    prompt's prefill, then ``osl - 1`` decode steps at ``batch``."""
+    def run() -> float:
+        e = estimate_inference(arch, hw, "bf16", tp=tp, input_tokens=isl, output_tokens=osl, batch=batch)
+        return (e.ttft_s + (osl - 1) * e.tpot_s) * 1e3
+    return run
+
+
 ZERO = "Rajbhandari et al. 2020 (ZeRO), Fig. 1: 7.5B params, 64-way data parallel, mixed-precision Adam"
 
 
@@ -147,6 +161,13 @@ CASES: tuple[Case, ...] = (
          "memory-bound decode, measured 8-12 ms (vLLM/TGI reports; 13.5 GB / 2.0 TB/s = 6.7 ms floor)",
          lambda: estimate_inference(LLAMA2_7B, A100_80GB, "fp16", input_tokens=512,
                                     output_tokens=128).tpot_s * 1e3),
+    *(Case(f"{arch.name} bf16 {hw.id} TP{tp} latency, batch 8, 32 in/128 out", v, "ms", 0.30, VLLM_CI,
+           _latency(arch, hw, tp, 8, 32, 128))
+      for arch, tp, hw, v in ((LLAMA31_8B, 1, H100_SXM, 997.542), (LLAMA3_70B, 4, H100_SXM, 2444.47),
+                              (MIXTRAL_8X7B, 2, H100_SXM, 2326.97), (LLAMA31_8B, 1, H200_SXM, 834.059),
+                              (LLAMA3_70B, 4, H200_SXM, 2075.08), (MIXTRAL_8X7B, 2, H200_SXM, 1921.1),
+                              (LLAMA31_8B, 1, A100_80GB, 1579.27), (LLAMA3_70B, 4, A100_80GB, 3990.59),
+                              (MIXTRAL_8X7B, 2, A100_80GB, 3643.84))),
     # ------------------------------------------------------------------------------------ throughput
     *(Case(f"llama-3.1-8b H100 FP8 TP1 {i}/{o}", v, "tok/s", 0.30, TRTLLM, _thr(LLAMA31_8B, H100_SXM, "fp8", 1, i, o))
       for (i, o), v in {(128, 128): 28312, (128, 2048): 22714, (128, 4096): 14325, (500, 2000): 17660,
