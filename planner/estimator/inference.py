@@ -271,7 +271,7 @@ def decode_model(s: Shape, hw: HardwareProfile, dtype: str, tp: int, pp: int, in
         act_msg_bytes_per_token=s.hidden * activation_bytes(dtype),
         input_tokens=input_tokens, output_tokens=output_tokens, prefill_flops=prefill_flops, max_batch=max_batch,
         step_overhead_s=0.0 if hw.kind == "cpu" else cal.DECODE_STEP_OVERHEAD_S,
-        forward_overhead_s=forward_overhead_s(hw, s.layers), dtype=dtype, ep=ep,
+        forward_overhead_s=_forward_overhead_s(hw, s.layers), dtype=dtype, ep=ep,
     )
 
 
@@ -293,7 +293,7 @@ def _flops_eff(hw: HardwareProfile, default: float) -> float:
     return cal.EDGE_FLOPS_EFFICIENCY.get(hw.kind, default)
 
 
-def forward_overhead_s(hw: HardwareProfile, layers: int) -> float:
+def _forward_overhead_s(hw: HardwareProfile, layers: int) -> float:
     """Fixed cost of one forward pass over ``layers`` layers: kernel boundaries on accelerators
     (``DECODE_LAYER_OVERHEAD_S``), eager operator dispatch on CPUs (``CPU_LAYER_OVERHEAD_S``)."""
     return layers * (cal.CPU_LAYER_OVERHEAD_S if hw.kind == "cpu" else cal.DECODE_LAYER_OVERHEAD_S)
