@@ -342,7 +342,7 @@ def test_headroom_holds_and_a_third_more_does_not_on_random_specs(preset: str, r
                            "workload": {"requests_per_s": rate, "input_tokens": isl, "output_tokens": osl},
                            "constraints": {"ttft_s": ttft, "tpot_s": tpot, "slo_percentile": q,
                                            "placements": ["cloud"]}})
-    cat = _cloud_catalog()
+    cat = Catalog.load()  # the embedded catalog is loaded once per process
     plan = recommend(spec, cat).plans[0]
     h = plan.predicted.max_rps_within_slo
     assert h is not None and h >= spec.workload.requests_per_s  # type: ignore[union-attr]
@@ -350,15 +350,6 @@ def test_headroom_holds_and_a_third_more_does_not_on_random_specs(preset: str, r
     assert at[0] <= 1 + MARGIN, (plan.id, h, at)
     above = _worst_ratio(resimulate(plan, spec, cat, rate_rps=h * 1.35, requests=4000, seed=7), spec)
     assert above[0] > 1.0, (plan.id, h, above)
-
-
-_CATALOG: list[Catalog] = []
-
-
-def _cloud_catalog() -> Catalog:
-    if not _CATALOG:
-        _CATALOG.append(Catalog.load())
-    return _CATALOG[0]
 
 
 def test_the_old_rule_missed_under_load_and_the_new_plan_holds(recs: dict[str, Any]) -> None:
