@@ -70,7 +70,7 @@ from planner.simulator.analytic import (
 )
 from planner.simulator.costs import AffineBatchCost, BatchCost, StepCost
 from planner.simulator.engines import RUNTIME_ROUTER, Cluster, ContinuousBatching, DynamicBatching, vllm_defaults
-from planner.simulator.headroom import slo_misses
+from planner.simulator.headroom import highest_passing_rate, slo_misses
 from planner.simulator.metrics import SimResult
 from planner.simulator.sim import simulate
 from planner.simulator.workload import Lengths, Workload, spec_lengths
@@ -108,12 +108,12 @@ CALIBRATION_LIMIT = 4.0
 TRUSTED_EXTRAPOLATION = 1.25
 """How far above a simulated rate the calibrated closed form's capacity is taken without a simulation (one or two
 replicas' worth of load: within a few percent on the examples, tests/test_slo.py)."""
-HEADROOM_BACKOFF = 1.25
-"""When the calibrated closed form overshoots an LLM replica's capacity (its proposal misses in a screening
-simulation), the search first steps down from the proposal by this factor until a rate passes: the form misses the
-cliff where the batch fills up by tens of percent, not by the whole way down to the planned rate."""
 HEADROOM_TOLERANCE = 0.05
-"""The bracket is then bisected (geometrically) until its ends are within 5% of each other."""
+"""When the calibrated closed form overshoots an LLM replica's capacity (its proposal misses in a screening
+simulation), the capacity is searched below the proposal (:func:`planner.simulator.headroom.highest_passing_rate`:
+halving from half the proposal, then bisecting) until the rate that passes and the one that misses are within 5%:
+the form misses the cliff where the batch fills up by tens of percent, not by the whole way down to the planned
+rate."""
 HEADROOM_STEPS = 8
 """At most this many screening simulations per capacity search. Bisecting from the planned rate alone, two steps
 left the headroom of a lightly loaded replica up to (proposal / planned rate)^(1/4) low: an H100 replica of
@@ -744,8 +744,8 @@ class SloSizer:
         SLO, below ``hi_rate`` (a rate the simulation showed to miss) when known. A proposal more than
         TRUSTED_EXTRAPOLATION above the simulated rate is checked by a screening simulation, and where it misses
         (the closed form misses the cliff where the batch fills up), the rate is bisected between the two with
-        screening simulations: down from the proposal by HEADROOM_BACKOFF until one passes, then bisected to
-        HEADROOM_TOLERANCE, HEADROOM_STEPS simulations at most."""
+        screening simulations below the proposal, to HEADROOM_TOLERANCE, HEADROOM_STEPS simulations at most
+        (never below ``lo_rate``, which passed)."""
         predict = self._calibrated(shape, key, lo_rate, n)
         if predict is None:
             return lo_rate
@@ -759,23 +759,10 @@ class SloSizer:
         engine = shape.engine
         if self._passes(shape, engine, proposed, n, key, self.screening):
             return proposed
-        lo, hi = lo_rate, proposed
-        steps = 0
-        while steps < HEADROOM_STEPS and hi / HEADROOM_BACKOFF > lo:
-            r = hi / HEADROOM_BACKOFF
-            steps += 1
-            if self._passes(shape, engine, r, n, key, self.screening):
-                lo = r
-                break
-            hi = r
-        while steps < HEADROOM_STEPS and hi / lo > 1.0 + HEADROOM_TOLERANCE:
-            mid = math.sqrt(lo * hi)
-            steps += 1
-            if self._passes(shape, engine, mid, n, key, self.screening):
-                lo = mid
-            else:
-                hi = mid
-        return lo
+        found, _ = highest_passing_rate(lambda r: self._passes(shape, engine, r, n, key, self.screening),
+                                        proposed / 2.0, ceiling=proposed, rel_tol=HEADROOM_TOLERANCE,
+                                        max_evaluations=HEADROOM_STEPS)
+        return max(lo_rate, found or 0.0)
 
     def _estimate(self, shape: _Shape, key: _Key) -> int:
         """The replica count a search starts from: the closed form's (optimism 1), its TTFT scaled by how far the

@@ -55,6 +55,47 @@ def slo_misses(result: SimResult, slos: Mapping[str, float], percentile: float) 
     return out
 
 
+def highest_passing_rate(passes: Callable[[float], bool], start_rps: float, *, ceiling: float,
+                         rel_tol: float = 0.02, max_evaluations: int = 30) -> tuple[float | None, float | None]:
+    """(highest rate found to pass, lowest rate found to fail; None where none was), for a ``passes`` that is
+    monotone in the rate: from ``start_rps``, double (up to ``ceiling``) or halve (down to start / 2^20) until one
+    rate passes and the next does not, then bisect geometrically until the two are within ``rel_tol``; at most
+    ``max_evaluations`` calls of ``passes``."""
+    lo: float | None = None
+    hi: float | None = None
+    n = 1
+    r = min(start_rps, ceiling)
+    if passes(r):
+        lo = r
+        while n < max_evaluations and lo < ceiling:
+            r = min(lo * 2.0, ceiling)
+            n += 1
+            if passes(r):
+                lo = r
+            else:
+                hi = r
+                break
+    else:
+        hi = r
+        floor = start_rps / 2.0**20
+        while n < max_evaluations and hi > floor:
+            r = hi / 2.0
+            n += 1
+            if passes(r):
+                lo = r
+                break
+            hi = r
+    if lo is not None and hi is not None:
+        while n < max_evaluations and hi / lo - 1.0 > rel_tol:
+            mid = math.sqrt(lo * hi)
+            n += 1
+            if passes(mid):
+                lo = mid
+            else:
+                hi = mid
+    return lo, hi
+
+
 def max_rate_within_slo(run: Callable[[float], SimResult], slos: Mapping[str, float], percentile: float = 99.0,
                         *, start_rps: float, rel_tol: float = 0.02, max_evaluations: int = 30,
                         ceiling_rps: float | None = None) -> Headroom:
@@ -79,34 +120,7 @@ def max_rate_within_slo(run: Callable[[float], SimResult], slos: Mapping[str, fl
             first_miss[r] = misses[0]
         return not misses
 
-    lo: float | None = None
-    hi: float | None = None
-    r = min(start_rps, ceiling)
-    if ok(r):
-        lo = r
-        while len(probes) < max_evaluations and lo < ceiling:
-            r = min(lo * 2.0, ceiling)
-            if ok(r):
-                lo = r
-            else:
-                hi = r
-                break
-    else:
-        hi = r
-        floor = start_rps / 2.0**20
-        while len(probes) < max_evaluations and hi > floor:
-            r = hi / 2.0
-            if ok(r):
-                lo = r
-                break
-            hi = r
-    if lo is not None and hi is not None:
-        while len(probes) < max_evaluations and hi / lo - 1.0 > rel_tol:
-            mid = math.sqrt(lo * hi)
-            if ok(mid):
-                lo = mid
-            else:
-                hi = mid
+    lo, hi = highest_passing_rate(ok, start_rps, ceiling=ceiling, rel_tol=rel_tol, max_evaluations=max_evaluations)
     return Headroom(max_rps=lo or 0.0, first_failing_rps=hi, limiting=first_miss.get(hi) if hi else None,
                     evaluations=len(probes), probes=tuple(probes))
 
