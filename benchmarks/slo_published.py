@@ -16,7 +16,9 @@ Sources (each row names its own):
 
 The estimator's constants are not fitted to these rows: the per-layer kernel cost
 (``calibration.DECODE_LAYER_OVERHEAD_S``) comes from Hazy Research's batch-1 measurement of vLLM and SGLang, the
-efficiencies from TensorRT-LLM's throughput tables and vLLM batch-1 runs (benchmarks/estimator_vs_published.py).
+quantized GEMMs' extra fixed cost (``calibration.QUANTIZED_GEMM_FIXED_S``) from NVIDIA's measured vLLM and
+TensorRT-LLM GEMM tables (shipped with AIConfigurator), the efficiencies from TensorRT-LLM's throughput tables and
+vLLM batch-1 runs (benchmarks/estimator_vs_published.py).
 
 Both publish averages over requests (genai-perf's ITL is per request (latency - TTFT) / (tokens - 1), averaged:
 the simulator's mean TPOT), so the error compares means; the simulated p50 is printed too. The published engine

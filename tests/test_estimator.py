@@ -26,7 +26,7 @@ from planner.estimator import (
     zero_model_states_bytes,
 )
 from planner.estimator import calibration as cal
-from planner.estimator.inference import expert_fraction, ring_allreduce_s
+from planner.estimator.inference import expert_fraction, quantized_gemm_path, ring_allreduce_s
 from planner.estimator.reference import (
     A100_80GB,
     BERT_BASE_CASED,
@@ -200,6 +200,24 @@ def test_batch_1_decode_is_weights_over_bandwidth() -> None:
     floor = LLAMA2_7B.params * 2 / (3.35e12 * cal.DECODE_BANDWIDTH_EFFICIENCY)
     fixed = cal.DECODE_STEP_OVERHEAD_S + LLAMA2_7B.layers * cal.DECODE_LAYER_OVERHEAD_S
     assert floor * 0.95 + fixed < e.tpot_s < floor * 1.1 + fixed  # the embedding table is not streamed
+
+
+def test_quantized_weights_pay_their_gemms_fixed_cost_in_every_forward_pass() -> None:
+    """An FP8 step on an H100 streams half the bytes of an fp16 one, but each layer's four weight GEMMs start
+    ~7 us later (the W8A8 path's measured fixed cost); FP8 on an A100 (no FP8 math) runs the weight-only path."""
+    fp16 = estimate_inference(LLAMA2_7B, H100_SXM, "fp16", input_tokens=16, output_tokens=16)
+    fp8 = estimate_inference(LLAMA2_7B, H100_SXM, "fp8", input_tokens=16, output_tokens=16)
+    extra = LLAMA2_7B.layers * cal.LINEAR_GEMMS_PER_LAYER * cal.QUANTIZED_GEMM_FIXED_S["w8a8-fp8"]
+    floor = LLAMA2_7B.params / (3.35e12 * cal.DECODE_BANDWIDTH_EFFICIENCY)
+    fixed = cal.DECODE_STEP_OVERHEAD_S + LLAMA2_7B.layers * cal.DECODE_LAYER_OVERHEAD_S
+    assert floor * 0.95 + fixed + extra < fp8.tpot_s < floor * 1.1 + fixed + extra
+    assert fp8.tpot_s < fp16.tpot_s  # still faster: the bytes saved outweigh the fixed cost at 7B
+    from planner.catalog import Catalog
+
+    a100 = profile(Catalog.load().accelerator("a100-80gb"))
+    assert quantized_gemm_path(a100, "fp8") == "w8a16" and quantized_gemm_path(a100, "int8") == "w8a8-int8"
+    assert quantized_gemm_path(a100, "int4") == "w4a16" and quantized_gemm_path(a100, "bf16") is None
+    assert quantized_gemm_path(H100_SXM, "fp8") == "w8a8-fp8"
 
 
 def test_prefill_is_compute_bound_for_long_prompts_and_scales_with_length() -> None:

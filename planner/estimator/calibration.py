@@ -134,6 +134,29 @@ checks it against). Checked against vLLM's own CI latency benchmark (batch 8, 32
 Llama-3-70B TP4 and Mixtral-8x7B TP2 on H100, H200 and A100; planner/estimator/reference.py): median error 20.5%
 without it, 11.1% with it, still 0-16% low."""
 
+LINEAR_GEMMS_PER_LAYER: Final = 4
+"""Weight GEMMs a transformer layer launches per forward pass: fused QKV, attention output, fused gate/up (or the
+MoE experts' grouped gate/up) and down projection (vLLM ``QKVParallelLinear``, ``MergedColumnParallelLinear``)."""
+
+QUANTIZED_GEMM_FIXED_S: Final[dict[str, float]] = {"w8a8-fp8": 7.0e-6, "w8a8-int8": 5.3e-6,
+                                                   "w8a16": 9.2e-6, "w4a16": 14.6e-6}
+"""Extra fixed cost of one quantized weight GEMM over a 16-bit one, by kernel path, on GPUs. Source: NVIDIA's
+measured GEMM tables shipped with AIConfigurator 0.12.0 (``systems/data/<gpu>/gemm/<engine>/<version>/
+gemm_perf.parquet``, Apache-2.0), fitted as t = t0 + bytes / BW over every (n, k) of 16 MB to 2 GB at m <= 16:
+each path streams its weights at 80-88% of peak bandwidth, as bf16 does, but starts later (activation quantization,
+dequantization, scaling epilogues). t0 over bf16's:
+
+- FP8 W8A8 (per-tensor scales): vLLM 0.24.0 +6.4 us on H100, +7.5 us on H200 (TensorRT-LLM 1.3.0rc20 +9.5 / +9.4,
+  SGLang 0.5.14 +4.2 / +5.2); the vLLM figure, the engine mlplan deploys. On an L40S the tables show none (a few
+  us less bandwidth instead), so it slightly overstates Ada.
+- INT8 W8A8 (SmoothQuant): TensorRT-LLM 1.0.0 on A100 +5.3 us.
+- W8A16 (INT8 weight-only, also FP8 weights upcast on GPUs without FP8 math): TensorRT-LLM 1.0.0 on A100 +9.2 us.
+- W4A16 (AWQ / GPTQ INT4, FP4 weights on GPUs without FP4 math): TensorRT-LLM 1.0.0 on A100 +14.6 us.
+
+Native FP4 (Blackwell) has no table here and pays none. Paid LINEAR_GEMMS_PER_LAYER times per layer and forward
+pass, on top of DECODE_LAYER_OVERHEAD_S (:func:`planner.estimator.inference.quantized_gemm_path`). Not fitted to
+the published load figures benchmarks/slo_published.py checks it against."""
+
 PREFILL_OVERHEAD_S: Final = 2e-3
 """Fixed cost of admitting one request (tokenisation, scheduling, first kernel launches): TTFT floors of ~2-5 ms
 for short prompts in vLLM/TensorRT-LLM benchmarks."""

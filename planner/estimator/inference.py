@@ -271,7 +271,7 @@ def decode_model(s: Shape, hw: HardwareProfile, dtype: str, tp: int, pp: int, in
         act_msg_bytes_per_token=s.hidden * activation_bytes(dtype),
         input_tokens=input_tokens, output_tokens=output_tokens, prefill_flops=prefill_flops, max_batch=max_batch,
         step_overhead_s=0.0 if hw.kind == "cpu" else cal.DECODE_STEP_OVERHEAD_S,
-        forward_overhead_s=_forward_overhead_s(hw, s.layers), dtype=dtype, ep=ep,
+        forward_overhead_s=_forward_overhead_s(hw, s.layers, dtype), dtype=dtype, ep=ep,
     )
 
 
@@ -293,10 +293,29 @@ def _flops_eff(hw: HardwareProfile, default: float) -> float:
     return cal.EDGE_FLOPS_EFFICIENCY.get(hw.kind, default)
 
 
-def _forward_overhead_s(hw: HardwareProfile, layers: int) -> float:
+def quantized_gemm_path(hw: HardwareProfile, dtype: str) -> str | None:
+    """The kernel path a GPU runs quantized weights of ``dtype`` through (a key of
+    ``calibration.QUANTIZED_GEMM_FIXED_S``): W8A8 where the GPU has the 8-bit math, else weight-only W8A16 / W4A16
+    (:func:`planner.estimator.dtypes.compute_dtype`); None for 16/32-bit weights, native FP4 and non-GPUs."""
+    if hw.kind != "gpu":
+        return None
+    math_dtype = hw.compute_dtype(dtype)
+    if dtype in ("fp8", "int8"):
+        return f"w8a8-{dtype}" if math_dtype == dtype else "w8a16"
+    if dtype in ("int4", "fp4"):
+        return None if math_dtype == dtype else "w4a16"
+    return None
+
+
+def _forward_overhead_s(hw: HardwareProfile, layers: int, dtype: str) -> float:
     """Fixed cost of one forward pass over ``layers`` layers: kernel boundaries on accelerators
-    (``DECODE_LAYER_OVERHEAD_S``), eager operator dispatch on CPUs (``CPU_LAYER_OVERHEAD_S``)."""
-    return layers * (cal.CPU_LAYER_OVERHEAD_S if hw.kind == "cpu" else cal.DECODE_LAYER_OVERHEAD_S)
+    (``DECODE_LAYER_OVERHEAD_S``), eager operator dispatch on CPUs (``CPU_LAYER_OVERHEAD_S``); on GPUs running
+    quantized weights, each layer's weight GEMMs' extra fixed cost (``QUANTIZED_GEMM_FIXED_S``)."""
+    if hw.kind == "cpu":
+        return layers * cal.CPU_LAYER_OVERHEAD_S
+    path = quantized_gemm_path(hw, dtype)
+    extra = cal.LINEAR_GEMMS_PER_LAYER * cal.QUANTIZED_GEMM_FIXED_S[path] if path else 0.0
+    return layers * (cal.DECODE_LAYER_OVERHEAD_S + extra)
 
 
 def prefill_time_s(dm: DecodeModel) -> float:
