@@ -112,9 +112,9 @@ capacity is searched below the proposal (:func:`planner.simulator.headroom.highe
 half the proposal, then bisecting) until the rate that passes and the one that misses are within 5%; where it
 passes, above it, up to MAX_UTILIZATION of the saturated rate (Llama-3.1-8B fp8 on an L40S, 2,048 + 32 tokens: the
 form proposed 5.8 req/s where the p90 SLOs hold to 8.7). The rate found must then pass a full-length run, stepping
-down 5% at a time. Taking proposals up to 1.25 x the planned rate
-unchecked overstated the headroom at the cliff: chat-eu-pii on 8 A10Gs was shown 13.7 req/s where the p99 TTFT
-reaches its 1 s SLO at 13.0 (1.35-1.6 s at 13.7 over 40,000 requests)."""
+down 5% at a time. Taking proposals up to 1.25 x the planned rate unchecked overstated the headroom at the cliff:
+chat-eu-pii on 8 A10Gs was shown 13.7 req/s where the p99 TTFT reaches its 1 s SLO at 13.0 (1.35-1.6 s at 13.7 over
+40,000 requests)."""
 HEADROOM_STEPS = 8
 """At most this many simulations per capacity search. Bisecting from the planned rate alone, two steps left the
 headroom of a lightly loaded replica up to (proposal / planned rate)^(1/4) low: an H100 replica of Llama-3.1-8B
@@ -763,14 +763,11 @@ class SloSizer:
         def screen(r: float) -> bool:
             return self._passes(shape, engine, r, n, key, self.screening)
 
-        if screen(proposed):  # the form can also stop short of the cliff: search up to the ceiling
-            found, _ = highest_passing_rate(screen, proposed, ceiling=max(proposed, hi), rel_tol=HEADROOM_TOLERANCE,
-                                            max_evaluations=HEADROOM_STEPS)
-            rate = found or proposed
-        else:
-            found, _ = highest_passing_rate(screen, proposed / 2.0, ceiling=proposed, rel_tol=HEADROOM_TOLERANCE,
-                                            max_evaluations=HEADROOM_STEPS)
-            rate = found or lo_rate
+        # a proposal that passes may stop short of the cliff (search up to the ceiling), one that misses overshoots
+        start, ceiling = (proposed, max(proposed, hi)) if screen(proposed) else (proposed / 2.0, proposed)
+        found, _ = highest_passing_rate(screen, start, ceiling=ceiling, rel_tol=HEADROOM_TOLERANCE,
+                                        max_evaluations=HEADROOM_STEPS)
+        rate = found or lo_rate
         for _ in range(HEADROOM_STEPS):
             if rate <= lo_rate or self._passes(shape, engine, rate, n, key, self.requests):
                 break
