@@ -301,7 +301,7 @@ def at_and_above_headroom(plan: Plan, spec: Spec, cat: Catalog, headroom: float)
 
 def test_headroom_is_where_the_slos_stop_holding(recs: dict[str, Any]) -> None:
     """At the reported headroom the SLOs still hold (within the margin); 35% above it they do not (the search
-    locates it to a 6% grid step with 300-request screening runs, so it is not exact)."""
+    locates it to 5% with screening runs and confirms it with a full-length run, so it is not exact)."""
     checked = 0
     for name in ("llama-70b-tight-ttft", "chat-eu-pii"):
         spec, cat, rec = recs[name]
