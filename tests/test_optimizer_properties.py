@@ -347,11 +347,10 @@ def test_top_plan_is_the_brute_force_minimum(cat: Catalog, spec: Spec) -> None:
 @pytest.fixture
 def drawn_step_times(monkeypatch: pytest.MonkeyPatch) -> None:
     """The step-time model the drawn cases below were drawn under (2026-12-01, before the per-layer kernel cost
-    ``DECODE_LAYER_OVERHEAD_S``, the quantized GEMMs' ``QUANTIZED_GEMM_FIXED_S`` and 16-bit math's higher FLOP
-    efficiency, ``FP8_GEMM_EFFICIENCY_RATIO``). Each sits on a cliff of that model, where the sizer's search once
-    went wrong; they test the search, so they keep the model that puts them on the cliff."""
+    ``DECODE_LAYER_OVERHEAD_S`` and the quantized GEMMs' ``QUANTIZED_GEMM_FIXED_S``). Each sits on a cliff of that
+    model, where the sizer's search once went wrong; they test the search, so they keep the model that puts them on
+    the cliff."""
     monkeypatch.setattr("planner.estimator.calibration.DECODE_LAYER_OVERHEAD_S", 0.0)
-    monkeypatch.setattr("planner.estimator.calibration.FP8_GEMM_EFFICIENCY_RATIO", 1.0)
     monkeypatch.setattr("planner.estimator.calibration.QUANTIZED_GEMM_FIXED_S",
                         dict.fromkeys(("w8a8-fp8", "w8a8-int8", "w8a16", "w4a16"), 0.0))
 
