@@ -23,7 +23,7 @@ vLLM batch-1 runs (benchmarks/estimator_vs_published.py).
 Each simulated TTFT includes what the planner adds to every LLM request before its SLO checks: the API server's
 per-request time, ``calibration.SERVING_OVERHEAD_S["vllm"]`` (3 ms; HTTP, tokenizer, first chunk out). The
 published TTFTs are measured at the client through NIM's OpenAI-compatible HTTP server, so they include that time
-too; ``--no-api-overhead`` prints the engine-only figures (the stop-25 table: TTFT median 25%).
+too; ``--no-api-overhead`` prints the engine-only figures (TTFT median error 25% on 2026-12-01, 21% with it).
 
 Both publish averages over requests (genai-perf's ITL is per request (latency - TTFT) / (tokens - 1), averaged:
 the simulator's mean TPOT), so the error compares means; the simulated p50 is printed too. The published engine
