@@ -89,6 +89,26 @@ DECODE_FLOPS_EFFICIENCY: Final = 0.50
 """Fraction of dense peak FLOPs a large-batch decode step reaches (skinny GEMMs at batch 256-2048, attention over
 paged KV): TensorRT-LLM H100 FP8 Llama-3.1-8B 128/128 (28,312 tok/s, compute-bound) implies ~0.5."""
 
+FP8_GEMM_EFFICIENCY_RATIO: Final = 0.75
+"""PREFILL_FLOPS_EFFICIENCY and DECODE_FLOPS_EFFICIENCY are FP8 figures (calibrated on TensorRT-LLM's H100 FP8
+runs). FP8 GEMMs reach a smaller fraction of their (twice as high) peak than 16-bit GEMMs reach of theirs, so math
+in 16 bits or wider runs at those fractions / this ratio (:func:`planner.estimator.inference.math_efficiency`);
+8-bit and narrower math (FP8, INT8, FP4, INT4) at them as calibrated.
+
+Source: NVIDIA's measured GEMM tables shipped with AIConfigurator 0.12.0
+(systems/data/<gpu>/gemm/<engine>/<version>/gemm_perf.parquet, Apache-2.0): mean achieved fraction of dense peak
+over Llama-8B/70B layer shapes at m = 2,048-8,192 tokens, FP8 / BF16:
+
+- H100 SXM: TensorRT-LLM 1.3 0.58 / 0.78 = 0.745 (the engine and GPU the two efficiencies were calibrated on: the
+  value used), vLLM 0.24 0.57 / 0.79 = 0.73;
+- H200 SXM: 0.59 / 0.78 = 0.76 and 0.64 / 0.78 = 0.81; L40S: 0.49 / 0.61 = 0.80 and 0.48 / 0.63 = 0.77;
+- INT8 on A100 (TensorRT-LLM SmoothQuant) reaches 0.80-0.87 of the INT8 peak, as BF16 does of its own
+  (0.83-0.87); no table covers INT8 on Hopper, where it shares FP8's tensor-core path, so INT8 keeps the FP8
+  figure everywhere (conservative on Ampere).
+
+Checked, not fitted, against the NIM rows of benchmarks/slo_published.py: 16-bit TTFT of 2,000-token prompts at
+concurrency 1 was 15-20% high without it."""
+
 NONLLM_FLOPS_EFFICIENCY: Final = 0.35
 """Fraction of peak for CNN / encoder inference through TensorRT or ONNX Runtime: MLPerf Inference v3.1 ResNet-50
 offline on H100 (~90k img/s x 8.2 GFLOP = 0.74 PFLOP/s of 1.98 PFLOPS int8 dense) is ~0.37."""

@@ -24,6 +24,7 @@ Model (each piece is a small function below, with its source):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from planner.errors import InputError
 from planner.estimator import calibration as cal
@@ -67,10 +68,10 @@ __all__ = [
     "DecodeModel", "InferenceEstimate", "InferenceMemory", "activation_elems_per_token", "all_to_all_s",
     "attention_flops_per_token", "batch_for", "check_ep", "decode_model", "estimate_inference", "expert_fraction",
     "inference_memory", "kv_bytes_per_sequence", "kv_bytes_per_token", "kv_bytes_per_token_all_layers",
-    "kv_sequence_bytes_per_gpu", "kv_shards", "kv_tokens", "linear_flops_per_token", "moe_all_to_all_s",
-    "nonllm_batch_latency_s", "nonllm_flops", "overhead_for", "pipeline_bubble_fraction", "prefill_time_s",
-    "ring_allreduce_s", "roofline_ridge", "state_bytes_per_sequence", "state_elem_bytes", "streamed_weight_bytes",
-    "tp_scaling_efficiency", "weights_bytes",
+    "kv_sequence_bytes_per_gpu", "kv_shards", "kv_tokens", "linear_flops_per_token", "math_efficiency",
+    "moe_all_to_all_s", "nonllm_batch_latency_s", "nonllm_flops", "overhead_for", "pipeline_bubble_fraction",
+    "prefill_time_s", "ring_allreduce_s", "roofline_ridge", "state_bytes_per_sequence", "state_elem_bytes",
+    "streamed_weight_bytes", "tp_scaling_efficiency", "weights_bytes",
 ]
 
 @dataclass(frozen=True, slots=True)
@@ -262,8 +263,8 @@ def decode_model(s: Shape, hw: HardwareProfile, dtype: str, tp: int, pp: int, in
                      + input_tokens * attention_flops_per_token(s, input_tokens / 2.0))
     return DecodeModel(
         shape=s, pp=pp, tp=tp, layers=s.layers,
-        flops_per_s=peak * _flops_eff(hw, cal.DECODE_FLOPS_EFFICIENCY),
-        prefill_flops_per_s=peak * _flops_eff(hw, cal.PREFILL_FLOPS_EFFICIENCY),
+        flops_per_s=peak * math_efficiency(hw, dtype, cal.DECODE_FLOPS_EFFICIENCY),
+        prefill_flops_per_s=peak * math_efficiency(hw, dtype, cal.PREFILL_FLOPS_EFFICIENCY),
         bytes_per_s=hw.bandwidth_bytes_per_s * _bw_eff(hw),
         link_bytes_per_s=hw.link_bytes_per_s(n),
         shared_weight_bytes=shared, expert_weight_bytes=experts,
@@ -282,6 +283,21 @@ def _bw_eff(hw: HardwareProfile) -> float:
     if hw.kind == "cpu":
         return cal.CPU_BANDWIDTH_EFFICIENCY
     return cal.EDGE_BANDWIDTH_EFFICIENCY
+
+
+NARROW_MATH: Final = frozenset({"fp8", "int8", "fp4", "int4"})
+"""math dtypes the calibrated LLM FLOP efficiencies hold for as they stand (calibration.FP8_GEMM_EFFICIENCY_RATIO)"""
+
+
+def math_efficiency(hw: HardwareProfile, dtype: str, fp8_fraction: float) -> float:
+    """Achievable fraction of the peak of the math ``dtype``'s weights run in, for an LLM FLOP efficiency calibrated
+    on FP8 math (``fp8_fraction``): as calibrated for 8-bit and narrower math on GPUs, divided by
+    ``calibration.FP8_GEMM_EFFICIENCY_RATIO`` for 16-bit and 32-bit math on GPUs; the CPU / edge figure elsewhere
+    (:func:`_flops_eff`)."""
+    eff = _flops_eff(hw, fp8_fraction)
+    if hw.kind == "gpu" and hw.compute_dtype(dtype) not in NARROW_MATH:
+        eff /= cal.FP8_GEMM_EFFICIENCY_RATIO
+    return eff
 
 
 def _flops_eff(hw: HardwareProfile, default: float) -> float:
