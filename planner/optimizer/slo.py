@@ -111,8 +111,9 @@ screening run misses (the form misses the cliff where the batch fills up, by a f
 capacity is searched below the proposal (:func:`planner.simulator.headroom.highest_passing_rate`: halving from
 half the proposal, then bisecting) until the rate that passes and the one that misses are within 5%; where it
 passes, above it, up to MAX_UTILIZATION of the saturated rate (Llama-3.1-8B fp8 on an L40S, 2,048 + 32 tokens: the
-form proposed 5.8 req/s where the p90 SLOs hold to 8.7). The rate found must then pass a full-length run, stepping
-down 5% at a time. Taking proposals up to 1.25 x the planned rate unchecked overstated the headroom at the cliff:
+form proposed 5.8 req/s where the p90 SLOs hold to 8.7). The rate found must then pass a full-length run; where it
+misses, full-length runs gallop down from it and bisect (stepping down 5% at a time took up to eight full-length
+runs per plan). Taking proposals up to 1.25 x the planned rate unchecked overstated the headroom at the cliff:
 chat-eu-pii on 8 A10Gs was shown 13.7 req/s where the p99 TTFT reaches its 1 s SLO at 13.0 (1.35-1.6 s at 13.7 over
 40,000 requests)."""
 HEADROOM_STEPS = 8
@@ -120,6 +121,10 @@ HEADROOM_STEPS = 8
 headroom of a lightly loaded replica up to (proposal / planned rate)^(1/4) low: an H100 replica of Llama-3.1-8B
 planned at 0.01 req/s was shown 4 req/s where it holds 25-30 (benchmarks/aiconfigurator_side_by_side.py,
 2026-12-01)."""
+
+HEADROOM_GROWTH = 1.25
+"""Factor the capacity search steps up by from a calibrated proposal that passed (it is usually within a few
+percent of the cliff: doubling cost one more simulation, and bisecting the doubled bracket two, per plan)."""
 
 HEADROOM_GUARD = "one HEADROOM_TOLERANCE step below the rate a full-length run confirmed"
 """Why the LLM headroom shown stops one search step short of the highest rate confirmed: the search ends at the
@@ -763,9 +768,10 @@ class SloSizer:
         SLO, below ``hi_rate`` (a rate the simulation showed to miss) when known. The proposal is checked by a
         screening simulation; where it misses (the closed form misses the cliff where the batch fills up), the rate
         is searched below the proposal with screening simulations, to HEADROOM_TOLERANCE, and where it passes, above
-        it up to the ceiling (the form can also stop short of the cliff). The rate found is then
-        confirmed by a full-length simulation, as a kept replica count is, and lowered by HEADROOM_TOLERANCE while
-        it misses; HEADROOM_STEPS simulations at most for each search. The capacity is the rate confirmed, less one
+        it up to the ceiling by HEADROOM_GROWTH steps (the form can also stop short of the cliff). The rate found is
+        then confirmed by a full-length simulation, as a kept replica count is; where it misses, full-length runs
+        gallop down from it (5%, 10%, 21%, ... lower, not below ``lo_rate``) and bisect to HEADROOM_TOLERANCE;
+        HEADROOM_STEPS simulations at most for each search. The capacity is the rate confirmed, less one
         more HEADROOM_TOLERANCE (HEADROOM_GUARD), never below ``lo_rate``, which passed."""
         predict = self._calibrated(shape, key, lo_rate, n)
         if predict is None:
@@ -779,18 +785,30 @@ class SloSizer:
             return lo_rate
         engine = shape.engine
 
-        def screen(r: float) -> bool:
-            return self._passes(shape, engine, r, n, key, self.screening)
+        def screen(r: float) -> bool:  # the planned rate passed a full-length run: no screening below it
+            return r <= lo_rate or self._passes(shape, engine, r, n, key, self.screening)
 
-        # a proposal that passes may stop short of the cliff (search up to the ceiling), one that misses overshoots
-        start, ceiling = (proposed, max(proposed, hi)) if screen(proposed) else (proposed / 2.0, proposed)
+        def full(r: float) -> bool:
+            return r <= lo_rate or self._passes(shape, engine, r, n, key, self.requests)
+
+        # a proposal that passes is usually just short of the cliff (search up from it by HEADROOM_GROWTH, to the
+        # ceiling), one that misses overshoots (search down from it, within the planned rate where that is nearer
+        # than half of it)
+        start, ceiling = ((proposed, max(proposed, hi)) if screen(proposed)
+                          else (max(lo_rate, proposed / 2.0), proposed))
         found, _ = highest_passing_rate(screen, start, ceiling=ceiling, rel_tol=HEADROOM_TOLERANCE,
-                                        max_evaluations=HEADROOM_STEPS)
+                                        max_evaluations=HEADROOM_STEPS, growth=HEADROOM_GROWTH)
         rate = found or lo_rate
-        for _ in range(HEADROOM_STEPS):
-            if rate <= lo_rate or self._passes(shape, engine, rate, n, key, self.requests):
-                break
-            rate /= 1.0 + HEADROOM_TOLERANCE
+        if not full(rate):  # screening noise: gallop down at full length (steps 5%, 10%, 21%, ...), then bisect
+            lo, hi, step = lo_rate, rate, 1.0 + HEADROOM_TOLERANCE
+            while hi > lo_rate:
+                r = max(lo_rate, hi / step)
+                if full(r):
+                    lo = r
+                    break
+                hi, step = r, step * step
+            rate = highest_passing_rate(full, lo, ceiling=hi, rel_tol=HEADROOM_TOLERANCE,
+                                        max_evaluations=HEADROOM_STEPS)[0] or lo
         # the rate confirmed may sit on the TTFT cliff, where one run passes and the next misses: one step back
         return max(lo_rate, rate / (1.0 + HEADROOM_TOLERANCE))
 
@@ -948,15 +966,17 @@ class SloSizer:
             out[k] = left
         return out
 
-    def _misses(self, shape: _Shape, res: SimResult, key: _Key, confident: bool = False) -> list[str]:
+    def _misses(self, shape: _Shape, res: SimResult, key: _Key, confident: bool = False,
+                samples: int | None = None) -> list[str]:
         """What ``res`` misses at the SLO percentile; ``confident``: at its upper one-sigma bound
-        (:func:`confident_percentile`), as the planner checks the replica counts it keeps."""
+        (:func:`confident_percentile`) for ``samples`` (default: the run's own), as the planner checks the replica
+        counts it keeps."""
         slos = self._net_slos(shape, key)
         if slos is None:
             return [f"the network and serving time ({(key.rtt_s + shape.serving.overhead_at(self.q)) * 1e3:.1f} "
                     "ms) leave "
                     "nothing of the SLO"]
-        q = confident_percentile(self.q, res.measured) if confident else self.q
+        q = confident_percentile(self.q, samples or res.measured) if confident else self.q
         out = slo_misses(res, slos, q)
         if _overloaded(res):
             out.append(f"overloaded: {res.throughput_rps:.3g} req/s served of {res.arrival_rate_rps:.3g} arriving")
@@ -971,8 +991,12 @@ class SloSizer:
             return True
         if _beyond_ceiling(shape, rate):
             return False
-        return not self._misses(shape, self._simulate(shape, engine, rate, n, requests), key,
-                                confident=requests >= self.requests)
+        # a screening run reads the percentile a full-length run is checked at (the full run's one-sigma bound),
+        # so that the two agree but for sampling noise: read at the plain percentile, screening passed rates that
+        # full length then missed, up to 40% above the capacity, and the headroom search spent its full-length
+        # runs walking back down (2026-12-01)
+        res = self._simulate(shape, engine, rate, n, requests)
+        return not self._misses(shape, res, key, confident=True, samples=max(res.measured, self.requests))
 
     def _simulate(self, shape: _Shape, engine: ContinuousBatching | DynamicBatching, rate: float, n: int,
                   requests: int | None = None) -> SimResult:

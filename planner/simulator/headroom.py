@@ -56,11 +56,13 @@ def slo_misses(result: SimResult, slos: Mapping[str, float], percentile: float) 
 
 
 def highest_passing_rate(passes: Callable[[float], bool], start_rps: float, *, ceiling: float,
-                         rel_tol: float = 0.02, max_evaluations: int = 30) -> tuple[float | None, float | None]:
+                         rel_tol: float = 0.02, max_evaluations: int = 30, growth: float = 2.0
+                         ) -> tuple[float | None, float | None]:
     """(highest rate found to pass, lowest rate found to fail; None where none was), for a ``passes`` that is
-    monotone in the rate: from ``start_rps``, double (up to ``ceiling``) or halve (down to start / 2^20) until one
-    rate passes and the next does not, then bisect geometrically until the two are within ``rel_tol``; at most
-    ``max_evaluations`` calls of ``passes``."""
+    monotone in the rate: from ``start_rps``, multiply by ``growth`` (up to ``ceiling``) or halve (down to start /
+    2^20) until one rate passes and the next does not, then bisect geometrically until the two are within
+    ``rel_tol``; at most ``max_evaluations`` calls of ``passes``. A ``growth`` below 2 suits a start that is
+    usually just below the answer (a calibrated proposal)."""
     lo: float | None = None
     hi: float | None = None
     n = 1
@@ -68,7 +70,7 @@ def highest_passing_rate(passes: Callable[[float], bool], start_rps: float, *, c
     if passes(r):
         lo = r
         while n < max_evaluations and lo < ceiling:
-            r = min(lo * 2.0, ceiling)
+            r = min(lo * growth, ceiling)
             n += 1
             if passes(r):
                 lo = r
@@ -86,7 +88,7 @@ def highest_passing_rate(passes: Callable[[float], bool], start_rps: float, *, c
                 break
             hi = r
     if lo is not None and hi is not None:
-        while n < max_evaluations and hi / lo - 1.0 > rel_tol:
+        while n < max_evaluations and hi / lo - 1.0 > rel_tol * (1.0 + 1e-9):  # a bracket one rel_tol wide is done
             mid = math.sqrt(lo * hi)
             n += 1
             if passes(mid):
