@@ -106,16 +106,15 @@ SKIP_MARGIN = 0.05
 far over an SLO."""
 CALIBRATION_LIMIT = 4.0
 HEADROOM_TOLERANCE = 0.05
-"""Every capacity the calibrated closed form proposes for an LLM replica is checked by simulation. Where a
-screening run misses (the form misses the cliff where the batch fills up, by a few to tens of percent), the
-capacity is searched below the proposal (:func:`planner.simulator.headroom.highest_passing_rate`: halving from
-half the proposal, then bisecting) until the rate that passes and the one that misses are within 5%; where it
-passes, above it, up to MAX_UTILIZATION of the saturated rate (Llama-3.1-8B fp8 on an L40S, 2,048 + 32 tokens: the
-form proposed 5.8 req/s where the p90 SLOs hold to 8.7). The rate found must then pass a full-length run; where it
-misses, full-length runs gallop down from it and bisect (stepping down 5% at a time took up to eight full-length
-runs per plan). Taking proposals up to 1.25 x the planned rate unchecked overstated the headroom at the cliff:
-chat-eu-pii on 8 A10Gs was shown 13.7 req/s where the p99 TTFT reaches its 1 s SLO at 13.0 (1.35-1.6 s at 13.7 over
-40,000 requests)."""
+"""Every capacity the calibrated closed form proposes for an LLM replica is checked by simulation. Where a screening run
+misses (the form misses the cliff where the batch fills up, by a few to tens of percent), the capacity is searched below
+the proposal (:func:`planner.simulator.headroom.highest_passing_rate`: from half the proposal or the planned rate,
+whichever is higher, then bisecting) until the rate that passes and the one that misses are within 5%; where it passes,
+above it, up to MAX_UTILIZATION of the saturated rate (Llama-3.1-8B fp8 on an L40S, 2,048 + 32 tokens: the form proposed
+5.8 req/s where the p90 SLOs hold to 8.7). The rate found must then pass a full-length run; where it misses, full-length
+runs gallop down from it and bisect (stepping down 5% at a time took up to eight full-length runs per plan). Taking
+proposals up to 1.25 x the planned rate unchecked overstated the headroom at the cliff: chat-eu-pii on 8 A10Gs was shown
+13.7 req/s where the p99 TTFT reaches its 1 s SLO at 13.0 (1.35-1.6 s at 13.7 over 40,000 requests)."""
 HEADROOM_STEPS = 8
 """At most this many simulations per capacity search. Bisecting from the planned rate alone, two steps left the
 headroom of a lightly loaded replica up to (proposal / planned rate)^(1/4) low: an H100 replica of Llama-3.1-8B
