@@ -12,8 +12,9 @@ machine can send, which the table says), and prints per rate:
   and serving settings in the simulator, without network RTT: the client runs next to the server);
 - measured p50 / p99 (median over ``--repeats`` runs) and the p99 error;
 - the server's CPU time per request above its idle background (all processes of the server's session, from
-  /proc) and the load average
-  while measuring (this machine's 2 cores are shared with other work: a busy machine shows in the tail);
+  /proc), the load client's own (this process), the cores the two take together, and the load average while
+  measuring (this machine's 2 cores are shared with the client and other work: the plan sizes the server as if it
+  had them to itself, so near 90% of the predicted capacity the client's share can tip the server into overload);
 - at the planned rate, whether the SLO the plan promised (``constraints.latency_s`` at ``slo_percentile``) held.
 
     .venv/bin/python benchmarks/slo_local.py [--runtimes ray,triton] [--repeats 2] [--requests 1500]
@@ -146,13 +147,15 @@ def bench(runtime: str, tmp: Path, overlay: Path, repeats: int, requests: int,
         for rate in rates:
             meas: list[Any] = []
             cpu: list[float] = []
+            client: list[float] = []
             loads: list[float] = []
             for rep in range(repeats):
-                c0 = cpu_seconds(pids)
+                c0, k0 = cpu_seconds(pids), time.process_time()
                 loads.append(os.getloadavg()[0])
                 r = open_loop(tgt, rate_rps=rate, duration_s=requests / rate, max_requests=requests,
                               concurrency=64, warmup=10, seed=rep)
                 cpu.append(max(0.0, cpu_seconds(pids) - c0 - idle * r.wall_s) / max(1, r.completed))
+                client.append((time.process_time() - k0) / max(1, r.completed))
                 meas.append(r)
             sim = simulate_plan(folder, rate, requests=4000, with_rtt=False)["latency"]
             row = {"runtime": runtime, "rate": rate, "load": statistics.mean(loads),
@@ -161,6 +164,7 @@ def bench(runtime: str, tmp: Path, overlay: Path, repeats: int, requests: int,
                    "p99": statistics.median(m.latency.p99 for m in meas),
                    "p99_runs": [m.latency.p99 for m in meas],
                    "errors": sum(m.errors for m in meas), "cpu_ms": 1e3 * statistics.median(cpu),
+                   "client_ms": 1e3 * statistics.median(client),
                    "planned": abs(rate - planned) < 1e-9, "slo": c.latency_s, "q": c.slo_percentile,
                    "meas_q": statistics.median(m.latency.at(c.slo_percentile) for m in meas)}
             rows.append(row)
@@ -179,7 +183,8 @@ def _print_row(r: dict[str, Any]) -> None:
     runs = "/".join(f"{x * 1e3:.1f}" for x in r["p99_runs"])
     print(f"  {r['rate']:>8.1f} req/s  load {r['load']:4.2f} | predicted p50 {r['pred_p50'] * 1e3:6.2f} p99 "
           f"{r['pred_p99'] * 1e3:6.2f} ms | measured p50 {r['p50'] * 1e3:6.2f} p99 {r['p99'] * 1e3:6.2f} ms "
-          f"(runs {runs}) | p99 error {err:+.0%} | server CPU {r['cpu_ms']:.2f} ms/req above idle | "
+          f"(runs {runs}) | p99 error {err:+.0%} | server CPU {r['cpu_ms']:.2f} ms/req above idle, client CPU "
+          f"{r['client_ms']:.2f} ms/req ({r['rate'] * (r['cpu_ms'] + r['client_ms']) / 1e3:.2f} cores together) | "
           f"errors {r['errors']} {held}", flush=True)
 
 
