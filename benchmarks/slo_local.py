@@ -13,8 +13,10 @@ machine can send, which the table says), and prints per rate:
 - measured p50 / p99 (median over ``--repeats`` runs) and the p99 error;
 - the server's CPU time per request above its idle background (all processes of the server's session, from
   /proc), the load client's own (this process), the cores the two take together, and the load average while
-  measuring (this machine's 2 cores are shared with the client and other work: the plan sizes the server as if it
-  had them to itself, so near 90% of the predicted capacity the client's share can tip the server into overload);
+  measuring (this machine's 2 cores are shared with the client and other work, and the plan sizes the server as if
+  it had them to itself; measured 2026-12-01, the client took 0.4-0.8 ms of CPU per request against the server's
+  6-13 ms, so near 90% of the predicted capacity it is the server's own CPU cost, which moved from 7.1 to 11.5 ms
+  per request between two calibrations, that decides whether the run overloads);
 - at the planned rate, whether the SLO the plan promised (``constraints.latency_s`` at ``slo_percentile``) held.
 
     .venv/bin/python benchmarks/slo_local.py [--runtimes ray,triton] [--repeats 2] [--requests 1500]
