@@ -31,7 +31,10 @@ from planner.estimator.calibration import SERVING_CPU_PROCESSES, SERVING_CPU_S_P
 from planner.models import resolve
 from planner.optimizer import recommend
 from planner.optimizer.slo import (
+    MAX_ONGOING,
+    QUEUE_HORIZON_S,
     confident_percentile,
+    max_ongoing_requests,
     preferred_batch_sizes,
     prefill_queue_ttft,
     requests_for,
@@ -76,9 +79,10 @@ def recs() -> dict[str, tuple[Spec, Catalog, Any]]:
 
 
 def resimulate(plan: Plan, spec: Spec, cat: Catalog, *, rate_rps: float, requests: int, seed: int,
-               part_index: int = 0) -> SimResult:
+               part_index: int = 0, router_limit: bool = True) -> SimResult:
     """The plan's part at ``rate_rps`` of its traffic, from the settings the plan carries: its replicas behind the
-    runtime's router, its engine (LLM) or batcher settings, network RTT and the runtime's serving time."""
+    runtime's router (``router_limit=False``: without Ray Serve's ``max_ongoing_requests``), its engine (LLM) or
+    batcher settings, network RTT and the runtime's serving time."""
     part = plan.parts[part_index]
     arch = resolve(spec.model)
     w = spec.workload
@@ -114,7 +118,7 @@ def resimulate(plan: Plan, spec: Spec, cat: Catalog, *, rate_rps: float, request
                             cpu_processes=part.runtime_cost.cpu_processes)
         wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, arrival_cv=w.burstiness)
     cluster = Cluster(part.replicas, RUNTIME_ROUTER.get(part.runtime, "random"),
-                      srv.max_ongoing_requests if part.runtime == "ray" else None, net)
+                      srv.max_ongoing_requests if part.runtime == "ray" and router_limit else None, net)
     return simulate(wl, rm.engine, rm.cost, cluster, warmup=requests // 10)
 
 
@@ -261,6 +265,37 @@ def test_plans_carry_percentiles_headroom_and_the_settings_they_were_simulated_w
             # load headroom: the SLOs hold at the planned peak, so the headroom is at least that
             assert pr.max_rps_within_slo is not None and pr.max_rps_within_slo >= peak * (1 - 1e-6), (name, plan.id)
             assert f"{pr.max_rps_within_slo:,.3g}" in plan.rationale
+
+
+def test_max_ongoing_requests_holds_a_batch_and_what_can_start_within_the_slo() -> None:
+    assert max_ongoing_requests(8) == 16  # turnover unknown: one batch running, one forming
+    assert max_ongoing_requests(8, 0.028, 0.25) == 8 * (1 + 9)  # 8.9 batch times fit in the SLO
+    assert max_ongoing_requests(8, 0.125, 0.25) == 8 * (1 + 2)  # exactly two: no rounding up past them
+    assert max_ongoing_requests(8, 1.0, 0.25) == 16  # at least two batches
+    assert max_ongoing_requests(4, 0.1, None) == 4 * (1 + round(QUEUE_HORIZON_S / 0.1))  # no SLO: the horizon
+    assert max_ongoing_requests(64, 1e-6, 10.0) == MAX_ONGOING
+
+
+def test_a_ray_replica_accepts_every_request_that_can_still_meet_the_slo(recs: dict[str, Any]) -> None:
+    """Ray Serve's router does not queue a request a replica has no room for: it polls with backoff (25 ms up to
+    500 ms between tries), which once collapsed the demo server's throughput on this machine. So at the load
+    headroom a plan shows, re-simulated without the limit, no replica ever holds more requests (queued and in its
+    batch) than the ``max_ongoing_requests`` the plan emits: the limit never holds back a request the SLO still
+    allows. The old limit (two batches, 16) was reached there."""
+    spec, cat, rec = recs["local-demo"]
+    checked = 0
+    for plan in rec.plans:
+        srv, part = plan.serving, plan.parts[0]
+        if part.runtime != "ray" or part.replicas != 1:
+            continue
+        assert plan.predicted.max_rps_within_slo is not None
+        res = resimulate(plan, spec, cat, rate_rps=plan.predicted.max_rps_within_slo, requests=4000, seed=7,
+                         router_limit=False)
+        held = res.max_queue_length + srv.max_batch_size
+        assert held <= srv.max_ongoing_requests, (plan.id, held, srv.max_ongoing_requests)
+        assert held > 2 * srv.max_batch_size, (plan.id, held)  # the old limit would have held some back
+        checked += 1
+    assert checked >= 2
 
 
 def test_a_cpu_hosts_threads_bound_ray_serves_capacity(recs: dict[str, Any]) -> None:

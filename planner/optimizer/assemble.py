@@ -113,7 +113,7 @@ def serving(spec: Spec, cand: Candidate, runtime: str, replicas: int) -> Serving
         max_batch_size=b,
         preferred_batch_sizes=preferred_batch_sizes(b),
         max_queue_delay_us=delay,
-        max_ongoing_requests=max_ongoing_requests(b, llm),
+        max_ongoing_requests=opt.max_ongoing or max_ongoing_requests(b),
         min_replicas=min_rep,
         max_replicas=max(replicas, min_rep),
         target_ongoing_requests=float(max(1.0, round(b * spec.assumptions.planning_utilization, 2))),

@@ -84,6 +84,9 @@ class ReplicaOption:
     """LLM engines: tokens per scheduler step (set once the engine settings are decided, :mod:`.slo`)"""
     queue_delay_s: float = 0.0
     """dynamic batcher wait (Triton ``max_queue_delay_microseconds``, Ray Serve ``batch_wait_timeout_s``)"""
+    max_ongoing: int | None = None
+    """requests one replica accepts at once (Ray Serve ``max_ongoing_requests``), as the sizing decided it
+    (:func:`planner.optimizer.slo.max_ongoing_requests`); None: not sized"""
     tier: int = 0
     """how the replica count was found (:mod:`.slo`): 0 utilization rule, 1 closed-form bound, 2 simulated"""
     sizing_key: Any = None

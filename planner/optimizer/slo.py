@@ -211,10 +211,33 @@ def preferred_batch_sizes(batch: int) -> tuple[int, ...]:
     return tuple(sorted({min(b, 2**k) for k in range(int(math.log2(b)) + 1) if 2**k >= max(1, b // 4)} | {b}))
 
 
-def max_ongoing_requests(batch: int, llm: bool) -> int:
-    """Requests one replica accepts at once (Ray Serve ``max_ongoing_requests``; TensorRT-LLM's queue): an LLM
-    replica its running batch, a batcher two batches (one running, one forming)."""
-    return max(1, batch if llm else 2 * batch)
+QUEUE_HORIZON_S = 1.0
+"""With no latency SLO, the wait a replica's own queue is sized for (``max_ongoing_requests``)."""
+MAX_ONGOING = 1000
+"""Cap on ``max_ongoing_requests``: what Ray Serve LLM's ingress builder sets for its own deployments (Ray 2.60,
+``ray/llm/_internal/serve/core/ingress/builder.py``)."""
+
+
+def max_ongoing_requests(batch: int, turnover_s: float | None = None, horizon_s: float | None = None) -> int:
+    """Requests one replica accepts at once (Ray Serve ``max_ongoing_requests``; TensorRT-LLM's queue): its
+    running batch plus every request that can still start within ``horizon_s`` (the latency SLO: TTFT for an LLM)
+    while full batches turn over every ``turnover_s`` (a batcher's full-batch time; an LLM's output length x
+    TPOT at the batch), that is batch x (1 + ceil(horizon / turnover)): at least two batches (one running, one
+    forming; also the figure where the turnover is not known), at most MAX_ONGOING.
+
+    Why not fewer. A request over the limit is not queued at Ray Serve's router: the router polls the replicas
+    with exponential backoff (25, 50, 100, 200, 400, then 500 ms between tries, Ray 2.60
+    ``request_router.py``, ``RAY_SERVE_ROUTER_RETRY_*``), so it waits up to half a second after a slot frees,
+    and the polls' queue-length probes take the proxy's CPU. Measured on the demo MLP (one Ray Serve replica on
+    a 2-thread VM, 2026-12-02): with a limit of 16 (two batches), p99 70-94 ms at 150 req/s and, at 175-200
+    req/s, runs that collapsed (the server at 0.3 of its 2 cores, the median request 47-68 s); with 256, p99 34-46
+    ms at 150-200 req/s and 1.2 ms less CPU per request. The simulator queues the held requests in order
+    (:class:`planner.simulator.Cluster`); with this limit the requests still within the SLO never reach it."""
+    b = max(1, batch)
+    if not turnover_s or turnover_s <= 0 or not math.isfinite(turnover_s):
+        return min(MAX_ONGOING, 2 * b)
+    horizon = horizon_s if horizon_s and horizon_s > 0 else QUEUE_HORIZON_S
+    return min(MAX_ONGOING, b * (1 + max(1, math.ceil(horizon / turnover_s - 1e-9))))
 
 
 def rule_delay_s(batch: int, latency_slo_s: float | None, batch_latency_s: float) -> float:
@@ -589,13 +612,13 @@ class SloSizer:
             est = ev.base_estimate(hw, key.dtype, key.tp, key.pp, key.ep)
             return self._llm_shape(hw, est, base, serving, router, label)
         kind: Literal["ray", "triton"] = "ray" if runtime == "ray" else "triton"
-        ongoing = max_ongoing_requests(base.batch, False) if runtime == "ray" else None
         if isinstance(hw, EdgeDevice):
             lat = (base.latency_s or 0.0) - key.rtt_s - overhead  # the device's own time for one request
             cost = AffineBatchCost(fixed_s=max(1e-9, lat), per_item_s=0.0)
+            ongoing = max_ongoing_requests(1, lat, c.latency_s)
             return _Shape(False, DynamicBatching(runtime=kind, max_batch_size=1), cost,
-                          {"queue_delay_s": 0.0, "rps": base.rps}, serving, router, ongoing, label,
-                          cost_key=("edge", cost))
+                          {"queue_delay_s": 0.0, "rps": base.rps, "max_ongoing": ongoing}, serving, router,
+                          ongoing if runtime == "ray" else None, label, cost_key=("edge", cost))
         prof = ev.profile_of(hw)
         w = self.spec.workload
         assert w.kind == "inference"
@@ -609,8 +632,10 @@ class SloSizer:
                      for d in delays)
         engine = alts[-1]
         sat = b / bcost.batch_s(b)  # full batches back to back: with the runtime's CPU work on a CPU host
-        return _Shape(False, engine, bcost, {"queue_delay_s": engine.max_queue_delay_s, "rps": sat}, serving,
-                      router, ongoing, label,
+        ongoing = max_ongoing_requests(b, bcost.batch_s(b), c.latency_s)
+        return _Shape(False, engine, bcost, {"queue_delay_s": engine.max_queue_delay_s, "rps": sat,
+                                             "max_ongoing": ongoing}, serving,
+                      router, ongoing if runtime == "ray" else None, label,
                       cost_key=("batch", repr(ev.arch), repr(prof), key.dtype, ev.seq, key.tp, runtime,
                                 key.cpu_spread, serving.cpu_s_per_request),
                       alternatives=alts if self.has_slo and len(alts) > 1 else ())
@@ -646,7 +671,8 @@ class SloSizer:
                                     kv_capacity_tokens=max(16, kv), block_size=16)
         rps = dm.throughput_at(b) / dm.output_tokens
         tuned = {"batch": b, "rps": rps, "tokens_per_s": rps * dm.output_tokens, "tpot_s": dm.tpot(b),
-                 "max_num_batched_tokens": engine.max_num_batched_tokens, "queue_delay_s": 0.0}
+                 "max_num_batched_tokens": engine.max_num_batched_tokens, "queue_delay_s": 0.0,
+                 "max_ongoing": max_ongoing_requests(b, dm.output_tokens * dm.tpot(b), c.ttft_s or c.latency_s)}
         miss = None
         worst = -(-(self.prompt.high + self.output.high - 1) // 16)
         if worst > (engine.kv_blocks or 0):

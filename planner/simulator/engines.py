@@ -119,7 +119,10 @@ class Cluster:
     replicas: int = 1
     router: Router = "round_robin"
     max_ongoing_requests: int | None = None
-    """per replica; requests over it wait at the router (Ray Serve ``max_ongoing_requests``)"""
+    """per replica; requests over it wait at the router (Ray Serve ``max_ongoing_requests``), in order, and go to
+    the first replica with room. Ray Serve's router instead polls with backoff (up to 500 ms between tries), which
+    this does not model: the planner sets the limit above what a replica can finish within the SLO
+    (:func:`planner.optimizer.slo.max_ongoing_requests`), so within it the limit is not reached."""
     network_s: float = 0.0
 
     def __post_init__(self) -> None:
