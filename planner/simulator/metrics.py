@@ -97,6 +97,11 @@ class Dist:
     _sorted: tuple[float, ...] = field(default=(), repr=False, compare=False)
     _weights: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def samples(self) -> tuple[float, ...]:
+        """The sorted values the percentiles were taken over (empty for a histogram's summary)."""
+        return self._sorted if self._weights is None else ()
+
     @staticmethod
     def of(values: list[float]) -> Dist:
         s = sorted(values)
