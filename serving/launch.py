@@ -59,21 +59,51 @@ TRITON_VERSION = "2.51"
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10_000
+"""ports the servers listen on are picked from LOWEST_PORT up to the kernel's ephemeral range"""
+
+
+def _listen_range() -> tuple[int, int]:
+    """[low, high) of the ports to listen on: below the ephemeral range the kernel gives outgoing connections
+    (Linux: ``ip_local_port_range``, 32768-60999 by default). A port the OS picks with bind(0) comes from that
+    range, so a client's connection can take it between the pick and the server's bind: Ray's ``serve run`` once
+    failed so ("Failed to bind to address '127.0.0.1:58187'", 2026-12-02, right after a load test's 64
+    connections)."""
+    try:
+        low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # the Linux default; elsewhere bind(0) picks from the ephemeral range too
+    return (LOWEST_PORT, low) if low - LOWEST_PORT >= 1000 else (1024, max(low, 2024))
+
+
 def free_port(host: str = HOST) -> int:
-    """A TCP port free on ``host`` right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A TCP port free on ``host`` right now, outside the ephemeral range (:func:`_listen_range`)."""
+    return free_ports(1, host)[0]
 
 
 def free_ports(n: int, host: str = HOST) -> list[int]:
-    """``n`` distinct free ports (all held open together while picking, so none repeats)."""
+    """``n`` distinct free ports outside the ephemeral range (:func:`_listen_range`), picked at random and all
+    held open together while picking, so none repeats; EnvironmentProblem when that many cannot be found."""
+    import random
+
+    low, high = _listen_range()
+    pick = random.SystemRandom()
     socks: list[socket.socket] = []
     try:
-        for _ in range(n):
+        for _ in range(200 * n):
+            if len(socks) == n:
+                break
             s = socket.socket()
-            s.bind((host, 0))
+            try:
+                s.bind((host, pick.randrange(low, high)))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
+        if len(socks) < n:
+            raise EnvironmentProblem(f"found only {len(socks)} of {n} free TCP ports on {host} in {low}-{high - 1}",
+                                     fix="stop servers you no longer need, then retry")
         return [int(s.getsockname()[1]) for s in socks]
     finally:
         for s in socks:
@@ -590,7 +620,9 @@ def start_triton(model_repository: Path | str, *, http_port: int = 0, grpc_port:
     cache_dir = Path(cache) if cache else workdir
     cache_dir.mkdir(parents=True, exist_ok=True)
     home = prepare_triton(cache_dir)
-    http_port, grpc_port = http_port or free_port(), grpc_port or free_port()
+    picked = iter([p for p in free_ports(3) if p not in (http_port, grpc_port)])  # distinct from a given one
+    http_port = http_port or next(picked)
+    grpc_port = grpc_port or next(picked)
     env = child_env()
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(libs), env.get("LD_LIBRARY_PATH", "")) if p)
     log = workdir / "tritonserver.log"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from planner.errors import DeployError, MissingDependency
+from planner.errors import DeployError, EnvironmentProblem, MissingDependency
 from serving import launch
 from serving.ray_config import ServeConfigError, build_serve_config
 from tests import factories
@@ -21,6 +22,28 @@ from tests import factories
 def test_free_ports_are_distinct_and_bindable() -> None:
     ports = launch.free_ports(20)
     assert len(set(ports)) == 20 and not any(launch.port_open(p) for p in ports)
+
+
+def test_free_ports_stay_below_the_ephemeral_range(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Outgoing connections take their local ports from the kernel's ephemeral range, so a port picked there can
+    be taken before the server binds it: listening ports come from below it, and a taken one is skipped."""
+    low, high = launch._listen_range()
+    assert high <= int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(low <= p < high for p in launch.free_ports(50))
+    with socket.socket() as client:  # an outgoing connection's port is in the ephemeral range
+        client.bind((launch.HOST, 0))
+        assert client.getsockname()[1] >= high
+    fake = tmp_path / "range"
+    fake.write_text("12000\t60999\n")
+    monkeypatch.setattr(launch, "EPHEMERAL_RANGE", fake)
+    assert launch._listen_range() == (launch.LOWEST_PORT, 12000)
+    assert all(launch.LOWEST_PORT <= p < 12000 for p in launch.free_ports(30))
+    with socket.socket() as held:
+        held.bind((launch.HOST, 0))
+        taken = held.getsockname()[1]
+        monkeypatch.setattr(launch, "_listen_range", lambda: (taken, taken + 1))
+        with pytest.raises(EnvironmentProblem, match=f"found only 0 of 1 free TCP ports .* in {taken}-{taken}"):
+            launch.free_ports(1)
 
 
 def test_missing_triton_wheel_is_a_missing_dependency(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
