@@ -631,8 +631,9 @@ class SloSizer:
                                      preferred_batch_sizes=preferred_batch_sizes(b) if kind == "triton" else ())
                      for d in delays)
         engine = alts[-1]
-        sat = b / bcost.batch_s(b)  # full batches back to back: with the runtime's CPU work on a CPU host
-        ongoing = max_ongoing_requests(b, bcost.batch_s(b), c.latency_s)
+        full = bcost.batch_s(b)
+        sat = b / full  # full batches back to back: with the runtime's CPU work on a CPU host
+        ongoing = max_ongoing_requests(b, full, c.latency_s)
         return _Shape(False, engine, bcost, {"queue_delay_s": engine.max_queue_delay_s, "rps": sat,
                                              "max_ongoing": ongoing}, serving,
                       router, ongoing if runtime == "ray" else None, label,
