@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from serving.launch import free_port
 from tests.security.scan import FAKE_SECRETS, Hit, scan_text, scan_tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,12 +90,6 @@ def read_only(path: Path) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------------------------- moto
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class MotoServer:

@@ -24,13 +24,13 @@ import pytest
 import yaml
 
 from serving import launch
+from serving.launch import free_port
 from tests import factories
 from tests.deploy.conftest import write_plan_folder
 from tests.faults.conftest import (
     MLPLAN,
     ROOT,
     MotoServer,
-    free_port,
     mlplan,
     mlplan_env,
     one_line_error,
