@@ -27,6 +27,7 @@ from planner.simulator import (
     Cluster,
     ContinuousBatching,
     DynamicBatching,
+    FrontStage,
     Lengths,
     Workload,
     percentile,
@@ -271,17 +272,60 @@ def test_littles_law(rate: float, cv: float, replicas: int, router: str, seed: i
 
 
 @given(rate=st.floats(5.0, 300.0), seed=st.integers(0, 1000), instances=st.integers(1, 3),
-       runtime=st.sampled_from(["triton", "ray"]), replicas=st.integers(1, 3))
+       runtime=st.sampled_from(["triton", "ray"]), replicas=st.integers(1, 3),
+       front=st.sampled_from([None, FrontStage(0.002), FrontStage(0.004, 2)]))
 @FAST
-def test_littles_law_dynamic_batching(rate: float, seed: int, instances: int, runtime: str, replicas: int) -> None:
+def test_littles_law_dynamic_batching(rate: float, seed: int, instances: int, runtime: str, replicas: int,
+                                      front: FrontStage | None) -> None:
+    """L = lambda W, with and without a front stage (whose time counts as in the system, its wait as queueing)."""
     w = Workload(rate_rps=rate, requests=400, seed=seed)
     eng = DynamicBatching(runtime=runtime, max_batch_size=8, max_queue_delay_s=0.003,  # type: ignore[arg-type]
                           instances=instances)
-    r = simulate(w, eng, AffineBatchCost(0.002, 0.0005), Cluster(replicas=replicas, router="least_outstanding"))
+    r = simulate(w, eng, AffineBatchCost(0.002, 0.0005), Cluster(replicas=replicas, router="least_outstanding",
+                                                                 front=front))
     assert r.completed == 400
     lam = r.requests / r.duration_s
     assert r.mean_in_system == pytest.approx(lam * r.mean_latency_s, rel=1e-9)
     assert r.mean_queue_length == pytest.approx(lam * r.extra["total_queue_wait_s"] / r.requests, rel=1e-9)
+
+
+def test_the_front_stage_shares_itself_between_the_requests_it_holds() -> None:
+    """Processor sharing by hand: two requests of 1 s of work arriving at 0 and 0.5 s. The first runs alone for
+    0.5 s, then both at half speed: the first has 0.5 s left, so it leaves at 1.5 s; the second has had 0.5 s by
+    then and runs alone to 2.0 s. A third at 10 s finds it idle and takes its 1 s."""
+    from planner.simulator.sim import _Front
+
+    assert _Front(FrontStage(1.0), 3).pass_all([0.0, 0.5, 10.0]) == pytest.approx([1.5, 2.0, 11.0])
+    # two proxies: the first two requests (at 0 and 0.1) each have one to themselves; from 0.2 three share two, at
+    # 2/3 of a proxy each. The first has 0.8 s of work left then and leaves at 0.2 + 0.8 x 1.5 = 1.4 s, the second
+    # 0.9 s and would leave at 1.55 s, but from 1.4 it has a proxy to itself again: it has 0.1 s left, out at 1.5 s
+    assert _Front(FrontStage(1.0, 2), 3).pass_all([0.0, 0.1, 0.2])[:2] == pytest.approx([1.4, 1.5])
+
+
+def test_the_front_stage_is_kleinrocks_processor_sharing_queue() -> None:
+    """M/D/1 processor sharing: the mean time in the stage is service / (1 - rho) whatever the service
+    distribution (Kleinrock 1976, vol. 2 sec. 4.4); behind it a replica that takes no time. And one request alone
+    takes the stage's service plus its batch."""
+    eng = DynamicBatching(runtime="ray", max_batch_size=64)
+    free = AffineBatchCost(1e-9, 0.0)
+    for rho in (0.3, 0.7, 0.85):
+        s = 0.004
+        w = Workload(rate_rps=rho / s, requests=40_000, seed=3)
+        r = simulate(w, eng, free, Cluster(front=FrontStage(s)), warmup=2000)
+        assert r.e2e.mean == pytest.approx(s / (1.0 - rho), rel=0.06), rho
+    alone = simulate(Workload(rate_rps=0.01, requests=3, seed=1), eng, AffineBatchCost(0.002, 0.0),
+                     Cluster(front=FrontStage(0.004)))
+    assert alone.e2e.p99 == pytest.approx(0.006, rel=1e-9)
+
+
+def test_the_front_stage_in_a_closed_loop_serves_in_order() -> None:
+    """A closed loop cannot know the later arrivals a shared server would slow a request down for, so there the
+    front serves in arrival order: one client with no think time sees exactly its service plus the batch."""
+    eng = DynamicBatching(runtime="ray", max_batch_size=4)
+    r = simulate(Workload(concurrency=1, requests=50), eng, AffineBatchCost(0.001, 0.0),
+                 Cluster(front=FrontStage(0.003)))
+    assert r.e2e.p50 == pytest.approx(0.004) and r.e2e.p99 == pytest.approx(0.004)
+    assert r.completed == 50
 
 
 def test_closed_loop_keeps_n_in_flight() -> None:
@@ -381,6 +425,10 @@ def test_bad_settings_are_typed_errors() -> None:
         Lengths.uniform(100, 1.5)
     with pytest.raises(InputError, match="router"):
         Cluster(router="fastest")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="front stage time"):
+        FrontStage(0.0)
+    with pytest.raises(InputError, match="front stage servers"):
+        FrontStage(0.004, 0)
 
 
 # ------------------------------------------------------------------------------ determinism and golden

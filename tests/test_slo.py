@@ -115,10 +115,11 @@ def resimulate(plan: Plan, spec: Spec, cat: Catalog, *, rate_rps: float, request
                             preferred_batch_sizes=srv.preferred_batch_sizes if part.runtime == "triton" else (),
                             seq=w.input_tokens, host_vcpu=part.node.replica_vcpu(part.accelerator_count),
                             cpu_s_per_request=part.runtime_cost.cpu_s_per_request,
-                            cpu_processes=part.runtime_cost.cpu_processes)
+                            cpu_processes=part.runtime_cost.cpu_processes, replicas=part.replicas)
         wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, arrival_cv=w.burstiness)
     cluster = Cluster(part.replicas, RUNTIME_ROUTER.get(part.runtime, "random"),
-                      srv.max_ongoing_requests if part.runtime == "ray" and router_limit else None, net)
+                      srv.max_ongoing_requests if part.runtime == "ray" and router_limit else None, net,
+                      front=rm.front)
     return simulate(wl, rm.engine, rm.cost, cluster, warmup=requests // 10)
 
 
@@ -281,7 +282,9 @@ def test_a_ray_replica_accepts_every_request_that_can_still_meet_the_slo(recs: d
     500 ms between tries), which once collapsed the demo server's throughput on this machine. So at the load
     headroom a plan shows, re-simulated without the limit, no replica ever holds more requests (queued and in its
     batch) than the ``max_ongoing_requests`` the plan emits: the limit never holds back a request the SLO still
-    allows. The old limit (two batches, 16) was reached there."""
+    allows. The old limit (two batches, 16) was reached there while the simulator queued every request at the
+    replica; with the proxy a stage of its own (2026-12-02) most of the waiting is in the proxy, and the replica
+    holds at most 15 at the headroom, so the emitted limit is checked to stay above the old one instead."""
     spec, cat, rec = recs["local-demo"]
     checked = 0
     for plan in rec.plans:
@@ -293,17 +296,17 @@ def test_a_ray_replica_accepts_every_request_that_can_still_meet_the_slo(recs: d
                          router_limit=False)
         held = res.max_queue_length + srv.max_batch_size
         assert held <= srv.max_ongoing_requests, (plan.id, held, srv.max_ongoing_requests)
-        assert held > 2 * srv.max_batch_size, (plan.id, held)  # the old limit would have held some back
+        assert srv.max_ongoing_requests > 2 * srv.max_batch_size, (plan.id, srv.max_ongoing_requests)
         checked += 1
     assert checked >= 2
 
 
 def test_a_cpu_hosts_threads_bound_ray_serves_capacity(recs: dict[str, Any]) -> None:
     """On a CPU host Ray Serve's own per-request CPU work shares the node's hardware threads with the model, split
-    between its request-path processes: a replica serves at most min(threads, processes) / CPU-per-request
-    requests/s, and each request carries its share of that work. local-demo offers CPU hosts of 2 threads (this
-    machine) and of 16 per replica (a Xeon slice); a 1-thread host serves half as much (its figures once came from
-    the other hosts' simulation, keyed without the threads)."""
+    between its request-path processes (the proxy, then the replica), one after the other: a replica serves at
+    most min(threads, processes) / CPU-per-request requests/s, and each request waits for all of that work. local-demo
+    offers CPU hosts of 2 threads (this machine) and of 16 per replica (a Xeon slice); a 1-thread host serves half
+    as much (its figures once came from the other hosts' simulation, keyed without the threads)."""
     spec, _, rec = recs["local-demo"]
     per = SERVING_CPU_S_PER_REQUEST["ray"]
     by_host = {p.parts[0].instance: p for p in rec.plans if p.parts[0].accelerator == "cpu-x86"}
@@ -315,14 +318,14 @@ def test_a_cpu_hosts_threads_bound_ray_serves_capacity(recs: dict[str, Any]) -> 
         spread = min(part.node.replica_vcpu(part.accelerator_count), SERVING_CPU_PROCESSES["ray"])
         assert pr.max_rps_within_slo is not None and pr.max_rps_within_slo <= plan.replicas * spread / per
         assert pr.latency_p50_s is not None
-        assert pr.latency_p50_s >= pr.network_rtt_s + SERVING_OVERHEAD_S["ray"] + per / spread
+        assert pr.latency_p50_s >= pr.network_rtt_s + SERVING_OVERHEAD_S["ray"] + per
     one = Catalog.load(None).with_overlay({"onprem_servers": [{
         "sku": "one-thread", "site": "local", "accelerator": "cpu-x86", "accelerator_count": 1, "capex_usd": 0,
         "power_w": 65, "available": 1, "vcpu": 1, "ram_gib": 8, "source": "test"}]}, source="test")
     single = {p.parts[0].instance: p for p in recommend(spec, one).plans}
     assert single["xeon-2s-cpu-server"].predicted == xeon.predicted
     slow = single["one-thread"].predicted
-    assert slow.latency_p50_s > local.predicted.latency_p50_s + per / 2 * 0.9  # type: ignore[operator]
+    assert slow.latency_p50_s > local.predicted.latency_p50_s  # type: ignore[operator]  # twice as busy
     assert slow.max_rps_within_slo <= 1 / per < local.predicted.max_rps_within_slo  # type: ignore[operator]
 
 

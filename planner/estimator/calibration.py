@@ -273,21 +273,26 @@ Triton 2.51 1.6-1.9 ms; re-measured 2026-12-01 at 5-58 req/s, Ray Serve 22-31 ms
 rises). Re-measured 2026-12-01 (later) on a 2-core machine 3-5x faster at everything (the same simulator benchmark
 runs 3.4x faster): Ray Serve 5-11 ms, Triton 0.3-0.8 ms; the figures kept are the first machine's, so on faster
 hosts the planned latencies are conservative (benchmarks/slo_local.py prints both). On a CPU host this work shares
-the node's hardware threads with the model, the runtime's processes running side by side: the planner adds ``b`` x
-this / min(threads, SERVING_CPU_PROCESSES) to a batch of ``b`` there
-(:func:`planner.simulator.estimator_costs.host_batch_cost`), which is what bounds the demo's capacity (a GPU host's
-runtime runs on CPU cores the model does not use). These are defaults: a host measured with ``mlplan calibrate``
-(a ``serving_calibrations`` row of the catalog overlay) is planned with its own figure instead
+the node's hardware threads with the model, split between the runtime's request-path processes, one after the
+other: the planner adds ``b`` x this / min(threads, SERVING_CPU_PROCESSES) to a batch of ``b`` in the replica's
+process (:func:`planner.simulator.estimator_costs.host_batch_cost`), which is what bounds the demo's capacity, and
+the same share per request to a stage ahead of it (:func:`planner.simulator.estimator_costs.host_front_stage`);
+a GPU host's runtime runs on CPU cores the model does not use. These are defaults: a host measured with
+``mlplan calibrate`` (a ``serving_calibrations`` row of the catalog overlay) is planned with its own figure instead
 (:func:`planner.optimizer.runtimes.runtime_cost`)."""
 
 SERVING_CPU_PROCESSES: Final = {"ray": 2, "triton": 1}
-"""Processes a request's CPU work (SERVING_CPU_S_PER_REQUEST) is split between, which run side by side on a
-CPU host's hardware threads. Ray Serve: the node's HTTP proxy actor and the replica actor, two processes
-(https://docs.ray.io/en/latest/serve/architecture.html); the GCS, raylet and controller it also touches do little
-per request. Triton: one server process, whose HTTP frontend hands the request to the model instance's thread.
-Checked on this 2-thread machine with benchmarks/slo_local.py (2026-12-01): with Ray's work spread over 2 the
-predicted p99 came within 19-25% of the measured at 5-58 req/s (it was 31-130% over, added serially); Triton's
-measured p50 at 5 req/s (3.1 ms) is above even its serial figure (2.25 ms), so its work is not spread."""
+"""Processes a request's CPU work (SERVING_CPU_S_PER_REQUEST) is split between, one after the other, each on a
+hardware thread of its own where the CPU host has them. Ray Serve: the node's HTTP proxy actor and the replica
+actor, two processes (https://docs.ray.io/en/latest/serve/architecture.html), each one asyncio event loop; the
+GCS, raylet and controller it also touches do little per request. Triton: one server process, whose HTTP
+frontend hands the request to the model instance's thread. Checked on this 2-thread machine with
+benchmarks/slo_local.py (2026-12-01): Triton's measured p50 at 5 req/s (3.1 ms) is above even its serial figure
+(2.25 ms), so its work is not split. Ray's two processes as two stages, the proxy a processor-sharing queue
+(planner.simulator.engines.FrontStage), were checked on the demo with benchmarks/slo_local.py (2026-12-02, this
+host calibrated): predicted p99 +15%, -12%, -27% and -84% off the measured at 5, 20, 68 and 230 req/s, where the one
+server twice as fast of before was -13%, -20%, -46% and -77% off at 5, 20, 60 and 183 req/s (2026-12-01). The
+proxy took 52-53% of the server's CPU per request at 60-210 req/s (/proc/<pid>/stat of ray::ProxyActor)."""
 
 SERVING_OVERHEAD_S: Final = {"ray": 4e-3, "vllm": 3e-3, "triton": 0.5e-3, "tensorrt-llm": 0.5e-3, "firmware": 0.0}
 """Per-request time the serving runtime adds on top of the model (HTTP parsing, routing, (de)serialisation),

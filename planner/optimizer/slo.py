@@ -69,7 +69,14 @@ from planner.simulator.analytic import (
     wait_quantile,
 )
 from planner.simulator.costs import AffineBatchCost, BatchCost, StepCost
-from planner.simulator.engines import RUNTIME_ROUTER, Cluster, ContinuousBatching, DynamicBatching, vllm_defaults
+from planner.simulator.engines import (
+    RUNTIME_ROUTER,
+    Cluster,
+    ContinuousBatching,
+    DynamicBatching,
+    FrontStage,
+    vllm_defaults,
+)
 from planner.simulator.headroom import highest_passing_rate, slo_misses
 from planner.simulator.metrics import SimResult
 from planner.simulator.sim import simulate
@@ -284,6 +291,8 @@ class _Shape:
     alternatives: tuple[DynamicBatching, ...] = ()
     """batcher settings still to choose between (batch wait candidates)"""
     miss: Miss | None = None
+    front: FrontStage | None = None
+    """the runtime's front process ahead of the replica, where it is on the request path"""
 
 
 @dataclass
@@ -599,7 +608,7 @@ class SloSizer:
 
     def _build(self, hw: Accelerator | EdgeDevice, key: _Key) -> _Shape:
         from planner.estimator.shape import shape_of
-        from planner.simulator.estimator_costs import EstimatorBatchCost, host_batch_cost
+        from planner.simulator.estimator_costs import EstimatorBatchCost, host_batch_cost, host_front_stage
 
         ev, c = self.ev, self.spec.constraints
         runtime = key.runtime
@@ -625,6 +634,7 @@ class SloSizer:
         bcost = host_batch_cost(EstimatorBatchCost(shape_of(ev.arch), prof, key.dtype, ev.seq, key.tp), prof,
                                 serving.cpu_s_per_request, serving.cpu_processes,
                                 key.cpu_spread)
+        front = host_front_stage(prof, serving.cpu_s_per_request, serving.cpu_processes, key.cpu_spread)
         b = base.batch
         delays = sorted({0.0, round(rule_delay_s(b, c.latency_s, bcost.batch_s(b)), 6)})
         alts = tuple(DynamicBatching(runtime=kind, max_batch_size=b, max_queue_delay_s=d,
@@ -633,13 +643,15 @@ class SloSizer:
         engine = alts[-1]
         full = bcost.batch_s(b)
         sat = b / full  # full batches back to back: with the runtime's CPU work on a CPU host
+        if front is not None:
+            sat = min(sat, 1.0 / front.service_s)  # or the front process, if it is the slower stage
         ongoing = max_ongoing_requests(b, full, c.latency_s)
         return _Shape(False, engine, bcost, {"queue_delay_s": engine.max_queue_delay_s, "rps": sat,
                                              "max_ongoing": ongoing}, serving,
                       router, ongoing if runtime == "ray" else None, label,
                       cost_key=("batch", repr(ev.arch), repr(prof), key.dtype, ev.seq, key.tp, runtime,
-                                key.cpu_spread, serving.cpu_s_per_request),
-                      alternatives=alts if self.has_slo and len(alts) > 1 else ())
+                                key.cpu_spread, serving.cpu_s_per_request, front),
+                      alternatives=alts if self.has_slo and len(alts) > 1 else (), front=front)
 
     def _llm_shape(self, hw: Accelerator | EdgeDevice, est: InferenceEstimate, base: ReplicaOption,
                    serving: RuntimeCost, router: str, label: str) -> _Shape:
@@ -1039,7 +1051,8 @@ class SloSizer:
             w = Workload(input_tokens=self.prompt if shape.llm else Lengths.fixed(1),
                          output_tokens=self.output if shape.llm else Lengths.fixed(1), rate_rps=rate,
                          requests=requests + warm, arrival_cv=max(0.05, cv), seed=SEED)
-            hit = simulate(w, engine, shape.cost, Cluster(1, "round_robin", shape.ongoing), warmup=warm)
+            hit = simulate(w, engine, shape.cost, Cluster(1, "round_robin", shape.ongoing, front=shape.front),
+                           warmup=warm)
             self.simulations += 1
             self.simulated_requests += requests + warm
             _SIM_CACHE[key] = hit

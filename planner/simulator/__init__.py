@@ -16,6 +16,7 @@ from planner.simulator.engines import (
     Cluster,
     ContinuousBatching,
     DynamicBatching,
+    FrontStage,
     vllm_defaults,
 )
 from planner.simulator.metrics import Dist, SimResult, percentile
@@ -32,6 +33,7 @@ __all__ = [
     "ContinuousBatching",
     "Dist",
     "DynamicBatching",
+    "FrontStage",
     "Lengths",
     "SimResult",
     "StepCost",

@@ -112,6 +112,33 @@ class DynamicBatching:
 
 
 @dataclass(frozen=True, slots=True)
+class FrontStage:
+    """One process every request passes through before the router hands it to a replica: Ray Serve's HTTP proxy,
+    an actor on each node that parses the request and forwards it over Ray's RPC
+    (https://docs.ray.io/en/latest/serve/architecture.html). ``service_s`` is its CPU time per request (the
+    response's included), the same for every request.
+
+    The proxy is one asyncio event loop: it interleaves the requests it holds, each getting an equal share of its
+    thread, so the stage is a processor-sharing server. Its mean time in the stage is service / (1 - rho) for any
+    service distribution (Kleinrock, *Queueing Systems* vol. 2, 1976, sec. 4.4), and an idle proxy takes just the
+    service. With equal service times requests leave in the order they came. Open-loop runs simulate it exactly; a
+    closed loop (whose next arrivals depend on completions) serves it first come first served, which leaves in the
+    same order, each request no later than processor sharing would let it.
+
+    ``servers``: proxies side by side (one per node), pooled: each request gets a whole one while there are no
+    more requests than proxies, an equal share of them all beyond that."""
+
+    service_s: float
+    servers: int = 1
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.service_s) and 0.0 < self.service_s <= 60.0):
+            raise InputError(f"front stage time {self.service_s!r} s must be in (0, 60]", fix="e.g. 0.004")
+        if not (1 <= self.servers <= 100_000):
+            raise InputError(f"front stage servers {self.servers!r} must be between 1 and 100,000", fix="e.g. 1")
+
+
+@dataclass(frozen=True, slots=True)
 class Cluster:
     """Data-parallel replicas behind one router; ``network_s`` is a fixed per-request time added to TTFT and
     end-to-end latency (network round trip plus the runtime's HTTP overhead)."""
@@ -124,6 +151,9 @@ class Cluster:
     this does not model: the planner sets the limit above what a replica can finish within the SLO
     (:func:`planner.optimizer.slo.max_ongoing_requests`), so within it the limit is not reached."""
     network_s: float = 0.0
+    front: FrontStage | None = None
+    """a stage every request passes before the router (None: none): Ray Serve runs a proxy on every node, and a
+    CPU host's plan puts one replica on each, so as many proxies as replicas"""
 
     def __post_init__(self) -> None:
         if not (1 <= self.replicas <= 100_000):

@@ -42,8 +42,8 @@ def simulate_estimate(arch: ModelArch, hw: HardwareProfile, dtype: str, *, tp: i
     else:
         rt = runtime or "triton"
         rm = nonllm_replica(arch, hw, dtype, runtime=rt, max_batch_size=max_batch_size or 8,
-                            max_queue_delay_s=max_queue_delay_s, seq=input_tokens, tp=tp)
-    cluster = Cluster(replicas=replicas, router=RUNTIME_ROUTER.get(rt, "round_robin"))
+                            max_queue_delay_s=max_queue_delay_s, seq=input_tokens, tp=tp, replicas=replicas)
+    cluster = Cluster(replicas=replicas, router=RUNTIME_ROUTER.get(rt, "round_robin"), front=rm.front)
     res = simulate(w, rm.engine, rm.cost, cluster, warmup=requests // 10 if requests >= 50 else 0)
     engine = {k: getattr(rm.engine, k) for k in rm.engine.__dataclass_fields__}
     out: dict[str, Any] = {

@@ -46,7 +46,7 @@ from planner.estimator.inference import (
 )
 from planner.estimator.shape import Shape, shape_of
 from planner.models.arch import ModelArch
-from planner.simulator.engines import ContinuousBatching, DynamicBatching, vllm_defaults
+from planner.simulator.engines import ContinuousBatching, DynamicBatching, FrontStage, vllm_defaults
 
 
 class EstimatorStepCost:
@@ -195,9 +195,11 @@ cores / 16 vCPU, which is also what a node shape assumes per accelerator (planne
 class ServedBatchCost:
     """A batch cost plus the serving runtime's CPU work per request, where both run on the same cores (a CPU
     host: calibration.SERVING_CPU_S_PER_REQUEST). That work runs in the runtime's request-path processes
-    (calibration.SERVING_CPU_PROCESSES), side by side on the host's hardware threads: it is spread over ``spread``
-    = min(threads, processes) of them, and a batch of ``b`` takes batch_s(b) = inner(b) + b x ``per_request_s`` /
-    ``spread``, so one replica serves at most ``spread`` / ``per_request_s`` requests/s however it batches."""
+    (calibration.SERVING_CPU_PROCESSES), one after the other, each on a hardware thread of its own: it is split
+    between ``spread`` = min(threads, processes) of them, and a batch of ``b`` takes batch_s(b) = inner(b) + b x
+    ``per_request_s`` / ``spread`` in the replica's process, so one replica serves at most ``spread`` /
+    ``per_request_s`` requests/s however it batches. The other processes' shares are a stage ahead of it
+    (:func:`host_front_stage`), where they queue on their own."""
 
     inner: EstimatorBatchCost
     per_request_s: float
@@ -214,6 +216,22 @@ def runtime_cpu_spread(hw: HardwareProfile, cpu_s_per_request: float, processes:
     if hw.kind != "cpu" or cpu_s_per_request <= 0:
         return 0
     return max(1, min(host_vcpu, processes))
+
+
+def host_front_stage(hw: HardwareProfile, cpu_s_per_request: float, processes: int, host_vcpu: int,
+                     replicas: int = 1) -> FrontStage | None:
+    """The runtime's front process as a queue of its own, where its work is on the request path of a CPU host: a
+    runtime whose request passes two processes or more, on two hardware threads or more (Ray Serve: the node's
+    HTTP proxy, then the replica). Each of the :func:`runtime_cpu_spread` processes does an equal share of the
+    work (measured with benchmarks/slo_local.py on the Ray demo at 50-200 req/s, 2026-12-01: the proxy 3.3-4.7 ms
+    of CPU per request, the replica 2.8-4.3 ms); the proxy's share is served one request at a time ahead of the
+    replica, whose batches carry the replica's share (:func:`host_batch_cost`). None elsewhere: a GPU host's
+    runtime runs on cores the model does not use, and on one thread the work is serial, in the batch time.
+    ``replicas``: the cluster's, each on a node of its own with its own proxy."""
+    spread = runtime_cpu_spread(hw, cpu_s_per_request, processes, host_vcpu)
+    if spread < 2:
+        return None
+    return FrontStage(cpu_s_per_request / spread, replicas)
 
 
 def host_batch_cost(cost: EstimatorBatchCost, hw: HardwareProfile, cpu_s_per_request: float, processes: int,
@@ -262,6 +280,8 @@ class ReplicaModel:
     engine: ContinuousBatching | DynamicBatching
     cost: EstimatorStepCost | EstimatorBatchCost | ServedBatchCost
     estimate: InferenceEstimate
+    front: FrontStage | None = None
+    """the runtime's front process ahead of the replica, where it is on the request path (:func:`host_front_stage`)"""
 
     @property
     def idle_ttft_s(self) -> float:
@@ -295,11 +315,13 @@ def nonllm_replica(arch: ModelArch, hw: HardwareProfile, dtype: str, *, runtime:
                    max_batch_size: int = 8, max_queue_delay_s: float = 0.0,
                    preferred_batch_sizes: tuple[int, ...] = (), seq: int = 1, tp: int = 1,
                    instances: int = 1, host_vcpu: int = UNSPECIFIED_HOST_VCPU,
-                   cpu_s_per_request: float | None = None, cpu_processes: int | None = None) -> ReplicaModel:
+                   cpu_s_per_request: float | None = None, cpu_processes: int | None = None,
+                   replicas: int = 1) -> ReplicaModel:
     """A Triton (or Ray Serve, ``runtime="ray"``) replica of a non-LLM model with dynamic batching, on a node of
     ``host_vcpu`` hardware threads (they run the runtime's own work on a CPU host: :func:`host_batch_cost`).
     ``cpu_s_per_request`` / ``cpu_processes``: the runtime's CPU work per request and the processes it is split
-    between (a plan part's ``runtime_cost``); None: the calibration defaults."""
+    between (a plan part's ``runtime_cost``); None: the calibration defaults. ``replicas``: how many of these the
+    cluster runs (the front stage, :func:`host_front_stage`, has a proxy for each)."""
     est = estimate_inference(arch, hw, dtype, tp=tp, input_tokens=max(1, seq), output_tokens=1, batch=1)
     engine = DynamicBatching(runtime="ray" if runtime == "ray" else "triton", max_batch_size=max_batch_size,
                              max_queue_delay_s=max_queue_delay_s, preferred_batch_sizes=preferred_batch_sizes,
@@ -309,4 +331,4 @@ def nonllm_replica(arch: ModelArch, hw: HardwareProfile, dtype: str, *, runtime:
     return ReplicaModel(engine=engine, cost=host_batch_cost(EstimatorBatchCost(shape_of(arch), hw, dtype,
                                                                                max(1, seq), tp), hw, per, procs,
                                                         host_vcpu),
-                        estimate=est)
+                        estimate=est, front=host_front_stage(hw, per, procs, host_vcpu, replicas))

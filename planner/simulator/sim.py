@@ -35,7 +35,7 @@ from typing import Any
 
 from planner.errors import InputError
 from planner.simulator.costs import BatchCost, StepCost
-from planner.simulator.engines import Cluster, ContinuousBatching, DynamicBatching
+from planner.simulator.engines import Cluster, ContinuousBatching, DynamicBatching, FrontStage
 from planner.simulator.metrics import Dist, LogHistogram, SimResult
 from planner.simulator.workload import Workload
 
@@ -766,14 +766,18 @@ def simulate(workload: Workload, engine: ContinuousBatching | DynamicBatching, c
         st.rep[rid] = r
         push(r, replicas[r].arrive(rid, t))
 
-    # arrivals
+    # arrivals (at the replicas: after the front stage, if there is one)
     closed = not workload.open_loop
+    front = _Front(cl.front, n) if cl.front is not None else None
     times: list[float] = [] if closed else workload.arrival_times()
+    if front is not None and not closed:
+        times = front.pass_all(times)
     arr_heap: list[tuple[float, int]] = []
     issued = [0]
     if closed:
         for _ in range(min(workload.concurrency or 1, n)):
-            heapq.heappush(arr_heap, (0.0, issued[0]))
+            t0 = 0.0 if front is None else front.pass_one(issued[0], 0.0)
+            heapq.heappush(arr_heap, (t0, issued[0]))
             issued[0] += 1
     think = workload.think_time_s
 
@@ -783,7 +787,10 @@ def simulate(workload: Workload, engine: ContinuousBatching | DynamicBatching, c
             h = held.popleft()
             dispatch_held.append((h, r))
         if closed and issued[0] < n:
-            heapq.heappush(arr_heap, (t + think, issued[0]))
+            # issue times never decrease (events run in time order, think time is fixed), so the front stage
+            # can serve each request as it is issued
+            ti = t + think if front is None else front.pass_one(issued[0], t + think)
+            heapq.heappush(arr_heap, (ti, issued[0]))
             issued[0] += 1
 
     dispatch_held: list[tuple[int, int]] = []
@@ -791,6 +798,8 @@ def simulate(workload: Workload, engine: ContinuousBatching | DynamicBatching, c
     single = R == 1 and cap is None
     if single and not closed:
         _run_single(replicas[0], st, times, n, outstanding)
+        if front is not None:
+            front.restore(st)
         return _finish_result(workload, st, cl, llm, warmup, trace, prompt, olen)
     i_arr = 0
     heappush, heappop = heapq.heappush, heapq.heappop
@@ -836,7 +845,75 @@ def simulate(workload: Workload, engine: ContinuousBatching | DynamicBatching, c
         if nt is not None:
             n_seq += 1
             heappush(heap, (nt, n_seq, r, rep.version))
+    if front is not None:
+        front.restore(st)
     return _finish_result(workload, st, cl, llm, warmup, trace, prompt, olen)
+
+
+class _Front:
+    """The cluster's :class:`~planner.simulator.engines.FrontStage`. Requests reach the replicas when they leave it,
+    in the order they arrived: processor sharing for open-loop arrivals (:meth:`pass_all`), first come first served
+    for a closed loop's (:meth:`pass_one`). :meth:`restore` then gives each request its arrival at the front, so
+    that its latency, queue wait and the time integrals (Little's law) count the stage."""
+
+    def __init__(self, stage: FrontStage, n: int) -> None:
+        self.s = stage.service_s
+        self.arrive = [0.0] * n
+        self.leave = [0.0] * n
+        self.servers = stage.servers
+        self.free = [0.0] * stage.servers
+
+    def pass_one(self, rid: int, t: float) -> float:
+        """Request ``rid`` arrives at the front at ``t`` (never before the previous one): when it leaves, served in
+        arrival order (leave = max(t, previous leave) + service)."""
+        self.arrive[rid] = t
+        free = self.free
+        k = min(range(self.servers), key=free.__getitem__) if self.servers > 1 else 0
+        free[k] = out = (t if t > free[k] else free[k]) + self.s
+        self.leave[rid] = out
+        return out
+
+    def pass_all(self, times: list[float]) -> list[float]:
+        """Open-loop arrivals in order: when each leaves the front, which shares itself equally between the
+        requests it holds (processor sharing). In virtual time V, which advances at min(1, servers / requests
+        held), a request that arrives at V leaves at V + its service; the earliest such V leaves first."""
+        n = len(times)
+        s, leave, m = self.s, self.leave, float(self.servers)
+        self.arrive[:n] = times
+        heap: list[tuple[float, int]] = []
+        heappush, heappop = heapq.heappush, heapq.heappop
+        t = v = 0.0
+        for i in range(n + 1):
+            a = times[i] if i < n else INF
+            while heap:
+                k = len(heap) / m
+                if k < 1.0:
+                    k = 1.0
+                vf, j = heap[0]
+                dt = (vf - v) * k
+                if t + dt > a:
+                    v += (a - t) / k
+                    break
+                t += dt
+                v = vf
+                heappop(heap)
+                leave[j] = t
+            if i < n:
+                t = a
+                heappush(heap, (v + s, i))
+        return [leave[i] for i in range(n)]
+
+    def restore(self, st: _State) -> None:
+        """Arrival times back to the front's; the time each request spent there added to its queue wait (less its
+        service) and to the in-system and queue integrals."""
+        arr, q_total, s = st.arr, st.q_total, self.s
+        for rid in range(st.n):
+            spent = self.leave[rid] - self.arrive[rid]
+            wait = max(0.0, spent - s)
+            arr[rid] = self.arrive[rid]
+            q_total[rid] += wait
+            st.area_sys += spent
+            st.area_q += wait
 
 
 def _run_single(rep: Any, st: _State, times: list[float], n: int, outstanding: list[int]) -> None:

@@ -439,11 +439,13 @@ def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: i
                                                         if p <= srv.max_batch_size),
                             seq=nonllm_seq(arch, w),  # as the optimizer times non-LLM batches
                             host_vcpu=plan.parts[0].node.replica_vcpu(plan.parts[0].accelerator_count),
-                            cpu_s_per_request=serving.cpu_s_per_request, cpu_processes=serving.cpu_processes)
+                            cpu_s_per_request=serving.cpu_s_per_request, cpu_processes=serving.cpu_processes,
+                            replicas=plan.replicas)
         wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, arrival_cv=getattr(w, "burstiness", 1.0))
     rtt = plan.predicted.network_rtt_s if with_rtt else 0.0
     cluster = Cluster(replicas=plan.replicas, router=RUNTIME_ROUTER.get(runtime, "round_robin"),
-                      max_ongoing_requests=srv.max_ongoing_requests if runtime == "ray" else None, network_s=rtt)
+                      max_ongoing_requests=srv.max_ongoing_requests if runtime == "ray" else None, network_s=rtt,
+                      front=rm.front)
     res = simulate(wl, rm.engine, rm.cost, cluster, warmup=requests // 10)
 
     def pct(d: Dist, net: bool = True) -> dict[str, float]:
