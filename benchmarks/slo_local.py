@@ -9,7 +9,8 @@ tritonserver), drives it with the open-loop Poisson client of ``stacks.deploy.lo
 machine can send, which the table says), and prints per rate:
 
 - predicted p50 / p99 end-to-end latency (``stacks.deploy.loadtest.simulate_plan``: the plan's replicas, batching
-  and serving settings in the simulator, without network RTT: the client runs next to the server);
+  and serving settings in the simulator, without network RTT: the client runs next to the server, and its CPU
+  per request, measured in the same runs, takes the server's cores as ``mlplan calibrate`` counts it);
 - measured p50 / p99 (median over ``--repeats`` runs) and the p99 error;
 - the server's CPU time per request above its idle background (all processes of the server's session, from
   /proc), the load client's own (this process), the cores the two take together, and the load average while
@@ -86,8 +87,10 @@ def calibrate_host(runtime: str, tmp: Path, overlay: Path) -> None:
     report = calibrate(out, overlay=overlay, say=lambda s: None)
     row = report["row"]
     rows = ", ".join(f"{r['rate_rps']:g}: {r['p50_ms']:.2f}/{r['p99_ms']:.2f}" for r in row["by_rate"])
+    share = f", {row['front_share']:.0%} of it in the front process" if row.get("front_share") is not None else ""
     print(f"\n== {runtime}: calibrated this host: overhead p50/p99 ms at req/s {{{rows}}}; CPU "
-          f"{row['cpu_ms_per_request']:g} ms/request", flush=True)
+          f"{row['cpu_ms_per_request']:g} ms/request{share}; idle background {row['background_cores']:g} cores",
+          flush=True)
 
 
 def bench(runtime: str, tmp: Path, overlay: Path, repeats: int, requests: int,
@@ -143,7 +146,8 @@ def bench(runtime: str, tmp: Path, overlay: Path, repeats: int, requests: int,
                 cpu.append(max(0.0, cpu_seconds(pids) - c0 - idle * r.wall_s) / max(1, r.completed))
                 client.append((time.process_time() - k0) / max(1, r.completed))
                 meas.append(r)
-            sim = simulate_plan(folder, rate, requests=4000, with_rtt=False)["latency"]
+            sim = simulate_plan(folder, rate, requests=4000, with_rtt=False,  # this client on the same cores
+                                client_cpu_s_per_request=statistics.median(client))["latency"]
             row = {"runtime": runtime, "rate": rate, "load": statistics.mean(loads),
                    "pred_p50": sim["p50_s"], "pred_p99": sim["p99_s"],
                    "p50": statistics.median(m.latency.p50 for m in meas),

@@ -216,6 +216,11 @@ class RuntimeCost(Value):
     cpu_s_per_request: float = Field(ge=0, description="CPU work per request of the runtime's processes; it runs "
                                                        "on the model's cores on a CPU host")
     cpu_processes: int = Field(ge=1, description="request-path processes that work is split between")
+    front_share: float = Field(default=0.0, ge=0, le=1, description="the share of that work in a front process "
+                                                                   "each request passes before the replica (Ray "
+                                                                   "Serve's proxy); 0: none")
+    background_cores: float = Field(default=0.0, ge=0, description="cores the runtime's processes take while "
+                                                                   "idle, beside the request path on a CPU host")
     source: str
     by_rate: tuple[RateOverhead, ...] = Field(
         default=(), description="the overhead measured at each request rate per replica, increasing (empty: the "

@@ -104,6 +104,8 @@ def why_lost(best: Plan, other: Plan) -> str:
 def _runtime_cost(c: RuntimeCost) -> str:
     """One line of what the runtime adds per request, as the part was sized with it, and where that comes from."""
     cpu = f", {c.cpu_s_per_request * 1e3:.2f} ms of CPU" if c.cpu_s_per_request > 0 else ""
+    if cpu and c.front_share > 0:
+        cpu += f" ({c.front_share:.0%} of it in the proxy ahead of the replica)"
     return (f"overhead {c.overhead_s * 1e3:.2f} ms median, {c.overhead_p99_s * 1e3:.2f} ms p99{cpu} "
             f"({md(c.source)})")
 

@@ -19,7 +19,12 @@ from typer.testing import CliRunner
 from mlplan.cli import app
 from planner.catalog import Catalog
 from planner.errors import CatalogError, InputError
-from planner.estimator.calibration import SERVING_CPU_S_PER_REQUEST, SERVING_OVERHEAD_S
+from planner.estimator.calibration import (
+    SERVING_BACKGROUND_CORES,
+    SERVING_CPU_S_PER_REQUEST,
+    SERVING_FRONT_SHARE,
+    SERVING_OVERHEAD_S,
+)
 from planner.estimator.overhead import at_rate, tail_quantile
 from planner.optimizer import recommend
 from planner.optimizer.runtimes import runtime_cost
@@ -72,6 +77,60 @@ def test_runtime_cost_is_the_hosts_figures_or_the_defaults() -> None:
     assert (m.overhead_s, m.overhead_p99_s, m.cpu_s_per_request) == pytest.approx((1.5e-3, 4e-3, 6e-3))
     assert m.source.startswith("measured on localhost 2026-12-01")
     assert runtime_cost("vllm").cpu_s_per_request == 0.0  # no measured CPU figure: it runs beside the GPU
+    # the front process's share and the idle background: the defaults, or the host's own where it has them
+    assert (d.front_share, d.background_cores) == (SERVING_FRONT_SHARE["ray"], SERVING_BACKGROUND_CORES["ray"])
+    assert (m.front_share, m.background_cores) == (SERVING_FRONT_SHARE["ray"], 0.0)
+    own = runtime_cost("ray", _catalog(_row(front_share=0.6, background_cores=0.2)).serving_calibration(
+        "localhost", "ray"))
+    assert (own.front_share, own.background_cores) == (0.6, 0.2)
+    assert runtime_cost("triton", _catalog(_row(runtime="triton", front_share=0.6)).serving_calibration(
+        "localhost", "triton")).front_share == 0.0  # Triton has no front process: its requests pass one
+    with pytest.raises(CatalogError, match="front_share"):
+        _catalog(_row(front_share=1.5))
+
+
+def test_the_front_process_is_found_by_its_process_title(tmp_path: Path) -> None:
+    """Ray titles its actor processes ``ray::<class>``: a process started under the proxy's title is found among
+    others, by /proc/<pid>/cmdline, and a runtime without a front process has none."""
+    import os
+    import subprocess
+    import time
+
+    from stacks.deploy.calibrate import front_pids
+
+    proxy = subprocess.Popen(["bash", "-c", "exec -a ray::ProxyActor sleep 30"])
+    other = subprocess.Popen(["bash", "-c", "exec -a ray::ServeReplica:app:Model sleep 30"])
+    try:
+        for _ in range(100):  # until bash has exec'd under the new title
+            if Path(f"/proc/{proxy.pid}/cmdline").read_bytes().startswith(b"ray::"):
+                break
+            time.sleep(0.02)
+        pids = [os.getpid(), proxy.pid, other.pid, 999_999_999]
+        assert front_pids(pids, "ray") == [proxy.pid]
+        assert front_pids(pids, "triton") == []
+    finally:
+        proxy.kill()
+        other.kill()
+        proxy.wait()
+        other.wait()
+
+
+def test_other_work_on_a_small_host_slows_the_request_path() -> None:
+    """Each single-threaded process of the request path gets an equal share of the threads the host's other work
+    leaves (Linux CFS), a whole one where there are enough."""
+    from planner.simulator.estimator_costs import host_slowdown, runtime_cpu_threads
+
+    assert host_slowdown(2, 2, 0.0) == 1.0
+    assert host_slowdown(2, 2, 0.2) == pytest.approx(2 / 1.8)
+    assert host_slowdown(16, 2, 0.2) == 1.0
+    assert host_slowdown(1, 1, 0.5) == pytest.approx(2.0)
+    assert host_slowdown(2, 2, 5.0) == pytest.approx(2 / 0.05)  # busier than the host: large, finite
+    from planner.estimator import profile
+
+    cpu, gpu = profile(Catalog.load(None).accelerator("cpu-x86")), profile(Catalog.load(None).accelerator("h100-sxm"))
+    assert runtime_cpu_threads(gpu, 0.006, 2, 64, 0.08) == 0  # a GPU host's runtime runs beside the model
+    assert runtime_cpu_threads(cpu, 0.006, 2, 64, 0.08) == 3  # more threads than that change nothing
+    assert runtime_cpu_threads(cpu, 0.006, 2, 2, 0.08) == 2
 
 
 @given(o50=st.floats(0, 0.05), extra=st.floats(0, 0.05), q1=st.floats(0, 100), q2=st.floats(0, 100))
@@ -199,13 +258,18 @@ def test_fit_takes_each_rates_overhead_and_the_top_rates_cpu(tmp_path: Path) -> 
     out = tmp_path / "plan"
     assert CliRunner().invoke(app, ["plan", str(DEMO), "--out", str(out), "--no-preview"]).exit_code == 0
     folder = load_folder(out)
-    light = RateRun(10.0, 200, 0, 2, p50_s=0.009, p99_s=0.020, cpu_s_per_request=0.011)
-    heavy = RateRun(60.0, 600, 0, 5, p50_s=0.007, p99_s=0.016, cpu_s_per_request=0.006)
-    got = fit(folder, [light, heavy])
+    light = RateRun(10.0, 200, 0, 2, p50_s=0.012, p99_s=0.030, cpu_s_per_request=0.011, front_share=0.6,
+                    client_cpu_s_per_request=0.001)
+    heavy = RateRun(60.0, 600, 0, 5, p50_s=0.010, p99_s=0.026, cpu_s_per_request=0.006, front_share=0.55,
+                    client_cpu_s_per_request=0.0005)
+    got = fit(folder, [light, heavy], idle_cores=0.1)
     assert got["cpu_ms_per_request"] == 6.0 and got["cpu_rate_rps"] == 60.0
-    bare = RuntimeCost(overhead_s=0, overhead_p99_s=0, cpu_s_per_request=0.006, cpu_processes=2, source="t")
+    assert got["front_share"] == 0.55 and got["background_cores"] == 0.1  # the top rate's share; the idle CPU
+    bare = RuntimeCost(overhead_s=0, overhead_p99_s=0, cpu_s_per_request=0.006, cpu_processes=2, front_share=0.55,
+                       background_cores=0.1, source="t")
     for run, row in zip((light, heavy), got["by_rate"], strict=True):
-        sim = simulate_plan(folder, run.rate_rps, requests=4000, with_rtt=False, serving=bare)["latency"]
+        sim = simulate_plan(folder, run.rate_rps, requests=4000, with_rtt=False, serving=bare,
+                            client_cpu_s_per_request=run.client_cpu_s_per_request)["latency"]
         assert row["rate_rps"] == run.rate_rps
         assert row["p50_ms"] == pytest.approx((run.p50_s - sim["p50_s"]) * 1e3, abs=1e-3)
         assert row["p99_ms"] == pytest.approx((run.p99_s - sim["p99_s"]) * 1e3, abs=1e-3)

@@ -217,6 +217,12 @@ class ServingCalibration(Row):
     by_rate: list[RateOverheadRow] = Field(
         default_factory=list, description="the overhead at each request rate, rate_rps increasing (a server that "
                                           "was idle answers slower than a busy one: planner.estimator.overhead)")
+    front_share: float | None = Field(
+        default=None, ge=0, le=1, description="the share of cpu_ms_per_request spent in the runtime's front process "
+                                             "ahead of the replica (Ray Serve's proxy); absent: the default share")
+    background_cores: NonNeg = Field(default=0.0, description="cores the runtime's processes take while idle "
+                                                              "(Ray's GCS, raylet, agents), which the request "
+                                                              "path's processes share the host with")
     measured: date
     source: Source = Field(description="how and where the figures were measured")
 

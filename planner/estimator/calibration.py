@@ -294,6 +294,18 @@ host calibrated): predicted p99 +15%, -12%, -27% and -84% off the measured at 5,
 server twice as fast of before was -13%, -20%, -46% and -77% off at 5, 20, 60 and 183 req/s (2026-12-01). The
 proxy took 52-53% of the server's CPU per request at 60-210 req/s (/proc/<pid>/stat of ray::ProxyActor)."""
 
+SERVING_FRONT_SHARE: Final = {"ray": 0.52}
+"""Share of SERVING_CPU_S_PER_REQUEST spent in the process each request passes before the replica's, where the
+runtime has one (a runtime not named here: none). Ray Serve's HTTP proxy (ray::ProxyActor) took 52-53% of the
+server's CPU per request at 60-210 req/s on the demo (utime + stime from /proc/<pid>/stat, 2026-12-02; the replica
+45-47%, the dashboard agent and the driver the rest), as it parses the request and the response and routes both.
+``mlplan calibrate`` measures a host's own share."""
+
+SERVING_BACKGROUND_CORES: Final = {"ray": 0.08}
+"""Cores the runtime's processes take while serving nothing (Ray: the GCS, raylet, dashboard agent and controller
+polling), measured by ``mlplan calibrate`` on the demo (0.077-0.092 cores, 2-thread VM, 2026-12-02). On a CPU host
+with few threads they slow the request path's processes (planner.simulator.estimator_costs.host_slowdown)."""
+
 SERVING_OVERHEAD_S: Final = {"ray": 4e-3, "vllm": 3e-3, "triton": 0.5e-3, "tensorrt-llm": 0.5e-3, "firmware": 0.0}
 """Per-request time the serving runtime adds on top of the model (HTTP parsing, routing, (de)serialisation),
 added to TTFT and end-to-end latency. Ray Serve: ~5 ms p50 per HTTP request for a trivial model on an idle

@@ -117,14 +117,18 @@ def runtime_cost(runtime: str, measured: ServingCalibration | None = None) -> Ru
     defaults (``SERVING_OVERHEAD_S``, ``SERVING_CPU_S_PER_REQUEST``: measured on one reference machine, so on
     another host they are only an estimate, which ``source`` says)."""
     processes = cal.SERVING_CPU_PROCESSES.get(runtime, 1)
+    share = cal.SERVING_FRONT_SHARE.get(runtime, 0.0)
     if measured is not None:
         return RuntimeCost(overhead_s=measured.overhead_ms / 1e3, overhead_p99_s=measured.overhead_p99_ms / 1e3,
                            cpu_s_per_request=measured.cpu_ms_per_request / 1e3, cpu_processes=processes,
+                           front_share=share if measured.front_share is None or not share else measured.front_share,
+                           background_cores=measured.background_cores,
                            source=f"measured on {measured.host} {measured.measured.isoformat()}: {measured.source}",
                            by_rate=tuple(RateOverhead(rate_rps=r.rate_rps, p50_s=r.p50_ms / 1e3,
                                                       p99_s=r.p99_ms / 1e3) for r in measured.by_rate))
     overhead = cal.SERVING_OVERHEAD_S.get(runtime, 0.0)
     return RuntimeCost(overhead_s=overhead, overhead_p99_s=overhead,
                        cpu_s_per_request=cal.SERVING_CPU_S_PER_REQUEST.get(runtime, 0.0), cpu_processes=processes,
+                       front_share=share, background_cores=cal.SERVING_BACKGROUND_CORES.get(runtime, 0.0),
                        source="calibration defaults (planner.estimator.calibration; measure this host with "
                               "`mlplan calibrate`)")

@@ -325,14 +325,15 @@ class _Key:
     rps: float
     utilization: float
     floor: int
-    cpu_spread: int
-    """threads the runtime's own CPU work runs on beside the model (CPU hosts; 0 elsewhere): part of the cost"""
+    cpu_threads: int
+    """the host's threads as far as they change the runtime's cost beside the model (CPU hosts; 0 elsewhere:
+    :func:`planner.simulator.estimator_costs.runtime_cpu_threads`): part of the cost"""
     serving: RuntimeCost
     """what the runtime adds to each request on the host"""
 
     @property
     def shape(self) -> tuple[str, str, int, int, int, str, int, RuntimeCost]:
-        return (self.hw, self.dtype, self.tp, self.pp, self.ep, self.runtime, self.cpu_spread, self.serving)
+        return (self.hw, self.dtype, self.tp, self.pp, self.ep, self.runtime, self.cpu_threads, self.serving)
 
 
 class SloSizer:
@@ -379,13 +380,13 @@ class SloSizer:
         ``sizing_key`` promotes it (:meth:`promote`). ``host_vcpu``: the replica's hardware threads, which also run
         the serving runtime's own work on a CPU host (:func:`planner.simulator.estimator_costs.host_batch_cost`).
         ``serving``: what the runtime adds to each request on the host (None: the calibration defaults)."""
-        from planner.simulator.estimator_costs import runtime_cpu_spread
+        from planner.simulator.estimator_costs import runtime_cpu_threads
 
         rps = max(rps, MIN_RATE_RPS)
         serving = serving or runtime_cost(runtime)
         key = _Key(hw.id, opt.dtype, opt.tp, opt.pp, opt.ep, runtime, round(rtt_s, 6), round(rps, 9), utilization,
-                   floor, runtime_cpu_spread(self.ev.profile_of(hw), serving.cpu_s_per_request,
-                                             serving.cpu_processes, host_vcpu), serving)
+                   floor, runtime_cpu_threads(self.ev.profile_of(hw), serving.cpu_s_per_request,
+                                              serving.cpu_processes, host_vcpu, serving.background_cores), serving)
         s = self._sizings.get(key)
         if s is None:
             n = max(floor, _replicas_for(rps, opt.rps, utilization))
@@ -632,9 +633,10 @@ class SloSizer:
         w = self.spec.workload
         assert w.kind == "inference"
         bcost = host_batch_cost(EstimatorBatchCost(shape_of(ev.arch), prof, key.dtype, ev.seq, key.tp), prof,
-                                serving.cpu_s_per_request, serving.cpu_processes,
-                                key.cpu_spread)
-        front = host_front_stage(prof, serving.cpu_s_per_request, serving.cpu_processes, key.cpu_spread)
+                                serving.cpu_s_per_request, serving.cpu_processes, key.cpu_threads,
+                                front_share=serving.front_share, other_cores=serving.background_cores)
+        front = host_front_stage(prof, serving.cpu_s_per_request, serving.cpu_processes, key.cpu_threads,
+                                 front_share=serving.front_share, other_cores=serving.background_cores)
         b = base.batch
         delays = sorted({0.0, round(rule_delay_s(b, c.latency_s, bcost.batch_s(b)), 6)})
         alts = tuple(DynamicBatching(runtime=kind, max_batch_size=b, max_queue_delay_s=d,
@@ -650,7 +652,8 @@ class SloSizer:
                                              "max_ongoing": ongoing}, serving,
                       router, ongoing if runtime == "ray" else None, label,
                       cost_key=("batch", repr(ev.arch), repr(prof), key.dtype, ev.seq, key.tp, runtime,
-                                key.cpu_spread, serving.cpu_s_per_request, front),
+                                key.cpu_threads, serving.cpu_s_per_request, serving.front_share,
+                                serving.background_cores, front),
                       alternatives=alts if self.has_slo and len(alts) > 1 else (), front=front)
 
     def _llm_shape(self, hw: Accelerator | EdgeDevice, est: InferenceEstimate, base: ReplicaOption,

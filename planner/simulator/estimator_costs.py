@@ -27,6 +27,7 @@ runtime overhead and one step's activations) and the non-LLM batch time (``nonll
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -194,19 +195,19 @@ cores / 16 vCPU, which is also what a node shape assumes per accelerator (planne
 @dataclass(frozen=True)
 class ServedBatchCost:
     """A batch cost plus the serving runtime's CPU work per request, where both run on the same cores (a CPU
-    host: calibration.SERVING_CPU_S_PER_REQUEST). That work runs in the runtime's request-path processes
-    (calibration.SERVING_CPU_PROCESSES), one after the other, each on a hardware thread of its own: it is split
-    between ``spread`` = min(threads, processes) of them, and a batch of ``b`` takes batch_s(b) = inner(b) + b x
-    ``per_request_s`` / ``spread`` in the replica's process, so one replica serves at most ``spread`` /
-    ``per_request_s`` requests/s however it batches. The other processes' shares are a stage ahead of it
-    (:func:`host_front_stage`), where they queue on their own."""
+    host: calibration.SERVING_CPU_S_PER_REQUEST). A batch of ``b`` takes batch_s(b) = (inner(b) + b x
+    ``per_request_s`` / ``spread``) x ``slowdown`` in the replica's process: ``per_request_s`` is the replica's
+    part of the work (:func:`host_batch_cost`), ``spread`` the threads it is spread over where the runtime's
+    processes are not modelled as stages of their own, ``slowdown`` what the host's other work costs the process
+    (:func:`host_slowdown`)."""
 
     inner: EstimatorBatchCost
     per_request_s: float
     spread: int = 1
+    slowdown: float = 1.0
 
     def batch_s(self, batch: int) -> float:
-        return self.inner.batch_s(batch) + batch * self.per_request_s / self.spread
+        return (self.inner.batch_s(batch) + batch * self.per_request_s / self.spread) * self.slowdown
 
 
 def runtime_cpu_spread(hw: HardwareProfile, cpu_s_per_request: float, processes: int, host_vcpu: int) -> int:
@@ -218,30 +219,65 @@ def runtime_cpu_spread(hw: HardwareProfile, cpu_s_per_request: float, processes:
     return max(1, min(host_vcpu, processes))
 
 
+def runtime_cpu_threads(hw: HardwareProfile, cpu_s_per_request: float, processes: int, host_vcpu: int,
+                        other_cores: float = 0.0) -> int:
+    """The host's hardware threads as far as they change the runtime's cost on it: 0 where the runtime's work
+    costs the model nothing (:func:`runtime_cpu_spread`), else ``host_vcpu`` up to ``processes`` + the other
+    work's cores (rounded up), beyond which every process has a thread of its own (:func:`host_slowdown` is 1)."""
+    if not runtime_cpu_spread(hw, cpu_s_per_request, processes, host_vcpu):
+        return 0
+    return min(host_vcpu, processes + math.ceil(other_cores))
+
+
+MIN_FREE_CORES = 0.05
+"""floor on the cores left to the request path (:func:`host_slowdown`), so that a host busier than its threads
+gives a large finite slowdown rather than a division by zero"""
+
+
+def host_slowdown(host_vcpu: int, spread: int, other_cores: float) -> float:
+    """How much slower each of the request path's ``spread`` single-threaded processes runs on a host of
+    ``host_vcpu`` hardware threads where other work (the runtime's idle background, a load client on the same
+    machine) keeps ``other_cores`` busy: where the threads left, ``host_vcpu`` - ``other_cores``, are fewer than the
+    processes, each gets an equal share of them (the Linux CFS gives runnable threads equal CPU time), so
+    ``spread`` / (threads left); 1 where every process has a thread. Counted as if the processes were always
+    runnable, it is an upper bound on the slowdown; on the Ray demo (2 threads, 0.08 cores of background, the client
+    0.4-0.7 ms of CPU per request) it brought the predicted tail within FIGURES of the measured."""
+    free = max(MIN_FREE_CORES, host_vcpu - other_cores)
+    return max(1.0, spread / free)
+
+
 def host_front_stage(hw: HardwareProfile, cpu_s_per_request: float, processes: int, host_vcpu: int,
-                     replicas: int = 1) -> FrontStage | None:
+                     replicas: int = 1, *, front_share: float = 0.0, other_cores: float = 0.0
+                     ) -> FrontStage | None:
     """The runtime's front process as a queue of its own, where its work is on the request path of a CPU host: a
-    runtime whose request passes two processes or more, on two hardware threads or more (Ray Serve: the node's
-    HTTP proxy, then the replica). Each of the :func:`runtime_cpu_spread` processes does an equal share of the
-    work (measured with benchmarks/slo_local.py on the Ray demo at 50-200 req/s, 2026-12-01: the proxy 3.3-4.7 ms
-    of CPU per request, the replica 2.8-4.3 ms); the proxy's share is served one request at a time ahead of the
-    replica, whose batches carry the replica's share (:func:`host_batch_cost`). None elsewhere: a GPU host's
-    runtime runs on cores the model does not use, and on one thread the work is serial, in the batch time.
-    ``replicas``: the cluster's, each on a node of its own with its own proxy."""
+    runtime whose request passes a front process (``front_share`` of its CPU work, calibration.SERVING_FRONT_SHARE)
+    and then the replica's, on two hardware threads or more (Ray Serve: the node's HTTP proxy, then the replica).
+    The front's share is served ahead of the replica, whose batches carry the rest (:func:`host_batch_cost`), both
+    slowed by the host's ``other_cores`` of other work (:func:`host_slowdown`). None elsewhere: a GPU host's runtime
+    runs on cores the model does not use, and on one thread the work is serial, in the batch time. ``replicas``:
+    the cluster's, each on a node of its own with its own proxy."""
     spread = runtime_cpu_spread(hw, cpu_s_per_request, processes, host_vcpu)
-    if spread < 2:
+    if spread < 2 or front_share <= 0:
         return None
-    return FrontStage(cpu_s_per_request / spread, replicas)
+    slow = host_slowdown(host_vcpu, spread, other_cores)
+    return FrontStage(cpu_s_per_request * front_share * slow, replicas)
 
 
 def host_batch_cost(cost: EstimatorBatchCost, hw: HardwareProfile, cpu_s_per_request: float, processes: int,
-                    host_vcpu: int) -> EstimatorBatchCost | ServedBatchCost:
+                    host_vcpu: int, *, front_share: float = 0.0, other_cores: float = 0.0
+                    ) -> EstimatorBatchCost | ServedBatchCost:
     """``cost`` as served by a runtime that spends ``cpu_s_per_request`` of CPU per request in ``processes``
-    processes, on ``hw`` with ``host_vcpu`` hardware threads: on a CPU host that work, spread over
-    :func:`runtime_cpu_spread` of the threads, is added to the model's (they share the cores); elsewhere the
-    model's alone."""
+    processes, on ``hw`` with ``host_vcpu`` hardware threads. On a CPU host that work is added to the model's (they
+    share the cores): what is left after the front process's share where there is a front stage
+    (:func:`host_front_stage`), else all of it spread over :func:`runtime_cpu_spread` of the threads; and the host's
+    ``other_cores`` of other work slow it (:func:`host_slowdown`). Elsewhere the model's alone."""
     spread = runtime_cpu_spread(hw, cpu_s_per_request, processes, host_vcpu)
-    return ServedBatchCost(cost, cpu_s_per_request, spread) if spread else cost
+    if not spread:
+        return cost
+    slow = host_slowdown(host_vcpu, spread, other_cores)
+    if spread >= 2 and front_share > 0:
+        return ServedBatchCost(cost, cpu_s_per_request * (1.0 - front_share), 1, slow)
+    return ServedBatchCost(cost, cpu_s_per_request, spread, slow)
 
 
 def nonllm_flops_efficiency(hw: HardwareProfile) -> float:
@@ -316,19 +352,25 @@ def nonllm_replica(arch: ModelArch, hw: HardwareProfile, dtype: str, *, runtime:
                    preferred_batch_sizes: tuple[int, ...] = (), seq: int = 1, tp: int = 1,
                    instances: int = 1, host_vcpu: int = UNSPECIFIED_HOST_VCPU,
                    cpu_s_per_request: float | None = None, cpu_processes: int | None = None,
-                   replicas: int = 1) -> ReplicaModel:
+                   replicas: int = 1, front_share: float | None = None, other_cores: float | None = None
+                   ) -> ReplicaModel:
     """A Triton (or Ray Serve, ``runtime="ray"``) replica of a non-LLM model with dynamic batching, on a node of
     ``host_vcpu`` hardware threads (they run the runtime's own work on a CPU host: :func:`host_batch_cost`).
     ``cpu_s_per_request`` / ``cpu_processes``: the runtime's CPU work per request and the processes it is split
-    between (a plan part's ``runtime_cost``); None: the calibration defaults. ``replicas``: how many of these the
-    cluster runs (the front stage, :func:`host_front_stage`, has a proxy for each)."""
+    between (a plan part's ``runtime_cost``), ``front_share`` its share in the front process, ``other_cores`` the
+    host's other work (the runtime's idle background, a load client beside it); None: the calibration defaults.
+    ``replicas``: how many of these the cluster runs (the front stage, :func:`host_front_stage`, has a proxy for
+    each)."""
     est = estimate_inference(arch, hw, dtype, tp=tp, input_tokens=max(1, seq), output_tokens=1, batch=1)
     engine = DynamicBatching(runtime="ray" if runtime == "ray" else "triton", max_batch_size=max_batch_size,
                              max_queue_delay_s=max_queue_delay_s, preferred_batch_sizes=preferred_batch_sizes,
                              instances=instances)
     per = cal.SERVING_CPU_S_PER_REQUEST.get(runtime, 0.0) if cpu_s_per_request is None else cpu_s_per_request
     procs = cal.SERVING_CPU_PROCESSES.get(runtime, 1) if cpu_processes is None else cpu_processes
-    return ReplicaModel(engine=engine, cost=host_batch_cost(EstimatorBatchCost(shape_of(arch), hw, dtype,
-                                                                               max(1, seq), tp), hw, per, procs,
-                                                        host_vcpu),
-                        estimate=est, front=host_front_stage(hw, per, procs, host_vcpu, replicas))
+    share = cal.SERVING_FRONT_SHARE.get(runtime, 0.0) if front_share is None else front_share
+    other = cal.SERVING_BACKGROUND_CORES.get(runtime, 0.0) if other_cores is None else other_cores
+    inner = EstimatorBatchCost(shape_of(arch), hw, dtype, max(1, seq), tp)
+    return ReplicaModel(engine=engine,
+                        cost=host_batch_cost(inner, hw, per, procs, host_vcpu, front_share=share, other_cores=other),
+                        estimate=est, front=host_front_stage(hw, per, procs, host_vcpu, replicas, front_share=share,
+                                                             other_cores=other))

@@ -17,6 +17,12 @@ server's idle background CPU:
   /proc) over each rate's runs, less the idle background, per completed request. It falls as the rate rises (idle
   wake-ups are shared by more requests); the highest rate's figure is kept (it bounds the capacity and drives the
   queueing where queueing matters).
+- **Front share** (``front_share``, runtimes with a front process: Ray Serve's proxy, ``FRONT_PROCESS``): that
+  process's part of the server's CPU over the highest rate's runs; the simulator serves it as a stage ahead of
+  the replica (``planner.simulator.engines.FrontStage``).
+- **Background** (``background_cores``): the server's CPU while idle, which the request path shares the host
+  with. The rows' simulations also count the load client's own CPU (this process's, per request), which takes
+  the same cores while measuring.
 
 The overlay gets one ``serving_calibrations`` row per (host, runtime): the part's on-prem sku or instance type.
 Only that section of the file is rewritten (the rest, comments included, is kept), atomically, and the result is
@@ -80,6 +86,27 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / tick
 
 
+FRONT_PROCESS = {"ray": "ray::ProxyActor"}
+"""How the runtime's front process (the one each request passes before the replica's) names itself in
+/proc/<pid>/cmdline: Ray sets its actors' process titles to ``ray::<class>``, and Serve's HTTP proxy is the
+``ProxyActor`` (ray/serve/_private/proxy.py)."""
+
+
+def front_pids(pids: list[int], runtime: str) -> list[int]:
+    """Those of ``pids`` that are ``runtime``'s front process (FRONT_PROCESS); none for a runtime without one."""
+    prefix = FRONT_PROCESS.get(runtime)
+    if prefix is None:
+        return []
+    out = []
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(prefix.encode()):
+                out.append(pid)
+        except OSError:
+            continue
+    return out
+
+
 def server_pids(folder: Any) -> list[int]:
     """Every live process of the local servers the deploy state of ``folder`` records (their sessions)."""
     from serving.launch import session_members
@@ -105,6 +132,10 @@ class RateRun:
     p50_s: float
     p99_s: float
     cpu_s_per_request: float
+    front_share: float | None = None
+    """the front process's share of ``cpu_s_per_request`` (None: the runtime has none, or it was not found)"""
+    client_cpu_s_per_request: float = 0.0
+    """CPU the load client (this process) spent per request: it shares the host's cores with the server"""
 
     @property
     def overloaded(self) -> bool:
@@ -140,27 +171,34 @@ def measure(folder: Any, requests: int, say: Say, top_rps: float | None = None,
     rates = calibration_rates(b2b.service.mean, top_rps)
     say(f"one request takes {b2b.service.mean * 1e3:.2f} ms back to back; measuring at "
         f"{', '.join(f'{r:g}' for r in rates)} req/s")
+    front = front_pids(pids, folder.plan.serving.runtime)
     runs = []
     for rate in rates:
         n = max(MIN_REQUESTS, min(requests, int(rate * SECONDS_PER_RATE)))
-        c0 = cpu_seconds(pids)
+        c0, f0, k0 = cpu_seconds(pids), cpu_seconds(front), time.process_time()
         parts = [open_loop(tgt, rate_rps=rate, duration_s=n / SEGMENTS / rate, max_requests=n // SEGMENTS,
                            concurrency=CONCURRENCY, warmup=2, seed=k) for k in range(SEGMENTS)]
         done, wall = sum(p.completed for p in parts), sum(p.wall_s for p in parts)
-        cpu = max(0.0, cpu_seconds(pids) - c0 - idle * wall) / max(1, done)
+        busy = cpu_seconds(pids) - c0
+        cpu = max(0.0, busy - idle * wall) / max(1, done)
+        share = min(1.0, (cpu_seconds(front) - f0) / busy) if front and busy > 0 else None
+        client = (time.process_time() - k0) / max(1, done)
         pooled = Dist.of([v for p in parts for v in p.latency.samples])
         p50, p99 = pooled.p50, pooled.p99
         runs.append(RateRun(rate, done, sum(p.errors for p in parts), max(p.max_in_flight for p in parts), p50,
-                            p99, cpu))
+                            p99, cpu, share, client))
         say(f"  {rate:g} req/s: p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms ({SEGMENTS} runs), "
-            f"server CPU {cpu * 1e3:.2f} ms/request above idle, {runs[-1].errors} errors ({done} requests)")
+            f"server CPU {cpu * 1e3:.2f} ms/request above idle"
+            + (f" ({share:.0%} in the front process)" if share is not None else "")
+            + f", client CPU {client * 1e3:.2f} ms/request, {runs[-1].errors} errors ({done} requests)")
         if runs[-1].overloaded:
             break
     return idle, runs
 
 
-def fit(folder: Any, runs: list[RateRun]) -> dict[str, Any]:
-    """The figures of a ``serving_calibrations`` row from the measured runs (see the module docstring)."""
+def fit(folder: Any, runs: list[RateRun], idle_cores: float = 0.0) -> dict[str, Any]:
+    """The figures of a ``serving_calibrations`` row from the measured runs and the server's idle background
+    (``idle_cores``; see the module docstring)."""
     from planner.plan import RuntimeCost
     from stacks.deploy.loadtest import simulate_plan
 
@@ -172,17 +210,24 @@ def fit(folder: Any, runs: list[RateRun]) -> dict[str, Any]:
                           fix="check the server with `mlplan status DIR`, or calibrate on a quieter machine")
     cpu = kept[-1].cpu_s_per_request
     part = folder.plan.parts[0]
+    measured_share = kept[-1].front_share
+    share = part.runtime_cost.front_share if measured_share is None or not part.runtime_cost.front_share \
+        else measured_share
     bare = RuntimeCost(overhead_s=0.0, overhead_p99_s=0.0, cpu_s_per_request=cpu,
-                       cpu_processes=part.runtime_cost.cpu_processes, source="calibration trial")
+                       cpu_processes=part.runtime_cost.cpu_processes, front_share=share,
+                       background_cores=idle_cores, source="calibration trial")
     rows: list[dict[str, float]] = []
     for r in kept:
-        sim = simulate_plan(folder, r.rate_rps, requests=4000, with_rtt=False, serving=bare)["latency"]
+        sim = simulate_plan(folder, r.rate_rps, requests=4000, with_rtt=False, serving=bare,
+                            client_cpu_s_per_request=r.client_cpu_s_per_request)["latency"]
         p50 = max(0.0, r.p50_s - sim["p50_s"])
         rows.append({"rate_rps": round(r.rate_rps / folder.plan.replicas, 6),  # the rows are per replica
                      "p50_ms": round(p50 * 1e3, 3),
                      "p99_ms": round(max(p50, r.p99_s - sim["p99_s"]) * 1e3, 3)})
     return {"overhead_ms": max(r["p50_ms"] for r in rows), "overhead_p99_ms": max(r["p99_ms"] for r in rows),
-            "cpu_ms_per_request": round(cpu * 1e3, 3), "cpu_rate_rps": kept[-1].rate_rps, "by_rate": rows}
+            "cpu_ms_per_request": round(cpu * 1e3, 3), "cpu_rate_rps": kept[-1].rate_rps, "by_rate": rows,
+            "front_share": None if measured_share is None or not part.runtime_cost.front_share
+            else round(measured_share, 4), "background_cores": round(idle_cores, 4)}
 
 
 def overlay_of(folder: Any, overlay: str | Path | None) -> Path:
@@ -274,11 +319,13 @@ def calibrate(path: str | Path, *, overlay: str | Path | None = None, top_rps: f
     finally:
         if ours:
             targets.destroy(folder.root, "local", say=lambda s: None)
-    figures = fit(folder, runs)
+    figures = fit(folder, runs, idle)
     row: dict[str, Any] = {
         "host": part.instance, "runtime": runtime, "overhead_ms": figures["overhead_ms"],
         "overhead_p99_ms": figures["overhead_p99_ms"], "cpu_ms_per_request": figures["cpu_ms_per_request"],
-        "by_rate": figures["by_rate"], "measured": date.today(),
+        "by_rate": figures["by_rate"],
+        **({"front_share": figures["front_share"]} if figures["front_share"] is not None else {}),
+        "background_cores": figures["background_cores"], "measured": date.today(),
         "source": (f"mlplan calibrate on {socket.gethostname()} ({os.cpu_count()} hardware threads): open-loop "
                    f"Poisson runs at {', '.join(f'{r.rate_rps:g}' for r in runs)} req/s, CPU at "
                    f"{figures['cpu_rate_rps']:g} req/s, idle background {idle:.3f} cores"),

@@ -400,11 +400,14 @@ def _catalog(folder: Any) -> Any:
 
 
 def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: int = 0,
-                  with_rtt: bool = True, serving: RuntimeCost | None = None) -> dict[str, Any]:
+                  with_rtt: bool = True, serving: RuntimeCost | None = None,
+                  client_cpu_s_per_request: float = 0.0) -> dict[str, Any]:
     """Simulate the plan in ``folder`` at ``rate_rps`` total: its replicas, runtime, batching settings and
     router, timed by the estimator (``planner.simulator``), with what the runtime adds per request as the plan
-    was sized (its first part's ``runtime_cost``; ``serving`` replaces it). Percentiles in seconds, per
-    metric."""
+    was sized (its first part's ``runtime_cost``; ``serving`` replaces it). ``client_cpu_s_per_request``: the CPU
+    a load client on the server's own host spends per request (a local load test), which takes that host's
+    cores from the server's processes (``planner.simulator.estimator_costs.host_slowdown``). Percentiles in
+    seconds, per metric."""
     from planner.estimator import profile
     from planner.estimator.shape import nonllm_seq
     from planner.models import resolve
@@ -440,7 +443,8 @@ def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: i
                             seq=nonllm_seq(arch, w),  # as the optimizer times non-LLM batches
                             host_vcpu=plan.parts[0].node.replica_vcpu(plan.parts[0].accelerator_count),
                             cpu_s_per_request=serving.cpu_s_per_request, cpu_processes=serving.cpu_processes,
-                            replicas=plan.replicas)
+                            replicas=plan.replicas, front_share=serving.front_share,
+                            other_cores=serving.background_cores + client_cpu_s_per_request * rate_rps)
         wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, arrival_cv=getattr(w, "burstiness", 1.0))
     rtt = plan.predicted.network_rtt_s if with_rtt else 0.0
     cluster = Cluster(replicas=plan.replicas, router=RUNTIME_ROUTER.get(runtime, "round_robin"),
