@@ -279,9 +279,10 @@ def test_fit_takes_each_rates_overhead_and_the_top_rates_cpu(tmp_path: Path) -> 
     assert kept["cpu_ms_per_request"] == 11.0 and [r["rate_rps"] for r in kept["by_rate"]] == [10.0]
     with pytest.raises(Exception, match="could not keep up"):
         fit(folder, [RateRun(10.0, 300, 40, 3, 0.5, 2.0, 0.01)])
-    assert calibration_rates(0.005) == [10.0, 25.0, 60.0, 150.0]  # one client back to back: 200 req/s
-    assert calibration_rates(0.0001)[-1] == 400.0  # the client's own limit (800 req/s)
-    assert calibration_rates(1.0) == [10.0]
+    assert calibration_rates(0.2) == [10.0, 25.0, 60.0, 150.0]  # 64 connections, one request each: 320 req/s
+    assert calibration_rates(0.005) == [10.0, 25.0, 60.0, 150.0, 400.0]  # the client's own limit (800 req/s)
+    assert calibration_rates(1.0) == [10.0, 25.0, 60.0]
+    assert calibration_rates(10.0) == [10.0]  # always the first
 
 
 def test_calibrate_refuses_what_it_cannot_measure_in_one_line(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ import statistics
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from planner.catalog.schema import Accelerator, EdgeDevice
 from planner.estimator.dtypes import activation_bytes
@@ -69,19 +69,15 @@ from planner.simulator.analytic import (
     wait_quantile,
 )
 from planner.simulator.costs import AffineBatchCost, BatchCost, StepCost
-from planner.simulator.engines import (
-    RUNTIME_ROUTER,
-    Cluster,
-    ContinuousBatching,
-    DynamicBatching,
-    FrontStage,
-    vllm_defaults,
-)
+from planner.simulator.engines import RUNTIME_ROUTER, Cluster, ContinuousBatching, DynamicBatching, vllm_defaults
 from planner.simulator.headroom import highest_passing_rate, slo_misses
 from planner.simulator.metrics import SimResult
 from planner.simulator.sim import simulate
 from planner.simulator.workload import Lengths, Workload, spec_lengths
 from planner.specs import Spec
+
+if TYPE_CHECKING:
+    from planner.simulator.engines import FrontStage
 
 SEED = 12
 """Seed of every planning simulation (any fixed value: plans must be reproducible)."""

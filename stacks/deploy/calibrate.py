@@ -7,12 +7,13 @@ already running from that folder) and measured with the client of :mod:`stacks.d
 server's idle background CPU:
 
 - **Overhead at each rate** (``by_rate``): open-loop Poisson runs at rates from 10 req/s up, about 2.5x apart
-  (``RATE_LADDER``), to what one client gets back to back (at most ``CLIENT_MAX_RPS``), each as ``SEGMENTS`` runs
-  in a row. Each row is the median and p99 latency of all the requests of those runs, less the simulated
-  ones of the same plan at that rate with no overhead (:func:`stacks.deploy.loadtest.simulate_plan`: the model,
-  the runtime's CPU work and their queueing): what the runtime adds at that load (:mod:`planner.estimator.overhead`
-  says why it changes with the load and how the planner reads the rows).
-  ``overhead_ms`` / ``overhead_p99_ms`` are the largest of the rows (what the planner sizes with).
+  (``RATE_LADDER``), to what the client's connections can send (at most ``CLIENT_MAX_RPS``) or the first rate the
+  server falls behind at, each as ``SEGMENTS`` runs in a row. Each row is the median and p99 latency of all the
+  requests of those runs, less the simulated ones of the same plan at that rate with no overhead
+  (:func:`stacks.deploy.loadtest.simulate_plan`: the model, the runtime's CPU work and their queueing): what the
+  runtime adds at that load (:mod:`planner.estimator.overhead` says why it changes with the load and how the
+  planner reads the rows). ``overhead_ms`` / ``overhead_p99_ms`` are the largest of the rows (what the planner
+  sizes with).
 - **CPU per request** (``cpu_ms_per_request``): utime + stime of every process of the server's session (from
   /proc) over each rate's runs, less the idle background, per completed request. It falls as the rate rises (idle
   wake-ups are shared by more requests); the highest rate's figure is kept (it bounds the capacity and drives the
@@ -145,9 +146,13 @@ class RateRun:
 
 
 def calibration_rates(back_to_back_s: float, top_rps: float | None = None) -> list[float]:
-    """The RATE_LADDER up to ``top_rps`` (default: what one client gets back to back, one request per
-    ``back_to_back_s``, at most CLIENT_MAX_RPS); always the first."""
-    top = top_rps or min(CLIENT_MAX_RPS, 1.0 / max(back_to_back_s, 1e-6))
+    """The RATE_LADDER up to ``top_rps`` (default: what the client can send, its CONCURRENCY connections each with
+    one request of ``back_to_back_s`` at a time, at most CLIENT_MAX_RPS); always the first. A server whose stages
+    overlap (Ray Serve's proxy and replica) or that batches serves more than one request per ``back_to_back_s``:
+    the ladder stops earlier where a rate overloads it (:func:`measure`). It stopped at one client back to back
+    before 2026-12-02, which on the Ray demo ended at 60 or at 150 req/s as one request took just above or below
+    6.7 ms, and the capacity planned from the two calibrations differed by half."""
+    top = top_rps or min(CLIENT_MAX_RPS, CONCURRENCY / max(back_to_back_s, 1e-6))
     return [r for i, r in enumerate(RATE_LADDER) if i == 0 or r <= top * 1.0001]
 
 
@@ -164,14 +169,15 @@ def measure(folder: Any, requests: int, say: Say, top_rps: float | None = None,
                           fix=f"run `mlplan status {folder.root}`, then `mlplan deploy {folder.root} --target local`")
     open_loop(tgt, rate_rps=50, duration_s=2, max_requests=100, concurrency=8, warmup=20)  # warm the server
     say(f"measuring the server's idle background ({len(pids)} processes, {idle_s:g} s)")
-    c0, t0 = cpu_seconds(pids), time.monotonic()
+    front = front_pids(pids, folder.plan.serving.runtime)
+    c0, f0, t0 = cpu_seconds(pids), cpu_seconds(front), time.monotonic()
     time.sleep(idle_s)
     idle = max(0.0, (cpu_seconds(pids) - c0) / (time.monotonic() - t0))
+    front_idle = max(0.0, (cpu_seconds(front) - f0) / (time.monotonic() - t0))
     b2b = open_loop(tgt, rate_rps=1e5, duration_s=1.0, max_requests=100, concurrency=1)
     rates = calibration_rates(b2b.service.mean, top_rps)
     say(f"one request takes {b2b.service.mean * 1e3:.2f} ms back to back; measuring at "
-        f"{', '.join(f'{r:g}' for r in rates)} req/s")
-    front = front_pids(pids, folder.plan.serving.runtime)
+        f"{', '.join(f'{r:g}' for r in rates)} req/s, or until the server falls behind")
     runs = []
     for rate in rates:
         n = max(MIN_REQUESTS, min(requests, int(rate * SECONDS_PER_RATE)))
@@ -179,9 +185,10 @@ def measure(folder: Any, requests: int, say: Say, top_rps: float | None = None,
         parts = [open_loop(tgt, rate_rps=rate, duration_s=n / SEGMENTS / rate, max_requests=n // SEGMENTS,
                            concurrency=CONCURRENCY, warmup=2, seed=k) for k in range(SEGMENTS)]
         done, wall = sum(p.completed for p in parts), sum(p.wall_s for p in parts)
-        busy = cpu_seconds(pids) - c0
-        cpu = max(0.0, busy - idle * wall) / max(1, done)
-        share = min(1.0, (cpu_seconds(front) - f0) / busy) if front and busy > 0 else None
+        work = max(0.0, cpu_seconds(pids) - c0 - idle * wall)
+        cpu = work / max(1, done)
+        front_work = max(0.0, cpu_seconds(front) - f0 - front_idle * wall)
+        share = min(1.0, front_work / work) if front and work > 0 else None  # both above their idle background
         client = (time.process_time() - k0) / max(1, done)
         pooled = Dist.of([v for p in parts for v in p.latency.samples])
         p50, p99 = pooled.p50, pooled.p99
