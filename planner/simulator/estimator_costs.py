@@ -240,8 +240,9 @@ def host_slowdown(host_vcpu: int, spread: int, other_cores: float) -> float:
     machine) keeps ``other_cores`` busy: where the threads left, ``host_vcpu`` - ``other_cores``, are fewer than the
     processes, each gets an equal share of them (the Linux CFS gives runnable threads equal CPU time), so
     ``spread`` / (threads left); 1 where every process has a thread. Counted as if the processes were always
-    runnable, it is an upper bound on the slowdown; on the Ray demo (2 threads, 0.08 cores of background, the client
-    0.4-0.7 ms of CPU per request) it brought the predicted tail within FIGURES of the measured."""
+    runnable, it is an upper bound on the slowdown. On the Ray demo (2 threads, 0.09-0.11 cores of background, the
+    client 0.4-0.8 ms of CPU per request: a 5-10% slowdown) the predicted p99 came within 2% of the measured at
+    5-49 req/s and 34% above it at 122 req/s (benchmarks/slo_local.py, 2026-12-02)."""
     free = max(MIN_FREE_CORES, host_vcpu - other_cores)
     return max(1.0, spread / free)
 
