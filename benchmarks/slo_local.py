@@ -12,7 +12,9 @@ machine can send, which the table says), and prints per rate:
   and serving settings in the simulator, without network RTT: the client runs next to the server, and its CPU
   per request, measured in the same runs, takes the server's cores as ``mlplan calibrate`` counts it); and the p99
   predicted with the server CPU per request measured in the same runs instead of the calibration's, which tells
-  the model's own error from the drift of this host's speed between calibrating and measuring;
+  the model's own error from the drift of this host's speed between calibrating and measuring near capacity (at
+  light load a run's CPU per request also counts the idle wake-ups that no request waits for, so there it
+  overstates);
 - measured p50 / p99 (median over ``--repeats`` runs) and the p99 error;
 - the server's CPU time per request above its idle background (all processes of the server's session, from
   /proc), the load client's own (this process), the cores the two take together, and the load average while
