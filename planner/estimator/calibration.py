@@ -291,8 +291,10 @@ benchmarks/slo_local.py (2026-12-01): Triton's measured p50 at 5 req/s (3.1 ms) 
 (2.25 ms), so its work is not split. Ray's two processes as two stages, the proxy a processor-sharing queue
 (planner.simulator.engines.FrontStage), were checked on the demo with benchmarks/slo_local.py (2026-12-02, this
 host calibrated): predicted p99 +15%, -12%, -27% and -84% off the measured at 5, 20, 68 and 230 req/s, where the one
-server twice as fast of before was -13%, -20%, -46% and -77% off at 5, 20, 60 and 183 req/s (2026-12-01). The
-proxy took 52-53% of the server's CPU per request at 60-210 req/s (/proc/<pid>/stat of ray::ProxyActor)."""
+server twice as fast of before was -13%, -20%, -46% and -77% off at 5, 20, 60 and 183 req/s (2026-12-01); with the
+proxy's measured share (SERVING_FRONT_SHARE) and the host's other work (host_slowdown) too, +0%, +2%, -1% and +34%
+at 5, 20, 49 and 122 req/s. In two later runs the host's own speed moved by 40-65% (the server's CPU per request
+at the same rate) between calibrating and measuring, and the errors with it (up to +141% and -56%)."""
 
 SERVING_FRONT_SHARE: Final = {"ray": 0.52}
 """Share of SERVING_CPU_S_PER_REQUEST spent in the process each request passes before the replica's, where the
