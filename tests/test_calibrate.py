@@ -222,6 +222,15 @@ def test_the_load_test_prediction_reads_the_plans_figures(tmp_path: Path) -> Non
     assert after["p50_s"] < before["p50_s"]  # 1 ms + 5/2 ms of CPU against the defaults' 4 + 28/2 ms
     assert after["p99_s"] - after["p50_s"] >= 8e-3 - 1e-9  # the measured tail is in the prediction
     assert "measured on localhost" in (out / "PLAN.md").read_text()
+    # a load client on the server's own 2 threads takes cores from it (a local load test counts its own CPU);
+    # a remote one does not
+    from stacks.deploy.loadtest import prediction
+
+    busy, alone = (prediction(folder, 150.0, "http://127.0.0.1:8000/", requests=1000,
+                              client_cpu_s_per_request=c)["simulated"]["latency"] for c in (2e-3, 0.0))
+    assert busy["p50_s"] > alone["p50_s"]
+    remote = prediction(folder, 150.0, "http://10.0.0.5:8000/", requests=1000, client_cpu_s_per_request=2e-3)
+    assert remote["simulated_note"] is None
 
 
 def test_write_row_keeps_the_rest_of_the_overlay_and_replaces_its_own_row(tmp_path: Path) -> None:

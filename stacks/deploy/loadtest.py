@@ -354,9 +354,12 @@ def target_for(folder: Any, endpoint: str | None = None) -> Target:
     return Target(kind=kind, url=url, body=body, check=check)
 
 
-def prediction(folder: Any, rate_rps: float, url: str = "", requests: int = 2000) -> dict[str, Any]:
+def prediction(folder: Any, rate_rps: float, url: str = "", requests: int = 2000,
+               client_cpu_s_per_request: float = 0.0) -> dict[str, Any]:
     """The plan's latency at ``rate_rps``: simulated with its serving settings (when the plan folder's spec and
-    catalog resolve; else ``simulated`` is None with the reason), next to the plan's own single figures."""
+    catalog resolve; else ``simulated`` is None with the reason), next to the plan's own single figures. A load
+    that runs next to the server (a loopback ``url``) also takes the host's cores with its own
+    ``client_cpu_s_per_request`` (:func:`simulate_plan`)."""
     plan = folder.plan
     p = plan.predicted
     out: dict[str, Any] = {"plan": {"ttft_s": p.ttft_s, "tpot_s": p.tpot_s, "latency_s": p.latency_s,
@@ -369,8 +372,11 @@ def prediction(folder: Any, rate_rps: float, url: str = "", requests: int = 2000
     host = urllib.parse.urlsplit(url).hostname or ""
     local = host in ("127.0.0.1", "localhost", "::1")
     try:
-        out["simulated"] = simulate_plan(folder, rate_rps, requests=requests, with_rtt=not local)
-        out["simulated_note"] = ("network RTT left out: the load runs next to the server" if local else None)
+        out["simulated"] = simulate_plan(folder, rate_rps, requests=requests, with_rtt=not local,
+                                         client_cpu_s_per_request=client_cpu_s_per_request if local else 0.0)
+        out["simulated_note"] = (f"network RTT left out: the load runs next to the server, and its "
+                                 f"{client_cpu_s_per_request * 1e3:.2f} ms of CPU per request takes the server's "
+                                 "cores" if local else None)
     except (MlplanError, ValueError) as e:  # a plan whose spec or catalog cannot be rebuilt here (ValueError:
         # pydantic's ValidationError): the measured figures stand alone
         out["simulated"] = None
@@ -476,11 +482,13 @@ def run(path: str | Path, *, rate_rps: float, duration_s: float, max_requests: i
 
     folder = load_folder(path)
     target = target_for(folder, endpoint)
+    cpu0 = time.process_time()
     result = open_loop(target, rate_rps=rate_rps, duration_s=duration_s, max_requests=max_requests,
                        concurrency=concurrency, timeout_s=timeout_s, seed=seed, warmup=warmup,
                        on_progress=on_progress)
+    client = (time.process_time() - cpu0) / max(1, result.completed)
     return {"plan_id": folder.plan.id, "url": target.url, "kind": target.kind, "measured": result.as_dict(),
-            "predicted": prediction(folder, rate_rps, target.url)}
+            "predicted": prediction(folder, rate_rps, target.url, client_cpu_s_per_request=client)}
 
 
 def report_rows(report: dict[str, Any]) -> list[list[str]]:
