@@ -275,8 +275,8 @@ runs 3.4x faster): Ray Serve 5-11 ms, Triton 0.3-0.8 ms; the figures kept are th
 hosts the planned latencies are conservative (benchmarks/slo_local.py prints both). On a CPU host this work shares
 the node's hardware threads with the model, split between the runtime's request-path processes, one after the
 other: the planner adds ``b`` x this / min(threads, SERVING_CPU_PROCESSES) to a batch of ``b`` in the replica's
-process (:func:`planner.simulator.estimator_costs.host_batch_cost`), which is what bounds the demo's capacity, and
-the same share per request to a stage ahead of it (:func:`planner.simulator.estimator_costs.host_front_stage`);
+process (:func:`planner.simulator.estimator_costs.host_serving`), which is what bounds the demo's capacity, and
+the same share per request to a stage ahead of it (the same function);
 a GPU host's runtime runs on CPU cores the model does not use. These are defaults: a host measured with
 ``mlplan calibrate`` (a ``serving_calibrations`` row of the catalog overlay) is planned with its own figure instead
 (:func:`planner.optimizer.runtimes.runtime_cost`)."""

@@ -374,7 +374,7 @@ class SloSizer:
         """(option with its engine settings, replicas) for ``rps`` at the tier reached so far, or a Miss when the
         SLOs cannot hold at any replica count. The option's ``tier`` says which rule gave the count and its
         ``sizing_key`` promotes it (:meth:`promote`). ``host_vcpu``: the replica's hardware threads, which also run
-        the serving runtime's own work on a CPU host (:func:`planner.simulator.estimator_costs.host_batch_cost`).
+        the serving runtime's own work on a CPU host (:func:`planner.simulator.estimator_costs.host_serving`).
         ``serving``: what the runtime adds to each request on the host (None: the calibration defaults)."""
         from planner.simulator.estimator_costs import runtime_cpu_threads
 
@@ -605,7 +605,7 @@ class SloSizer:
 
     def _build(self, hw: Accelerator | EdgeDevice, key: _Key) -> _Shape:
         from planner.estimator.shape import shape_of
-        from planner.simulator.estimator_costs import EstimatorBatchCost, host_batch_cost, host_front_stage
+        from planner.simulator.estimator_costs import EstimatorBatchCost, host_serving
 
         ev, c = self.ev, self.spec.constraints
         runtime = key.runtime
@@ -628,11 +628,9 @@ class SloSizer:
         prof = ev.profile_of(hw)
         w = self.spec.workload
         assert w.kind == "inference"
-        bcost = host_batch_cost(EstimatorBatchCost(shape_of(ev.arch), prof, key.dtype, ev.seq, key.tp), prof,
-                                serving.cpu_s_per_request, serving.cpu_processes, key.cpu_threads,
-                                front_share=serving.front_share, other_cores=serving.background_cores)
-        front = host_front_stage(prof, serving.cpu_s_per_request, serving.cpu_processes, key.cpu_threads,
-                                 front_share=serving.front_share, other_cores=serving.background_cores)
+        bcost, front = host_serving(EstimatorBatchCost(shape_of(ev.arch), prof, key.dtype, ev.seq, key.tp), prof,
+                                    serving.cpu_s_per_request, serving.cpu_processes, key.cpu_threads,
+                                    front_share=serving.front_share, other_cores=serving.background_cores)
         b = base.batch
         delays = sorted({0.0, round(rule_delay_s(b, c.latency_s, bcost.batch_s(b)), 6)})
         alts = tuple(DynamicBatching(runtime=kind, max_batch_size=b, max_queue_delay_s=d,

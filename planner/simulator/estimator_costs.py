@@ -197,7 +197,7 @@ class ServedBatchCost:
     """A batch cost plus the serving runtime's CPU work per request, where both run on the same cores (a CPU
     host: calibration.SERVING_CPU_S_PER_REQUEST). A batch of ``b`` takes batch_s(b) = (inner(b) + b x
     ``per_request_s`` / ``spread``) x ``slowdown`` in the replica's process: ``per_request_s`` is the replica's
-    part of the work (:func:`host_batch_cost`), ``spread`` the threads it is spread over where the runtime's
+    part of the work (:func:`host_serving`), ``spread`` the threads it is spread over where the runtime's
     processes are not modelled as stages of their own, ``slowdown`` what the host's other work costs the process
     (:func:`host_slowdown`)."""
 
@@ -247,38 +247,28 @@ def host_slowdown(host_vcpu: int, spread: int, other_cores: float) -> float:
     return max(1.0, spread / free)
 
 
-def host_front_stage(hw: HardwareProfile, cpu_s_per_request: float, processes: int, host_vcpu: int,
-                     replicas: int = 1, *, front_share: float = 0.0, other_cores: float = 0.0
-                     ) -> FrontStage | None:
-    """The runtime's front process as a queue of its own, where its work is on the request path of a CPU host: a
-    runtime whose request passes a front process (``front_share`` of its CPU work, calibration.SERVING_FRONT_SHARE)
-    and then the replica's, on two hardware threads or more (Ray Serve: the node's HTTP proxy, then the replica).
-    The front's share is served ahead of the replica, whose batches carry the rest (:func:`host_batch_cost`), both
-    slowed by the host's ``other_cores`` of other work (:func:`host_slowdown`). None elsewhere: a GPU host's runtime
-    runs on cores the model does not use, and on one thread the work is serial, in the batch time. ``replicas``:
-    the cluster's, each on a node of its own with its own proxy."""
-    spread = runtime_cpu_spread(hw, cpu_s_per_request, processes, host_vcpu)
-    if spread < 2 or front_share <= 0:
-        return None
-    slow = host_slowdown(host_vcpu, spread, other_cores)
-    return FrontStage(cpu_s_per_request * front_share * slow, replicas)
-
-
-def host_batch_cost(cost: EstimatorBatchCost, hw: HardwareProfile, cpu_s_per_request: float, processes: int,
-                    host_vcpu: int, *, front_share: float = 0.0, other_cores: float = 0.0
-                    ) -> EstimatorBatchCost | ServedBatchCost:
+def host_serving(cost: EstimatorBatchCost, hw: HardwareProfile, cpu_s_per_request: float, processes: int,
+                 host_vcpu: int, replicas: int = 1, *, front_share: float = 0.0, other_cores: float = 0.0
+                 ) -> tuple[EstimatorBatchCost | ServedBatchCost, FrontStage | None]:
     """``cost`` as served by a runtime that spends ``cpu_s_per_request`` of CPU per request in ``processes``
-    processes, on ``hw`` with ``host_vcpu`` hardware threads. On a CPU host that work is added to the model's (they
-    share the cores): what is left after the front process's share where there is a front stage
-    (:func:`host_front_stage`), else all of it spread over :func:`runtime_cpu_spread` of the threads; and the host's
-    ``other_cores`` of other work slow it (:func:`host_slowdown`). Elsewhere the model's alone."""
+    processes, on ``hw`` with ``host_vcpu`` hardware threads: (the replica's batch cost, the front stage ahead of
+    it or None).
+
+    On a CPU host that work runs on the model's cores, slowed by the host's ``other_cores`` of other work
+    (:func:`host_slowdown`). Where a request passes a front process (``front_share`` of the work,
+    calibration.SERVING_FRONT_SHARE) and then the replica's, on two threads or more (Ray Serve: the node's HTTP
+    proxy, then the replica), the front's share is a stage of its own (``replicas``: the cluster's, each on a node
+    with its own proxy) and the replica's batches carry the rest; otherwise the batches carry all of it, spread
+    over :func:`runtime_cpu_spread` of the threads (on one thread it is serial). Elsewhere (a GPU host's runtime
+    runs on cores the model does not use) the model's cost alone and no stage."""
     spread = runtime_cpu_spread(hw, cpu_s_per_request, processes, host_vcpu)
     if not spread:
-        return cost
+        return cost, None
     slow = host_slowdown(host_vcpu, spread, other_cores)
     if spread >= 2 and front_share > 0:
-        return ServedBatchCost(cost, cpu_s_per_request * (1.0 - front_share), 1, slow)
-    return ServedBatchCost(cost, cpu_s_per_request, spread, slow)
+        return (ServedBatchCost(cost, cpu_s_per_request * (1.0 - front_share), 1, slow),
+                FrontStage(cpu_s_per_request * front_share * slow, replicas))
+    return ServedBatchCost(cost, cpu_s_per_request, spread, slow), None
 
 
 def nonllm_flops_efficiency(hw: HardwareProfile) -> float:
@@ -318,7 +308,7 @@ class ReplicaModel:
     cost: EstimatorStepCost | EstimatorBatchCost | ServedBatchCost
     estimate: InferenceEstimate
     front: FrontStage | None = None
-    """the runtime's front process ahead of the replica, where it is on the request path (:func:`host_front_stage`)"""
+    """the runtime's front process ahead of the replica, where it is on the request path (:func:`host_serving`)"""
 
     @property
     def idle_ttft_s(self) -> float:
@@ -356,11 +346,11 @@ def nonllm_replica(arch: ModelArch, hw: HardwareProfile, dtype: str, *, runtime:
                    replicas: int = 1, front_share: float | None = None, other_cores: float | None = None
                    ) -> ReplicaModel:
     """A Triton (or Ray Serve, ``runtime="ray"``) replica of a non-LLM model with dynamic batching, on a node of
-    ``host_vcpu`` hardware threads (they run the runtime's own work on a CPU host: :func:`host_batch_cost`).
+    ``host_vcpu`` hardware threads (they run the runtime's own work on a CPU host: :func:`host_serving`).
     ``cpu_s_per_request`` / ``cpu_processes``: the runtime's CPU work per request and the processes it is split
     between (a plan part's ``runtime_cost``), ``front_share`` its share in the front process, ``other_cores`` the
     host's other work (the runtime's idle background, a load client beside it); None: the calibration defaults.
-    ``replicas``: how many of these the cluster runs (the front stage, :func:`host_front_stage`, has a proxy for
+    ``replicas``: how many of these the cluster runs (the front stage, :func:`host_serving`, has a proxy for
     each)."""
     est = estimate_inference(arch, hw, dtype, tp=tp, input_tokens=max(1, seq), output_tokens=1, batch=1)
     engine = DynamicBatching(runtime="ray" if runtime == "ray" else "triton", max_batch_size=max_batch_size,
@@ -371,7 +361,5 @@ def nonllm_replica(arch: ModelArch, hw: HardwareProfile, dtype: str, *, runtime:
     share = cal.SERVING_FRONT_SHARE.get(runtime, 0.0) if front_share is None else front_share
     other = cal.SERVING_BACKGROUND_CORES.get(runtime, 0.0) if other_cores is None else other_cores
     inner = EstimatorBatchCost(shape_of(arch), hw, dtype, max(1, seq), tp)
-    return ReplicaModel(engine=engine,
-                        cost=host_batch_cost(inner, hw, per, procs, host_vcpu, front_share=share, other_cores=other),
-                        estimate=est, front=host_front_stage(hw, per, procs, host_vcpu, replicas, front_share=share,
-                                                             other_cores=other))
+    cost, front = host_serving(inner, hw, per, procs, host_vcpu, replicas, front_share=share, other_cores=other)
+    return ReplicaModel(engine=engine, cost=cost, estimate=est, front=front)

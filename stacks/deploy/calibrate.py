@@ -206,6 +206,7 @@ def measure(folder: Any, requests: int, say: Say, top_rps: float | None = None,
 def fit(folder: Any, runs: list[RateRun], idle_cores: float = 0.0) -> dict[str, Any]:
     """The figures of a ``serving_calibrations`` row from the measured runs and the server's idle background
     (``idle_cores``; see the module docstring)."""
+    from planner.optimizer.runtimes import front_share
     from planner.plan import RuntimeCost
     from stacks.deploy.loadtest import simulate_plan
 
@@ -217,9 +218,8 @@ def fit(folder: Any, runs: list[RateRun], idle_cores: float = 0.0) -> dict[str, 
                           fix="check the server with `mlplan status DIR`, or calibrate on a quieter machine")
     cpu = kept[-1].cpu_s_per_request
     part = folder.plan.parts[0]
-    measured_share = kept[-1].front_share
-    share = part.runtime_cost.front_share if measured_share is None or not part.runtime_cost.front_share \
-        else measured_share
+    measured = kept[-1].front_share if front_share(part.runtime) > 0 else None  # a runtime with a front process
+    share = front_share(part.runtime, measured)
     bare = RuntimeCost(overhead_s=0.0, overhead_p99_s=0.0, cpu_s_per_request=cpu,
                        cpu_processes=part.runtime_cost.cpu_processes, front_share=share,
                        background_cores=idle_cores, source="calibration trial")
@@ -233,8 +233,7 @@ def fit(folder: Any, runs: list[RateRun], idle_cores: float = 0.0) -> dict[str, 
                      "p99_ms": round(max(p50, r.p99_s - sim["p99_s"]) * 1e3, 3)})
     return {"overhead_ms": max(r["p50_ms"] for r in rows), "overhead_p99_ms": max(r["p99_ms"] for r in rows),
             "cpu_ms_per_request": round(cpu * 1e3, 3), "cpu_rate_rps": kept[-1].rate_rps, "by_rate": rows,
-            "front_share": None if measured_share is None or not part.runtime_cost.front_share
-            else round(measured_share, 4), "background_cores": round(idle_cores, 4)}
+            "front_share": None if measured is None else round(measured, 4), "background_cores": round(idle_cores, 4)}
 
 
 def overlay_of(folder: Any, overlay: str | Path | None) -> Path:
