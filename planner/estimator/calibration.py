@@ -303,6 +303,14 @@ server's CPU per request at 60-210 req/s on the demo (utime + stime from /proc/<
 45-47%, the dashboard agent and the driver the rest), as it parses the request and the response and routes both.
 ``mlplan calibrate`` measures a host's own share."""
 
+def front_share(runtime: str, measured: float | None = None) -> float:
+    """The share of ``runtime``'s CPU work per request in its front process: a host's ``measured`` figure where
+    the runtime has a front process (SERVING_FRONT_SHARE names those), else the default; 0 for a runtime without
+    one, whatever was measured."""
+    default = SERVING_FRONT_SHARE.get(runtime, 0.0)
+    return measured if measured is not None and default > 0 else default
+
+
 SERVING_BACKGROUND_CORES: Final = {"ray": 0.08}
 """Cores the runtime's processes take while serving nothing (Ray: the GCS, raylet, dashboard agent and controller
 polling), measured by ``mlplan calibrate`` on the demo (0.077-0.092 cores, 2-thread VM, 2026-12-02). On a CPU host

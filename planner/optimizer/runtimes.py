@@ -111,14 +111,6 @@ def _choose(c: Constraints, hw: Accelerator | EdgeDevice, is_llm: bool) -> tuple
     return None, f"no runtime mlplan emits serves {what} on {cls}"
 
 
-def front_share(runtime: str, measured: float | None = None) -> float:
-    """The share of ``runtime``'s CPU work per request in its front process: a host's ``measured`` figure where
-    the runtime has a front process (calibration.SERVING_FRONT_SHARE names those), else the default; 0 for a
-    runtime without one, whatever was measured."""
-    default = cal.SERVING_FRONT_SHARE.get(runtime, 0.0)
-    return measured if measured is not None and default > 0 else default
-
-
 def runtime_cost(runtime: str, measured: ServingCalibration | None = None) -> RuntimeCost:
     """What ``runtime`` adds to each request on a host: the host's ``measured`` figures (catalog
     ``serving_calibrations``, from ``mlplan calibrate`` on that host) where there are some, else the calibration
@@ -128,7 +120,7 @@ def runtime_cost(runtime: str, measured: ServingCalibration | None = None) -> Ru
     if measured is not None:
         return RuntimeCost(overhead_s=measured.overhead_ms / 1e3, overhead_p99_s=measured.overhead_p99_ms / 1e3,
                            cpu_s_per_request=measured.cpu_ms_per_request / 1e3, cpu_processes=processes,
-                           front_share=front_share(runtime, measured.front_share),
+                           front_share=cal.front_share(runtime, measured.front_share),
                            background_cores=measured.background_cores,
                            source=f"measured on {measured.host} {measured.measured.isoformat()}: {measured.source}",
                            by_rate=tuple(RateOverhead(rate_rps=r.rate_rps, p50_s=r.p50_ms / 1e3,
@@ -136,7 +128,7 @@ def runtime_cost(runtime: str, measured: ServingCalibration | None = None) -> Ru
     overhead = cal.SERVING_OVERHEAD_S.get(runtime, 0.0)
     return RuntimeCost(overhead_s=overhead, overhead_p99_s=overhead,
                        cpu_s_per_request=cal.SERVING_CPU_S_PER_REQUEST.get(runtime, 0.0), cpu_processes=processes,
-                       front_share=front_share(runtime),
+                       front_share=cal.front_share(runtime),
                        background_cores=cal.SERVING_BACKGROUND_CORES.get(runtime, 0.0),
                        source="calibration defaults (planner.estimator.calibration; measure this host with "
                               "`mlplan calibrate`)")

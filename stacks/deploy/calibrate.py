@@ -206,7 +206,7 @@ def measure(folder: Any, requests: int, say: Say, top_rps: float | None = None,
 def fit(folder: Any, runs: list[RateRun], idle_cores: float = 0.0) -> dict[str, Any]:
     """The figures of a ``serving_calibrations`` row from the measured runs and the server's idle background
     (``idle_cores``; see the module docstring)."""
-    from planner.optimizer.runtimes import front_share
+    from planner.estimator.calibration import front_share
     from planner.plan import RuntimeCost
     from stacks.deploy.loadtest import simulate_plan
 
