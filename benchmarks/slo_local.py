@@ -11,10 +11,9 @@ machine can send, which the table says), and prints per rate:
 - predicted p50 / p99 end-to-end latency (``stacks.deploy.loadtest.simulate_plan``: the plan's replicas, batching
   and serving settings in the simulator, without network RTT: the client runs next to the server, and its CPU
   per request, measured in the same runs, takes the server's cores as ``mlplan calibrate`` counts it); and the p99
-  predicted with the server CPU per request measured in the same runs instead of the calibration's, which tells
-  the model's own error from the drift of this host's speed between calibrating and measuring near capacity (at
-  light load a run's CPU per request also counts the idle wake-ups that no request waits for, so there it
-  overstates);
+  predicted with every CPU figure of the calibration scaled by the server CPU per request these runs measured
+  over the one the calibration has at this rate, which tells the model's own error from the drift of this host's
+  speed between calibrating and measuring;
 - measured p50 / p99 (median over ``--repeats`` runs) and the p99 error;
 - the server's CPU time per request above its idle background (all processes of the server's session, from
   /proc), the load client's own (this process), the cores the two take together, and the load average while
@@ -90,7 +89,8 @@ def calibrate_host(runtime: str, tmp: Path, overlay: Path) -> None:
     _plan(spec_path, out)
     report = calibrate(out, overlay=overlay, say=lambda s: None)
     row = report["row"]
-    rows = ", ".join(f"{r['rate_rps']:g}: {r['p50_ms']:.2f}/{r['p99_ms']:.2f}" for r in row["by_rate"])
+    rows = ", ".join(f"{r['rate_rps']:g}: {r['p50_ms']:.2f}/{r['p99_ms']:.2f} ({r['cpu_ms']:.1f} ms CPU)"
+                     for r in row["by_rate"])
     share = f", {row['front_share']:.0%} of it in the front process" if row.get("front_share") is not None else ""
     print(f"\n== {runtime}: calibrated this host: overhead p50/p99 ms at req/s {{{rows}}}; CPU "
           f"{row['cpu_ms_per_request']:g} ms/request{share}; idle background {row['background_cores']:g} cores",
@@ -152,13 +152,14 @@ def bench(runtime: str, tmp: Path, overlay: Path, repeats: int, requests: int,
                 meas.append(r)
             sim = simulate_plan(folder, rate, requests=4000, with_rtt=False,  # this client on the same cores
                                 client_cpu_s_per_request=statistics.median(client))["latency"]
-            # the same with the server CPU per request these runs measured: the model's own error, apart from how
-            # far this host's speed moved since the calibration (it moved by up to 40% within half an hour here)
-            own = simulate_plan(folder, rate, requests=4000, with_rtt=False,
-                                serving=cost.model_copy(update={"cpu_s_per_request": statistics.median(cpu)}),
+            # the same with every CPU figure of the calibration scaled by what these runs measured against what it
+            # measured at this rate: the model's own error, apart from how far this host's speed moved since the
+            # calibration (it moved by up to 65% within half an hour here)
+            speed = statistics.median(cpu) / max(1e-9, _calibrated_cpu(cost, rate / plan.replicas))
+            own = simulate_plan(folder, rate, requests=4000, with_rtt=False, serving=_scaled(cost, speed),
                                 client_cpu_s_per_request=statistics.median(client))["latency"]
             row = {"runtime": runtime, "rate": rate, "load": statistics.mean(loads),
-                   "pred_p50": sim["p50_s"], "pred_p99": sim["p99_s"], "own_p99": own["p99_s"],
+                   "pred_p50": sim["p50_s"], "pred_p99": sim["p99_s"], "own_p99": own["p99_s"], "speed": speed,
                    "p50": statistics.median(m.latency.p50 for m in meas),
                    "p99": statistics.median(m.latency.p99 for m in meas),
                    "p99_runs": [m.latency.p99 for m in meas],
@@ -173,6 +174,18 @@ def bench(runtime: str, tmp: Path, overlay: Path, repeats: int, requests: int,
     return rows
 
 
+def _calibrated_cpu(cost: Any, rate: float) -> float:
+    """The server CPU per request the plan's runtime cost has at ``rate`` per replica: the request's own, plus the
+    work beside the path at that rate (``RuntimeCost.busy_cores``) per request."""
+    return float(cost.cpu_s_per_request + (cost.busy_cores(rate) - cost.background_cores) / rate)
+
+
+def _scaled(cost: Any, k: float) -> Any:
+    """``cost`` on a host ``k`` times slower: every CPU figure times ``k``."""
+    rows = tuple(r.model_copy(update={"cpu_s": None if r.cpu_s is None else r.cpu_s * k}) for r in cost.by_rate)
+    return cost.model_copy(update={"cpu_s_per_request": cost.cpu_s_per_request * k, "by_rate": rows})
+
+
 def _print_row(r: dict[str, Any]) -> None:
     err = (r["pred_p99"] - r["p99"]) / r["p99"]
     held = ""
@@ -182,7 +195,8 @@ def _print_row(r: dict[str, Any]) -> None:
     runs = "/".join(f"{x * 1e3:.1f}" for x in r["p99_runs"])
     print(f"  {r['rate']:>8.1f} req/s  load {r['load']:4.2f} | predicted p50 {r['pred_p50'] * 1e3:6.2f} p99 "
           f"{r['pred_p99'] * 1e3:6.2f} ms | measured p50 {r['p50'] * 1e3:6.2f} p99 {r['p99'] * 1e3:6.2f} ms "
-          f"(runs {runs}) | p99 error {err:+.0%} (with this run's CPU: {r['own_p99'] * 1e3:.2f} ms, "
+          f"(runs {runs}) | p99 error {err:+.0%} (at this run's host speed, CPU x{r['speed']:.2f}: "
+          f"{r['own_p99'] * 1e3:.2f} ms, "
           f"{(r['own_p99'] - r['p99']) / r['p99']:+.0%}) | server CPU {r['cpu_ms']:.2f} ms/req above idle, client CPU "
           f"{r['client_ms']:.2f} ms/req ({r['rate'] * (r['cpu_ms'] + r['client_ms']) / 1e3:.2f} cores together) | "
           f"errors {r['errors']} {held}", flush=True)
@@ -214,7 +228,7 @@ def main() -> None:
     own = [abs(r["own_p99"] - r["p99"]) / r["p99"] for r in rows]
     within = sum(e <= 0.25 for e in errs)
     print(f"\np99 within 25% at {within} of {len(rows)} rates; median |p99 error| {statistics.median(errs):.0%}"
-          f" (with each run's own server CPU: within 25% at {sum(e <= 0.25 for e in own)}, median "
+          f" (at each run's own host speed: within 25% at {sum(e <= 0.25 for e in own)}, median "
           f"{statistics.median(own):.0%})")
 
 

@@ -202,6 +202,8 @@ class RateOverhead(Value):
     rate_rps: float = Field(gt=0)
     p50_s: float = Field(ge=0)
     p99_s: float = Field(ge=0)
+    cpu_s: float | None = Field(default=None, ge=0, description="the runtime's CPU per request at that rate, above "
+                                                                "its idle background (None: not measured)")
 
 
 class RuntimeCost(Value):
@@ -250,6 +252,23 @@ class RuntimeCost(Value):
         if rate_rps is None or rate_rps <= 0:
             return max(tail_quantile(a, b, percentile) for _, a, b in rows)
         return tail_quantile(*at_rate(rows, rate_rps), percentile)
+
+    def busy_cores(self, rate_rps: float) -> float:
+        """Cores the runtime's processes keep busy beside the request path at ``rate_rps`` per replica: the idle
+        background plus the work the measured CPU per request at that rate has beyond the request's own
+        (:func:`planner.estimator.overhead.beside_path_cores`; ``cpu_s_per_request`` is the top rate's, the least)."""
+        from planner.estimator.overhead import beside_path_cores
+
+        rows = [(r.rate_rps, r.cpu_s) for r in self.by_rate if r.cpu_s is not None]
+        return self.background_cores + beside_path_cores(rows, self.cpu_s_per_request, rate_rps)
+
+    def peak_busy_cores(self) -> float:
+        """The most :meth:`busy_cores` comes to at any rate
+        (:func:`planner.estimator.overhead.peak_beside_path_cores`)."""
+        from planner.estimator.overhead import peak_beside_path_cores
+
+        rows = [(r.rate_rps, r.cpu_s) for r in self.by_rate if r.cpu_s is not None]
+        return self.background_cores + peak_beside_path_cores(rows, self.cpu_s_per_request)
 
 
 class SystemPool(Value):

@@ -25,7 +25,7 @@ from planner.estimator.calibration import (
     SERVING_FRONT_SHARE,
     SERVING_OVERHEAD_S,
 )
-from planner.estimator.overhead import at_rate, tail_quantile
+from planner.estimator.overhead import at_rate, beside_path_cores, peak_beside_path_cores, tail_quantile
 from planner.optimizer import recommend
 from planner.optimizer.runtimes import runtime_cost
 from planner.plan import RateOverhead, RuntimeCost
@@ -172,6 +172,47 @@ def test_the_overhead_at_a_rate_stays_within_the_rows(rate: float, q: float) -> 
     assert min(figures) - 1e-12 <= got <= max(figures) + 1e-12 == c.overhead_at(q) + 1e-12
 
 
+# the Ray demo's CPU per request at two of mlplan calibrate's rates (2026-12-02), the top one the request's own
+DEMO_CPU = [(10.0, 0.0258), (150.0, 0.0109)]
+
+
+def test_the_cpu_a_low_rate_measures_beyond_the_requests_own_takes_cores_beside_the_path() -> None:
+    path = 0.0109
+    assert beside_path_cores(DEMO_CPU, path, 10.0) == pytest.approx(10 * 0.0149)
+    assert beside_path_cores(DEMO_CPU, path, 5.0) == pytest.approx(5 * 0.0149)  # the first row's figure below it
+    assert beside_path_cores(DEMO_CPU, path, 150.0) == 0.0 == beside_path_cores(DEMO_CPU, path, 1e4)
+    mid = math.sqrt(10 * 150)  # halfway in log rate: the mean of the two figures
+    assert beside_path_cores(DEMO_CPU, path, mid) == pytest.approx(mid * ((0.0258 + 0.0109) / 2 - path))
+    assert beside_path_cores([], path, 10.0) == 0.0 == beside_path_cores(DEMO_CPU, path, 0.0)
+    # above the last rate the work it measured stays what it was (a path figure below it would otherwise grow)
+    assert beside_path_cores(DEMO_CPU, 0.005, 1e4) == pytest.approx(150 * (0.0109 - 0.005))
+    # the peak, where d/dt [r0 e^(tL) (a + tb)] = 0: t = 1 - 1 / ln 15 here, 55.3 req/s, 0.304 cores
+    t = 1 - 1 / math.log(15)
+    assert peak_beside_path_cores(DEMO_CPU, path) == pytest.approx(10 * 15 ** t * 0.0149 * (1 - t))
+    cost = RuntimeCost(overhead_s=0.0, overhead_p99_s=0.0, cpu_s_per_request=path, cpu_processes=2,
+                       background_cores=0.1, source="t",
+                       by_rate=tuple(RateOverhead(rate_rps=r, p50_s=0.0, p99_s=0.0, cpu_s=c) for r, c in DEMO_CPU))
+    assert cost.busy_cores(10.0) == pytest.approx(0.1 + 0.149)
+    assert cost.peak_busy_cores() == pytest.approx(0.1 + peak_beside_path_cores(DEMO_CPU, path))
+    assert cost.model_copy(update={"by_rate": ROWS}).busy_cores(10.0) == 0.1  # rows without a CPU figure
+    m = runtime_cost("ray", _catalog(_row(by_rate=[{"rate_rps": 10, "p50_ms": 1, "p99_ms": 2, "cpu_ms": 25.8},
+                                                   {"rate_rps": 150, "p50_ms": 1, "p99_ms": 2}])
+                                     ).serving_calibration("localhost", "ray"))
+    assert [r.cpu_s for r in m.by_rate] == [pytest.approx(0.0258), None]  # the catalog row's ms, in seconds
+
+
+@given(rows=st.lists(st.tuples(st.floats(1, 1e4), st.floats(0, 0.05)), min_size=1, max_size=5,
+                     unique_by=lambda x: x[0]), path=st.floats(0, 0.05))
+def test_the_peak_of_the_cores_beside_the_path_is_their_most_at_any_rate(rows: list[tuple[float, float]],
+                                                                        path: float) -> None:
+    rows = sorted(rows)
+    peak = peak_beside_path_cores(rows, path)
+    grid = [rows[0][0] * (rows[-1][0] / rows[0][0]) ** (k / 1000) for k in range(1001)]
+    most = max(beside_path_cores(rows, path, r) for r in [*grid, *(r for r, _ in rows), 10 * rows[-1][0]])
+    assert most <= peak * (1 + 1e-9) + 1e-15
+    assert peak <= most * 1.001 + 1e-12  # and it is reached (within the grid's spacing)
+
+
 def test_the_planner_sizes_with_the_hosts_figures_and_the_plan_carries_them() -> None:
     """A host measured slower than the defaults (more CPU per request, a longer tail) gets a plan with less
     capacity and higher percentiles; one measured faster, more capacity. The plan names the figures it used."""
@@ -195,6 +236,19 @@ def test_the_planner_sizes_with_the_hosts_figures_and_the_plan_carries_them() ->
     assert len(by_rate.parts[0].runtime_cost.by_rate) == 3
     assert by_rate.predicted.latency_p50_s == pytest.approx(flat.predicted.latency_p50_s)  # 20 req/s: 1 ms
     assert by_rate.predicted.max_rps_within_slo < flat.predicted.max_rps_within_slo  # sized with 235 ms of 250
+    # a host whose lower rates measured more CPU per request than the top one: that work takes its cores at the
+    # planned rate, so its percentiles at the planned 20 req/s are higher; near its capacity (144 req/s, by the
+    # 150 req/s row) there is next to none of that work, so the capacity is not lower by more than it
+    cpu_rows = [{"rate_rps": 10, "p50_ms": 1, "p99_ms": 2, "cpu_ms": 25.8},
+                {"rate_rps": 60, "p50_ms": 1, "p99_ms": 2, "cpu_ms": 15.8},
+                {"rate_rps": 150, "p50_ms": 1, "p99_ms": 2, "cpu_ms": 10.9}]
+    plain_rows = [{k: v for k, v in r.items() if k != "cpu_ms"} for r in cpu_rows]
+    busy, plain = (_local(_catalog(_row(overhead_ms=1, overhead_p99_ms=2, cpu_ms_per_request=10.9,
+                                        background_cores=0.1, by_rate=rows))) for rows in (cpu_rows, plain_rows))
+    assert busy.parts[0].runtime_cost.busy_cores(20.0) > 0.3 > plain.parts[0].runtime_cost.busy_cores(20.0)
+    assert busy.predicted.max_rps_within_slo <= plain.predicted.max_rps_within_slo
+    assert busy.predicted.latency_p99_s > plain.predicted.latency_p99_s
+    assert busy.predicted.latency_p50_s > plain.predicted.latency_p50_s
     # another runtime or host keeps the defaults
     other = _local(_catalog(_row(runtime="triton", cpu_ms_per_request=99.0)))
     assert other.parts[0].runtime_cost == default.parts[0].runtime_cost
@@ -274,14 +328,22 @@ def test_fit_takes_each_rates_overhead_and_the_top_rates_cpu(tmp_path: Path) -> 
     got = fit(folder, [light, heavy], idle_cores=0.1)
     assert got["cpu_ms_per_request"] == 6.0 and got["cpu_rate_rps"] == 60.0
     assert got["front_share"] == 0.55 and got["background_cores"] == 0.1  # the top rate's share; the idle CPU
+    assert [r["cpu_ms"] for r in got["by_rate"]] == [11.0, 6.0]  # each rate's CPU per request
     bare = RuntimeCost(overhead_s=0, overhead_p99_s=0, cpu_s_per_request=0.006, cpu_processes=2, front_share=0.55,
                        background_cores=0.1, source="t")
     for run, row in zip((light, heavy), got["by_rate"], strict=True):
-        sim = simulate_plan(folder, run.rate_rps, requests=4000, with_rtt=False, serving=bare,
-                            client_cpu_s_per_request=run.client_cpu_s_per_request)["latency"]
+        # at 10 req/s the 5 ms the request's own work (the top rate's 6 ms) leaves of the 11 measured take 0.05
+        # cores beside the request path, on top of the idle 0.1 (RuntimeCost.busy_cores)
+        beside = run.rate_rps * (run.cpu_s_per_request - 0.006)
+        sim = simulate_plan(folder, run.rate_rps, requests=4000, with_rtt=False,
+                            client_cpu_s_per_request=run.client_cpu_s_per_request + beside / run.rate_rps,
+                            serving=bare)["latency"]
         assert row["rate_rps"] == run.rate_rps
         assert row["p50_ms"] == pytest.approx((run.p50_s - sim["p50_s"]) * 1e3, abs=1e-3)
         assert row["p99_ms"] == pytest.approx((run.p99_s - sim["p99_s"]) * 1e3, abs=1e-3)
+    idle_only = simulate_plan(folder, 10.0, requests=4000, with_rtt=False, serving=bare,
+                              client_cpu_s_per_request=0.001)["latency"]
+    assert got["by_rate"][0]["p50_ms"] < round((light.p50_s - idle_only["p50_s"]) * 1e3, 3)  # that work slows it
     assert got["overhead_ms"] == max(r["p50_ms"] for r in got["by_rate"])
     overloaded = RateRun(60.0, 600, 0, 64, p50_s=0.2, p99_s=1.0, cpu_s_per_request=0.004)  # out of connections
     kept = fit(folder, [light, overloaded])  # the top run did not keep up: left out

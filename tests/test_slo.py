@@ -117,7 +117,7 @@ def resimulate(plan: Plan, spec: Spec, cat: Catalog, *, rate_rps: float, request
                             cpu_s_per_request=part.runtime_cost.cpu_s_per_request,
                             cpu_processes=part.runtime_cost.cpu_processes, replicas=part.replicas,
                             front_share=part.runtime_cost.front_share,
-                            other_cores=part.runtime_cost.background_cores)
+                            other_cores=part.runtime_cost.busy_cores(rate_rps / part.replicas))
         wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, arrival_cv=w.burstiness)
     cluster = Cluster(part.replicas, RUNTIME_ROUTER.get(part.runtime, "random"),
                       srv.max_ongoing_requests if part.runtime == "ray" and router_limit else None, net,

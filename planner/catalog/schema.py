@@ -193,6 +193,9 @@ class RateOverheadRow(Row):
     rate_rps: Pos
     p50_ms: NonNeg
     p99_ms: NonNeg
+    cpu_ms: NonNeg | None = Field(default=None, description="the runtime's CPU per request at that rate, above its "
+                                                            "idle background (absent in rows written before "
+                                                            "2026-12-02)")
 
     @model_validator(mode="after")
     def _tail(self) -> RateOverheadRow:

@@ -124,7 +124,9 @@ def runtime_cost(runtime: str, measured: ServingCalibration | None = None) -> Ru
                            background_cores=measured.background_cores,
                            source=f"measured on {measured.host} {measured.measured.isoformat()}: {measured.source}",
                            by_rate=tuple(RateOverhead(rate_rps=r.rate_rps, p50_s=r.p50_ms / 1e3,
-                                                      p99_s=r.p99_ms / 1e3) for r in measured.by_rate))
+                                                      p99_s=r.p99_ms / 1e3,
+                                                      cpu_s=None if r.cpu_ms is None else r.cpu_ms / 1e3)
+                                         for r in measured.by_rate))
     overhead = cal.SERVING_OVERHEAD_S.get(runtime, 0.0)
     return RuntimeCost(overhead_s=overhead, overhead_p99_s=overhead,
                        cpu_s_per_request=cal.SERVING_CPU_S_PER_REQUEST.get(runtime, 0.0), cpu_processes=processes,

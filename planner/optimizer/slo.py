@@ -289,6 +289,10 @@ class _Shape:
     miss: Miss | None = None
     front: FrontStage | None = None
     """the runtime's front process ahead of the replica, where it is on the request path"""
+    at_rate: Callable[[float], tuple[StepCost | BatchCost, FrontStage | None]] | None = None
+    """(cost, front) at a per-replica rate, where the host's other work changes with the rate (a CPU host whose
+    runtime measured its CPU per request at several rates: ``RuntimeCost.busy_cores``); None: ``cost`` and
+    ``front`` at every rate"""
 
 
 @dataclass
@@ -382,7 +386,7 @@ class SloSizer:
         serving = serving or runtime_cost(runtime)
         key = _Key(hw.id, opt.dtype, opt.tp, opt.pp, opt.ep, runtime, round(rtt_s, 6), round(rps, 9), utilization,
                    floor, runtime_cpu_threads(self.ev.profile_of(hw), serving.cpu_s_per_request,
-                                              serving.cpu_processes, host_vcpu, serving.background_cores), serving)
+                                              serving.cpu_processes, host_vcpu, serving.peak_busy_cores()), serving)
         s = self._sizings.get(key)
         if s is None:
             n = max(floor, _replicas_for(rps, opt.rps, utilization))
@@ -605,7 +609,7 @@ class SloSizer:
 
     def _build(self, hw: Accelerator | EdgeDevice, key: _Key) -> _Shape:
         from planner.estimator.shape import shape_of
-        from planner.simulator.estimator_costs import EstimatorBatchCost, host_serving
+        from planner.simulator.estimator_costs import EstimatorBatchCost, ServedBatchCost, host_serving
 
         ev, c = self.ev, self.spec.constraints
         runtime = key.runtime
@@ -628,9 +632,15 @@ class SloSizer:
         prof = ev.profile_of(hw)
         w = self.spec.workload
         assert w.kind == "inference"
-        bcost, front = host_serving(EstimatorBatchCost(shape_of(ev.arch), prof, key.dtype, ev.seq, key.tp), prof,
-                                    serving.cpu_s_per_request, serving.cpu_processes, key.cpu_threads,
-                                    front_share=serving.front_share, other_cores=serving.background_cores)
+        inner = EstimatorBatchCost(shape_of(ev.arch), prof, key.dtype, ev.seq, key.tp)
+
+        def served(other: float) -> tuple[EstimatorBatchCost | ServedBatchCost, FrontStage | None]:
+            return host_serving(inner, prof, serving.cpu_s_per_request, serving.cpu_processes, key.cpu_threads,
+                                front_share=serving.front_share, other_cores=other)
+
+        # engine settings from the idle host; each simulation at its rate's (RuntimeCost.busy_cores)
+        bcost, front = served(serving.background_cores)
+        varies = key.cpu_threads > 0 and serving.peak_busy_cores() > serving.background_cores
         b = base.batch
         delays = sorted({0.0, round(rule_delay_s(b, c.latency_s, bcost.batch_s(b)), 6)})
         alts = tuple(DynamicBatching(runtime=kind, max_batch_size=b, max_queue_delay_s=d,
@@ -647,8 +657,10 @@ class SloSizer:
                       router, ongoing if runtime == "ray" else None, label,
                       cost_key=("batch", repr(ev.arch), repr(prof), key.dtype, ev.seq, key.tp, runtime,
                                 key.cpu_threads, serving.cpu_s_per_request, serving.front_share,
-                                serving.background_cores, front),
-                      alternatives=alts if self.has_slo and len(alts) > 1 else (), front=front)
+                                serving.background_cores, front,
+                                tuple((r.rate_rps, r.cpu_s) for r in serving.by_rate) if varies else ()),
+                      alternatives=alts if self.has_slo and len(alts) > 1 else (), front=front,
+                      at_rate=(lambda r: served(serving.busy_cores(r))) if varies else None)
 
     def _llm_shape(self, hw: Accelerator | EdgeDevice, est: InferenceEstimate, base: ReplicaOption,
                    serving: RuntimeCost, router: str, label: str) -> _Shape:
@@ -1048,8 +1060,8 @@ class SloSizer:
             w = Workload(input_tokens=self.prompt if shape.llm else Lengths.fixed(1),
                          output_tokens=self.output if shape.llm else Lengths.fixed(1), rate_rps=rate,
                          requests=requests + warm, arrival_cv=max(0.05, cv), seed=SEED)
-            hit = simulate(w, engine, shape.cost, Cluster(1, "round_robin", shape.ongoing, front=shape.front),
-                           warmup=warm)
+            cost, front = (shape.cost, shape.front) if shape.at_rate is None else shape.at_rate(rate)
+            hit = simulate(w, engine, cost, Cluster(1, "round_robin", shape.ongoing, front=front), warmup=warm)
             self.simulations += 1
             self.simulated_requests += requests + warm
             _SIM_CACHE[key] = hit

@@ -14,10 +14,12 @@ server's idle background CPU:
   runtime adds at that load (:mod:`planner.estimator.overhead` says why it changes with the load and how the
   planner reads the rows). ``overhead_ms`` / ``overhead_p99_ms`` are the largest of the rows (what the planner
   sizes with).
-- **CPU per request** (``cpu_ms_per_request``): utime + stime of every process of the server's session (from
-  /proc) over each rate's runs, less the idle background, per completed request. It falls as the rate rises (idle
-  wake-ups are shared by more requests); the highest rate's figure is kept (it bounds the capacity and drives the
-  queueing where queueing matters).
+- **CPU per request** (``cpu_ms_per_request``, and ``cpu_ms`` in each ``by_rate`` row): utime + stime of every
+  process of the server's session (from /proc) over each rate's runs, less the idle background, per completed
+  request. It falls as the rate rises (idle wake-ups are shared by more requests: 25.8 ms at 10 req/s, 10.9 at 150
+  on the Ray demo). The highest rate's figure is the request's own work (it bounds the capacity); what a lower
+  rate measured beyond it is work beside the request path that still takes the host's cores
+  (``planner.estimator.overhead.beside_path_cores``), which the rows' simulations count as the planner does.
 - **Front share** (``front_share``, runtimes with a front process: Ray Serve's proxy, ``FRONT_PROCESS``): that
   process's part of the server's CPU over the highest rate's runs; the simulator serves it as a stage ahead of
   the replica (``planner.simulator.engines.FrontStage``).
@@ -207,7 +209,7 @@ def fit(folder: Any, runs: list[RateRun], idle_cores: float = 0.0) -> dict[str, 
     """The figures of a ``serving_calibrations`` row from the measured runs and the server's idle background
     (``idle_cores``; see the module docstring)."""
     from planner.estimator.calibration import front_share
-    from planner.plan import RuntimeCost
+    from planner.plan import RateOverhead, RuntimeCost
     from stacks.deploy.loadtest import simulate_plan
 
     kept = [r for r in runs if not r.overloaded]
@@ -220,17 +222,22 @@ def fit(folder: Any, runs: list[RateRun], idle_cores: float = 0.0) -> dict[str, 
     part = folder.plan.parts[0]
     measured = kept[-1].front_share if front_share(part.runtime) > 0 else None  # a runtime with a front process
     share = front_share(part.runtime, measured)
+    per_replica = [round(r.rate_rps / folder.plan.replicas, 6) for r in kept]  # the rows are per replica
+    cpus = [round(r.cpu_s_per_request * 1e3, 3) for r in kept]
+    # the simulations count the CPU each rate measured beyond the top rate's as work beside the request path
+    # (RuntimeCost.busy_cores), as the planner will
     bare = RuntimeCost(overhead_s=0.0, overhead_p99_s=0.0, cpu_s_per_request=cpu,
                        cpu_processes=part.runtime_cost.cpu_processes, front_share=share,
-                       background_cores=idle_cores, source="calibration trial")
+                       background_cores=idle_cores, source="calibration trial",
+                       by_rate=tuple(RateOverhead(rate_rps=q, p50_s=0.0, p99_s=0.0, cpu_s=c / 1e3)
+                                     for q, c in zip(per_replica, cpus, strict=True)))
     rows: list[dict[str, float]] = []
-    for r in kept:
+    for r, q, c in zip(kept, per_replica, cpus, strict=True):
         sim = simulate_plan(folder, r.rate_rps, requests=4000, with_rtt=False, serving=bare,
                             client_cpu_s_per_request=r.client_cpu_s_per_request)["latency"]
         p50 = max(0.0, r.p50_s - sim["p50_s"])
-        rows.append({"rate_rps": round(r.rate_rps / folder.plan.replicas, 6),  # the rows are per replica
-                     "p50_ms": round(p50 * 1e3, 3),
-                     "p99_ms": round(max(p50, r.p99_s - sim["p99_s"]) * 1e3, 3)})
+        rows.append({"rate_rps": q, "p50_ms": round(p50 * 1e3, 3),
+                     "p99_ms": round(max(p50, r.p99_s - sim["p99_s"]) * 1e3, 3), "cpu_ms": c})
     return {"overhead_ms": max(r["p50_ms"] for r in rows), "overhead_p99_ms": max(r["p99_ms"] for r in rows),
             "cpu_ms_per_request": round(cpu * 1e3, 3), "cpu_rate_rps": kept[-1].rate_rps, "by_rate": rows,
             "front_share": None if measured is None else round(measured, 4), "background_cores": round(idle_cores, 4)}

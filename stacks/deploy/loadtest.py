@@ -450,7 +450,8 @@ def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: i
                             host_vcpu=plan.parts[0].node.replica_vcpu(plan.parts[0].accelerator_count),
                             cpu_s_per_request=serving.cpu_s_per_request, cpu_processes=serving.cpu_processes,
                             replicas=plan.replicas, front_share=serving.front_share,
-                            other_cores=serving.background_cores + client_cpu_s_per_request * rate_rps)
+                            other_cores=(serving.busy_cores(rate_rps / plan.replicas)
+                                         + client_cpu_s_per_request * rate_rps))
         wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, arrival_cv=getattr(w, "burstiness", 1.0))
     rtt = plan.predicted.network_rtt_s if with_rtt else 0.0
     cluster = Cluster(replicas=plan.replicas, router=RUNTIME_ROUTER.get(runtime, "round_robin"),
