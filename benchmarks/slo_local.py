@@ -6,7 +6,8 @@ here, after each idle time, and its CPU per request; ``--no-calibrate`` keeps th
 spec (``mlplan plan``), deploys the plan locally (``stacks.deploy.targets``: a private Ray head + Serve, or
 tritonserver), drives it with the open-loop Poisson client of ``stacks.deploy.loadtest`` at rates from light to
 90% of the plan's predicted capacity (``predicted.max_rps_within_slo``; capped at what one Python client on this
-machine can send, which the table says), and prints per rate:
+machine can send, which the table says), from the top rate down (the top rate's p99 depends most on the host's
+speed, which drifts here, so it runs closest to the calibration), and prints per rate:
 
 - predicted p50 / p99 end-to-end latency (``stacks.deploy.loadtest.simulate_plan``: the plan's replicas, batching
   and serving settings in the simulator, without network RTT: the client runs next to the server, and its CPU
@@ -136,7 +137,10 @@ def bench(runtime: str, tmp: Path, overlay: Path, repeats: int, requests: int,
         time.sleep(IDLE_S)
         idle = (cpu_seconds(pids) - c0) / (time.monotonic() - t0)  # the server's own background (cores)
         print(f"  server processes {len(pids)}, idle background {idle:.3f} cores", flush=True)
-        for rate in rates:
+        # the top rate first: its p99 moves most with the host's speed (at 90% of the capacity, 8% more CPU per
+        # request moved it by half on 2026-12-02), so it is measured closest to the calibration; the light rates,
+        # whose latency follows the speed one for one, last
+        for rate in sorted(rates, reverse=True):
             meas: list[Any] = []
             cpu: list[float] = []
             client: list[float] = []

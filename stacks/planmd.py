@@ -106,6 +106,10 @@ def _runtime_cost(c: RuntimeCost) -> str:
     cpu = f", {c.cpu_s_per_request * 1e3:.2f} ms of CPU" if c.cpu_s_per_request > 0 else ""
     if cpu and c.front_share > 0:
         cpu += f" ({c.front_share:.0%} of it in the proxy ahead of the replica)"
+    low = next((r for r in c.by_rate if r.cpu_s is not None), None)
+    if cpu and low is not None and low.cpu_s is not None and low.cpu_s > c.cpu_s_per_request:
+        cpu += (f", {low.cpu_s * 1e3:.2f} ms at {low.rate_rps:g} req/s (the rest of it beside the request path, "
+                f"on the same cores)")
     return (f"overhead {c.overhead_s * 1e3:.2f} ms median, {c.overhead_p99_s * 1e3:.2f} ms p99{cpu} "
             f"({md(c.source)})")
 

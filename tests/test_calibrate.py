@@ -276,6 +276,7 @@ def test_the_load_test_prediction_reads_the_plans_figures(tmp_path: Path) -> Non
     assert after["p50_s"] < before["p50_s"]  # 1 ms + 5/2 ms of CPU against the defaults' 4 + 28/2 ms
     assert after["p99_s"] - after["p50_s"] >= 8e-3 - 1e-9  # the measured tail is in the prediction
     assert "measured on localhost" in (out / "PLAN.md").read_text()
+    assert "beside the request path" not in (out / "PLAN.md").read_text()
     # a load client on the server's own 2 threads takes cores from it (a local load test counts its own CPU);
     # a remote one does not
     from stacks.deploy.loadtest import prediction
@@ -285,6 +286,20 @@ def test_the_load_test_prediction_reads_the_plans_figures(tmp_path: Path) -> Non
     assert busy["p50_s"] > alone["p50_s"]
     remote = prediction(folder, 150.0, "http://10.0.0.5:8000/", requests=1000, client_cpu_s_per_request=2e-3)
     assert remote["simulated_note"] is None
+    # measured at several rates, with more CPU per request at the lower one: PLAN.md says so, and the prediction at
+    # 10 req/s counts that work on the host's cores as a load client's would be counted (the same slowdown)
+    write_row(overlay, _row(overhead_ms=1.0, overhead_p99_ms=9.0, cpu_ms_per_request=5.0,
+                            by_rate=[{"rate_rps": 10, "p50_ms": 1, "p99_ms": 9, "cpu_ms": 20.0},
+                                     {"rate_rps": 100, "p50_ms": 1, "p99_ms": 9, "cpu_ms": 5.0}]))
+    assert runner.invoke(app, ["plan", str(spec), "--out", str(out), "--no-preview"]).exit_code == 0
+    folder = load_folder(out)
+    assert "20.00 ms at 10 req/s (the rest of it beside the request path" in (out / "PLAN.md").read_text()
+    flat = folder.plan.parts[0].runtime_cost.model_copy(update={"by_rate": ()})
+    rated = simulate_plan(folder, 10.0, requests=1000, with_rtt=False)["latency"]
+    as_client = simulate_plan(folder, 10.0, requests=1000, with_rtt=False, serving=flat,
+                              client_cpu_s_per_request=15e-3)["latency"]
+    assert (rated["p50_s"], rated["p99_s"]) == pytest.approx((as_client["p50_s"], as_client["p99_s"]))
+    assert rated["p50_s"] > simulate_plan(folder, 10.0, requests=1000, with_rtt=False, serving=flat)["latency"]["p50_s"]
 
 
 def test_write_row_keeps_the_rest_of_the_overlay_and_replaces_its_own_row(tmp_path: Path) -> None:
