@@ -365,10 +365,13 @@ def test_fit_takes_each_rates_overhead_and_the_top_rates_cpu(tmp_path: Path) -> 
     assert kept["cpu_ms_per_request"] == 11.0 and [r["rate_rps"] for r in kept["by_rate"]] == [10.0]
     with pytest.raises(Exception, match="could not keep up"):
         fit(folder, [RateRun(10.0, 300, 40, 3, 0.5, 2.0, 0.01)])
-    assert calibration_rates(0.2) == [10.0, 25.0, 60.0, 150.0]  # 64 connections, one request each: 320 req/s
-    assert calibration_rates(0.005) == [10.0, 25.0, 60.0, 150.0, 400.0]  # the client's own limit (800 req/s)
-    assert calibration_rates(1.0) == [10.0, 25.0, 60.0]
-    assert calibration_rates(10.0) == [10.0]  # always the first
+    # 64 connections, one request each: 320 req/s, 2.1x the last rung, which it ends at
+    assert calibration_rates(0.2) == [10.0, 25.0, 60.0, 150.0, 320.0]
+    assert calibration_rates(0.005) == [10.0, 25.0, 60.0, 150.0, 400.0, 800.0]  # the client's own limit
+    assert calibration_rates(1.0) == [10.0, 25.0, 60.0]  # 64 req/s: too near 60 to add a run
+    assert calibration_rates(0.16) == [10.0, 25.0, 60.0, 150.0, 400.0]  # exactly a rung
+    assert calibration_rates(10.0) == [10.0]  # always the first (6.4 req/s is below it)
+    assert calibration_rates(1.0, top_rps=100.0) == [10.0, 25.0, 60.0, 100.0]  # a top the user asks for
 
 
 def test_calibrate_refuses_what_it_cannot_measure_in_one_line(tmp_path: Path) -> None:

@@ -7,13 +7,13 @@ already running from that folder) and measured with the client of :mod:`stacks.d
 server's idle background CPU:
 
 - **Overhead at each rate** (``by_rate``): open-loop Poisson runs at rates from 10 req/s up, about 2.5x apart
-  (``RATE_LADDER``), to what the client's connections can send (at most ``CLIENT_MAX_RPS``) or the first rate the
-  server falls behind at, each as ``SEGMENTS`` runs in a row. Each row is the median and p99 latency of all the
-  requests of those runs, less the simulated ones of the same plan at that rate with no overhead
-  (:func:`stacks.deploy.loadtest.simulate_plan`: the model, the runtime's CPU work and their queueing): what the
-  runtime adds at that load (:mod:`planner.estimator.overhead` says why it changes with the load and how the
-  planner reads the rows). ``overhead_ms`` / ``overhead_p99_ms`` are the largest of the rows (what the planner
-  sizes with).
+  (``RATE_LADDER``), to what the client's connections can send (at most ``CLIENT_MAX_RPS``, which is measured too
+  where it is well beyond the last rung) or the first rate the server falls behind at, each as ``SEGMENTS`` runs in a
+  row. Each row is the median and p99 latency of all the requests of those runs, less the simulated ones of the same
+  plan at that rate with no overhead (:func:`stacks.deploy.loadtest.simulate_plan`: the model, the runtime's CPU work
+  and their queueing): what the runtime adds at that load (:mod:`planner.estimator.overhead` says why it changes with
+  the load and how the planner reads the rows). ``overhead_ms`` / ``overhead_p99_ms`` are the largest of the rows
+  (what the planner sizes with).
 - **CPU per request** (``cpu_ms_per_request``, and ``cpu_ms`` in each ``by_rate`` row): utime + stime of every
   process of the server's session (from /proc) over each rate's runs, less the idle background, per completed
   request. It falls as the rate rises (idle wake-ups are shared by more requests: 25.8 ms at 10 req/s, 10.9 at 150
@@ -66,6 +66,9 @@ CLIENT_MAX_RPS = 800.0
 2-core machine next to a server (measured with benchmarks/slo_local.py: at 1,000 req/s its own scheduling wait
 dominates the tail)."""
 IDLE_S = 5.0
+TOP_RUNG_RATIO = 1.5
+"""the ladder ends at its top rate too where that is at least this far above the last rung (the rungs are 2.5x
+apart: a top just above a rung adds a run that says little more)"""
 CONCURRENCY = 64
 """connections of the load client: more in flight than that means the server did not keep up"""
 SEGMENTS = 3
@@ -149,13 +152,17 @@ class RateRun:
 
 def calibration_rates(back_to_back_s: float, top_rps: float | None = None) -> list[float]:
     """The RATE_LADDER up to ``top_rps`` (default: what the client can send, its CONCURRENCY connections each with
-    one request of ``back_to_back_s`` at a time, at most CLIENT_MAX_RPS); always the first. A server whose stages
+    one request of ``back_to_back_s`` at a time, at most CLIENT_MAX_RPS), then that top rate where it is
+    TOP_RUNG_RATIO above the last rung; always the first. A server whose stages
     overlap (Ray Serve's proxy and replica) or that batches serves more than one request per ``back_to_back_s``:
     the ladder stops earlier where a rate overloads it (:func:`measure`). It stopped at one client back to back
     before 2026-12-02, which on the Ray demo ended at 60 or at 150 req/s as one request took just above or below
     6.7 ms, and the capacity planned from the two calibrations differed by half."""
     top = top_rps or min(CLIENT_MAX_RPS, CONCURRENCY / max(back_to_back_s, 1e-6))
-    return [r for i, r in enumerate(RATE_LADDER) if i == 0 or r <= top * 1.0001]
+    rates = [r for i, r in enumerate(RATE_LADDER) if i == 0 or r <= top * 1.0001]
+    # and the top itself where it is well beyond the last rung: the CPU per request kept falling above it (Triton
+    # on the demo, 2026-12-02: 0.68 ms at 400 req/s, 0.39 at 800), and a rate beyond the rows reads the last one
+    return [*rates, round(top, 3)] if top >= TOP_RUNG_RATIO * rates[-1] else rates
 
 
 def measure(folder: Any, requests: int, say: Say, top_rps: float | None = None,
