@@ -409,13 +409,17 @@ def test_calibrate_measures_a_real_triton_server_and_the_next_plan_uses_it(tmp_p
     out = tmp_path / "plan"
     assert CliRunner().invoke(app, ["plan", str(spec), "--out", str(out), "--no-preview"]).exit_code == 0
     said: list[str] = []
-    report = calibrate(out, top_rps=25.0, requests=80, say=said.append)  # 80 at 10 and at 25 req/s
+    report = calibrate(out, top_rps=25.0, requests=80, say=said.append)  # 8 s each: 80 at 10 req/s, 200 at 25
     row = report["row"]
     assert (row["host"], row["runtime"]) == ("localhost", "triton")
     assert 0 < row["cpu_ms_per_request"] < 20 and 0 <= row["overhead_ms"] <= row["overhead_p99_ms"] < 50
     assert [r["rate_rps"] for r in report["runs"]] == [10.0, 25.0]
     assert [r["rate_rps"] for r in row["by_rate"]] == [10.0, 25.0]
     assert all(r["errors"] == 0 for r in report["runs"])
+    # at least MIN_SECONDS_PER_RATE at each rate: 200 requests at 25 req/s, not the 80 asked (Poisson counts over
+    # 8 s, less the warm-up requests: 2.5x the first rate's, never near the 1x of 80 at both)
+    lo, hi = (r["completed"] for r in report["runs"])
+    assert hi >= 1.6 * lo
     assert any("wrote localhost / triton" in s for s in said)
     rec = DeployState(out / ".mlplan", "x").target("local") or {}
     assert rec.get("status") != "deployed"  # calibrate stopped the server it started

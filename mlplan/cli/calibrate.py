@@ -19,9 +19,10 @@ def calibrate_cmd(
     overlay: Annotated[Path | None, typer.Option(help="catalog overlay to write (default: the spec's "
                                                       "catalog_overlay)")] = None,
     max_rate: Annotated[float | None, typer.Option(min=10, max=10_000, help="highest request rate to measure at "
-                                                    "(default: what one client gets back to back, at most "
-                                                    "800/s)")] = None,
-    requests: Annotated[int, typer.Option(min=80, max=100_000, help="most requests per rate")] = 600,
+                                                    "(default: what the load client's 64 connections can send, at "
+                                                    "most 800/s, or where the server falls behind)")] = None,
+    requests: Annotated[int, typer.Option(min=80, max=100_000, help="requests per rate (fewer where they would "
+                                                                    "take over 45 s, more where under 8 s)")] = 600,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Serve the plan here (Ray Serve or Triton, or its running local deployment), measure the runtime's

@@ -57,9 +57,13 @@ FIRST_RATE_RPS = RATE_LADDER[0]
 SECONDS_PER_RATE = 45.0
 """longest the runs at one rate last (fewer requests at the low rates): at 10 req/s, 150 requests per run, whose
 p99 is near their second slowest (a run of 100 would give about the slowest, which overstates the p99)"""
+MIN_SECONDS_PER_RATE = 8.0
+"""shortest the runs at one rate last (more requests at the high rates). At 800 req/s, 1,500 requests take 1.9 s and
+one pause of the host sets their p99: Triton's 800 req/s row read an overhead p99 of 3.25 ms over 1,500 requests,
+where 6,400 requests at that rate in benchmarks/slo_local.py measured a p99 of 2.09 ms in all (2026-12-02)"""
 DEFAULT_REQUESTS = 1500
-"""requests per rate at most (what benchmarks/slo_local.py measures a rate's p99 over); SECONDS_PER_RATE bounds
-the low rates"""
+"""requests per rate (what benchmarks/slo_local.py measures a rate's p99 over); SECONDS_PER_RATE bounds the low
+rates, MIN_SECONDS_PER_RATE the high ones"""
 MIN_REQUESTS = 80
 CLIENT_MAX_RPS = 800.0
 """The open-loop client of stacks.deploy.loadtest (Python threads) sends at most about this many requests/s on a
@@ -189,7 +193,7 @@ def measure(folder: Any, requests: int, say: Say, top_rps: float | None = None,
         f"{', '.join(f'{r:g}' for r in rates)} req/s, or until the server falls behind")
     runs = []
     for rate in rates:
-        n = max(MIN_REQUESTS, min(requests, int(rate * SECONDS_PER_RATE)))
+        n = max(MIN_REQUESTS, min(requests, int(rate * SECONDS_PER_RATE)), int(rate * MIN_SECONDS_PER_RATE))
         c0, f0, k0 = cpu_seconds(pids), cpu_seconds(front), time.process_time()
         parts = [open_loop(tgt, rate_rps=rate, duration_s=n / SEGMENTS / rate, max_requests=n // SEGMENTS,
                            concurrency=CONCURRENCY, warmup=2, seed=k) for k in range(SEGMENTS)]
