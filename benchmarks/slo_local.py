@@ -152,7 +152,7 @@ def bench(runtime: str, tmp: Path, overlay: Path, repeats: int, requests: int,
                            max_requests=int(PROBE_RPS * plan.replicas * PROBE_S), concurrency=64, warmup=10,
                            seed=1000 + i)
             probe_cpu = max(0.0, cpu_seconds(pids) - c0 - idle * pro.wall_s) / max(1, pro.completed)
-            probe = probe_cpu / max(1e-9, _calibrated_cpu(cost, PROBE_RPS))
+            probe = probe_cpu / max(1e-9, cost.cpu_at(PROBE_RPS))
             meas: list[Any] = []
             cpu: list[float] = []
             client: list[float] = []
@@ -171,7 +171,7 @@ def bench(runtime: str, tmp: Path, overlay: Path, repeats: int, requests: int,
             # the same with every CPU figure of the calibration scaled by what these runs measured against what it
             # measured at this rate: the model's own error, apart from how far this host's speed moved since the
             # calibration (it moved by up to 65% within half an hour here)
-            speed = statistics.median(cpu) / max(1e-9, _calibrated_cpu(cost, rate / plan.replicas))
+            speed = statistics.median(cpu) / max(1e-9, cost.cpu_at(rate / plan.replicas))
             own = simulate_plan(folder, rate, requests=4000, with_rtt=False, serving=_scaled(cost, speed),
                                 client_cpu_s_per_request=statistics.median(client))["latency"]
             probed = simulate_plan(folder, rate, requests=4000, with_rtt=False, serving=_scaled(cost, probe),
@@ -191,12 +191,6 @@ def bench(runtime: str, tmp: Path, overlay: Path, repeats: int, requests: int,
     finally:
         targets.destroy(out, say=lambda s: None)
     return rows
-
-
-def _calibrated_cpu(cost: Any, rate: float) -> float:
-    """The server CPU per request the plan's runtime cost has at ``rate`` per replica: the request's own, plus the
-    work beside the path at that rate (``RuntimeCost.busy_cores``) per request."""
-    return float(cost.cpu_s_per_request + (cost.busy_cores(rate) - cost.background_cores) / rate)
 
 
 def _scaled(cost: Any, k: float) -> Any:

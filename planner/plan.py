@@ -253,22 +253,33 @@ class RuntimeCost(Value):
             return max(tail_quantile(a, b, percentile) for _, a, b in rows)
         return tail_quantile(*at_rate(rows, rate_rps), percentile)
 
+    def _cpu_rows(self) -> list[tuple[float, float]]:
+        """(rate per replica, CPU per request) of the rows that measured it"""
+        return [(r.rate_rps, r.cpu_s) for r in self.by_rate if r.cpu_s is not None]
+
+    def cpu_at(self, rate_rps: float) -> float:
+        """The runtime's CPU per request at ``rate_rps`` per replica: the measured rows' figure there
+        (:func:`planner.estimator.overhead.cpu_at_rate`), never below the request's own (``cpu_s_per_request``);
+        that figure alone without rows."""
+        from planner.estimator.overhead import cpu_at_rate
+
+        rows = self._cpu_rows()
+        return max(self.cpu_s_per_request, cpu_at_rate(rows, rate_rps)) if rows else self.cpu_s_per_request
+
     def busy_cores(self, rate_rps: float) -> float:
         """Cores the runtime's processes keep busy beside the request path at ``rate_rps`` per replica: the idle
         background plus the work the measured CPU per request at that rate has beyond the request's own
         (:func:`planner.estimator.overhead.beside_path_cores`; ``cpu_s_per_request`` is the top rate's, the least)."""
         from planner.estimator.overhead import beside_path_cores
 
-        rows = [(r.rate_rps, r.cpu_s) for r in self.by_rate if r.cpu_s is not None]
-        return self.background_cores + beside_path_cores(rows, self.cpu_s_per_request, rate_rps)
+        return self.background_cores + beside_path_cores(self._cpu_rows(), self.cpu_s_per_request, rate_rps)
 
     def peak_busy_cores(self) -> float:
         """The most :meth:`busy_cores` comes to at any rate
         (:func:`planner.estimator.overhead.peak_beside_path_cores`)."""
         from planner.estimator.overhead import peak_beside_path_cores
 
-        rows = [(r.rate_rps, r.cpu_s) for r in self.by_rate if r.cpu_s is not None]
-        return self.background_cores + peak_beside_path_cores(rows, self.cpu_s_per_request)
+        return self.background_cores + peak_beside_path_cores(self._cpu_rows(), self.cpu_s_per_request)
 
 
 class SystemPool(Value):

@@ -193,6 +193,10 @@ def test_the_cpu_a_low_rate_measures_beyond_the_requests_own_takes_cores_beside_
                        background_cores=0.1, source="t",
                        by_rate=tuple(RateOverhead(rate_rps=r, p50_s=0.0, p99_s=0.0, cpu_s=c) for r, c in DEMO_CPU))
     assert cost.busy_cores(10.0) == pytest.approx(0.1 + 0.149)
+    # the CPU per request at a rate: the rows' figure, the first row's below them, the request's own above them
+    assert (cost.cpu_at(10.0), cost.cpu_at(1.0), cost.cpu_at(1e4)) == pytest.approx((0.0258, 0.0258, path))
+    assert cost.cpu_at(mid) == pytest.approx((0.0258 + 0.0109) / 2)
+    assert cost.model_copy(update={"by_rate": ()}).cpu_at(10.0) == path  # no rows: the one figure
     assert cost.peak_busy_cores() == pytest.approx(0.1 + peak_beside_path_cores(DEMO_CPU, path))
     assert cost.model_copy(update={"by_rate": ROWS}).busy_cores(10.0) == 0.1  # rows without a CPU figure
     m = runtime_cost("ray", _catalog(_row(by_rate=[{"rate_rps": 10, "p50_ms": 1, "p99_ms": 2, "cpu_ms": 25.8},

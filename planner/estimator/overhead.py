@@ -73,8 +73,14 @@ def beside_path_cores(rows: Sequence[tuple[float, float]], path_cpu_s: float, ra
     if not rows or rate_rps <= 0:
         return 0.0
     rate = min(rate_rps, rows[-1][0])
-    cpu, _ = at_rate([(r, c, c) for r, c in rows], rate)
-    return rate * max(0.0, cpu - path_cpu_s)
+    return rate * max(0.0, cpu_at_rate(rows, rate) - path_cpu_s)
+
+
+def cpu_at_rate(rows: Sequence[tuple[float, float]], rate_rps: float) -> float:
+    """The CPU per request at ``rate_rps`` from ``rows`` (rate, CPU seconds per request; increasing rate): linear
+    in log rate between them (:func:`at_rate`), the nearest row's beyond them."""
+    cpu, _ = at_rate([(r, c, c) for r, c in rows], rate_rps)
+    return cpu
 
 
 def peak_beside_path_cores(rows: Sequence[tuple[float, float]], path_cpu_s: float) -> float:
