@@ -6,8 +6,9 @@ here, after each idle time, and its CPU per request; ``--no-calibrate`` keeps th
 spec (``mlplan plan``), deploys the plan locally (``stacks.deploy.targets``: a private Ray head + Serve, or
 tritonserver), drives it with the open-loop Poisson client of ``stacks.deploy.loadtest`` at rates from light to
 90% of the plan's predicted capacity (``predicted.max_rps_within_slo``; capped at what one Python client on this
-machine can send, which the table says), from the top rate down (the top rate's p99 depends most on the host's
-speed, which drifts here, so it runs closest to the calibration), and prints per rate:
+machine can send, which the table says), in ``--repeats`` passes over the rates, each from the top rate down (the
+top rate's p99 depends most on the host's speed, which drifts here, so it runs closest to the calibration), and
+prints per rate:
 
 - predicted p50 / p99 end-to-end latency (``stacks.deploy.loadtest.simulate_plan``: the plan's replicas, batching
   and serving settings in the simulator, without network RTT: the client runs next to the server, and its CPU
@@ -15,7 +16,8 @@ speed, which drifts here, so it runs closest to the calibration), and prints per
   predicted with every CPU figure of the calibration scaled by the server CPU per request these runs measured
   over the one the calibration has at this rate, which tells the model's own error from the drift of this host's
   speed between calibrating and measuring;
-- measured p50 / p99 (median over ``--repeats`` runs) and the p99 error;
+- measured p50 / p99 (of all the requests of the ``--repeats`` runs, one in each pass over the rates) and the
+  p99 error;
 - the server's CPU time per request above its idle background (all processes of the server's session, from
   /proc), the load client's own (this process), the cores the two take together, and the load average while
   measuring (this machine's 2 cores are shared with the client and other work, and the plan sizes the server as if
@@ -52,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from planner.simulator.metrics import Dist  # noqa: E402
 from planner.specs import load_spec  # noqa: E402
 from stacks.deploy.calibrate import CLIENT_MAX_RPS  # noqa: E402
 
@@ -141,51 +144,55 @@ def bench(runtime: str, tmp: Path, overlay: Path, repeats: int, requests: int,
         time.sleep(IDLE_S)
         idle = (cpu_seconds(pids) - c0) / (time.monotonic() - t0)  # the server's own background (cores)
         print(f"  server processes {len(pids)}, idle background {idle:.3f} cores", flush=True)
-        # the top rate first: its p99 moves most with the host's speed (at 90% of the capacity, 8% more CPU per
-        # request moved it by half on 2026-12-02), so it is measured closest to the calibration; the light rates,
-        # whose latency follows the speed one for one, last
-        for i, rate in enumerate(sorted(rates, reverse=True)):
-            # the speed probe: PROBE_S at PROBE_RPS per replica (one of the calibration's rates), just before this
-            # rate's runs, and its CPU per request against what the calibration measured there
-            c0 = cpu_seconds(pids)
-            pro = open_loop(tgt, rate_rps=PROBE_RPS * plan.replicas, duration_s=PROBE_S,
-                           max_requests=int(PROBE_RPS * plan.replicas * PROBE_S), concurrency=64, warmup=10,
-                           seed=1000 + i)
-            probe_cpu = max(0.0, cpu_seconds(pids) - c0 - idle * pro.wall_s) / max(1, pro.completed)
-            probe = probe_cpu / max(1e-9, cost.cpu_at(PROBE_RPS))
-            meas: list[Any] = []
-            cpu: list[float] = []
-            client: list[float] = []
-            loads: list[float] = []
-            for rep in range(repeats):
+        # ``repeats`` passes over the rates, each from the top rate down: a rate's runs are spread over the
+        # benchmark's minutes, as the calibration's are over its own (stacks.deploy.calibrate.ladder_passes); one
+        # stretch of this host can be far from the next (two runs at 57 req/s a minute apart: p99 37.6 and 22.0
+        # ms, 2026-12-02). The top rate leads each pass: its p99 moves most with the host's speed.
+        order = sorted(rates, reverse=True)
+        runs: dict[float, list[dict[str, Any]]] = {rate: [] for rate in order}
+        for rep in range(repeats):
+            for i, rate in enumerate(order):
+                # the speed probe: PROBE_S at PROBE_RPS per replica (one of the calibration's rates), just before
+                # this run, and its CPU per request against what the calibration measured there
+                c0 = cpu_seconds(pids)
+                pro = open_loop(tgt, rate_rps=PROBE_RPS * plan.replicas, duration_s=PROBE_S,
+                               max_requests=int(PROBE_RPS * plan.replicas * PROBE_S), concurrency=64, warmup=10,
+                               seed=1000 + 100 * rep + i)
+                probe_cpu = max(0.0, cpu_seconds(pids) - c0 - idle * pro.wall_s) / max(1, pro.completed)
                 c0, k0 = cpu_seconds(pids), time.process_time()
-                loads.append(os.getloadavg()[0])
+                load = os.getloadavg()[0]
                 n = max(requests, int(rate * min_seconds))
-                r = open_loop(tgt, rate_rps=rate, duration_s=n / rate, max_requests=n,
-                              concurrency=64, warmup=10, seed=rep)
-                cpu.append(max(0.0, cpu_seconds(pids) - c0 - idle * r.wall_s) / max(1, r.completed))
-                client.append((time.process_time() - k0) / max(1, r.completed))
-                meas.append(r)
+                r = open_loop(tgt, rate_rps=rate, duration_s=n / rate, max_requests=n, concurrency=64, warmup=10,
+                              seed=rep)
+                runs[rate].append({
+                    "result": r, "load": load, "probe": probe_cpu / max(1e-9, cost.cpu_at(PROBE_RPS)),
+                    "cpu": max(0.0, cpu_seconds(pids) - c0 - idle * r.wall_s) / max(1, r.completed),
+                    "client": (time.process_time() - k0) / max(1, r.completed)})
+                print(f"    pass {rep + 1} of {repeats}: {rate:g} req/s, p99 {r.latency.p99 * 1e3:.2f} ms", flush=True)
+        for rate in order:
+            got = runs[rate]
+            meas = [g["result"] for g in got]
+            cpu, client = statistics.median(g["cpu"] for g in got), statistics.median(g["client"] for g in got)
+            probe = statistics.median(g["probe"] for g in got)
             sim = simulate_plan(folder, rate, requests=4000, with_rtt=False,  # this client on the same cores
-                                client_cpu_s_per_request=statistics.median(client))["latency"]
+                                client_cpu_s_per_request=client)["latency"]
             # the same with every CPU figure of the calibration scaled by what these runs measured against what it
             # measured at this rate: the model's own error, apart from how far this host's speed moved since the
             # calibration (it moved by up to 65% within half an hour here)
-            speed = statistics.median(cpu) / max(1e-9, cost.cpu_at(rate / plan.replicas))
+            speed = cpu / max(1e-9, cost.cpu_at(rate / plan.replicas))
             own = simulate_plan(folder, rate, requests=4000, with_rtt=False, serving=_scaled(cost, speed),
-                                client_cpu_s_per_request=statistics.median(client))["latency"]
+                                client_cpu_s_per_request=client)["latency"]
             probed = simulate_plan(folder, rate, requests=4000, with_rtt=False, serving=_scaled(cost, probe),
-                                   client_cpu_s_per_request=statistics.median(client))["latency"]
-            row = {"runtime": runtime, "rate": rate, "load": statistics.mean(loads),
+                                   client_cpu_s_per_request=client)["latency"]
+            # every run's requests together, as the calibration pools its runs (stacks.deploy.calibrate.SEGMENTS)
+            pooled = Dist.of([v for m in meas for v in m.latency.samples])
+            row = {"runtime": runtime, "rate": rate, "load": statistics.mean(g["load"] for g in got),
                    "pred_p50": sim["p50_s"], "pred_p99": sim["p99_s"], "own_p99": own["p99_s"], "speed": speed,
-                   "probe_p99": probed["p99_s"], "probe": probe,
-                   "p50": statistics.median(m.latency.p50 for m in meas),
-                   "p99": statistics.median(m.latency.p99 for m in meas),
+                   "probe_p99": probed["p99_s"], "probe": probe, "p50": pooled.p50, "p99": pooled.p99,
                    "p99_runs": [m.latency.p99 for m in meas],
-                   "errors": sum(m.errors for m in meas), "cpu_ms": 1e3 * statistics.median(cpu),
-                   "client_ms": 1e3 * statistics.median(client),
+                   "errors": sum(m.errors for m in meas), "cpu_ms": 1e3 * cpu, "client_ms": 1e3 * client,
                    "planned": abs(rate - planned) < 1e-9, "slo": c.latency_s, "q": c.slo_percentile,
-                   "meas_q": statistics.median(m.latency.at(c.slo_percentile) for m in meas)}
+                   "meas_q": pooled.at(c.slo_percentile)}
             rows.append(row)
             _print_row(row)
     finally:

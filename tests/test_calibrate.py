@@ -378,6 +378,37 @@ def test_fit_takes_each_rates_overhead_and_the_top_rates_cpu(tmp_path: Path) -> 
     assert calibration_rates(1.0, top_rps=100.0) == [10.0, 25.0, 60.0, 100.0]  # a top the user asks for
 
 
+def test_each_rate_is_measured_once_in_each_pass_up_the_ladder_until_one_overloads() -> None:
+    """A rate's runs are spread over the calibration (one per pass up the ladder, in order), each a third of its
+    requests; the first run that overloads the server ends that pass and every later one there, and the rates come
+    back up to that one, each with the runs it had."""
+    from stacks.deploy.calibrate import CONCURRENCY, SEGMENTS, _Segment, ladder_passes, requests_at
+
+    order: list[tuple[float, int, int]] = []
+
+    def run_one(rate: float, n: int, seed: int) -> _Segment:
+        order.append((rate, n, seed))
+        # 150 req/s overloads in the second pass only (the host slowed down), 400 in the first
+        hot = rate >= 400 or (rate == 150 and seed == 1)
+        return _Segment((0.01,) * n, n, 0, CONCURRENCY if hot else 3, n / rate, 0.0, 0.0, 0.0)
+
+    out = ladder_passes([10.0, 25.0, 60.0, 150.0, 400.0], 1500, run_one)
+    assert SEGMENTS == 3
+    assert [(r, s) for r, _, s in order] == [(10, 0), (25, 0), (60, 0), (150, 0), (400, 0),
+                                             (10, 1), (25, 1), (60, 1), (150, 1),
+                                             (10, 2), (25, 2), (60, 2)]
+    assert [r for r, _ in out] == [10.0, 25.0, 60.0, 150.0]
+    assert [len(parts) for _, parts in out] == [3, 3, 3, 2]
+    assert {n for r, n, _ in order if r == 10} == {requests_at(10, 1500) // 3} == {150}
+    assert {n for r, n, _ in order if r == 400} == {requests_at(400, 1500) // 3} == {1066}  # 8 s at 400 req/s
+    assert not any(p.overloaded for _, parts in out[:3] for p in parts)
+    assert any(p.overloaded for p in out[3][1])
+    # nothing overloads: every rate, SEGMENTS runs each
+    order.clear()
+    calm = ladder_passes([10.0, 25.0], 90, lambda r, n, s: _Segment((0.01,), 1, 0, 1, 1.0, 0.0, 0.0, 0.0))
+    assert [(r, len(p)) for r, p in calm] == [(10.0, 3), (25.0, 3)]
+
+
 def test_calibrate_refuses_what_it_cannot_measure_in_one_line(tmp_path: Path) -> None:
     from stacks.deploy.calibrate import calibrate
 

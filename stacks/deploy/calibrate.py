@@ -8,11 +8,12 @@ server's idle background CPU:
 
 - **Overhead at each rate** (``by_rate``): open-loop Poisson runs at rates from 10 req/s up, about 2.5x apart
   (``RATE_LADDER``), to what the client's connections can send (at most ``CLIENT_MAX_RPS``, which is measured too
-  where it is well beyond the last rung) or the first rate the server falls behind at, each as ``SEGMENTS`` runs in a
-  row. Each row is the median and p99 latency of all the requests of those runs, less the simulated ones of the same
-  plan at that rate with no overhead (:func:`stacks.deploy.loadtest.simulate_plan`: the model, the runtime's CPU work
-  and their queueing): what the runtime adds at that load (:mod:`planner.estimator.overhead` says why it changes with
-  the load and how the planner reads the rows). ``overhead_ms`` / ``overhead_p99_ms`` are the largest of the rows
+  where it is well beyond the last rung) or the first rate the server falls behind at, each as ``SEGMENTS`` runs,
+  one in each of ``SEGMENTS`` passes up the ladder (:func:`ladder_passes`). Each row is the median and p99 latency
+  of all the requests of those runs, less the simulated ones of the same plan at that rate with no overhead
+  (:func:`stacks.deploy.loadtest.simulate_plan`: the model, the runtime's CPU work and their queueing): what the
+  runtime adds at that load (:mod:`planner.estimator.overhead` says why it changes with the load and how the planner
+  reads the rows). ``overhead_ms`` / ``overhead_p99_ms`` are the largest of the rows
   (what the planner sizes with).
 - **CPU per request** (``cpu_ms_per_request``, and ``cpu_ms`` in each ``by_rate`` row): utime + stime of every
   process of the server's session (from /proc) over each rate's runs, less the idle background, per completed
@@ -76,11 +77,15 @@ apart: a top just above a rung adds a run that says little more)"""
 CONCURRENCY = 64
 """connections of the load client: more in flight than that means the server did not keep up"""
 SEGMENTS = 3
-"""runs per rate, back to back (with different seeds). A rate's percentiles are those of all their requests
-together: the median over the runs of each run's p99 (how this module read them before 2026-12-02) came out below
-the p99 of one run of 1,500 requests at the same rate in 3 of 4 trials on the Ray demo (25 and 60 req/s: 13.0,
-21.6, 17.2, 22.9 ms against 18.5, 16.8, 28.4, 24.4), as a median of three tail estimates over 200 requests each
-will: pauses of the host are part of the tail a user sees, and the pooled p99 keeps them (15.7, 21.6, 27.7, 38.8)"""
+"""runs per rate (with different seeds), one in each of SEGMENTS passes up the ladder (:func:`ladder_passes`). A
+rate's percentiles are those of all their requests together: the median over the runs of each run's p99 (how this
+module read them before 2026-12-02) came out below the p99 of one run of 1,500 requests at the same rate in 3 of 4
+trials on the Ray demo (25 and 60 req/s: 13.0, 21.6, 17.2, 22.9 ms against 18.5, 16.8, 28.4, 24.4), as a median of
+three tail estimates over 200 requests each will: pauses of the host are part of the tail a user sees, and the
+pooled p99 keeps them (15.7, 21.6, 27.7, 38.8). The runs of a rate were back to back before 2026-12-03; spread over
+the calibration's minutes, each rate's tail is this host's over that time, not one minute's: two runs of 1,500
+requests at 57 req/s on the Ray demo, a minute apart, measured a p99 of 37.6 and 22.0 ms (benchmarks/slo_local.py,
+2026-12-02), and the row of 60 req/s that predicted them had been measured in one stretch 20 minutes before."""
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -169,6 +174,51 @@ def calibration_rates(back_to_back_s: float, top_rps: float | None = None) -> li
     return [*rates, round(top, 3)] if top >= TOP_RUNG_RATIO * rates[-1] else rates
 
 
+@dataclass(frozen=True)
+class _Segment:
+    """One run of a rate in :func:`ladder_passes`: its latencies and what the server, its front process and the
+    client spent while it ran (CPU seconds, idle background included)."""
+
+    samples: tuple[float, ...]
+    completed: int
+    errors: int
+    max_in_flight: int
+    wall_s: float
+    cpu_s: float
+    front_cpu_s: float
+    client_cpu_s: float
+
+    @property
+    def overloaded(self) -> bool:
+        return self.errors > 0 or self.max_in_flight >= CONCURRENCY
+
+
+def requests_at(rate: float, requests: int) -> int:
+    """Requests measured at ``rate`` in all: ``requests``, fewer where they would take over SECONDS_PER_RATE, more
+    where they would take under MIN_SECONDS_PER_RATE, never under MIN_REQUESTS."""
+    return max(MIN_REQUESTS, min(requests, int(rate * SECONDS_PER_RATE)), int(rate * MIN_SECONDS_PER_RATE))
+
+
+def ladder_passes(rates: list[float], requests: int, run_one: Callable[[float, int, int], _Segment]
+                  ) -> list[tuple[float, list[_Segment]]]:
+    """Each of ``rates`` measured as SEGMENTS runs of a share of :func:`requests_at` each, one in each of SEGMENTS
+    passes up the ladder (``run_one(rate, requests, seed)`` runs one), so that a rate's runs are spread over the
+    calibration's minutes. A run that overloads the server (errors, or every connection in flight) ends the ladder
+    there: that pass goes no higher, and the later ones stop below it. The rates come back up to the first that
+    overloaded (whose runs say so), each with its runs."""
+    parts: list[list[_Segment]] = [[] for _ in rates]
+    top = len(rates)  # the rates a pass runs
+    for k in range(SEGMENTS):
+        for i in range(top):
+            seg = run_one(rates[i], max(1, requests_at(rates[i], requests) // SEGMENTS), k)
+            parts[i].append(seg)
+            if seg.overloaded:
+                top = i
+                break
+    end = next((i + 1 for i, p in enumerate(parts) if any(s.overloaded for s in p)), len(rates))
+    return list(zip(rates[:end], parts[:end], strict=True))
+
+
 def measure(folder: Any, requests: int, say: Say, top_rps: float | None = None,
             idle_s: float = IDLE_S) -> tuple[float, list[RateRun]]:
     """(idle background in cores, one run per calibration rate) against the local server of the deployed
@@ -190,29 +240,34 @@ def measure(folder: Any, requests: int, say: Say, top_rps: float | None = None,
     b2b = open_loop(tgt, rate_rps=1e5, duration_s=1.0, max_requests=100, concurrency=1)
     rates = calibration_rates(b2b.service.mean, top_rps)
     say(f"one request takes {b2b.service.mean * 1e3:.2f} ms back to back; measuring at "
-        f"{', '.join(f'{r:g}' for r in rates)} req/s, or until the server falls behind")
-    runs = []
-    for rate in rates:
-        n = max(MIN_REQUESTS, min(requests, int(rate * SECONDS_PER_RATE)), int(rate * MIN_SECONDS_PER_RATE))
+        f"{', '.join(f'{r:g}' for r in rates)} req/s, or until the server falls behind, {SEGMENTS} times up "
+        "that ladder")
+
+    def run_one(rate: float, n: int, seed: int) -> _Segment:
+        if rate == rates[0]:
+            say(f"  pass {seed + 1} of {SEGMENTS} up the ladder")
         c0, f0, k0 = cpu_seconds(pids), cpu_seconds(front), time.process_time()
-        parts = [open_loop(tgt, rate_rps=rate, duration_s=n / SEGMENTS / rate, max_requests=n // SEGMENTS,
-                           concurrency=CONCURRENCY, warmup=2, seed=k) for k in range(SEGMENTS)]
+        r = open_loop(tgt, rate_rps=rate, duration_s=n / rate, max_requests=n, concurrency=CONCURRENCY, warmup=2,
+                      seed=seed)
+        return _Segment(r.latency.samples, r.completed, r.errors, r.max_in_flight, r.wall_s,
+                        cpu_seconds(pids) - c0, cpu_seconds(front) - f0, time.process_time() - k0)
+
+    runs = []
+    for rate, parts in ladder_passes(rates, requests, run_one):
         done, wall = sum(p.completed for p in parts), sum(p.wall_s for p in parts)
-        work = max(0.0, cpu_seconds(pids) - c0 - idle * wall)
+        work = max(0.0, sum(p.cpu_s for p in parts) - idle * wall)
         cpu = work / max(1, done)
-        front_work = max(0.0, cpu_seconds(front) - f0 - front_idle * wall)
+        front_work = max(0.0, sum(p.front_cpu_s for p in parts) - front_idle * wall)
         share = min(1.0, front_work / work) if front and work > 0 else None  # both above their idle background
-        client = (time.process_time() - k0) / max(1, done)
-        pooled = Dist.of([v for p in parts for v in p.latency.samples])
+        client = sum(p.client_cpu_s for p in parts) / max(1, done)
+        pooled = Dist.of([v for p in parts for v in p.samples])
         p50, p99 = pooled.p50, pooled.p99
         runs.append(RateRun(rate, done, sum(p.errors for p in parts), max(p.max_in_flight for p in parts), p50,
                             p99, cpu, share, client))
-        say(f"  {rate:g} req/s: p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms ({SEGMENTS} runs), "
+        say(f"  {rate:g} req/s: p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms ({len(parts)} runs), "
             f"server CPU {cpu * 1e3:.2f} ms/request above idle"
             + (f" ({share:.0%} in the front process)" if share is not None else "")
             + f", client CPU {client * 1e3:.2f} ms/request, {runs[-1].errors} errors ({done} requests)")
-        if runs[-1].overloaded:
-            break
     return idle, runs
 
 
