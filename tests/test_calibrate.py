@@ -394,7 +394,8 @@ def test_each_rate_is_measured_once_in_each_pass_up_the_ladder_until_one_overloa
 
     out = ladder_passes([10.0, 25.0, 60.0, 150.0, 400.0], 1500, run_one)
     assert SEGMENTS == 3
-    assert [(r, s) for r, _, s in order] == [(10, 0), (25, 0), (60, 0), (150, 0), (400, 0),
+    # 400 overloads in the first pass, so 244.949 (midway down to 150) runs next, and passes
+    assert [(r, s) for r, _, s in order] == [(10, 0), (25, 0), (60, 0), (150, 0), (400, 0), (244.949, 0),
                                              (10, 1), (25, 1), (60, 1), (150, 1),
                                              (10, 2), (25, 2), (60, 2)]
     assert [r for r, _ in out] == [10.0, 25.0, 60.0, 150.0]
@@ -407,6 +408,33 @@ def test_each_rate_is_measured_once_in_each_pass_up_the_ladder_until_one_overloa
     order.clear()
     calm = ladder_passes([10.0, 25.0], 90, lambda r, n, s: _Segment((0.01,), 1, 0, 1, 1.0, 0.0, 0.0, 0.0))
     assert [(r, len(p)) for r, p in calm] == [(10.0, 3), (25.0, 3)]
+
+
+def test_a_rung_that_overloads_in_the_first_pass_is_followed_by_the_rate_midway_below_it() -> None:
+    """150 req/s overloads: 94.868 (between 60 and 150) is measured next and in every later pass; where that
+    overloads too, 75.446 (1.26x from 60, under TOP_RUNG_RATIO: the last one tried)."""
+    from stacks.deploy.calibrate import CONCURRENCY, _Segment, ladder_passes
+
+    def ladder(limit: float) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
+        order: list[tuple[float, int]] = []
+
+        def run_one(rate: float, n: int, seed: int) -> _Segment:
+            order.append((rate, seed))
+            return _Segment((0.01,), 1, 0, CONCURRENCY if rate > limit else 1, 1.0, 0.0, 0.0, 0.0)
+
+        out = ladder_passes([10.0, 25.0, 60.0, 150.0, 400.0], 1500, run_one)
+        return order, [(r, len(p)) for r, p in out]
+
+    order, out = ladder(100.0)
+    assert order == [(10, 0), (25, 0), (60, 0), (150, 0), (94.868, 0), (10, 1), (25, 1), (60, 1), (94.868, 1),
+                     (10, 2), (25, 2), (60, 2), (94.868, 2)]
+    assert out == [(10, 3), (25, 3), (60, 3), (94.868, 3), (150, 1)]  # 150 says it overloaded; 400 never ran
+    order, out = ladder(70.0)
+    assert order[:6] == [(10, 0), (25, 0), (60, 0), (150, 0), (94.868, 0), (75.446, 0)]
+    assert out == [(10, 3), (25, 3), (60, 3), (75.446, 1)]
+    # the first rung overloads: nothing below it to try
+    order, out = ladder(5.0)
+    assert order == [(10, 0)] and out == [(10, 1)]
 
 
 def test_calibrate_refuses_what_it_cannot_measure_in_one_line(tmp_path: Path) -> None:

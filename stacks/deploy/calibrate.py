@@ -8,8 +8,9 @@ server's idle background CPU:
 
 - **Overhead at each rate** (``by_rate``): open-loop Poisson runs at rates from 10 req/s up, about 2.5x apart
   (``RATE_LADDER``), to what the client's connections can send (at most ``CLIENT_MAX_RPS``, which is measured too
-  where it is well beyond the last rung) or the first rate the server falls behind at, each as ``SEGMENTS`` runs,
-  one in each of ``SEGMENTS`` passes up the ladder (:func:`ladder_passes`). Each row is the median and p99 latency
+  where it is well beyond the last rung) or the first rate the server falls behind at (then the rates midway down
+  to the last rung it kept up with), each as ``SEGMENTS`` runs, one in each of ``SEGMENTS`` passes up the ladder
+  (:func:`ladder_passes`). Each row is the median and p99 latency
   of all the requests of those runs, less the simulated ones of the same plan at that rate with no overhead
   (:func:`stacks.deploy.loadtest.simulate_plan`: the model, the runtime's CPU work and their queueing): what the
   runtime adds at that load (:mod:`planner.estimator.overhead` says why it changes with the load and how the planner
@@ -35,6 +36,7 @@ loaded as a catalog before it replaces the file.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
@@ -82,10 +84,11 @@ rate's percentiles are those of all their requests together: the median over the
 module read them before 2026-12-02) came out below the p99 of one run of 1,500 requests at the same rate in 3 of 4
 trials on the Ray demo (25 and 60 req/s: 13.0, 21.6, 17.2, 22.9 ms against 18.5, 16.8, 28.4, 24.4), as a median of
 three tail estimates over 200 requests each will: pauses of the host are part of the tail a user sees, and the
-pooled p99 keeps them (15.7, 21.6, 27.7, 38.8). The runs of a rate were back to back before 2026-12-03; spread over
-the calibration's minutes, each rate's tail is this host's over that time, not one minute's: two runs of 1,500
-requests at 57 req/s on the Ray demo, a minute apart, measured a p99 of 37.6 and 22.0 ms (benchmarks/slo_local.py,
-2026-12-02), and the row of 60 req/s that predicted them had been measured in one stretch 20 minutes before."""
+pooled p99 keeps them (15.7, 21.6, 27.7, 38.8). The runs of a rate were back to back until late on 2026-12-02;
+spread over the calibration's minutes, each rate's tail is this host's over that time, not one minute's: two runs of
+1,500 requests at 57 req/s on the Ray demo, a minute apart, measured a p99 of 37.6 and 22.0 ms
+(benchmarks/slo_local.py, 2026-12-02), and the row of 60 req/s that predicted them had been measured in one stretch
+20 minutes before."""
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -156,7 +159,13 @@ class RateRun:
     def overloaded(self) -> bool:
         """Requests failed, or the client ran out of connections: a queue was building (an open-loop run's served
         rate is the Poisson count over the run, which at 100 requests is +-10% of the rate by chance alone)."""
-        return self.errors > 0 or self.max_in_flight >= CONCURRENCY
+        return overloaded(self.errors, self.max_in_flight)
+
+
+def overloaded(errors: int, max_in_flight: int) -> bool:
+    """A run with errors, or with every one of the client's CONCURRENCY connections in flight at once: the server
+    fell behind."""
+    return errors > 0 or max_in_flight >= CONCURRENCY
 
 
 def calibration_rates(back_to_back_s: float, top_rps: float | None = None) -> list[float]:
@@ -190,7 +199,7 @@ class _Segment:
 
     @property
     def overloaded(self) -> bool:
-        return self.errors > 0 or self.max_in_flight >= CONCURRENCY
+        return overloaded(self.errors, self.max_in_flight)
 
 
 def requests_at(rate: float, requests: int) -> int:
@@ -204,19 +213,33 @@ def ladder_passes(rates: list[float], requests: int, run_one: Callable[[float, i
     """Each of ``rates`` measured as SEGMENTS runs of a share of :func:`requests_at` each, one in each of SEGMENTS
     passes up the ladder (``run_one(rate, requests, seed)`` runs one), so that a rate's runs are spread over the
     calibration's minutes. A run that overloads the server (errors, or every connection in flight) ends the ladder
-    there: that pass goes no higher, and the later ones stop below it. The rates come back up to the first that
-    overloaded (whose runs say so), each with its runs."""
-    parts: list[list[_Segment]] = [[] for _ in rates]
-    top = len(rates)  # the rates a pass runs
+    there: that pass goes no higher, and the later ones stop below it. In the first pass, a rung that overloads at
+    TOP_RUNG_RATIO or more above the last one kept is followed by the rate midway between them (geometric mean), and
+    so on while they are that far apart: the top row's CPU per request is the request's own work (:func:`fit`), and
+    below the rung where the server falls behind it also holds work beside the path (the Ray demo on 2026-12-02:
+    150 req/s overloaded in one calibration, and its top row, 60 req/s, read 11.9 ms of CPU per request against
+    8.7-8.9 at 150 req/s in the calibrations before, so the plan's capacity fell from 181 to 128 req/s). The rates
+    come back in order, up to the first that overloaded (whose runs say so), each with its runs."""
+    ladder = list(rates)
+    parts: list[list[_Segment]] = [[] for _ in ladder]
+    top = len(ladder)  # the rates a pass runs
     for k in range(SEGMENTS):
-        for i in range(top):
-            seg = run_one(rates[i], max(1, requests_at(rates[i], requests) // SEGMENTS), k)
+        i = 0
+        while i < top:
+            seg = run_one(ladder[i], max(1, requests_at(ladder[i], requests) // SEGMENTS), k)
             parts[i].append(seg)
-            if seg.overloaded:
-                top = i
-                break
-    end = next((i + 1 for i, p in enumerate(parts) if any(s.overloaded for s in p)), len(rates))
-    return list(zip(rates[:end], parts[:end], strict=True))
+            if not seg.overloaded:
+                i += 1
+                continue
+            top = i
+            if k == 0 and i > 0 and ladder[i] >= TOP_RUNG_RATIO * ladder[i - 1]:
+                ladder.insert(i, round(math.sqrt(ladder[i - 1] * ladder[i]), 3))  # and run it next
+                parts.insert(i, [])
+                top = i + 1
+                continue
+            break
+    end = next((i + 1 for i, p in enumerate(parts) if any(s.overloaded for s in p)), len(ladder))
+    return list(zip(ladder[:end], parts[:end], strict=True))
 
 
 def measure(folder: Any, requests: int, say: Say, top_rps: float | None = None,
@@ -267,7 +290,8 @@ def measure(folder: Any, requests: int, say: Say, top_rps: float | None = None,
         say(f"  {rate:g} req/s: p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms ({len(parts)} runs), "
             f"server CPU {cpu * 1e3:.2f} ms/request above idle"
             + (f" ({share:.0%} in the front process)" if share is not None else "")
-            + f", client CPU {client * 1e3:.2f} ms/request, {runs[-1].errors} errors ({done} requests)")
+            + f", client CPU {client * 1e3:.2f} ms/request, {runs[-1].errors} errors ({done} requests)"
+            + ("; the server fell behind: not kept" if runs[-1].overloaded else ""))
     return idle, runs
 
 
