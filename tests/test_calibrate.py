@@ -394,23 +394,24 @@ def test_each_rate_is_measured_once_in_each_pass_up_the_ladder_until_one_overloa
 
     out = ladder_passes([10.0, 25.0, 60.0, 150.0, 400.0], 1500, run_one)
     assert SEGMENTS == 3
-    # 400 overloads in the first pass, so 244.949 (midway down to 150) runs next, and passes
+    # 400 overloads in the first pass, so 244.949 (midway down to 150) runs next, and passes; 150 overloads in
+    # the second, so 94.868 (midway down to 60) runs next there and in the third pass
     assert [(r, s) for r, _, s in order] == [(10, 0), (25, 0), (60, 0), (150, 0), (400, 0), (244.949, 0),
-                                             (10, 1), (25, 1), (60, 1), (150, 1),
-                                             (10, 2), (25, 2), (60, 2)]
-    assert [r for r, _ in out] == [10.0, 25.0, 60.0, 150.0]
-    assert [len(parts) for _, parts in out] == [3, 3, 3, 2]
+                                             (10, 1), (25, 1), (60, 1), (150, 1), (94.868, 1),
+                                             (10, 2), (25, 2), (60, 2), (94.868, 2)]
+    assert [r for r, _ in out] == [10.0, 25.0, 60.0, 94.868, 150.0]
+    assert [len(parts) for _, parts in out] == [3, 3, 3, 2, 2]
     assert {n for r, n, _ in order if r == 10} == {requests_at(10, 1500) // 3} == {150}
     assert {n for r, n, _ in order if r == 400} == {requests_at(400, 1500) // 3} == {1066}  # 8 s at 400 req/s
-    assert not any(p.overloaded for _, parts in out[:3] for p in parts)
-    assert any(p.overloaded for p in out[3][1])
+    assert not any(p.overloaded for _, parts in out[:4] for p in parts)
+    assert any(p.overloaded for p in out[4][1])
     # nothing overloads: every rate, SEGMENTS runs each
     order.clear()
     calm = ladder_passes([10.0, 25.0], 90, lambda r, n, s: _Segment((0.01,), 1, 0, 1, 1.0, 0.0, 0.0, 0.0))
     assert [(r, len(p)) for r, p in calm] == [(10.0, 3), (25.0, 3)]
 
 
-def test_a_rung_that_overloads_in_the_first_pass_is_followed_by_the_rate_midway_below_it() -> None:
+def test_a_rung_that_overloads_is_followed_by_the_rate_midway_below_it() -> None:
     """150 req/s overloads: 94.868 (between 60 and 150) is measured next and in every later pass; where that
     overloads too, 75.446 (1.26x from 60, under TOP_RUNG_RATIO: the last one tried)."""
     from stacks.deploy.calibrate import CONCURRENCY, _Segment, ladder_passes

@@ -213,13 +213,14 @@ def ladder_passes(rates: list[float], requests: int, run_one: Callable[[float, i
     """Each of ``rates`` measured as SEGMENTS runs of a share of :func:`requests_at` each, one in each of SEGMENTS
     passes up the ladder (``run_one(rate, requests, seed)`` runs one), so that a rate's runs are spread over the
     calibration's minutes. A run that overloads the server (errors, or every connection in flight) ends the ladder
-    there: that pass goes no higher, and the later ones stop below it. In the first pass, a rung that overloads at
-    TOP_RUNG_RATIO or more above the last one kept is followed by the rate midway between them (geometric mean), and
-    so on while they are that far apart: the top row's CPU per request is the request's own work (:func:`fit`), and
-    below the rung where the server falls behind it also holds work beside the path (the Ray demo on 2026-12-02:
-    150 req/s overloaded in one calibration, and its top row, 60 req/s, read 11.9 ms of CPU per request against
-    8.7-8.9 at 150 req/s in the calibrations before, so the plan's capacity fell from 181 to 128 req/s). The rates
-    come back in order, up to the first that overloaded (whose runs say so), each with its runs."""
+    there: that pass goes no higher, and the later ones stop below it. A rung that overloads at TOP_RUNG_RATIO or
+    more above the one below it is followed, in that pass and the later ones, by the rate midway between them
+    (geometric mean), and so on while they are that far apart: the top row's CPU per request is the request's own
+    work (:func:`fit`), and below the rung where the server falls behind it also holds work beside the path (the Ray
+    demo on 2026-12-02: 150 req/s kept up in one pass and fell behind in another in two calibrations, and their top
+    row, 60 req/s, read 12.0 ms of CPU per request against 8.7-8.9 at 150 req/s in the calibrations before, so the
+    plan's capacity fell from 181 to 128 req/s). A rate added in a later pass has fewer runs. The rates come back in
+    order, up to the first that overloaded (whose runs say so), each with its runs."""
     ladder = list(rates)
     parts: list[list[_Segment]] = [[] for _ in ladder]
     top = len(ladder)  # the rates a pass runs
@@ -232,7 +233,7 @@ def ladder_passes(rates: list[float], requests: int, run_one: Callable[[float, i
                 i += 1
                 continue
             top = i
-            if k == 0 and i > 0 and ladder[i] >= TOP_RUNG_RATIO * ladder[i - 1]:
+            if i > 0 and ladder[i] >= TOP_RUNG_RATIO * ladder[i - 1]:
                 ladder.insert(i, round(math.sqrt(ladder[i - 1] * ladder[i]), 3))  # and run it next
                 parts.insert(i, [])
                 top = i + 1
