@@ -163,6 +163,26 @@ def test_the_in_flight_bound_holds_and_the_client_wait_counts() -> None:
     assert r.service.p50 == pytest.approx(0.2, abs=0.03)
 
 
+def test_the_collector_does_not_scan_the_clients_earlier_objects_while_the_load_runs() -> None:
+    """What the process held before the run is frozen while the requests go out (a full collection would pause
+    every client thread for the whole heap), and unfrozen after."""
+    import gc
+
+    seen: list[int] = []
+
+    def service() -> float:  # the test server runs in this process: it sees the client's collector
+        seen.append(gc.get_freeze_count())
+        return 0.001
+
+    held = [[i] for i in range(10_000)]  # objects the collector tracks, from before the run
+    with Server(service) as srv:
+        assert gc.get_freeze_count() == 0
+        r = open_loop(_target(srv.url), rate_rps=200.0, duration_s=0.2, warmup=0)
+    assert r.completed == len(seen) > 0
+    assert min(seen) >= len(held)
+    assert gc.get_freeze_count() == 0
+
+
 def test_the_request_count_is_bounded() -> None:
     with Server(lambda: 0.0) as srv:
         r = open_loop(_target(srv.url), rate_rps=500.0, duration_s=60.0, max_requests=50, warmup=0)
