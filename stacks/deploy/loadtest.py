@@ -212,14 +212,14 @@ class _Conn:
 
 
 def quiet_gc() -> None:
-    """Collect now, then move every object this process holds to the collector's permanent generation
-    (``gc.freeze``), so that a full collection while the load runs scans only what the run allocates: the client
+    """Move every object this process holds to the collector's permanent generation (``gc.freeze``: a splice of its
+    lists, no scan), so that a full collection while the load runs scans only what the run allocates: the client
     stops every thread for it (the GIL), and each request scheduled meanwhile is late by the pause. Measured
     2026-12-02: a full collection took 22.8 ms in the middle of an 800 req/s run of a fresh process, and in
     benchmarks/slo_local.py (which holds every earlier run's results) the second 800 req/s run against Triton read
-    a p99 of 85 and 87 ms in two benchmarks, against 1.8-4.0 ms in the first. :func:`open_loop` calls
-    ``gc.unfreeze`` when it has sent and received everything."""
-    gc.collect()
+    a p99 of 85 and 87 ms in two benchmarks, against 1.8-4.0 ms in the first. No ``gc.collect`` first: in a process
+    that holds much (the test suite's), one took most of a second, which the callers would count as the client's
+    CPU per request. :func:`open_loop` calls ``gc.unfreeze`` when it has sent and received everything."""
     gc.freeze()
 
 
