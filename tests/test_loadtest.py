@@ -163,6 +163,23 @@ def test_the_in_flight_bound_holds_and_the_client_wait_counts() -> None:
     assert r.service.p50 == pytest.approx(0.2, abs=0.03)
 
 
+def test_a_saturated_run_stops_sending_when_asked_to() -> None:
+    """A server that takes 0.2 s per request, 2 connections, 50 req/s for 4 s (200 planned): both connections are
+    busy within a few arrivals, and with ``stop_when_saturated`` the client sends no more (what was queued for a
+    connection still goes), where without it every planned request is sent."""
+    with Server(lambda: 0.2) as srv:
+        t0 = time.perf_counter()
+        r = open_loop(_target(srv.url), rate_rps=50.0, duration_s=4.0, concurrency=2, warmup=0,
+                      stop_when_saturated=True)
+        wall = time.perf_counter() - t0
+    assert r.max_in_flight == 2 and r.stopped_early and r.errors == 0
+    assert r.sent < 30 and wall < 4.0
+    with Server(lambda: 0.01) as srv:
+        r = open_loop(_target(srv.url), rate_rps=50.0, duration_s=1.0, concurrency=2, warmup=0,
+                      stop_when_saturated=False)
+    assert r.sent == r.planned == r.completed
+
+
 def test_the_collector_does_not_scan_the_clients_earlier_objects_while_the_load_runs() -> None:
     """What the process held before the run is frozen while the requests go out (a full collection would pause
     every client thread for the whole heap), and unfrozen after."""

@@ -225,11 +225,13 @@ def quiet_gc() -> None:
 
 def open_loop(target: Target, *, rate_rps: float, duration_s: float, max_requests: int = 10_000,
               concurrency: int = 64, timeout_s: float = 30.0, seed: int = 0, warmup: int = 0,
-              stop_after_errors: int | None = None,
+              stop_after_errors: int | None = None, stop_when_saturated: bool = False,
               on_progress: Callable[[int, int], None] | None = None) -> LoadResult:
     """Send a Poisson stream of ``target`` requests at ``rate_rps`` for ``duration_s`` (at most
     ``max_requests``), with at most ``concurrency`` in flight; ``warmup`` unmeasured requests go first, one at a
-    time. Stops scheduling once ``stop_after_errors`` requests failed (default: 5% of the planned, at least 10)."""
+    time. Stops scheduling once ``stop_after_errors`` requests failed (default: 5% of the planned, at least 10),
+    and with ``stop_when_saturated`` once all ``concurrency`` are in flight at once (the server fell behind: a
+    calibration needs to know that, not how far behind it would fall)."""
     if not (math.isfinite(rate_rps) and rate_rps > 0):
         raise InputError(f"rate {rate_rps!r} must be a positive number of requests/s", fix="e.g. --rate 10")
     if not (math.isfinite(duration_s) and duration_s > 0):
@@ -262,6 +264,8 @@ def open_loop(target: Target, *, rate_rps: float, duration_s: float, max_request
                 with lock:
                     state["in_flight"] += 1
                     state["max_in_flight"] = max(state["max_in_flight"], state["in_flight"])
+                    if stop_when_saturated and state["in_flight"] >= concurrency:
+                        stop.set()
                 conn.send(target, s)
                 with lock:
                     state["in_flight"] -= 1
