@@ -4,6 +4,7 @@ server in the slow test)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 from datetime import date
@@ -364,6 +365,10 @@ def test_fit_takes_each_rates_overhead_and_the_top_rates_cpu(tmp_path: Path) -> 
                               client_cpu_s_per_request=0.001)["latency"]
     assert got["by_rate"][0]["p50_ms"] < round((light.p50_s - idle_only["p50_s"]) * 1e3, 3)  # that work slows it
     assert got["overhead_ms"] == max(r["p50_ms"] for r in got["by_rate"])
+    # the top rate's slowest run is the request's own work: the capacity must hold in the host's slower stretches
+    slow = fit(folder, [light, dataclasses.replace(heavy, slowest_cpu_s_per_request=0.0065)], idle_cores=0.1)
+    assert slow["cpu_ms_per_request"] == 6.5 and [r["cpu_ms"] for r in slow["by_rate"]] == [11.0, 6.0]
+    assert slow["by_rate"][1]["p99_ms"] < got["by_rate"][1]["p99_ms"]  # the slower path's simulation takes more
     overloaded = RateRun(60.0, 600, 0, 64, p50_s=0.2, p99_s=1.0, cpu_s_per_request=0.004)  # out of connections
     kept = fit(folder, [light, overloaded])  # the top run did not keep up: left out
     assert kept["cpu_ms_per_request"] == 11.0 and [r["rate_rps"] for r in kept["by_rate"]] == [10.0]
@@ -402,7 +407,7 @@ def test_each_rate_is_measured_once_in_each_pass_up_the_ladder_until_one_overloa
     assert [r for r, _ in out] == [10.0, 25.0, 60.0, 94.868, 150.0]
     assert [len(parts) for _, parts in out] == [3, 3, 3, 2, 2]
     assert {n for r, n, _ in order if r == 10} == {requests_at(10, 1500) // 3} == {150}
-    assert {n for r, n, _ in order if r == 400} == {requests_at(400, 1500) // 3} == {1066}  # 8 s at 400 req/s
+    assert {n for r, n, _ in order if r == 400} == {requests_at(400, 1500) // 3} == {3200}  # 8 s a run
     assert not any(p.overloaded for _, parts in out[:4] for p in parts)
     assert any(p.overloaded for p in out[4][1])
     # nothing overloads: every rate, SEGMENTS runs each
@@ -473,14 +478,14 @@ def test_calibrate_measures_a_real_triton_server_and_the_next_plan_uses_it(tmp_p
     out = tmp_path / "plan"
     assert CliRunner().invoke(app, ["plan", str(spec), "--out", str(out), "--no-preview"]).exit_code == 0
     said: list[str] = []
-    report = calibrate(out, top_rps=25.0, requests=80, say=said.append)  # 8 s each: 80 at 10 req/s, 200 at 25
+    report = calibrate(out, top_rps=25.0, requests=80, say=said.append)  # 8 s a run: 3 x 80 at 10, 3 x 200 at 25
     row = report["row"]
     assert (row["host"], row["runtime"]) == ("localhost", "triton")
     assert 0 < row["cpu_ms_per_request"] < 20 and 0 <= row["overhead_ms"] <= row["overhead_p99_ms"] < 50
     assert [r["rate_rps"] for r in report["runs"]] == [10.0, 25.0]
     assert [r["rate_rps"] for r in row["by_rate"]] == [10.0, 25.0]
     assert all(r["errors"] == 0 for r in report["runs"])
-    # at least MIN_SECONDS_PER_RATE at each rate: 200 requests at 25 req/s, not the 80 asked (Poisson counts over
+    # each run at least MIN_SECONDS_PER_RUN: 3 x 200 requests at 25 req/s, not the 80 asked (Poisson counts over
     # 8 s, less the warm-up requests: 2.5x the first rate's, never near the 1x of 80 at both)
     lo, hi = (r["completed"] for r in report["runs"])
     assert hi >= 1.6 * lo
