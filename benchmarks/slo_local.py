@@ -95,7 +95,8 @@ def calibrate_host(runtime: str, tmp: Path, overlay: Path) -> None:
     spec_path = _spec_file(runtime, tmp, overlay)
     out = tmp / f"calibrate-{runtime}"
     _plan(spec_path, out)
-    report = calibrate(out, overlay=overlay, say=lambda s: None)
+    report = calibrate(out, overlay=overlay, say=lambda s: print(f"  calibrate: {s.strip()}", flush=True)
+                       if "req/s:" in s else None)  # each rate's line
     row = report["row"]
     rows = ", ".join(f"{r['rate_rps']:g}: {r['p50_ms']:.2f}/{r['p99_ms']:.2f} ({r['cpu_ms']:.1f} ms CPU)"
                      for r in row["by_rate"])
