@@ -216,8 +216,7 @@ class ServingCalibration(Row):
                                             "(HTTP, routing, hand-offs between the runtime's processes)")
     overhead_p99_ms: NonNeg = Field(description="the same time at the 99th percentile (the runtime's own jitter)")
     cpu_ms_per_request: NonNeg = Field(description="CPU time per request of all the runtime's processes above "
-                                                   "their idle background, at load (mlplan calibrate: the "
-                                                   "slowest run at its highest rate)")
+                                                   "their idle background, at load")
     by_rate: list[RateOverheadRow] = Field(
         default_factory=list, description="the overhead at each request rate, rate_rps increasing (a server that "
                                           "was idle answers slower than a busy one: planner.estimator.overhead)")

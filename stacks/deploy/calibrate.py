@@ -19,11 +19,8 @@ server's idle background CPU:
 - **CPU per request** (``cpu_ms_per_request``, and ``cpu_ms`` in each ``by_rate`` row): utime + stime of every
   process of the server's session (from /proc) over each rate's runs, less the idle background, per completed
   request. It falls as the rate rises (idle wake-ups are shared by more requests: 25.8 ms at 10 req/s, 10.9 at 150
-  on the Ray demo). The highest rate's figure is the request's own work (it bounds the capacity): that of the
-  slowest of its runs, the host's speed in its slower stretches, since a capacity holds only where it holds in
-  them (the Ray demo's top runs read 6.94 and 7.48 ms at 191.7 req/s, and three runs of the benchmark at 193.7
-  req/s half an hour later 7.62-8.40 ms and a p99 of 122-269 ms, where the plan predicted 95, 2026-12-02);
-  what a lower rate measured beyond it is work beside the request path that still takes the host's cores
+  on the Ray demo). The highest rate's figure is the request's own work (it bounds the capacity); what a lower
+  rate measured beyond it is work beside the request path that still takes the host's cores
   (``planner.estimator.overhead.beside_path_cores``), which the rows' simulations count as the planner does.
 - **Front share** (``front_share``, runtimes with a front process: Ray Serve's proxy, ``FRONT_PROCESS``): that
   process's part of the server's CPU over the highest rate's runs; the simulator serves it as a stage ahead of
@@ -163,8 +160,6 @@ class RateRun:
     """the front process's share of ``cpu_s_per_request`` (None: the runtime has none, or it was not found)"""
     client_cpu_s_per_request: float = 0.0
     """CPU the load client (this process) spent per request: it shares the host's cores with the server"""
-    slowest_cpu_s_per_request: float | None = None
-    """the most CPU per request any one of the rate's runs measured (None: one figure for all of them)"""
 
     @property
     def overloaded(self) -> bool:
@@ -300,7 +295,7 @@ def measure(folder: Any, requests: int, say: Say, top_rps: float | None = None,
         pooled = Dist.of([v for p in parts for v in p.samples])
         p50, p99 = pooled.p50, pooled.p99
         runs.append(RateRun(rate, done, sum(p.errors for p in parts), max(p.max_in_flight for p in parts), p50,
-                            p99, cpu, share, client, slowest))
+                            p99, cpu, share, client))
         say(f"  {rate:g} req/s: p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms ({len(parts)} runs), "
             f"server CPU {cpu * 1e3:.2f} ms/request above idle"
             + (f" ({share:.0%} in the front process)" if share is not None else "")
@@ -323,8 +318,7 @@ def fit(folder: Any, runs: list[RateRun], idle_cores: float = 0.0) -> dict[str, 
         raise DeployError(f"the server could not keep up with {r.rate_rps:g} req/s ({r.errors} errors, "
                           f"{r.max_in_flight} requests in flight)",
                           fix="check the server with `mlplan status DIR`, or calibrate on a quieter machine")
-    top = kept[-1]
-    cpu = max(top.cpu_s_per_request, top.slowest_cpu_s_per_request or 0.0)
+    cpu = kept[-1].cpu_s_per_request
     part = folder.plan.parts[0]
     measured = kept[-1].front_share if front_share(part.runtime) > 0 else None  # a runtime with a front process
     share = front_share(part.runtime, measured)
@@ -447,7 +441,7 @@ def calibrate(path: str | Path, *, overlay: str | Path | None = None, top_rps: f
         "background_cores": figures["background_cores"], "measured": date.today(),
         "source": (f"mlplan calibrate on {socket.gethostname()} ({os.cpu_count()} hardware threads): open-loop "
                    f"Poisson runs at {', '.join(f'{r.rate_rps:g}' for r in runs)} req/s, CPU at "
-                   f"{figures['cpu_rate_rps']:g} req/s (its slowest run), idle background {idle:.3f} cores"),
+                   f"{figures['cpu_rate_rps']:g} req/s, idle background {idle:.3f} cores"),
     }
     write_row(target, row)
     say(f"wrote {part.instance} / {runtime} into {target}: overhead {row['overhead_ms']:g} ms median, "
