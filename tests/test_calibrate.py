@@ -401,7 +401,7 @@ def test_each_rate_is_measured_once_in_each_pass_up_the_ladder_until_one_overloa
                                              (10, 2), (25, 2), (60, 2), (94.868, 2)]
     assert [r for r, _ in out] == [10.0, 25.0, 60.0, 94.868, 150.0]
     assert [len(parts) for _, parts in out] == [3, 3, 3, 2, 2]
-    assert {n for r, n, _ in order if r == 10} == {requests_at(10, 1500) // 3} == {150}
+    assert {n for r, n, _ in order if r == 10} == {requests_at(10, 1500) // 3} == {300}
     assert {n for r, n, _ in order if r == 400} == {requests_at(400, 1500) // 3} == {3200}  # 8 s a run
     assert not any(p.overloaded for _, parts in out[:4] for p in parts)
     assert any(p.overloaded for p in out[4][1])
