@@ -166,7 +166,7 @@ def test_the_in_flight_bound_holds_and_the_client_wait_counts() -> None:
 def test_a_saturated_run_stops_sending_when_asked_to() -> None:
     """A server that takes 0.2 s per request, 2 connections, 50 req/s for 4 s (200 planned): both connections are
     busy within a few arrivals, and with ``stop_when_saturated`` the client sends no more (what was queued for a
-    connection still goes), where without it every planned request is sent."""
+    connection still goes); without it, a saturated run sends every planned request."""
     with Server(lambda: 0.2) as srv:
         t0 = time.perf_counter()
         r = open_loop(_target(srv.url), rate_rps=50.0, duration_s=4.0, concurrency=2, warmup=0,
@@ -174,9 +174,9 @@ def test_a_saturated_run_stops_sending_when_asked_to() -> None:
         wall = time.perf_counter() - t0
     assert r.max_in_flight == 2 and r.stopped_early and r.errors == 0
     assert r.sent < 30 and wall < 4.0
-    with Server(lambda: 0.01) as srv:
-        r = open_loop(_target(srv.url), rate_rps=50.0, duration_s=1.0, concurrency=2, warmup=0,
-                      stop_when_saturated=False)
+    with Server(lambda: 0.05) as srv:  # 50 req/s x 0.05 s on 2 connections: saturated too, and it sends on
+        r = open_loop(_target(srv.url), rate_rps=50.0, duration_s=1.0, concurrency=2, warmup=0)
+    assert r.max_in_flight == 2 and not r.stopped_early
     assert r.sent == r.planned == r.completed
 
 
