@@ -102,7 +102,8 @@ def calibrate_host(runtime: str, tmp: Path, overlay: Path) -> None:
                      for r in row["by_rate"])
     share = f", {row['front_share']:.0%} of it in the front process" if row.get("front_share") is not None else ""
     print(f"\n== {runtime}: calibrated this host: overhead p50/p99 ms at req/s {{{rows}}}; CPU "
-          f"{row['cpu_ms_per_request']:g} ms/request{share}; idle background {row['background_cores']:g} cores",
+          f"{row['cpu_ms_per_request']:g} ms/request{share}; idle background {row['background_cores']:g} cores; "
+          f"host speed states {row.get('cpu_states') or 'none'}",
           flush=True)
 
 
@@ -181,9 +182,9 @@ def bench(runtime: str, tmp: Path, overlay: Path, repeats: int, requests: int,
             # measured at this rate: the model's own error, apart from how far this host's speed moved since the
             # calibration (it moved by up to 65% within half an hour here)
             speed = cpu / max(1e-9, cost.cpu_at(rate / plan.replicas))
-            own = simulate_plan(folder, rate, requests=4000, with_rtt=False, serving=_scaled(cost, speed),
+            own = simulate_plan(folder, rate, requests=4000, with_rtt=False, serving=cost.scaled(speed),
                                 client_cpu_s_per_request=client)["latency"]
-            probed = simulate_plan(folder, rate, requests=4000, with_rtt=False, serving=_scaled(cost, probe),
+            probed = simulate_plan(folder, rate, requests=4000, with_rtt=False, serving=cost.scaled(probe),
                                    client_cpu_s_per_request=client)["latency"]
             # every run's requests together, as the calibration pools its runs (stacks.deploy.calibrate.SEGMENTS)
             pooled = Dist.of([v for m in meas for v in m.latency.samples])
@@ -199,12 +200,6 @@ def bench(runtime: str, tmp: Path, overlay: Path, repeats: int, requests: int,
     finally:
         targets.destroy(out, say=lambda s: None)
     return rows
-
-
-def _scaled(cost: Any, k: float) -> Any:
-    """``cost`` on a host ``k`` times slower: every CPU figure times ``k``."""
-    rows = tuple(r.model_copy(update={"cpu_s": None if r.cpu_s is None else r.cpu_s * k}) for r in cost.by_rate)
-    return cost.model_copy(update={"cpu_s_per_request": cost.cpu_s_per_request * k, "by_rate": rows})
 
 
 def _print_row(r: dict[str, Any]) -> None:

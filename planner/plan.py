@@ -8,7 +8,7 @@ optimizer; anything they need (batching, replica bounds, security posture, model
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -227,6 +227,24 @@ class RuntimeCost(Value):
     by_rate: tuple[RateOverhead, ...] = Field(
         default=(), description="the overhead measured at each request rate per replica, increasing (empty: the "
                                 "same at every load): a busy server answers faster than one that was idle")
+    cpu_states: tuple[Annotated[float, Field(gt=0)], ...] = Field(
+        default=(), description="the host's speed states: each a factor on every CPU figure here, equally likely, "
+                                "mean 1 (the spread of the calibration's runs of one rate, which this host's "
+                                "speed moved between); empty: one speed")
+
+    def scaled(self, k: float) -> RuntimeCost:
+        """These figures on a host ``k`` times slower: every CPU figure (per request, per rate, the idle
+        background) times ``k``; the speed states stay as they are, around the new figures."""
+        rows = tuple(r.model_copy(update={"cpu_s": None if r.cpu_s is None else r.cpu_s * k}) for r in self.by_rate)
+        return self.model_copy(update={"cpu_s_per_request": self.cpu_s_per_request * k, "by_rate": rows,
+                                       "background_cores": self.background_cores * k})
+
+    def states(self) -> tuple[RuntimeCost, ...]:
+        """One figure set per speed state (:attr:`cpu_states`, each :meth:`scaled` by its factor, with no states
+        of its own), or these figures alone: a simulation of a host whose speed moves pools one run per state."""
+        if len(self.cpu_states) < 2:
+            return (self,)
+        return tuple(self.scaled(k).model_copy(update={"cpu_states": ()}) for k in self.cpu_states)
 
     def overhead_mean(self, rate_rps: float) -> float:
         """The mean overhead at ``rate_rps`` per replica (:func:`planner.estimator.overhead.tail_mean` of the

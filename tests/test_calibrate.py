@@ -495,3 +495,43 @@ def test_calibrate_measures_a_real_triton_server_and_the_next_plan_uses_it(tmp_p
     cost = load_folder(out).plan.parts[0].runtime_cost
     assert cost.cpu_s_per_request == pytest.approx(row["cpu_ms_per_request"] / 1e3)
     assert cost.overhead_p99_s == pytest.approx(row["overhead_p99_ms"] / 1e3)
+
+
+def test_the_hosts_speed_states_come_from_the_top_rates_runs() -> None:
+    from stacks.deploy.calibrate import RateRun, speed_states
+
+    def run(rate: float, cpu: float, each: tuple[float, ...]) -> RateRun:
+        return RateRun(rate, 900, 0, 4, p50_s=0.01, p99_s=0.03, cpu_s_per_request=cpu, run_cpu_s=each)
+
+    low = run(10.0, 0.02, (0.01, 0.04))  # the lowest rate's wild runs are left out: two rates above it
+    kept = [low, run(60.0, 0.012, (0.0108, 0.012, 0.0132)), run(150.0, 0.010, (0.009, 0.010, 0.011))]
+    assert speed_states(kept) == (0.9, 1.0, 1.1)  # each run over its rate's figure, in three equal groups
+    skew = [run(150.0, 0.010, (0.009, 0.009, 0.009, 0.009, 0.0104, 0.0152))]
+    states = speed_states(skew)  # groups 0.9 / 0.9 / (1.04 + 1.52) / 2 = 1.28, over their mean 1.0267
+    assert states == pytest.approx((0.9 / 1.0267, 0.9 / 1.0267, 1.28 / 1.0267), abs=1e-3)
+    assert sum(states) / len(states) == pytest.approx(1.0, abs=1e-3)  # the pooled figure stays the mean
+    assert speed_states([run(150.0, 0.01, (0.01,))]) == ()  # one run says nothing of the spread
+    assert speed_states([run(150.0, 0.01, ())]) == ()
+
+
+def test_speed_states_scale_every_cpu_figure_and_the_plan_holds_in_the_slower_ones() -> None:
+    cost = RuntimeCost(overhead_s=0.001, overhead_p99_s=0.002, cpu_s_per_request=0.01, cpu_processes=2,
+                       background_cores=0.1, source="t", cpu_states=(0.8, 1.2),
+                       by_rate=(RateOverhead(rate_rps=10, p50_s=0.001, p99_s=0.002, cpu_s=0.02),))
+    slow = cost.scaled(2.0)
+    assert (slow.cpu_s_per_request, slow.by_rate[0].cpu_s, slow.background_cores) == (0.02, 0.04, 0.2)
+    assert slow.cpu_states == (0.8, 1.2) and slow.overhead_s == 0.001  # the spread and the overhead stay
+    assert [s.cpu_s_per_request for s in cost.states()] == pytest.approx([0.008, 0.012])
+    assert all(s.cpu_states == () for s in cost.states())
+    assert cost.model_copy(update={"cpu_states": ()}).states() == (cost.model_copy(update={"cpu_states": ()}),)
+    with pytest.raises(CatalogError, match="cpu_states"):
+        _catalog(_row(cpu_states=[0.0, 1.0]))
+    # a host whose speed moved by +-15% between the calibration's runs: the same figures plan less capacity within
+    # the SLO (its slower stretches are the tail near the capacity), the plan carries the states, and the
+    # percentiles at the planned rate, far below the capacity, stay within a few per cent
+    steady = _local(_catalog(_row(overhead_ms=1, overhead_p99_ms=2, cpu_ms_per_request=10.0)))
+    moving = _local(_catalog(_row(overhead_ms=1, overhead_p99_ms=2, cpu_ms_per_request=10.0,
+                                  cpu_states=[0.85, 1.0, 1.15])))
+    assert moving.parts[0].runtime_cost.cpu_states == (0.85, 1.0, 1.15)
+    assert moving.predicted.max_rps_within_slo < 0.95 * steady.predicted.max_rps_within_slo  # type: ignore[operator]
+    assert moving.predicted.latency_p50_s == pytest.approx(steady.predicted.latency_p50_s, rel=0.1)

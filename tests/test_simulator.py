@@ -32,6 +32,7 @@ from planner.simulator import (
     Workload,
     percentile,
     simulate,
+    simulate_states,
 )
 from planner.simulator.analytic import (
     batcher_analytic,
@@ -44,6 +45,7 @@ from planner.simulator.analytic import (
     wait_quantile,
 )
 from planner.simulator.headroom import headroom, max_rate_within_slo, slo_misses
+from planner.simulator.metrics import Dist, LogHistogram
 
 COST = AffineStepCost(decode_fixed_s=0.005, per_decode_seq_s=4e-5, per_context_token_s=2e-8,
                       prefill_fixed_s=0.006, per_prefill_token_s=2.5e-5, per_attention_pair_s=1e-9)
@@ -800,3 +802,35 @@ def test_estimate_rate_prints_simulated_percentiles_and_idle_says_so() -> None:
     assert "idle figures" in " ".join(text.output.split())
     both = run(app, ["estimate", "llama-3-8b", "--rate", "1", "--concurrency", "2"])
     assert both.exit_code == 2 or isinstance(both.exception, InputError)
+
+
+def test_pooled_distributions_are_those_of_all_their_samples() -> None:
+    a, b = Dist.of([0.001 * i for i in range(1, 101)]), Dist.of([0.5, 0.6, 0.7])
+    both = Dist.pooled([a, b])
+    assert both == Dist.of(list(a.samples) + list(b.samples))
+    assert both.p99 > a.p99 and both.count == 103
+    # a histogram's samples count by their weight: 97 at 1 ms and 3 at 1 s put the p99 at 1 s, the p50 at 1 ms
+    h = LogHistogram()
+    h.add(0.001, 97.0)
+    mixed = Dist.pooled([h.dist(), Dist.of([1.0, 1.0, 1.0])])
+    assert mixed.count == 100 and mixed.p99 == 1.0 and mixed.p50 == pytest.approx(0.001, rel=1e-3)
+    assert mixed.mean == pytest.approx((97 * 0.001 + 3.0) / 100)
+
+
+def test_a_host_in_several_speed_states_is_one_run_per_state_pooled() -> None:
+    eng = DynamicBatching(runtime="triton", max_batch_size=1)
+    w = Workload(rate_rps=100.0, requests=2200, seed=3, input_tokens=Lengths.fixed(1),
+                 output_tokens=Lengths.fixed(1))
+    fast, slow = AffineBatchCost(0.006, 0.0), AffineBatchCost(0.0088, 0.0)  # rho 0.6 and 0.88 at 100 req/s
+    one = simulate_states(w, eng, [(fast, None)], warmup=200)
+    assert one == simulate(w, eng, fast, warmup=200)
+    both = simulate_states(w, eng, [(fast, None), (slow, None)], warmup=200)
+    runs = [simulate(Workload(rate_rps=100.0, requests=1200, seed=3 + i, input_tokens=Lengths.fixed(1),
+                              output_tokens=Lengths.fixed(1)), eng, c, warmup=200) for i, c in enumerate((fast, slow))]
+    assert both.measured == 2000 and both.e2e == Dist.pooled([r.e2e for r in runs])
+    assert both.extra == {"states": 2}
+    assert runs[0].e2e.p99 < both.e2e.p99 < runs[1].e2e.p99  # the slow state's queue sets the tail
+    assert both.utilization == pytest.approx((runs[0].utilization + runs[1].utilization) / 2)
+    # a state that cannot keep up is an overload of the whole: the pooled throughput is the slower state's
+    stuck = simulate_states(w, eng, [(fast, None), (AffineBatchCost(0.0125, 0.0), None)], warmup=200)
+    assert stuck.throughput_rps < 0.9 * stuck.arrival_rate_rps

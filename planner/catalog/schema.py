@@ -226,6 +226,10 @@ class ServingCalibration(Row):
     background_cores: NonNeg = Field(default=0.0, description="cores the runtime's processes take while idle "
                                                               "(Ray's GCS, raylet, agents), which the request "
                                                               "path's processes share the host with")
+    cpu_states: list[Annotated[float, Field(gt=0.2, lt=5.0)]] = Field(
+        default_factory=list, description="the host's speed states while it was measured: factors on every CPU "
+                                          "figure, equally likely, mean 1 (from the spread of the CPU per "
+                                          "request between the runs of one rate); absent: one speed")
     measured: date
     source: Source = Field(description="how and where the figures were measured")
 

@@ -121,7 +121,7 @@ def runtime_cost(runtime: str, measured: ServingCalibration | None = None) -> Ru
         return RuntimeCost(overhead_s=measured.overhead_ms / 1e3, overhead_p99_s=measured.overhead_p99_ms / 1e3,
                            cpu_s_per_request=measured.cpu_ms_per_request / 1e3, cpu_processes=processes,
                            front_share=cal.front_share(runtime, measured.front_share),
-                           background_cores=measured.background_cores,
+                           background_cores=measured.background_cores, cpu_states=tuple(measured.cpu_states),
                            source=f"measured on {measured.host} {measured.measured.isoformat()}: {measured.source}",
                            by_rate=tuple(RateOverhead(rate_rps=r.rate_rps, p50_s=r.p50_ms / 1e3,
                                                       p99_s=r.p99_ms / 1e3,

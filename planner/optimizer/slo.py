@@ -72,7 +72,7 @@ from planner.simulator.costs import AffineBatchCost, BatchCost, StepCost
 from planner.simulator.engines import RUNTIME_ROUTER, Cluster, ContinuousBatching, DynamicBatching, vllm_defaults
 from planner.simulator.headroom import highest_passing_rate, slo_misses
 from planner.simulator.metrics import SimResult
-from planner.simulator.sim import simulate
+from planner.simulator.sim import simulate_states
 from planner.simulator.workload import Lengths, Workload, spec_lengths
 from planner.specs import Spec
 
@@ -293,6 +293,9 @@ class _Shape:
     """(cost, front) at a per-replica rate, where the host's other work changes with the rate (a CPU host whose
     runtime measured its CPU per request at several rates: ``RuntimeCost.busy_cores``); None: ``cost`` and
     ``front`` at every rate"""
+    states_at: Callable[[float], tuple[tuple[StepCost | BatchCost, FrontStage | None], ...]] | None = None
+    """(cost, front) in each of the host's speed states at a per-replica rate (``RuntimeCost.cpu_states``: a
+    calibration that saw the host's speed move), simulated one run each and pooled; None: one speed"""
 
 
 @dataclass
@@ -634,13 +637,18 @@ class SloSizer:
         assert w.kind == "inference"
         inner = EstimatorBatchCost(shape_of(ev.arch), prof, key.dtype, ev.seq, key.tp)
 
-        def served(other: float) -> tuple[EstimatorBatchCost | ServedBatchCost, FrontStage | None]:
-            return host_serving(inner, prof, serving.cpu_s_per_request, serving.cpu_processes, key.cpu_threads,
-                                front_share=serving.front_share, other_cores=other)
+        def served(other: float, s: RuntimeCost = serving
+                   ) -> tuple[EstimatorBatchCost | ServedBatchCost, FrontStage | None]:
+            return host_serving(inner, prof, s.cpu_s_per_request, s.cpu_processes, key.cpu_threads,
+                                front_share=s.front_share, other_cores=other)
 
         # engine settings from the idle host; each simulation at its rate's (RuntimeCost.busy_cores)
         bcost, front = served(serving.background_cores)
         varies = key.cpu_threads > 0 and serving.peak_busy_cores() > serving.background_cores
+        states = serving.states() if key.cpu_threads > 0 else (serving,)
+
+        def states_at(r: float) -> tuple[tuple[EstimatorBatchCost | ServedBatchCost, FrontStage | None], ...]:
+            return tuple(served(s.busy_cores(r) if varies else s.background_cores, s) for s in states)
         b = base.batch
         delays = sorted({0.0, round(rule_delay_s(b, c.latency_s, bcost.batch_s(b)), 6)})
         alts = tuple(DynamicBatching(runtime=kind, max_batch_size=b, max_queue_delay_s=d,
@@ -648,9 +656,16 @@ class SloSizer:
                      for d in delays)
         engine = alts[-1]
         full = bcost.batch_s(b)
-        sat = b / full  # full batches back to back: with the runtime's CPU work on a CPU host
-        if front is not None:
-            sat = min(sat, 1.0 / front.service_s)  # or the front process, if it is the slower stage
+
+        def saturated(cost: EstimatorBatchCost | ServedBatchCost, stage: FrontStage | None) -> float:
+            # full batches back to back: with the runtime's CPU work on a CPU host; or the front process, if it is
+            # the slower stage
+            return min(b / cost.batch_s(b), 1.0 / stage.service_s if stage is not None else math.inf)
+
+        # in the host's slowest speed state (its queue grows for as long as the host stays in it, beyond what a
+        # finite simulation of that state shows)
+        sat = min([saturated(bcost, front),
+                   *(saturated(*served(s.background_cores, s)) for s in states if s is not serving)])
         ongoing = max_ongoing_requests(b, full, c.latency_s)
         return _Shape(False, engine, bcost, {"queue_delay_s": engine.max_queue_delay_s, "rps": sat,
                                              "max_ongoing": ongoing}, serving,
@@ -658,9 +673,11 @@ class SloSizer:
                       cost_key=("batch", repr(ev.arch), repr(prof), key.dtype, ev.seq, key.tp, runtime,
                                 key.cpu_threads, serving.cpu_s_per_request, serving.front_share,
                                 serving.background_cores, front,
-                                tuple((r.rate_rps, r.cpu_s) for r in serving.by_rate) if varies else ()),
+                                tuple((r.rate_rps, r.cpu_s) for r in serving.by_rate) if varies else (),
+                                serving.cpu_states if len(states) > 1 else ()),
                       alternatives=alts if self.has_slo and len(alts) > 1 else (), front=front,
-                      at_rate=(lambda r: served(serving.busy_cores(r))) if varies else None)
+                      at_rate=(lambda r: served(serving.busy_cores(r))) if varies else None,
+                      states_at=states_at if len(states) > 1 else None)
 
     def _llm_shape(self, hw: Accelerator | EdgeDevice, est: InferenceEstimate, base: ReplicaOption,
                    serving: RuntimeCost, router: str, label: str) -> _Shape:
@@ -1060,8 +1077,11 @@ class SloSizer:
             w = Workload(input_tokens=self.prompt if shape.llm else Lengths.fixed(1),
                          output_tokens=self.output if shape.llm else Lengths.fixed(1), rate_rps=rate,
                          requests=requests + warm, arrival_cv=max(0.05, cv), seed=SEED)
-            cost, front = (shape.cost, shape.front) if shape.at_rate is None else shape.at_rate(rate)
-            hit = simulate(w, engine, cost, Cluster(1, "round_robin", shape.ongoing, front=front), warmup=warm)
+            if shape.states_at is not None:
+                states = shape.states_at(rate)
+            else:
+                states = ((shape.cost, shape.front) if shape.at_rate is None else shape.at_rate(rate),)
+            hit = simulate_states(w, engine, states, Cluster(1, "round_robin", shape.ongoing), warmup=warm)
             self.simulations += 1
             self.simulated_requests += requests + warm
             _SIM_CACHE[key] = hit

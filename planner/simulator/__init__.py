@@ -20,7 +20,7 @@ from planner.simulator.engines import (
     vllm_defaults,
 )
 from planner.simulator.metrics import Dist, SimResult, percentile
-from planner.simulator.sim import simulate
+from planner.simulator.sim import simulate, simulate_states
 from planner.simulator.workload import Lengths, Workload
 
 __all__ = [
@@ -40,5 +40,6 @@ __all__ = [
     "Workload",
     "percentile",
     "simulate",
+    "simulate_states",
     "vllm_defaults",
 ]

@@ -129,6 +129,24 @@ class Dist:
         return Dist(p50=at(50), p90=at(90), p99=at(99), mean=mean, max=maximum, count=round(tw),
                     _sorted=tuple(vals), _weights=tuple(wts))
 
+    @staticmethod
+    def pooled(dists: list[Dist]) -> Dist:
+        """The distribution of all of ``dists``' samples together (each sample counts once, a histogram's by its
+        weight)."""
+        if all(d._weights is None for d in dists):
+            return Dist.of([v for d in dists for v in d._sorted])
+        pairs = sorted((v, w) for d in dists
+                       for v, w in zip(d._sorted, d._weights if d._weights is not None else [1.0] * len(d._sorted),
+                                       strict=True))
+        if not pairs:
+            return Dist.of([])
+        vals, wts = [v for v, _ in pairs], [w for _, w in pairs]
+        total = math.fsum(d.mean * d.count for d in dists if d.count)
+        count = sum(d.count for d in dists)
+        return Dist(p50=weighted_percentile(vals, wts, 50), p90=weighted_percentile(vals, wts, 90),
+                    p99=weighted_percentile(vals, wts, 99), mean=total / max(1, count),
+                    max=max(d.max for d in dists if d.count), count=count, _sorted=tuple(vals), _weights=tuple(wts))
+
     def at(self, q: float) -> float:
         """Any percentile (q in [0, 100])."""
         if self._weights is not None:
@@ -187,6 +205,33 @@ class SimResult:
         if not isinstance(d, Dist):
             raise KeyError(name)
         return d
+
+    @staticmethod
+    def pooled(results: list[SimResult]) -> SimResult:
+        """Runs of one workload on one cluster in different states of its host (each run one state, equally long
+        in requests) as one result: every latency pooled over the runs' requests (:meth:`Dist.pooled`); rates,
+        utilization, batch and queue figures the runs' means, weighted by their requests; the throughput the
+        least of the runs' (a state that cannot keep up with the arrivals is a queue that grows for as long as the
+        host stays in it, which :func:`planner.optimizer.slo` reads as an overload)."""
+        if len(results) == 1:
+            return results[0]
+        n = max(1, sum(r.measured for r in results))
+
+        def mean(f: str) -> float:
+            return math.fsum(getattr(r, f) * r.measured for r in results) / n
+
+        first = results[0]
+        return SimResult(
+            requests=sum(r.requests for r in results), completed=sum(r.completed for r in results), measured=n,
+            duration_s=max(r.duration_s for r in results), arrival_rate_rps=mean("arrival_rate_rps"),
+            throughput_rps=min(r.throughput_rps for r in results), output_tokens_per_s=mean("output_tokens_per_s"),
+            ttft=Dist.pooled([r.ttft for r in results]), tpot=Dist.pooled([r.tpot for r in results]),
+            itl=Dist.pooled([r.itl for r in results]), e2e=Dist.pooled([r.e2e for r in results]),
+            queue_wait=Dist.pooled([r.queue_wait for r in results]), mean_queue_length=mean("mean_queue_length"),
+            max_queue_length=max(r.max_queue_length for r in results), mean_in_system=mean("mean_in_system"),
+            mean_latency_s=mean("mean_latency_s"), preemptions=sum(r.preemptions for r in results),
+            mean_batch=mean("mean_batch"), batches=sum(r.batches for r in results), utilization=mean("utilization"),
+            replicas=first.replicas, llm=first.llm, extra={"states": len(results)})
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

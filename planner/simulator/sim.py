@@ -30,7 +30,8 @@ import heapq
 import math
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from planner.errors import InputError
@@ -914,6 +915,23 @@ class _Front:
             q_total[rid] += wait
             st.area_sys += spent
             st.area_q += wait
+
+
+def simulate_states(workload: Workload, engine: ContinuousBatching | DynamicBatching,
+                    states: Sequence[tuple[StepCost | BatchCost, FrontStage | None]], cluster: Cluster | None = None,
+                    *, warmup: int = 0) -> SimResult:
+    """:func:`simulate` on a host whose speed moves between ``states`` (each the replica's cost and the front
+    stage there, equally likely), lasting long enough each for its queue to settle: one run per state, each
+    measuring an equal share of ``workload``'s requests after a warm-up of its own (``warmup``) under a seed of
+    its own, pooled (:meth:`SimResult.pooled`). One state is a plain :func:`simulate`."""
+    cl = cluster or Cluster()
+    if len(states) == 1:
+        cost, front = states[0]
+        return simulate(workload, engine, cost, replace(cl, front=front), warmup=warmup)
+    each = max(1, (workload.requests - warmup) // len(states))
+    return SimResult.pooled([simulate(replace(workload, requests=each + warmup, seed=workload.seed + i), engine, cost,
+                                      replace(cl, front=front), warmup=warmup)
+                             for i, (cost, front) in enumerate(states)])
 
 
 def _run_single(rep: Any, st: _State, times: list[float], n: int, outstanding: list[int]) -> None:

@@ -25,6 +25,12 @@ server's idle background CPU:
 - **Front share** (``front_share``, runtimes with a front process: Ray Serve's proxy, ``FRONT_PROCESS``): that
   process's part of the server's CPU over the highest rate's runs; the simulator serves it as a stage ahead of
   the replica (``planner.simulator.engines.FrontStage``).
+- **Speed states** (``cpu_states``): the host's speed moves between runs (each run's CPU per request at one rate
+  differs from the next by 5-16% here), and a queue near the capacity reads every slower stretch as a longer tail.
+  Each run of the top ``STATE_RATES`` kept rates gives its CPU per request over its rate's pooled figure; those
+  ratios, sorted and split into at most ``MAX_STATES`` equal groups, give one factor per group (their means,
+  scaled to mean 1). The planner and the rows' simulations run the plan once in each state and pool the requests
+  (``RuntimeCost.states``, ``planner.simulator.sim.simulate_states``).
 - **Background** (``background_cores``): the server's CPU while idle, which the request path shares the host
   with. The rows' simulations also count the load client's own CPU (this process's, per request), which takes
   the same cores while measuring.
@@ -85,6 +91,11 @@ IDLE_S = 5.0
 TOP_RUNG_RATIO = 1.5
 """the ladder ends at its top rate too where that is at least this far above the last rung (the rungs are 2.5x
 apart: a top just above a rung adds a run that says little more)"""
+STATE_RATES = 2
+"""the top kept rates whose runs give the host's speed states (``cpu_states``): the highest rates' CPU per request
+is the request's own work, where the idle background a run subtracts is the smallest part of it"""
+MAX_STATES = 3
+"""speed states at most: a simulation runs once per state"""
 CONCURRENCY = 64
 """connections of the load client: more in flight than that means the server did not keep up"""
 SEGMENTS = 3
@@ -163,6 +174,8 @@ class RateRun:
     """the front process's share of ``cpu_s_per_request`` (None: the runtime has none, or it was not found)"""
     client_cpu_s_per_request: float = 0.0
     """CPU the load client (this process) spent per request: it shares the host's cores with the server"""
+    run_cpu_s: tuple[float, ...] = ()
+    """each run's own CPU per request (``cpu_s_per_request`` is that of all of them together)"""
 
     @property
     def overloaded(self) -> bool:
@@ -294,11 +307,12 @@ def measure(folder: Any, requests: int, say: Say, top_rps: float | None = None,
         front_work = max(0.0, sum(p.front_cpu_s for p in parts) - front_idle * wall)
         share = min(1.0, front_work / work) if front and work > 0 else None  # both above their idle background
         client = sum(p.client_cpu_s for p in parts) / max(1, done)
-        slowest = max(max(0.0, p.cpu_s - idle * p.wall_s) / max(1, p.completed) for p in parts)
+        each = tuple(max(0.0, p.cpu_s - idle * p.wall_s) / max(1, p.completed) for p in parts)
+        slowest = max(each)
         pooled = Dist.of([v for p in parts for v in p.samples])
         p50, p99 = pooled.p50, pooled.p99
         runs.append(RateRun(rate, done, sum(p.errors for p in parts), max(p.max_in_flight for p in parts), p50,
-                            p99, cpu, share, client))
+                            p99, cpu, share, client, each))
         say(f"  {rate:g} req/s: p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms ({len(parts)} runs), "
             f"server CPU {cpu * 1e3:.2f} ms/request above idle"
             + (f" ({share:.0%} in the front process)" if share is not None else "")
@@ -322,6 +336,7 @@ def fit(folder: Any, runs: list[RateRun], idle_cores: float = 0.0) -> dict[str, 
                           f"{r.max_in_flight} requests in flight)",
                           fix="check the server with `mlplan status DIR`, or calibrate on a quieter machine")
     cpu = kept[-1].cpu_s_per_request
+    states = speed_states(kept)
     part = folder.plan.parts[0]
     measured = kept[-1].front_share if front_share(part.runtime) > 0 else None  # a runtime with a front process
     share = front_share(part.runtime, measured)
@@ -331,7 +346,7 @@ def fit(folder: Any, runs: list[RateRun], idle_cores: float = 0.0) -> dict[str, 
     # (RuntimeCost.busy_cores), as the planner will
     bare = RuntimeCost(overhead_s=0.0, overhead_p99_s=0.0, cpu_s_per_request=cpu,
                        cpu_processes=part.runtime_cost.cpu_processes, front_share=share,
-                       background_cores=idle_cores, source="calibration trial",
+                       background_cores=idle_cores, source="calibration trial", cpu_states=states,
                        by_rate=tuple(RateOverhead(rate_rps=q, p50_s=0.0, p99_s=0.0, cpu_s=c / 1e3)
                                      for q, c in zip(per_replica, cpus, strict=True)))
     rows: list[dict[str, float]] = []
@@ -343,7 +358,23 @@ def fit(folder: Any, runs: list[RateRun], idle_cores: float = 0.0) -> dict[str, 
                      "p99_ms": round(max(p50, r.p99_s - sim["p99_s"]) * 1e3, 3), "cpu_ms": c})
     return {"overhead_ms": max(r["p50_ms"] for r in rows), "overhead_p99_ms": max(r["p99_ms"] for r in rows),
             "cpu_ms_per_request": round(cpu * 1e3, 3), "cpu_rate_rps": kept[-1].rate_rps, "by_rate": rows,
-            "front_share": None if measured is None else round(measured, 4), "background_cores": round(idle_cores, 4)}
+            "front_share": None if measured is None else round(measured, 4), "background_cores": round(idle_cores, 4),
+            "cpu_states": list(states)}
+
+
+def speed_states(kept: list[RateRun]) -> tuple[float, ...]:
+    """The host's speed states from the runs of the top STATE_RATES ``kept`` rates (see the module docstring):
+    each run's CPU per request over its rate's pooled figure, sorted, in at most MAX_STATES equal groups, each
+    group's mean scaled so that the states' mean is 1; empty where fewer than two runs measured a CPU figure."""
+    ratios = sorted(c / r.cpu_s_per_request for r in kept[-STATE_RATES:] if r.cpu_s_per_request > 0
+                    for c in r.run_cpu_s if c > 0)
+    if len(ratios) < 2:
+        return ()
+    k = min(MAX_STATES, len(ratios))
+    means = [math.fsum(g) / len(g) for g in (ratios[i * len(ratios) // k:(i + 1) * len(ratios) // k]
+                                             for i in range(k))]
+    mid = math.fsum(means) / k
+    return tuple(round(min(4.0, max(0.25, m / mid)), 3) for m in means)
 
 
 def overlay_of(folder: Any, overlay: str | Path | None) -> Path:
@@ -441,7 +472,8 @@ def calibrate(path: str | Path, *, overlay: str | Path | None = None, top_rps: f
         "overhead_p99_ms": figures["overhead_p99_ms"], "cpu_ms_per_request": figures["cpu_ms_per_request"],
         "by_rate": figures["by_rate"],
         **({"front_share": figures["front_share"]} if figures["front_share"] is not None else {}),
-        "background_cores": figures["background_cores"], "measured": date.today(),
+        "background_cores": figures["background_cores"],
+        **({"cpu_states": figures["cpu_states"]} if figures["cpu_states"] else {}), "measured": date.today(),
         "source": (f"mlplan calibrate on {socket.gethostname()} ({os.cpu_count()} hardware threads): open-loop "
                    f"Poisson runs at {', '.join(f'{r.rate_rps:g}' for r in runs)} req/s, CPU at "
                    f"{figures['cpu_rate_rps']:g} req/s, idle background {idle:.3f} cores"),
@@ -449,8 +481,9 @@ def calibrate(path: str | Path, *, overlay: str | Path | None = None, top_rps: f
     write_row(target, row)
     say(f"wrote {part.instance} / {runtime} into {target}: overhead {row['overhead_ms']:g} ms median, "
         f"{row['overhead_p99_ms']:g} ms p99 at most ({row['by_rate'][-1]['p50_ms']:g} ms median at "
-        f"{row['by_rate'][-1]['rate_rps']:g} req/s); {row['cpu_ms_per_request']:g} ms of CPU per request; plan the "
-        "spec again to size with them")
+        f"{row['by_rate'][-1]['rate_rps']:g} req/s); {row['cpu_ms_per_request']:g} ms of CPU per request"
+        + (f" (host speed states x{', x'.join(f'{k:g}' for k in row['cpu_states'])})" if row.get("cpu_states") else "")
+        + "; plan the spec again to size with them")
     return {"overlay": str(target), "row": {**row, "measured": row["measured"].isoformat()},
             "idle_cores": round(idle, 4),
             "runs": [{"rate_rps": r.rate_rps, "completed": r.completed, "errors": r.errors, "p50_s": r.p50_s,

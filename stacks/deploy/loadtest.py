@@ -437,7 +437,7 @@ def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: i
     from planner.estimator import profile
     from planner.estimator.shape import nonllm_seq
     from planner.models import resolve
-    from planner.simulator import RUNTIME_ROUTER, Cluster, Lengths, Workload, simulate
+    from planner.simulator import RUNTIME_ROUTER, Cluster, Lengths, Workload, simulate_states
     from planner.simulator.estimator_costs import llm_replica, nonllm_replica
     from planner.simulator.workload import spec_lengths
     from planner.specs import Spec
@@ -457,27 +457,31 @@ def simulate_plan(folder: Any, rate_rps: float, *, requests: int = 2000, seed: i
                          input_tokens=i, output_tokens=o, max_num_seqs=srv.max_batch_size,
                          max_num_batched_tokens=eng.max_num_batched_tokens if eng is not None else None,
                          memory_headroom=spec.constraints.memory_headroom)
+        models = [rm]
         prompt, output = spec_lengths(spec, i - w.input_tokens) if w.kind == "inference" else (Lengths.fixed(i),
                                                                                           Lengths.fixed(o))
         wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, input_tokens=prompt, output_tokens=output,
                       arrival_cv=getattr(w, "burstiness", 1.0))
     else:
-        rm = nonllm_replica(arch, hw, plan.dtype, runtime="ray" if runtime == "ray" else "triton",
-                            max_batch_size=srv.max_batch_size, max_queue_delay_s=srv.max_queue_delay_us / 1e6,
-                            preferred_batch_sizes=tuple(p for p in srv.preferred_batch_sizes
-                                                        if p <= srv.max_batch_size),
-                            seq=nonllm_seq(arch, w),  # as the optimizer times non-LLM batches
-                            host_vcpu=plan.parts[0].node.replica_vcpu(plan.parts[0].accelerator_count),
-                            cpu_s_per_request=serving.cpu_s_per_request, cpu_processes=serving.cpu_processes,
-                            replicas=plan.replicas, front_share=serving.front_share,
-                            other_cores=(serving.busy_cores(rate_rps / plan.replicas)
-                                         + client_cpu_s_per_request * rate_rps))
+        # one replica model per speed state of the host (RuntimeCost.states; one without a spread)
+        models = [nonllm_replica(arch, hw, plan.dtype, runtime="ray" if runtime == "ray" else "triton",
+                                 max_batch_size=srv.max_batch_size, max_queue_delay_s=srv.max_queue_delay_us / 1e6,
+                                 preferred_batch_sizes=tuple(p for p in srv.preferred_batch_sizes
+                                                             if p <= srv.max_batch_size),
+                                 seq=nonllm_seq(arch, w),  # as the optimizer times non-LLM batches
+                                 host_vcpu=plan.parts[0].node.replica_vcpu(plan.parts[0].accelerator_count),
+                                 cpu_s_per_request=s.cpu_s_per_request, cpu_processes=s.cpu_processes,
+                                 replicas=plan.replicas, front_share=s.front_share,
+                                 other_cores=(s.busy_cores(rate_rps / plan.replicas)
+                                              + client_cpu_s_per_request * rate_rps))
+                  for s in serving.states()]
+        rm = models[0]
         wl = Workload(rate_rps=rate_rps, requests=requests, seed=seed, arrival_cv=getattr(w, "burstiness", 1.0))
     rtt = plan.predicted.network_rtt_s if with_rtt else 0.0
     cluster = Cluster(replicas=plan.replicas, router=RUNTIME_ROUTER.get(runtime, "round_robin"),
                       max_ongoing_requests=srv.max_ongoing_requests if runtime == "ray" else None, network_s=rtt,
                       front=rm.front)
-    res = simulate(wl, rm.engine, rm.cost, cluster, warmup=requests // 10)
+    res = simulate_states(wl, rm.engine, [(m.cost, m.front) for m in models], cluster, warmup=requests // 10)
 
     def pct(d: Dist, net: bool = True) -> dict[str, float]:
         """Percentiles of ``d`` plus, for a latency the user sees, the runtime's overhead at each percentile
