@@ -110,6 +110,9 @@ def _runtime_cost(c: RuntimeCost) -> str:
     if cpu and low is not None and low.cpu_s is not None and low.cpu_s > c.cpu_s_per_request:
         cpu += (f", {low.cpu_s * 1e3:.2f} ms at {low.rate_rps:g} req/s (the rest of it beside the request path, "
                 f"on the same cores)")
+    if cpu and len(c.cpu_states) > 1:
+        cpu += (f"; sized in each of the host's speed states (x{', x'.join(f'{k:g}' for k in c.cpu_states)} that CPU, "
+                "as its calibration's runs moved)")
     return (f"overhead {c.overhead_s * 1e3:.2f} ms median, {c.overhead_p99_s * 1e3:.2f} ms p99{cpu} "
             f"({md(c.source)})")
 

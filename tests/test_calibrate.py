@@ -535,3 +535,31 @@ def test_speed_states_scale_every_cpu_figure_and_the_plan_holds_in_the_slower_on
     assert moving.parts[0].runtime_cost.cpu_states == (0.85, 1.0, 1.15)
     assert moving.predicted.max_rps_within_slo < 0.95 * steady.predicted.max_rps_within_slo  # type: ignore[operator]
     assert moving.predicted.latency_p50_s == pytest.approx(steady.predicted.latency_p50_s, rel=0.1)
+
+
+def test_a_plan_sized_in_speed_states_says_so_and_its_load_test_prediction_pools_them(tmp_path: Path) -> None:
+    from stacks.deploy.calibrate import write_row
+    from stacks.deploy.loadtest import simulate_plan
+    from stacks.folder import load_folder
+
+    overlay = tmp_path / "local-demo.catalog.yaml"
+    shutil.copy(ROOT / "examples" / "local-demo.catalog.yaml", overlay)
+    spec = tmp_path / "demo.yaml"
+    spec.write_text(DEMO.read_text())
+    out = tmp_path / "plan"
+    write_row(overlay, _row(overhead_ms=1.0, overhead_p99_ms=2.0, cpu_ms_per_request=10.0,
+                            cpu_states=[0.85, 1.0, 1.15]))
+    assert CliRunner().invoke(app, ["plan", str(spec), "--out", str(out), "--no-preview"]).exit_code == 0
+    assert "speed states (x0.85, x1, x1.15 that CPU" in (out / "PLAN.md").read_text()
+    folder = load_folder(out)
+    cost = folder.plan.parts[0].runtime_cost
+    steady = cost.model_copy(update={"cpu_states": ()})
+    cap = folder.plan.predicted.max_rps_within_slo
+    assert cap is not None
+    pooled, plain = (simulate_plan(folder, cap, requests=3000, with_rtt=False, serving=s)["latency"]
+                     for s in (cost, steady))
+    assert pooled["p99_s"] > 1.2 * plain["p99_s"]  # near the capacity the slowest state's queue is the tail
+    slow = simulate_plan(folder, cap, requests=3000, with_rtt=False, serving=steady.scaled(1.15))["latency"]
+    assert plain["p99_s"] < pooled["p99_s"] <= slow["p99_s"] * 1.05
+    slo = load_spec(DEMO).constraints.latency_s
+    assert slo is not None and pooled["p99_s"] <= slo  # the capacity the plan shows holds in them all together
