@@ -369,6 +369,16 @@ def test_fit_takes_each_rates_overhead_and_the_top_rates_cpu(tmp_path: Path) -> 
     assert kept["cpu_ms_per_request"] == 11.0 and [r["rate_rps"] for r in kept["by_rate"]] == [10.0]
     with pytest.raises(Exception, match="could not keep up"):
         fit(folder, [RateRun(10.0, 300, 40, 3, 0.5, 2.0, 0.01)])
+    # the runs of the top rates moved by +-10%: the row carries the host's speed states, and each rate's overhead is
+    # what its runs measured beyond the simulation in those states together (a longer simulated tail at 60 req/s)
+    from dataclasses import replace
+
+    moving = fit(folder, [replace(light, run_cpu_s=(0.011, 0.011)), replace(heavy, run_cpu_s=(0.0054, 0.0066))],
+                 idle_cores=0.1)
+    # ratios 0.9, 1, 1, 1.1 in three groups: 0.9 / 1 / 1.05, over their mean 0.9833
+    assert moving["cpu_states"] == pytest.approx([0.915, 1.017, 1.068], abs=1e-3)
+    assert moving["by_rate"][1]["p99_ms"] < got["by_rate"][1]["p99_ms"]
+    assert got["cpu_states"] == []  # no run's own figure: one speed
     # 64 connections, one request each: 320 req/s, 2.1x the last rung, which it ends at
     assert calibration_rates(0.2) == [10.0, 25.0, 60.0, 150.0, 320.0]
     assert calibration_rates(0.005) == [10.0, 25.0, 60.0, 150.0, 400.0, 800.0]  # the client's own limit
