@@ -258,15 +258,21 @@ def test_the_planner_sizes_with_the_hosts_figures_and_the_plan_carries_them() ->
     assert other.parts[0].runtime_cost == default.parts[0].runtime_cost
 
 
-def test_the_load_test_prediction_reads_the_plans_figures(tmp_path: Path) -> None:
-    from stacks.deploy.loadtest import simulate_plan
-    from stacks.folder import load_folder
-
+def _demo_copy(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(overlay, spec, plan folder): the demo spec and a copy of its catalog overlay in ``tmp_path``, for
+    ``write_row`` to change and ``mlplan plan`` to read."""
     overlay = tmp_path / "local-demo.catalog.yaml"
     shutil.copy(ROOT / "examples" / "local-demo.catalog.yaml", overlay)
     spec = tmp_path / "demo.yaml"
     spec.write_text(DEMO.read_text())
-    out = tmp_path / "plan"
+    return overlay, spec, tmp_path / "plan"
+
+
+def test_the_load_test_prediction_reads_the_plans_figures(tmp_path: Path) -> None:
+    from stacks.deploy.loadtest import simulate_plan
+    from stacks.folder import load_folder
+
+    overlay, spec, out = _demo_copy(tmp_path)
     runner = CliRunner()
     assert runner.invoke(app, ["plan", str(spec), "--out", str(out), "--no-preview"]).exit_code == 0
     before = simulate_plan(load_folder(out), 10.0, requests=1000, with_rtt=False)["latency"]
@@ -552,11 +558,7 @@ def test_a_plan_sized_in_speed_states_says_so_and_its_load_test_prediction_pools
     from stacks.deploy.loadtest import simulate_plan
     from stacks.folder import load_folder
 
-    overlay = tmp_path / "local-demo.catalog.yaml"
-    shutil.copy(ROOT / "examples" / "local-demo.catalog.yaml", overlay)
-    spec = tmp_path / "demo.yaml"
-    spec.write_text(DEMO.read_text())
-    out = tmp_path / "plan"
+    overlay, spec, out = _demo_copy(tmp_path)
     write_row(overlay, _row(overhead_ms=1.0, overhead_p99_ms=2.0, cpu_ms_per_request=10.0,
                             cpu_states=[0.85, 1.0, 1.15]))
     assert CliRunner().invoke(app, ["plan", str(spec), "--out", str(out), "--no-preview"]).exit_code == 0
