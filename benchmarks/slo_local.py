@@ -247,7 +247,15 @@ def main() -> None:
         errs = [abs(r[key] - r["p99"]) / r["p99"] for r in rows]
         print(f"p99 {label}: within 25% at {sum(e <= 0.25 for e in errs)} of {len(rows)} rates; median |error| "
               f"{statistics.median(errs):.0%}")
-
+    # the measurement against itself: how far one pass's p99 is from another pass's at the same rate, minutes apart
+    # on the same server. Where they differ by more than 1.25 / 0.75 - 1 = 67%, no one prediction is within 25% of
+    # each pass; where they differ by over 25%, a pass is not within 25% of the other.
+    spreads = [(max(r["p99_runs"]) - min(r["p99_runs"])) / min(r["p99_runs"]) for r in rows if len(r["p99_runs"]) > 1]
+    if spreads:
+        print(f"p99 of one pass against another's at the same rate (max/min - 1): within 25% at "
+              f"{sum(s <= 0.25 for s in spreads)} of {len(spreads)} rates, over 67% (no one prediction within 25% of "
+              f"each pass) at {sum(s > 1.25 / 0.75 - 1 for s in spreads)}; median {statistics.median(spreads):.0%}, "
+              f"largest {max(spreads):.0%}")
 
 if __name__ == "__main__":
     main()
