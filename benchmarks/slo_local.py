@@ -26,6 +26,10 @@ prints per rate:
   per request between two calibrations, that decides whether the run overloads);
 - at the planned rate, whether the SLO the plan promised (``constraints.latency_s`` at ``slo_percentile``) held.
 
+and at the end, over all rates: how often the p99 came within 25% (from the calibration, at the speed probe's
+host speed, at each run's own), and how far the passes' p99 at one rate are from each other, the measurement
+against itself.
+
     .venv/bin/python benchmarks/slo_local.py [--runtimes ray,triton] [--repeats 2] [--requests 1500]
         [--min-seconds 8]
 
@@ -256,6 +260,7 @@ def main() -> None:
               f"{sum(s <= 0.25 for s in spreads)} of {len(spreads)} rates, over 67% (no one prediction within 25% of "
               f"each pass) at {sum(s > 1.25 / 0.75 - 1 for s in spreads)}; median {statistics.median(spreads):.0%}, "
               f"largest {max(spreads):.0%}")
+
 
 if __name__ == "__main__":
     main()
